@@ -1,0 +1,106 @@
+# iokernel — developer entry points. On a fresh machine `make demo` and
+# `make test` do all their own setup (Debian packages, .venv, Rust build).
+#
+#   make deps      Debian packages (scripts/apt-packages.txt), clippy, .venv + pip
+#   make build     maturin develop --release into .venv (iokernel importable there)
+#   make test      everything CI checks: cargo test, clippy (x2), ruff, mypy, pytest
+#   make demo      examples/demo.py against a throw-away redis-server
+#   make bench     bench/run.py against a throw-away redis-server
+#   make fmt | lint | clean
+#
+# Useful knobs: PYTEST_ARGS="-k faults -x", PYTEST_TIMEOUT=120, CARGO_TEST_ARGS.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+VENV ?= .venv
+VENV_ABS := $(CURDIR)/$(VENV)
+PY := $(VENV_ABS)/bin/python
+
+# cargo from rustup; the venv first so maturin/pytest/ruff/mypy are the pinned ones.
+export PATH := $(VENV_ABS)/bin:$(HOME)/.cargo/bin:$(PATH)
+export VIRTUAL_ENV := $(VENV_ABS)
+# pyo3's build script must see the same interpreter for maturin and for
+# `cargo clippy --features python`, or it rebuilds (and may pick the wrong one).
+export PYO3_PYTHON := $(PY)
+export PYTHONDONTWRITEBYTECODE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+PYTEST_TIMEOUT ?= 120
+PYTEST_ARGS ?=
+CARGO_TEST_ARGS ?= --tests
+RUFF_PATHS ?= python tests bench examples
+SERVERS := $(PY) -m tests.servers
+
+.PHONY: help deps venv build test check test-rust clippy lint ruff typecheck test-py \
+        demo bench fmt clean
+
+help:
+	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
+
+## ---- setup -------------------------------------------------------------------
+deps:
+	@scripts/ensure-deps.sh
+
+venv: deps
+
+build: deps
+	@echo "== maturin develop --release"
+	cd $(CURDIR) && $(VENV_ABS)/bin/maturin develop --release
+
+## ---- checks ------------------------------------------------------------------
+# Every check runs even if an earlier one failed (make -k); pytest runs last so
+# its summary line closes the output. Any failure makes `make test` fail.
+test: build
+	@$(MAKE) -k check
+
+check: test-rust clippy ruff typecheck test-py
+
+# Static checks only (no tests): ruff, mypy, clippy.
+lint: ruff typecheck clippy
+
+test-rust:
+	@echo "== cargo test $(CARGO_TEST_ARGS)"
+	cargo test $(CARGO_TEST_ARGS)
+
+clippy:
+	@echo "== cargo clippy"
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --features python -- -D warnings
+
+ruff:
+	@echo "== ruff check"
+	$(PY) -m ruff check $(wildcard $(RUFF_PATHS))
+
+typecheck:
+	@echo "== mypy"
+	$(PY) -m mypy
+
+test-py:
+	@echo "== pytest"
+	$(PY) -m pytest -p no:cacheprovider -q -rfEs --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+
+## ---- run ---------------------------------------------------------------------
+# tests/servers.py starts a private redis-server on a free loopback port, puts
+# its URL in the named variables, runs the command and stops the server.
+# If IOKERNEL_DEMO_REDIS_URL / IOKERNEL_BENCH_REDIS_URL is already set, that
+# server is used instead.
+demo: build
+	$(SERVERS) redis --reuse-env --env IOKERNEL_DEMO_REDIS_URL -- $(PY) examples/demo.py
+
+bench: build
+	$(SERVERS) redis --reuse-env --env IOKERNEL_BENCH_REDIS_URL -- $(PY) bench/run.py $(BENCH_ARGS)
+
+## ---- housekeeping ------------------------------------------------------------
+fmt: deps
+	cargo fmt
+	$(PY) -m ruff format $(wildcard $(RUFF_PATHS))
+	$(PY) -m ruff check --fix $(wildcard $(RUFF_PATHS))
+
+clean:
+	-cargo clean
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	find python -name '*.so' -delete
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
