@@ -1,0 +1,881 @@
+//! RESP2/RESP3 codec for Redis and Valkey: bytes in, `Frame`s out, and
+//! commands to bytes. No I/O happens here.
+//!
+//! Decoding takes two passes, as in mini-redis. `Scan` walks the buffer
+//! without allocating to find where one complete frame ends (or learns that
+//! more bytes are needed, or that the input is invalid or over a `Limits`
+//! bound); only then are those bytes split off, frozen, and parsed into a
+//! `Frame` whose string payloads are zero-copy slices of that chunk. Every
+//! length read off the wire is checked against `Limits` in the first pass,
+//! before anything is allocated for it, and nesting is tracked on an explicit
+//! stack, so hostile input can cause neither large allocations nor deep
+//! recursion. The second pass recurses, but only as deep as the first pass
+//! allowed (`max_depth`).
+//!
+//! `decode` is stateless and rescans an incomplete frame from its start on
+//! every call. `Decoder` keeps the scan position between calls, so a reply
+//! with millions of elements arriving in many reads is scanned once.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::fmt;
+
+/// One RESP value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// `+OK`
+    Simple(Bytes),
+    /// `-ERR ...` (RESP2 error and RESP3 simple error)
+    Error(Bytes),
+    /// `!<len>` (RESP3)
+    BulkError(Bytes),
+    /// `:<n>`
+    Integer(i64),
+    /// `$<len>`
+    Bulk(Bytes),
+    /// `$-1`, `*-1` and `_`
+    Null,
+    /// `*<n>`
+    Array(Vec<Frame>),
+    /// `,<float>`; `inf`, `-inf` and `nan` are accepted.
+    Double(f64),
+    /// `#t` / `#f`
+    Boolean(bool),
+    /// `(<digits>`
+    BigNumber(Bytes),
+    /// `=<len>\r\ntxt:...`: a 3-byte format, then the text.
+    Verbatim { format: [u8; 3], data: Bytes },
+    /// `%<pairs>`
+    Map(Vec<(Frame, Frame)>),
+    /// `~<n>`
+    Set(Vec<Frame>),
+    /// `><n>`: out-of-band data (pub/sub messages, invalidations).
+    Push(Vec<Frame>),
+}
+
+impl Frame {
+    /// True for `Error` and `BulkError`.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Frame::Error(_) | Frame::BulkError(_))
+    }
+}
+
+/// Bounds on what the decoder accepts; all are checked before allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest bulk string, bulk error or verbatim string payload, in bytes.
+    pub max_bulk: usize,
+    /// Most elements in one aggregate (for maps and attributes: pairs).
+    pub max_elements: usize,
+    /// Deepest nesting of aggregates; the decoder's second pass recurses this
+    /// deep, so keep it in the hundreds at most.
+    pub max_depth: usize,
+    /// Longest line (simple string, error, number, length header) in bytes,
+    /// not counting the type byte and CRLF.
+    pub max_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk: 512 << 20,
+            max_elements: 16 << 20,
+            max_depth: 64,
+            max_line: 64 << 10,
+        }
+    }
+}
+
+/// Why bytes could not be decoded. After any of these the stream is
+/// unusable: the connection should be closed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecodeError {
+    /// Not RESP: unknown type byte, bad integer, missing CRLF, ...
+    /// `offset` counts from the start of the buffer passed to `decode`.
+    Syntax { offset: usize, detail: String },
+    /// A length, count or line over its limit in `Limits`.
+    TooLarge {
+        what: &'static str,
+        len: u64,
+        limit: usize,
+    },
+    /// Aggregates nested deeper than `Limits::max_depth`.
+    TooDeep { limit: usize },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Syntax { offset, detail } => {
+                write!(f, "invalid RESP at byte {offset}: {detail}")
+            }
+            DecodeError::TooLarge {
+                what: "line",
+                limit,
+                ..
+            } => write!(f, "line without CRLF exceeds the limit of {limit} bytes"),
+            DecodeError::TooLarge { what, len, limit } if is_aggregate_name(what) => write!(
+                f,
+                "{what} of {len} elements exceeds the limit of {limit} elements"
+            ),
+            DecodeError::TooLarge { what, len, limit } => {
+                write!(
+                    f,
+                    "{what} of {len} bytes exceeds the limit of {limit} bytes"
+                )
+            }
+            DecodeError::TooDeep { limit } => {
+                write!(
+                    f,
+                    "aggregates nested deeper than the limit of {limit} levels"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn is_aggregate_name(what: &str) -> bool {
+    matches!(what, "array" | "set" | "push" | "map" | "attribute")
+}
+
+/// `Ok(None)`: the input ends before the item does.
+type Step<T> = Result<Option<T>, DecodeError>;
+
+fn syntax(offset: usize, detail: impl Into<String>) -> DecodeError {
+    DecodeError::Syntax {
+        offset,
+        detail: detail.into(),
+    }
+}
+
+fn line_too_long(limit: usize) -> DecodeError {
+    DecodeError::TooLarge {
+        what: "line",
+        len: limit as u64 + 1,
+        limit,
+    }
+}
+
+/// Unwraps a complete `Step` or returns `Ok(None)` from the caller.
+macro_rules! ready {
+    ($e:expr) => {
+        match $e? {
+            Some(v) => v,
+            None => return Ok(None),
+        }
+    };
+}
+
+/// Finds the CR of the CRLF ending the line that starts at `start`
+/// (`start <= buf.len()`). Looks at most `max_line + 1` bytes ahead, so the
+/// answer does not depend on how much follows, and endless garbage without a
+/// newline fails as soon as `max_line` is exceeded.
+#[inline]
+fn find_crlf(buf: &[u8], start: usize, max_line: usize) -> Step<usize> {
+    let avail = &buf[start..];
+    let window = &avail[..avail.len().min(max_line.saturating_add(1))];
+    match window.iter().position(|&b| b == b'\r') {
+        Some(i) => match avail.get(i + 1) {
+            None => Ok(None),
+            Some(b'\n') => Ok(Some(start + i)),
+            Some(_) => Err(syntax(start + i + 1, "expected LF after CR")),
+        },
+        None if window.len() > max_line => Err(line_too_long(max_line)),
+        None => Ok(None),
+    }
+}
+
+/// Expects CRLF at `at`; returns the position after it.
+#[inline]
+fn crlf_at(buf: &[u8], at: usize) -> Step<usize> {
+    match (buf.get(at), buf.get(at + 1)) {
+        (None, _) | (Some(b'\r'), None) => Ok(None),
+        (Some(b'\r'), Some(b'\n')) => Ok(Some(at + 2)),
+        (Some(b'\r'), Some(_)) => Err(syntax(at + 1, "expected LF after CR")),
+        (Some(_), _) => Err(syntax(at, "expected CRLF")),
+    }
+}
+
+/// Parses `[+-]<digits>\r\n` at `start` into an i64, rejecting overflow and
+/// empty numbers; returns the value and the position after the CRLF.
+#[inline]
+fn read_int(buf: &[u8], start: usize, max_line: usize) -> Step<(i64, usize)> {
+    let mut i = start;
+    let neg = match buf.get(i) {
+        None => return Ok(None),
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        Some(_) => false,
+    };
+    let first = i;
+    let mut mag: u64 = 0;
+    let stop = loop {
+        if i - start > max_line {
+            return Err(line_too_long(max_line));
+        }
+        let Some(&b) = buf.get(i) else {
+            return Ok(None);
+        };
+        let d = b.wrapping_sub(b'0');
+        if d > 9 {
+            break b;
+        }
+        mag = match mag
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(u64::from(d)))
+        {
+            Some(m) => m,
+            None => return Err(syntax(first, "integer does not fit in 64 bits")),
+        };
+        i += 1;
+    };
+    if i == first || stop != b'\r' {
+        return Err(syntax(i, "expected a decimal integer followed by CRLF"));
+    }
+    match buf.get(i + 1) {
+        None => return Ok(None),
+        Some(b'\n') => {}
+        Some(_) => return Err(syntax(i + 1, "expected LF after CR")),
+    }
+    let value = if neg {
+        if mag > 1 << 63 {
+            return Err(syntax(first, "integer does not fit in 64 bits"));
+        }
+        (mag as i64).wrapping_neg()
+    } else {
+        i64::try_from(mag).map_err(|_| syntax(first, "integer does not fit in 64 bits"))?
+    };
+    Ok(Some((value, i + 2)))
+}
+
+fn parse_double(s: &[u8]) -> Option<f64> {
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+fn is_big_number(s: &[u8]) -> bool {
+    let digits = match s.first() {
+        Some(b'-' | b'+') => &s[1..],
+        _ => s,
+    };
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
+fn bulk_name(t: u8) -> &'static str {
+    match t {
+        b'$' => "bulk string",
+        b'!' => "bulk error",
+        _ => "verbatim string",
+    }
+}
+
+fn aggregate_name(t: u8) -> &'static str {
+    match t {
+        b'*' => "array",
+        b'~' => "set",
+        b'>' => "push",
+        b'%' => "map",
+        _ => "attribute",
+    }
+}
+
+/// An aggregate whose elements the scan is still inside.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    /// Elements still to come (for maps and attributes, keys + values).
+    left: u64,
+    /// An attribute: when it closes, the frame after it takes its place.
+    attr: bool,
+}
+
+/// First pass: finds the end of one complete frame without allocating
+/// (except the nesting stack, which is bounded by `max_depth` and reused by
+/// `Decoder`). Resumable: on `Ok(None)` it remembers where the incomplete
+/// element starts and which aggregates are open.
+#[derive(Debug, Default)]
+struct Scan {
+    pos: usize,
+    open: Vec<Open>,
+}
+
+impl Scan {
+    fn reset(&mut self) {
+        self.pos = 0;
+        self.open.clear();
+    }
+
+    fn run(&mut self, buf: &[u8], lim: &Limits) -> Step<usize> {
+        loop {
+            let pos = self.pos;
+            let Some(&t) = buf.get(pos) else {
+                return Ok(None);
+            };
+            let p = pos + 1;
+            let end = match t {
+                b'$' | b'!' | b'=' => {
+                    let (n, data) = ready!(read_int(buf, p, lim.max_line));
+                    if n < 0 {
+                        if n != -1 || t != b'$' {
+                            return Err(syntax(p, format!("invalid length {n}")));
+                        }
+                        data
+                    } else {
+                        let n = n as u64;
+                        if n > lim.max_bulk as u64 {
+                            return Err(DecodeError::TooLarge {
+                                what: bulk_name(t),
+                                len: n,
+                                limit: lim.max_bulk,
+                            });
+                        }
+                        let n = n as usize;
+                        if t == b'=' {
+                            if n < 4 {
+                                return Err(syntax(p, "verbatim string shorter than 4 bytes"));
+                            }
+                            if buf.get(data + 3).is_some_and(|&c| c != b':') {
+                                return Err(syntax(
+                                    data + 3,
+                                    "verbatim format not followed by ':'",
+                                ));
+                            }
+                        }
+                        let stop = data + n;
+                        match buf.get(stop) {
+                            None | Some(b'\r') => {}
+                            Some(_) => return Err(syntax(stop, "payload not followed by CRLF")),
+                        }
+                        ready!(crlf_at(buf, stop))
+                    }
+                }
+                b'*' | b'~' | b'>' | b'%' | b'|' => {
+                    let (n, after) = ready!(read_int(buf, p, lim.max_line));
+                    if n < 0 {
+                        if n != -1 || t != b'*' {
+                            return Err(syntax(p, format!("invalid element count {n}")));
+                        }
+                        after
+                    } else {
+                        let n = n as u64;
+                        if n > lim.max_elements as u64 {
+                            return Err(DecodeError::TooLarge {
+                                what: aggregate_name(t),
+                                len: n,
+                                limit: lim.max_elements,
+                            });
+                        }
+                        if self.open.len() >= lim.max_depth {
+                            return Err(DecodeError::TooDeep {
+                                limit: lim.max_depth,
+                            });
+                        }
+                        let attr = t == b'|';
+                        let left = if attr || t == b'%' { n * 2 } else { n };
+                        if left > 0 || attr {
+                            // Elements follow (or, for an empty attribute,
+                            // the frame it annotates): nothing completes yet.
+                            self.pos = after;
+                            if left > 0 {
+                                self.open.push(Open { left, attr });
+                            }
+                            continue;
+                        }
+                        after
+                    }
+                }
+                b'+' | b'-' => ready!(find_crlf(buf, p, lim.max_line)) + 2,
+                b':' => ready!(read_int(buf, p, lim.max_line)).1,
+                b'_' => ready!(crlf_at(buf, p)),
+                b'#' => match buf.get(p) {
+                    None => return Ok(None),
+                    Some(b't' | b'f') => ready!(crlf_at(buf, p + 1)),
+                    Some(_) => return Err(syntax(p, "boolean must be 't' or 'f'")),
+                },
+                b',' | b'(' => {
+                    let cr = ready!(find_crlf(buf, p, lim.max_line));
+                    let ok = if t == b',' {
+                        parse_double(&buf[p..cr]).is_some()
+                    } else {
+                        is_big_number(&buf[p..cr])
+                    };
+                    if !ok {
+                        return Err(syntax(p, "invalid number"));
+                    }
+                    cr + 2
+                }
+                _ => return Err(syntax(pos, format!("unknown type byte 0x{t:02x}"))),
+            };
+            // One element is complete: close every aggregate it completes.
+            self.pos = end;
+            loop {
+                let Some(top) = self.open.last_mut() else {
+                    return Ok(Some(end));
+                };
+                top.left -= 1;
+                if top.left > 0 {
+                    break;
+                }
+                let attr = top.attr;
+                self.open.pop();
+                if attr {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Decode one whole frame from the front of `buf`, removing its bytes.
+/// `Ok(None)` = need more bytes (`buf` untouched). Attribute frames (`|`)
+/// are parsed and discarded: the frame that follows them is returned.
+pub fn decode(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>, DecodeError> {
+    match Scan::default().run(buf, limits)? {
+        Some(end) => take_frame(buf, end).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `decode` that remembers how far it got, for callers that feed one
+/// connection's bytes through it: an incomplete frame is not rescanned from
+/// its start on the next call. Between calls the caller may only append to
+/// `buf` (a shorter `buf` is detected and rescanned; changed bytes are not).
+#[derive(Debug, Default)]
+pub struct Decoder {
+    limits: Limits,
+    scan: Scan,
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Self {
+        Decoder {
+            limits,
+            scan: Scan::default(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Same contract as the free function `decode`.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        if buf.len() < self.scan.pos {
+            self.scan.reset();
+        }
+        match self.scan.run(buf, &self.limits) {
+            Ok(None) => Ok(None),
+            Ok(Some(end)) => {
+                self.scan.reset();
+                take_frame(buf, end).map(Some)
+            }
+            Err(e) => {
+                self.scan.reset();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Second pass: `buf[..end]` is one frame the scan accepted.
+fn take_frame(buf: &mut BytesMut, end: usize) -> Result<Frame, DecodeError> {
+    let t = buf[0];
+    // Frames without a payload to share need no split and no refcount.
+    if matches!(t, b':' | b'_' | b'#' | b',') {
+        let (frame, _) = parse_scalar(&buf[..end], t, 1)?;
+        buf.advance(end);
+        return Ok(frame);
+    }
+    if t == b'+' && &buf[1..end - 2] == b"OK" {
+        buf.advance(end);
+        return Ok(Frame::Simple(Bytes::from_static(b"OK")));
+    }
+    let chunk = buf.split_to(end).freeze();
+    parse(&chunk, &mut 0)
+}
+
+/// The scan accepted the frame, so running short here is a bug; report it
+/// rather than panic.
+fn need<T>(step: Step<T>, at: usize) -> Result<T, DecodeError> {
+    step?.ok_or_else(|| syntax(at, "frame ended early (decoder bug)"))
+}
+
+/// Capacity reserved up front for an aggregate; larger ones grow as their
+/// elements are actually parsed.
+const PREALLOC: usize = 1024;
+
+fn parse(src: &Bytes, pos: &mut usize) -> Result<Frame, DecodeError> {
+    let buf: &[u8] = src;
+    loop {
+        let at = *pos;
+        let t = *buf.get(at).ok_or_else(|| syntax(at, "frame ended early"))?;
+        let p = at + 1;
+        let frame = match t {
+            b'+' | b'-' | b'(' => {
+                let cr = need(find_crlf(buf, p, usize::MAX), p)?;
+                *pos = cr + 2;
+                let s = src.slice(p..cr);
+                match t {
+                    b'+' => Frame::Simple(s),
+                    b'-' => Frame::Error(s),
+                    _ => Frame::BigNumber(s),
+                }
+            }
+            b'$' | b'!' | b'=' => {
+                let (n, data) = need(read_int(buf, p, usize::MAX), p)?;
+                if n < 0 {
+                    *pos = data;
+                    Frame::Null
+                } else {
+                    let stop = data + n as usize;
+                    if stop + 2 > buf.len() || (t == b'=' && n < 4) {
+                        return Err(syntax(p, "frame ended early (decoder bug)"));
+                    }
+                    *pos = stop + 2;
+                    match t {
+                        b'$' => Frame::Bulk(src.slice(data..stop)),
+                        b'!' => Frame::BulkError(src.slice(data..stop)),
+                        _ => Frame::Verbatim {
+                            format: [buf[data], buf[data + 1], buf[data + 2]],
+                            data: src.slice(data + 4..stop),
+                        },
+                    }
+                }
+            }
+            b'*' | b'~' | b'>' | b'%' | b'|' => {
+                let (n, after) = need(read_int(buf, p, usize::MAX), p)?;
+                *pos = after;
+                if n < 0 {
+                    return Ok(Frame::Null);
+                }
+                let n = n as usize;
+                match t {
+                    b'|' => {
+                        for _ in 0..n {
+                            parse(src, pos)?;
+                            parse(src, pos)?;
+                        }
+                        continue;
+                    }
+                    b'%' => {
+                        let mut pairs = Vec::with_capacity(n.min(PREALLOC));
+                        for _ in 0..n {
+                            let k = parse(src, pos)?;
+                            pairs.push((k, parse(src, pos)?));
+                        }
+                        Frame::Map(pairs)
+                    }
+                    _ => {
+                        let mut items = Vec::with_capacity(n.min(PREALLOC));
+                        for _ in 0..n {
+                            items.push(parse(src, pos)?);
+                        }
+                        match t {
+                            b'*' => Frame::Array(items),
+                            b'~' => Frame::Set(items),
+                            _ => Frame::Push(items),
+                        }
+                    }
+                }
+            }
+            _ => {
+                let (frame, end) = parse_scalar(buf, t, p)?;
+                *pos = end;
+                frame
+            }
+        };
+        return Ok(frame);
+    }
+}
+
+/// Parses a frame without payload bytes (`:`, `_`, `#`, `,`) whose type byte
+/// is at `p - 1`; returns it and the position after it.
+fn parse_scalar(buf: &[u8], t: u8, p: usize) -> Result<(Frame, usize), DecodeError> {
+    Ok(match t {
+        b':' => {
+            let (n, end) = need(read_int(buf, p, usize::MAX), p)?;
+            (Frame::Integer(n), end)
+        }
+        b'_' => (Frame::Null, p + 2),
+        b'#' => (Frame::Boolean(buf.get(p) == Some(&b't')), p + 3),
+        b',' => {
+            let cr = need(find_crlf(buf, p, usize::MAX), p)?;
+            let d = parse_double(&buf[p..cr]).ok_or_else(|| syntax(p, "invalid number"))?;
+            (Frame::Double(d), cr + 2)
+        }
+        _ => return Err(syntax(p - 1, format!("unknown type byte 0x{t:02x}"))),
+    })
+}
+
+// ---------------------------------------------------------------- encoding
+
+/// Appends the decimal digits of `n`.
+#[inline]
+fn put_uint(out: &mut BytesMut, mut n: u64) {
+    if n < 10 {
+        out.put_u8(b'0' + n as u8);
+        return;
+    }
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    while n > 0 {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.put_slice(&tmp[i..]);
+}
+
+#[inline]
+fn put_header(out: &mut BytesMut, t: u8, n: usize) {
+    out.put_u8(t);
+    put_uint(out, n as u64);
+    out.put_slice(b"\r\n");
+}
+
+#[inline]
+fn put_bulk(out: &mut BytesMut, t: u8, arg: &[u8]) {
+    put_header(out, t, arg.len());
+    out.put_slice(arg);
+    out.put_slice(b"\r\n");
+}
+
+/// Append a command as a RESP array of bulk strings: `*N\r\n$len\r\narg\r\n...`
+pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut BytesMut) {
+    // 16 covers `$` + 13 length digits + 2 CRLFs per argument.
+    let total: usize = args.iter().map(|a| a.as_ref().len() + 16).sum();
+    out.reserve(total + 16);
+    put_header(out, b'*', args.len());
+    for a in args {
+        put_bulk(out, b'$', a.as_ref());
+    }
+}
+
+/// `*N\r\n`: the start of a command whose `N` arguments follow as `encode_bulk`.
+pub fn encode_array_header(n: usize, out: &mut BytesMut) {
+    out.reserve(24);
+    put_header(out, b'*', n);
+}
+
+/// `$len\r\narg\r\n`
+pub fn encode_bulk(arg: &[u8], out: &mut BytesMut) {
+    out.reserve(arg.len() + 26);
+    put_bulk(out, b'$', arg);
+}
+
+/// Serialize any frame, RESP3 syntax for RESP3 types (`Null` is `_`).
+/// `Simple`, `Error` and `BigNumber` payloads must not contain CR or LF.
+pub fn encode_frame(frame: &Frame, out: &mut BytesMut) {
+    match frame {
+        Frame::Simple(s) => put_line(out, b'+', s),
+        Frame::Error(s) => put_line(out, b'-', s),
+        Frame::BigNumber(s) => put_line(out, b'(', s),
+        Frame::BulkError(s) => put_bulk(out, b'!', s),
+        Frame::Bulk(s) => put_bulk(out, b'$', s),
+        Frame::Integer(n) => put_integer(out, *n),
+        Frame::Null => out.put_slice(b"_\r\n"),
+        Frame::Double(d) => {
+            out.put_u8(b',');
+            put_double(out, *d);
+            out.put_slice(b"\r\n");
+        }
+        Frame::Boolean(b) => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+        Frame::Verbatim { format, data } => {
+            put_header(out, b'=', data.len() + 4);
+            out.put_slice(format);
+            out.put_u8(b':');
+            out.put_slice(data);
+            out.put_slice(b"\r\n");
+        }
+        Frame::Map(pairs) => {
+            put_header(out, b'%', pairs.len());
+            for (k, v) in pairs {
+                encode_frame(k, out);
+                encode_frame(v, out);
+            }
+        }
+        Frame::Array(items) => put_seq(out, b'*', items, encode_frame),
+        Frame::Set(items) => put_seq(out, b'~', items, encode_frame),
+        Frame::Push(items) => put_seq(out, b'>', items, encode_frame),
+    }
+}
+
+/// Serialize a frame as a RESP2 server would send it to a RESP2 client:
+/// `Null` as `$-1`, maps flattened into arrays, sets and pushes as arrays,
+/// doubles, big numbers and verbatim text as bulk strings, booleans as 1/0,
+/// bulk errors as simple errors (CR/LF replaced by spaces).
+pub fn encode_frame_resp2(frame: &Frame, out: &mut BytesMut) {
+    match frame {
+        Frame::Null => out.put_slice(b"$-1\r\n"),
+        Frame::Boolean(b) => put_integer(out, i64::from(*b)),
+        Frame::Double(d) => {
+            let mut text = BytesMut::new();
+            put_double(&mut text, *d);
+            put_bulk(out, b'$', &text);
+        }
+        Frame::BigNumber(s) | Frame::Verbatim { data: s, .. } => put_bulk(out, b'$', s),
+        Frame::BulkError(s) => {
+            out.put_u8(b'-');
+            out.extend(
+                s.iter()
+                    .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+            );
+            out.put_slice(b"\r\n");
+        }
+        Frame::Map(pairs) => {
+            put_header(out, b'*', pairs.len() * 2);
+            for (k, v) in pairs {
+                encode_frame_resp2(k, out);
+                encode_frame_resp2(v, out);
+            }
+        }
+        Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+            put_seq(out, b'*', items, encode_frame_resp2)
+        }
+        Frame::Simple(_) | Frame::Error(_) | Frame::Integer(_) | Frame::Bulk(_) => {
+            encode_frame(frame, out)
+        }
+    }
+}
+
+fn put_line(out: &mut BytesMut, t: u8, s: &[u8]) {
+    out.put_u8(t);
+    out.put_slice(s);
+    out.put_slice(b"\r\n");
+}
+
+fn put_integer(out: &mut BytesMut, n: i64) {
+    out.put_u8(b':');
+    if n < 0 {
+        out.put_u8(b'-');
+    }
+    put_uint(out, n.unsigned_abs());
+    out.put_slice(b"\r\n");
+}
+
+fn put_double(out: &mut BytesMut, d: f64) {
+    use std::fmt::Write;
+    if d.is_nan() {
+        out.put_slice(b"nan");
+    } else if d.is_infinite() {
+        out.put_slice(if d > 0.0 { b"inf" } else { b"-inf" });
+    } else {
+        // `{:?}` is the shortest text that parses back to the same f64.
+        let _ = write!(out, "{d:?}");
+    }
+}
+
+fn put_seq(out: &mut BytesMut, t: u8, items: &[Frame], enc: fn(&Frame, &mut BytesMut)) {
+    put_header(out, t, items.len());
+    for item in items {
+        enc(item, out);
+    }
+}
+
+// ---------------------------------------------------------------- fuzzing
+
+/// Body of the `resp_decode` fuzz target, here so that `cargo test` runs it
+/// on stable too. Panics on any inconsistency.
+#[doc(hidden)]
+pub fn fuzz_decode(data: &[u8]) {
+    let tight = Limits {
+        max_bulk: 64,
+        max_elements: 8,
+        max_depth: 4,
+        max_line: 32,
+    };
+    for lim in [Limits::default(), tight] {
+        let whole = fuzz::run(data, &[], &lim, false);
+        assert_eq!(fuzz::run(data, &[], &lim, true), whole);
+        let splits: Vec<usize> = if data.len() <= 64 {
+            (0..=data.len()).collect()
+        } else {
+            vec![1, data.len() / 3, data.len() / 2, data.len() - 1]
+        };
+        for s in splits {
+            for stateful in [false, true] {
+                let got = fuzz::run(&data[..s], &data[s..], &lim, stateful);
+                assert_eq!(got, whole, "split at {s}, stateful {stateful}");
+            }
+        }
+    }
+}
+
+#[doc(hidden)]
+mod fuzz {
+    use super::*;
+
+    /// What decoding a byte stream produced: every frame (re-encoded, so
+    /// NaN compares equal to itself), then the error or the leftover length.
+    #[derive(Debug, PartialEq)]
+    pub(super) struct Outcome {
+        frames: Vec<BytesMut>,
+        end: Result<usize, DecodeError>,
+    }
+
+    /// Decodes `first`, then appends `rest` and decodes on.
+    pub(super) fn run(first: &[u8], rest: &[u8], lim: &Limits, stateful: bool) -> Outcome {
+        let mut dec = Decoder::new(*lim);
+        let mut buf = BytesMut::from(first);
+        let mut frames = Vec::new();
+        let mut pending = Some(rest);
+        loop {
+            let before = buf.clone();
+            let got = if stateful {
+                dec.decode(&mut buf)
+            } else {
+                decode(&mut buf, lim)
+            };
+            match got {
+                Ok(Some(frame)) => {
+                    assert!(buf.len() < before.len(), "a frame consumed no bytes");
+                    frames.push(round_trip(&frame));
+                }
+                Ok(None) => {
+                    assert_eq!(buf, before, "Ok(None) changed the buffer");
+                    match pending.take() {
+                        Some(rest) => buf.extend_from_slice(rest),
+                        None => {
+                            let end = Ok(buf.len());
+                            return Outcome { frames, end };
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = e.to_string();
+                    return Outcome {
+                        frames,
+                        end: Err(e),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Encodes `frame`, checks that decoding that gives back the same bytes.
+    fn round_trip(frame: &Frame) -> BytesMut {
+        let mut enc = BytesMut::new();
+        encode_frame(frame, &mut enc);
+        let mut buf = enc.clone();
+        let back = decode(&mut buf, &Limits::default())
+            .expect("re-encoded frame must decode")
+            .expect("re-encoded frame must be complete");
+        assert!(buf.is_empty(), "re-encoded frame left bytes behind");
+        let mut again = BytesMut::new();
+        encode_frame(&back, &mut again);
+        assert_eq!(again, enc, "round trip changed {frame:?}");
+        let mut resp2 = BytesMut::new();
+        encode_frame_resp2(frame, &mut resp2);
+        assert!(decode(&mut resp2, &Limits::default()).is_ok());
+        enc
+    }
+}
+
+#[cfg(test)]
+#[path = "resp_tests.rs"]
+mod tests;
