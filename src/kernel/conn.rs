@@ -1,0 +1,424 @@
+//! One connection: coalesced writes, in-order reply matching, deadlines.
+//!
+//! Requests are appended to `out` and to `waiters` in the same step, so the
+//! order of bytes on the wire is the order of waiters. The writer task writes
+//! everything appended since its last write in one call. The reader decodes
+//! messages and feeds them to the waiter at the head of the queue. A waiter
+//! whose caller gave up (timed out, cancelled) keeps its place: its reply is
+//! read and dropped, so replies never shift onto another caller.
+//!
+//! Deadlines: when a waiter's deadline passes it gets `TimeoutError` at once.
+//! If it was at the head of the queue the peer is stalled for everyone behind
+//! it, so the connection is closed (the others get `ConnectionError`) and the
+//! service reconnects — the same trade redis-py and asyncpg make.
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{Completion, Feed, KernelError, Protocol, Request};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Addr {
+    Tcp(String, u16),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Tcp(h, p) if h.contains(':') => write!(f, "[{h}]:{p}"),
+            Addr::Tcp(h, p) => write!(f, "{h}:{p}"),
+            Addr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+pub type Reader = Box<dyn AsyncRead + Unpin>;
+pub type Writer = Box<dyn AsyncWrite + Unpin>;
+
+fn set_keepalive(fd: i32) {
+    let on: libc::c_int = 1;
+    let idle: libc::c_int = 30;
+    let intvl: libc::c_int = 5;
+    let cnt: libc::c_int = 3;
+    let sz = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: setsockopt on a valid socket fd with pointers to live c_ints.
+    unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, (&on as *const libc::c_int).cast(), sz);
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, (&idle as *const libc::c_int).cast(), sz);
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (&intvl as *const libc::c_int).cast(), sz);
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, (&cnt as *const libc::c_int).cast(), sz);
+    }
+}
+
+/// Open a socket to `addr` (no handshake).
+pub async fn open(addr: &Addr) -> std::io::Result<(Reader, Writer)> {
+    match addr {
+        Addr::Tcp(host, port) => {
+            let s = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+            s.set_nodelay(true)?;
+            set_keepalive(s.as_raw_fd());
+            let (r, w) = s.into_split();
+            Ok((Box::new(r), Box::new(w)))
+        }
+        Addr::Unix(path) => {
+            let s = tokio::net::UnixStream::connect(path).await?;
+            let (r, w) = s.into_split();
+            Ok((Box::new(r), Box::new(w)))
+        }
+    }
+}
+
+/// What a protocol's handshake gets: send bytes, read whole messages.
+pub struct HandshakeIo<'a, P: Protocol> {
+    pub proto: &'a P,
+    pub addr: &'a Addr,
+    reader: &'a mut Reader,
+    writer: &'a mut Writer,
+    buf: &'a mut BytesMut,
+}
+
+impl<P: Protocol> HandshakeIo<'_, P> {
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), KernelError> {
+        let addr = self.addr;
+        self.writer
+            .write_all(bytes)
+            .await
+            .map_err(|e| KernelError::connection(format!("{addr}: write failed during handshake: {e}")))
+    }
+
+    /// The next message that is not unsolicited.
+    pub async fn recv(&mut self) -> Result<P::Msg, KernelError> {
+        loop {
+            match self.proto.decode(self.buf) {
+                Ok(Some(m)) if self.proto.is_unsolicited(&m) => continue,
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                Err(e) => return Err(KernelError::protocol(format!("{}: {e}", self.addr))),
+            }
+            let n = self.reader.read_buf(self.buf).await.map_err(|e| {
+                KernelError::connection(format!("{}: read failed during handshake: {e}", self.addr))
+            })?;
+            if n == 0 {
+                return Err(KernelError::connection(format!(
+                    "{}: the server closed the connection during the handshake",
+                    self.addr
+                )));
+            }
+        }
+    }
+}
+
+/// Connect and run the protocol handshake, all within `timeout`.
+pub async fn connect<P: Protocol>(
+    proto: &P,
+    addr: &Addr,
+    timeout: Duration,
+) -> Result<(Reader, Writer, BytesMut), KernelError> {
+    let work = async {
+        let (mut r, mut w) = open(addr)
+            .await
+            .map_err(|e| KernelError::connection(format!("cannot connect to {} {addr}: {e}", proto.name())))?;
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut io = HandshakeIo { proto, addr, reader: &mut r, writer: &mut w, buf: &mut buf };
+        proto.handshake(&mut io).await?;
+        Ok((r, w, buf))
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(res) => res,
+        Err(_) => Err(KernelError::connection(format!(
+            "cannot connect to {} {addr}: no answer within {:.1}s (connect_timeout)",
+            proto.name(),
+            timeout.as_secs_f64()
+        ))),
+    }
+}
+
+struct Waiter<P: Protocol> {
+    pending: P::Pending,
+    completion: Completion,
+    /// Keeps the service's outstanding count until the reply is consumed.
+    _guard: Option<super::service::Outstanding>,
+}
+
+struct Inner<P: Protocol> {
+    out: BytesMut,
+    waiters: VecDeque<Waiter<P>>,
+    /// Sequence number of `waiters[0]`.
+    front_seq: u64,
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+}
+
+/// A live connection, shared (on the kernel thread) by its service and tasks.
+pub struct Conn<P: Protocol> {
+    pub id: u64,
+    pub addr: Addr,
+    inner: RefCell<Inner<P>>,
+    wake_writer: Notify,
+    wake_reader: Notify,
+    closed: Cell<bool>,
+    pub last_activity: Cell<Instant>,
+}
+
+impl<P: Protocol> Conn<P> {
+    pub fn new(id: u64, addr: Addr) -> Rc<Self> {
+        Rc::new(Conn {
+            id,
+            addr,
+            inner: RefCell::new(Inner {
+                out: BytesMut::with_capacity(16 * 1024),
+                waiters: VecDeque::new(),
+                front_seq: 0,
+                deadlines: BinaryHeap::new(),
+            }),
+            wake_writer: Notify::new(),
+            wake_reader: Notify::new(),
+            closed: Cell::new(false),
+            last_activity: Cell::new(Instant::now()),
+        })
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.inner.borrow().waiters.len()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Queue a request on this connection.
+    pub fn push(&self, req: Request<P>, guard: Option<super::service::Outstanding>) {
+        let mut g = self.inner.borrow_mut();
+        let seq = g.front_seq + g.waiters.len() as u64;
+        let deadline = req.deadline.map(Instant::from_std);
+        if let Some(d) = deadline {
+            let earlier = g.deadlines.peek().is_none_or(|Reverse((e, _))| d < *e);
+            g.deadlines.push(Reverse((d, seq)));
+            if earlier {
+                self.wake_reader.notify_one();
+            }
+        }
+        g.out.extend_from_slice(&req.payload);
+        g.waiters.push_back(Waiter { pending: req.pending, completion: req.completion, _guard: guard });
+        drop(g);
+        self.wake_writer.notify_one();
+    }
+
+    /// Close: the tasks stop and every waiter gets `err`.
+    pub fn close(&self, err: &KernelError) {
+        self.closed.set(true);
+        self.wake_reader.notify_one();
+        self.wake_writer.notify_one();
+        let waiters = std::mem::take(&mut self.inner.borrow_mut().waiters);
+        for w in waiters {
+            w.completion.complete(Err(err.clone()));
+        }
+    }
+
+    /// Give every waiter whose deadline passed a timeout. Returns true if the
+    /// head of the queue timed out (the connection is stalled).
+    fn expire(&self, now: Instant) -> bool {
+        let mut expired = Vec::new();
+        let mut head = false;
+        {
+            let mut g = self.inner.borrow_mut();
+            while let Some(Reverse((d, seq))) = g.deadlines.peek().copied() {
+                if d > now {
+                    break;
+                }
+                g.deadlines.pop();
+                if seq < g.front_seq {
+                    continue; // already answered
+                }
+                let idx = (seq - g.front_seq) as usize;
+                if let Some(w) = g.waiters.get_mut(idx) {
+                    head |= idx == 0;
+                    if !w.completion.is_none() {
+                        expired.push(std::mem::replace(&mut w.completion, Completion::none()));
+                    }
+                }
+            }
+        }
+        for c in expired {
+            c.complete(Err(KernelError::timeout(format!(
+                "no reply from {} within the timeout; raise timeout= if the command is expected to be slow",
+                self.addr
+            ))));
+        }
+        head
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.inner.borrow().deadlines.peek().map(|Reverse((d, _))| *d)
+    }
+
+    /// Feed decoded bytes to waiters. Returns how many requests completed.
+    fn on_bytes(&self, proto: &P, buf: &mut BytesMut) -> Result<usize, KernelError> {
+        let mut done = 0;
+        loop {
+            let msg = match proto.decode(buf) {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(done),
+                Err(e) => return Err(KernelError::protocol(format!("{}: {e}", self.addr))),
+            };
+            if proto.is_unsolicited(&msg) {
+                continue;
+            }
+            let finished = {
+                let mut g = self.inner.borrow_mut();
+                let Some(w) = g.waiters.front_mut() else {
+                    return Err(KernelError::protocol(format!(
+                        "{}: the server sent a reply nobody asked for; the connection was reset",
+                        self.addr
+                    )));
+                };
+                match proto.feed(&mut w.pending, msg) {
+                    Feed::More => None,
+                    Feed::Done(reply) => {
+                        let w = g.waiters.pop_front().expect("front exists");
+                        g.front_seq += 1;
+                        Some((w, reply))
+                    }
+                }
+            };
+            if let Some((w, reply)) = finished {
+                w.completion.complete(Ok(reply));
+                done += 1;
+            }
+        }
+    }
+}
+
+/// Run a connected socket until it fails or is closed. `on_progress` runs
+/// after each batch of completed replies (the service uses it to move queued
+/// requests in). Returns why the connection ended.
+pub async fn run<P: Protocol>(
+    conn: Rc<Conn<P>>,
+    proto: &P,
+    mut reader: Reader,
+    writer: Writer,
+    mut rbuf: BytesMut,
+    idle_ping: Option<Duration>,
+    on_progress: impl Fn(),
+) -> KernelError {
+    let wconn = conn.clone();
+    let write_task = tokio::task::spawn_local(write_loop(wconn, writer));
+    let reason = read_loop(&conn, proto, &mut reader, &mut rbuf, idle_ping, &on_progress).await;
+    write_task.abort();
+    conn.close(&reason);
+    reason
+}
+
+async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer) {
+    let mut spare = BytesMut::with_capacity(16 * 1024);
+    loop {
+        if conn.is_closed() {
+            return;
+        }
+        {
+            let mut g = conn.inner.borrow_mut();
+            if g.out.is_empty() {
+                drop(g);
+                conn.wake_writer.notified().await;
+                continue;
+            }
+            std::mem::swap(&mut g.out, &mut spare);
+        }
+        if let Err(e) = w.write_all(&spare).await {
+            let err = KernelError::connection(format!("{}: write failed: {e}", conn.addr));
+            conn.close(&err);
+            return;
+        }
+        spare.clear();
+    }
+}
+
+async fn read_loop<P: Protocol>(
+    conn: &Rc<Conn<P>>,
+    proto: &P,
+    reader: &mut Reader,
+    rbuf: &mut BytesMut,
+    idle_ping: Option<Duration>,
+    on_progress: &impl Fn(),
+) -> KernelError {
+    let far = Instant::now() + Duration::from_secs(86400 * 365);
+    let mut timer = pin!(tokio::time::sleep_until(far));
+    let mut armed = far;
+    // Anything already buffered after the handshake.
+    if let Err(e) = conn.on_bytes(proto, rbuf) {
+        return e;
+    }
+    loop {
+        if conn.is_closed() {
+            return KernelError::connection(format!("{}: connection closed", conn.addr));
+        }
+        let ping_at = idle_ping.map(|p| conn.last_activity.get() + p);
+        let want = match (conn.next_deadline(), ping_at) {
+            (Some(d), Some(p)) => d.min(p),
+            (Some(d), None) => d,
+            (None, Some(p)) => p,
+            (None, None) => far,
+        };
+        if want != armed {
+            timer.as_mut().reset(want);
+            armed = want;
+        }
+        if rbuf.capacity() - rbuf.len() < 4096 {
+            rbuf.reserve(16 * 1024);
+        }
+        tokio::select! {
+            biased;
+            r = reader.read_buf(rbuf) => match r {
+                Ok(0) => return KernelError::connection(format!(
+                    "{}: the server closed the connection", conn.addr)),
+                Ok(_) => {
+                    conn.last_activity.set(Instant::now());
+                    match conn.on_bytes(proto, rbuf) {
+                        Ok(n) if n > 0 => on_progress(),
+                        Ok(_) => {}
+                        Err(e) => return e,
+                    }
+                }
+                Err(e) => return KernelError::connection(format!("{}: read failed: {e}", conn.addr)),
+            },
+            _ = conn.wake_reader.notified() => {}
+            _ = &mut timer => {
+                armed = far;
+                timer.as_mut().reset(far);
+                let now = Instant::now();
+                if conn.expire(now) {
+                    return KernelError::connection(format!(
+                        "{}: connection reset because a request ahead of yours got no reply in time \
+                         (the server is stalled or too slow)", conn.addr));
+                }
+                if let Some(p) = idle_ping {
+                    if conn.in_flight() == 0 && now >= conn.last_activity.get() + p {
+                        if let Some((bytes, pending)) = proto.heartbeat() {
+                            conn.last_activity.set(now);
+                            conn.push(Request {
+                                payload: bytes,
+                                pending,
+                                completion: Completion::none(),
+                                deadline: Some((now + p).into_std()),
+                                route: super::Route::Shared,
+                            }, None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+

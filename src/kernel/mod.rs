@@ -1,0 +1,74 @@
+//! The I/O kernel: one native thread that owns every socket.
+//!
+//! Layers, in the order a request passes them:
+//! * `runtime`    — the `iokernel` thread (single-threaded tokio + LocalSet),
+//!                  started on first use, replaced after `fork()`.
+//! * `service`    — what a client names: addresses, limits, the queue while
+//!                  no connection is up, reconnects with backoff, dedicated
+//!                  connections; picks a connection for each request.
+//! * `conn`       — one socket: coalesced writes, in-order reply matching,
+//!                  deadlines, heartbeats; a cancelled caller's reply is read
+//!                  and dropped, never shifted onto another caller.
+//! * `completion` — delivery back to blocking threads and asyncio loops.
+//!
+//! The kernel knows protocols only through the `Protocol` trait below.
+
+pub mod completion;
+pub mod conn;
+pub mod error;
+pub mod runtime;
+pub mod service;
+
+use std::future::Future;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+pub use completion::{Completion, CompletionQueue, Outcome, Reply, Slot};
+pub use error::{ErrorKind, KernelError};
+
+/// What the kernel needs to know about a wire protocol. Implementations live
+/// in `crate::protocols`; they wrap a sans-IO codec from `crate::codec`.
+pub trait Protocol: Send + Sync + 'static {
+    /// One decoded message from the server.
+    type Msg;
+    /// Per-request state that assembles its reply from messages.
+    type Pending: Send + 'static;
+
+    /// Decode one message off the front of `buf`; `Ok(None)` = need more bytes.
+    fn decode(&self, buf: &mut BytesMut) -> Result<Option<Self::Msg>, String>;
+    /// Messages the server sends on its own (not a reply to a request).
+    fn is_unsolicited(&self, msg: &Self::Msg) -> bool;
+    /// Feed a message to the request at the head of the connection's queue.
+    fn feed(&self, pending: &mut Self::Pending, msg: Self::Msg) -> Feed;
+    /// Bring a fresh connection into service (auth, options, database).
+    fn handshake(&self, io: &mut conn::HandshakeIo<'_, Self>) -> impl Future<Output = Result<(), KernelError>>
+    where
+        Self: Sized;
+    /// A cheap request to send on an idle connection to prove the peer alive.
+    fn heartbeat(&self) -> Option<(Bytes, Self::Pending)>;
+    /// A short name for messages ("redis", "postgres").
+    fn name(&self) -> &'static str;
+}
+
+pub enum Feed {
+    More,
+    Done(Reply),
+}
+
+/// Which connection of a service a request must use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Any shared (pipelined) connection.
+    Shared,
+    /// A dedicated connection leased by one caller.
+    Dedicated(u64),
+}
+
+pub struct Request<P: Protocol> {
+    pub payload: Bytes,
+    pub pending: P::Pending,
+    pub completion: Completion,
+    pub deadline: Option<Instant>,
+    pub route: Route,
+}

@@ -1,0 +1,448 @@
+//! Services: what a client names. A service has a set of addresses (which can
+//! change at run time), limits, a queue for the time no connection is up, and
+//! one task per address that connects, runs the connection, and reconnects
+//! with exponential backoff and jitter when it drops.
+//!
+//! Health decides what happens to a new request when no connection can take
+//! it: while a connection attempt is under way it waits in the queue (bounded
+//! by `max_queued` and its deadline); once an attempt has failed and none is
+//! up, requests fail fast with the last connection error until one succeeds.
+//!
+//! Limits are checked on the submitting thread, before anything is queued:
+//! `admit()` counts outstanding requests (queued + in flight) with one atomic
+//! add and refuses past `max_in_flight * connections + max_queued`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::conn::{self, Addr, Conn};
+use super::{runtime, Completion, KernelError, Protocol, Request, Route};
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Display name: the URL without secrets.
+    pub name: String,
+    pub addrs: Vec<Addr>,
+    pub connect_timeout: Duration,
+    /// Per connection; more requests wait in the service queue.
+    pub max_in_flight: usize,
+    /// Requests allowed to wait beyond those in flight.
+    pub max_queued: usize,
+    pub idle_ping: Option<Duration>,
+}
+
+/// Counters shared between the kernel and submitting threads.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub outstanding: AtomicUsize,
+    pub requests: AtomicU64,
+    pub connects: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub disconnects: AtomicU64,
+    pub connections: AtomicUsize,
+    pub dedicated: AtomicUsize,
+}
+
+/// One admitted request's share of the outstanding count.
+pub struct Outstanding(Arc<Stats>);
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+enum Cmd<P: Protocol> {
+    Request(Request<P>, Outstanding),
+    SetAddrs(Vec<Addr>),
+    Lease(Completion),
+    Release(u64),
+}
+
+/// The thread-safe handle that clients hold. Dropping the last one stops the
+/// service and closes its connections.
+pub struct ServiceHandle<P: Protocol> {
+    tx: mpsc::UnboundedSender<Cmd<P>>,
+    pub stats: Arc<Stats>,
+    pub generation: u64,
+    pub config: ServiceConfig,
+    limit: usize,
+}
+
+impl<P: Protocol> ServiceHandle<P> {
+    pub fn open(proto: P, config: ServiceConfig) -> Result<Arc<Self>, KernelError> {
+        let k = runtime::kernel();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Stats::default());
+        let limit = config.max_in_flight.saturating_mul(config.addrs.len().max(1)) + config.max_queued;
+        let (c2, s2) = (config.clone(), stats.clone());
+        let started = k.run(move || {
+            tokio::task::spawn_local(service_task(Arc::new(proto), c2, s2, rx));
+        });
+        if !started {
+            return Err(KernelError::closed("the I/O kernel is not running (interpreter shutting down?)"));
+        }
+        Ok(Arc::new(ServiceHandle { tx, stats, generation: k.generation, config, limit }))
+    }
+
+    fn check_generation(&self) -> Result<(), KernelError> {
+        if self.generation != runtime::generation() {
+            return Err(KernelError::closed(format!(
+                "this client for {} was created before os.fork(); its connections belong to the parent \
+                 process. Create a new client in the child process",
+                self.config.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reserve room for one request, or fail fast.
+    pub fn admit(&self) -> Result<Outstanding, KernelError> {
+        self.check_generation()?;
+        let n = self.stats.outstanding.fetch_add(1, Ordering::Relaxed);
+        let guard = Outstanding(self.stats.clone());
+        if n >= self.limit {
+            return Err(KernelError::overloaded(format!(
+                "{}: {} requests already queued or in flight (limit {}: max_in_flight × connections + \
+                 max_queued); slow down or raise max_queued",
+                self.config.name, n, self.limit
+            )));
+        }
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(guard)
+    }
+
+    /// Hand an admitted request to the kernel. On failure the request's
+    /// completion receives the error.
+    pub fn send(&self, req: Request<P>, guard: Outstanding) {
+        if let Err(mpsc::error::SendError(Cmd::Request(req, _))) = self.tx.send(Cmd::Request(req, guard)) {
+            req.completion.complete(Err(KernelError::closed("the I/O kernel has stopped")));
+        }
+    }
+
+    /// Replace the set of addresses (name discovery feeds this).
+    pub fn set_addrs(&self, addrs: Vec<Addr>) -> Result<(), KernelError> {
+        self.check_generation()?;
+        self.tx.send(Cmd::SetAddrs(addrs)).map_err(|_| KernelError::closed("the I/O kernel has stopped"))
+    }
+
+    /// Open a dedicated connection; the completion gets its id (`u64`).
+    pub fn lease(&self, completion: Completion) -> Result<(), KernelError> {
+        self.check_generation()?;
+        self.tx.send(Cmd::Lease(completion)).map_err(|_| KernelError::closed("the I/O kernel has stopped"))
+    }
+
+    pub fn release(&self, id: u64) {
+        let _ = self.tx.send(Cmd::Release(id));
+    }
+}
+
+struct State<P: Protocol> {
+    addrs: Vec<Addr>,
+    tasks: HashMap<Addr, JoinHandle<()>>,
+    ready: Vec<Rc<Conn<P>>>,
+    queue: VecDeque<(Request<P>, Outstanding)>,
+    /// Set when a connect attempt failed and no connection is up: fail fast.
+    last_error: Option<KernelError>,
+    dedicated: HashMap<u64, Rc<Conn<P>>>,
+}
+
+struct Core<P: Protocol> {
+    proto: Arc<P>,
+    cfg: ServiceConfig,
+    stats: Arc<Stats>,
+    st: RefCell<State<P>>,
+    next_id: Cell<u64>,
+}
+
+async fn service_task<P: Protocol>(
+    proto: Arc<P>,
+    cfg: ServiceConfig,
+    stats: Arc<Stats>,
+    mut rx: mpsc::UnboundedReceiver<Cmd<P>>,
+) {
+    let addrs = cfg.addrs.clone();
+    let core = Rc::new(Core {
+        proto,
+        cfg,
+        stats,
+        st: RefCell::new(State {
+            addrs: Vec::new(),
+            tasks: HashMap::new(),
+            ready: Vec::new(),
+            queue: VecDeque::new(),
+            last_error: None,
+            dedicated: HashMap::new(),
+        }),
+        next_id: Cell::new(1),
+    });
+    core.set_addrs(addrs);
+    let mut batch = Vec::with_capacity(256);
+    loop {
+        let queued = !core.st.borrow().queue.is_empty();
+        tokio::select! {
+            n = rx.recv_many(&mut batch, 256) => {
+                if n == 0 {
+                    break;
+                }
+                for cmd in batch.drain(..) {
+                    match cmd {
+                        Cmd::Request(r, g) => core.dispatch(r, g),
+                        Cmd::SetAddrs(a) => core.set_addrs(a),
+                        Cmd::Lease(c) => core.clone().lease(c),
+                        Cmd::Release(id) => core.release(id),
+                    }
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(20)), if queued => core.expire_queued(),
+        }
+    }
+    core.stop();
+}
+
+fn next_rand() -> u64 {
+    thread_local!(static SEED: Cell<u64> = Cell::new(0x9E37_79B9_7F4A_7C15 ^ std::process::id() as u64));
+    SEED.with(|s| {
+        let mut x = s.get() ^ (Instant::now().elapsed().as_nanos() as u64);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+/// Exponential backoff with jitter: 50 ms doubling to 5 s, each drawn
+/// uniformly from [half, full].
+pub fn backoff(failures: u32) -> Duration {
+    let full = 50u64.saturating_mul(1 << failures.min(7)).min(5000);
+    Duration::from_millis(full / 2 + next_rand() % (full / 2 + 1))
+}
+
+impl<P: Protocol> Core<P> {
+    fn fresh_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    fn pick(&self, st: &State<P>) -> Option<Rc<Conn<P>>> {
+        st.ready
+            .iter()
+            .filter(|c| !c.is_closed() && c.in_flight() < self.cfg.max_in_flight)
+            .min_by_key(|c| c.in_flight())
+            .cloned()
+    }
+
+    fn dispatch(&self, req: Request<P>, guard: Outstanding) {
+        if let Route::Dedicated(id) = req.route {
+            let conn = self.st.borrow().dedicated.get(&id).cloned();
+            match conn {
+                Some(c) if !c.is_closed() => c.push(req, Some(guard)),
+                _ => req.completion.complete(Err(KernelError::connection(format!(
+                    "{}: dedicated connection {id} is gone (released or lost); open a new one",
+                    self.cfg.name
+                )))),
+            }
+            return;
+        }
+        let mut st = self.st.borrow_mut();
+        if st.queue.is_empty() {
+            if let Some(c) = self.pick(&st) {
+                drop(st);
+                c.push(req, Some(guard));
+                return;
+            }
+        }
+        if st.ready.is_empty() {
+            if let Some(e) = &st.last_error {
+                let e = KernelError::connection(format!("{e} (reconnecting in the background)"));
+                drop(st);
+                req.completion.complete(Err(e));
+                return;
+            }
+        }
+        st.queue.push_back((req, guard));
+    }
+
+    /// Move queued requests onto connections with room.
+    fn pump(&self) {
+        loop {
+            let mut st = self.st.borrow_mut();
+            if st.queue.is_empty() {
+                return;
+            }
+            let Some(c) = self.pick(&st) else { return };
+            let (req, g) = st.queue.pop_front().expect("not empty");
+            drop(st);
+            c.push(req, Some(g));
+        }
+    }
+
+    fn expire_queued(&self) {
+        let now = Instant::now();
+        let expired: Vec<_> = {
+            let mut st = self.st.borrow_mut();
+            let (gone, keep): (VecDeque<_>, VecDeque<_>) =
+                st.queue.drain(..).partition(|(r, _)| r.deadline.is_some_and(|d| d <= now));
+            st.queue = keep;
+            gone.into_iter().collect()
+        };
+        for (r, _g) in expired {
+            r.completion.complete(Err(KernelError::timeout(format!(
+                "{}: no connection became available within the timeout",
+                self.cfg.name
+            ))));
+        }
+    }
+
+    fn fail_queued(&self, err: &KernelError) {
+        let q = std::mem::take(&mut self.st.borrow_mut().queue);
+        for (r, _g) in q {
+            r.completion.complete(Err(err.clone()));
+        }
+    }
+
+    fn set_addrs(self: &Rc<Self>, addrs: Vec<Addr>) {
+        let mut st = self.st.borrow_mut();
+        st.addrs = addrs.clone();
+        // Removed addresses: no new traffic; close once their in-flight drain.
+        let removed: Vec<Addr> = st.tasks.keys().filter(|a| !addrs.contains(a)).cloned().collect();
+        for a in removed {
+            if let Some(t) = st.tasks.remove(&a) {
+                t.abort();
+            }
+            let (gone, keep): (Vec<_>, Vec<_>) = st.ready.drain(..).partition(|c| c.addr == a);
+            st.ready = keep;
+            for c in gone {
+                tokio::task::spawn_local(drain_then_close(c));
+            }
+        }
+        for a in addrs {
+            if !st.tasks.contains_key(&a) {
+                let t = tokio::task::spawn_local(address_task(self.clone(), a.clone()));
+                st.tasks.insert(a, t);
+            }
+        }
+    }
+
+    fn on_ready(&self, c: Rc<Conn<P>>) {
+        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut st = self.st.borrow_mut();
+            st.last_error = None;
+            st.ready.push(c);
+        }
+        self.pump();
+    }
+
+    fn on_lost(&self, c: &Rc<Conn<P>>) {
+        self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        self.st.borrow_mut().ready.retain(|x| !Rc::ptr_eq(x, c));
+    }
+
+    fn on_connect_failed(&self, e: &KernelError) {
+        self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+        let down = {
+            let mut st = self.st.borrow_mut();
+            if st.ready.is_empty() {
+                st.last_error = Some(e.clone());
+                true
+            } else {
+                false
+            }
+        };
+        if down {
+            self.fail_queued(e);
+        }
+    }
+
+    fn lease(self: Rc<Self>, completion: Completion) {
+        let Some(addr) = self.st.borrow().addrs.first().cloned() else {
+            completion.complete(Err(KernelError::connection(format!("{}: no address to connect to", self.cfg.name))));
+            return;
+        };
+        tokio::task::spawn_local(async move {
+            match conn::connect(&*self.proto, &addr, self.cfg.connect_timeout).await {
+                Err(e) => completion.complete(Err(e)),
+                Ok((r, w, buf)) => {
+                    let id = self.fresh_id();
+                    let c = Conn::new(id, addr);
+                    self.st.borrow_mut().dedicated.insert(id, c.clone());
+                    self.stats.dedicated.fetch_add(1, Ordering::Relaxed);
+                    completion.complete(Ok(Box::new(id)));
+                    conn::run(c, &*self.proto, r, w, buf, None, || {}).await;
+                    self.st.borrow_mut().dedicated.remove(&id);
+                    self.stats.dedicated.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+
+    fn release(&self, id: u64) {
+        let c = self.st.borrow_mut().dedicated.remove(&id);
+        if let Some(c) = c {
+            c.close(&KernelError::connection(format!("{}: dedicated connection {id} was released", self.cfg.name)));
+        }
+    }
+
+    fn stop(&self) {
+        let err = KernelError::closed(format!("{}: the client was closed", self.cfg.name));
+        let (tasks, conns) = {
+            let mut st = self.st.borrow_mut();
+            let tasks: Vec<_> = st.tasks.drain().map(|(_, t)| t).collect();
+            let mut conns: Vec<_> = st.ready.drain(..).collect();
+            conns.extend(st.dedicated.drain().map(|(_, c)| c));
+            (tasks, conns)
+        };
+        for c in conns {
+            c.close(&err);
+        }
+        for t in tasks {
+            t.abort();
+        }
+        self.fail_queued(&err);
+    }
+}
+
+async fn drain_then_close<P: Protocol>(c: Rc<Conn<P>>) {
+    for _ in 0..600 {
+        if c.in_flight() == 0 || c.is_closed() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.close(&KernelError::connection(format!("{}: address removed from the service", c.addr)));
+}
+
+async fn address_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
+    let mut failures = 0u32;
+    loop {
+        match conn::connect(&*core.proto, &addr, core.cfg.connect_timeout).await {
+            Ok((r, w, buf)) => {
+                failures = 0;
+                let c = Conn::new(core.fresh_id(), addr.clone());
+                core.on_ready(c.clone());
+                let pump_core = core.clone();
+                conn::run(c.clone(), &*core.proto, r, w, buf, core.cfg.idle_ping, move || pump_core.pump()).await;
+                core.on_lost(&c);
+            }
+            Err(e) => {
+                failures += 1;
+                core.on_connect_failed(&e);
+            }
+        }
+        if failures > 0 {
+            tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Protocols taught to the kernel: each wraps a sans-IO codec with what the
+//! kernel needs (handshake, reply assembly, heartbeat).
+
+pub mod redis;
+pub mod redis_url;

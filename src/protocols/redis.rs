@@ -1,0 +1,159 @@
+//! Redis/Valkey on the kernel: handshake, reply assembly, heartbeat.
+//!
+//! Handshake: `HELLO 3` (with `AUTH` and `SETNAME` folded in) switches the
+//! connection to RESP3; a server that does not know HELLO (Redis < 6) gets
+//! `AUTH` and `CLIENT SETNAME` separately and stays on RESP2. Then `SELECT`
+//! when the URL names a database other than 0. Replies are one frame per
+//! command; an explicit pipeline of N commands completes with N frames.
+//! RESP3 push frames (`>`) are not replies and are skipped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::resp::{self, Frame, Limits};
+use crate::kernel::conn::HandshakeIo;
+use crate::kernel::{Feed, KernelError, Protocol};
+
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+    pub client_name: Option<String>,
+    pub limits: Limits,
+}
+
+pub struct Redis {
+    pub opts: RedisOptions,
+    /// Whether the last handshake got RESP3 (for status pages).
+    pub resp3: AtomicBool,
+}
+
+impl Redis {
+    pub fn new(opts: RedisOptions) -> Self {
+        Redis { opts, resp3: AtomicBool::new(false) }
+    }
+}
+
+/// Reply assembly for one submission of `want` commands.
+pub struct Pending {
+    want: u32,
+    got: Vec<Frame>,
+}
+
+impl Pending {
+    /// One command; the reply is a `Frame`.
+    pub fn one() -> Self {
+        Pending { want: 1, got: Vec::new() }
+    }
+    /// `n` commands sent together; the reply is a `Vec<Frame>` of `n`.
+    pub fn many(n: u32) -> Self {
+        Pending { want: n, got: Vec::with_capacity(n as usize) }
+    }
+}
+
+/// The reply of a `Pending::many` submission.
+pub struct Frames(pub Vec<Frame>);
+
+fn command(args: &[&[u8]]) -> BytesMut {
+    let mut b = BytesMut::new();
+    resp::encode_command(args, &mut b);
+    b
+}
+
+fn error_text(f: &Frame) -> Option<String> {
+    match f {
+        Frame::Error(b) | Frame::BulkError(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    }
+}
+
+impl Protocol for Redis {
+    type Msg = Frame;
+    type Pending = Pending;
+
+    fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, String> {
+        resp::decode(buf, &self.opts.limits).map_err(|e| format!("invalid RESP reply: {e}"))
+    }
+
+    fn is_unsolicited(&self, msg: &Frame) -> bool {
+        matches!(msg, Frame::Push(_))
+    }
+
+    fn feed(&self, p: &mut Pending, msg: Frame) -> Feed {
+        if p.want == 1 && p.got.is_empty() {
+            return Feed::Done(Box::new(msg));
+        }
+        p.got.push(msg);
+        if p.got.len() as u32 >= p.want {
+            Feed::Done(Box::new(Frames(std::mem::take(&mut p.got))))
+        } else {
+            Feed::More
+        }
+    }
+
+    async fn handshake(&self, io: &mut HandshakeIo<'_, Self>) -> Result<(), KernelError> {
+        let o = &self.opts;
+        let addr = io.addr.to_string();
+        let auth_fail = |e: String| {
+            KernelError::connection(format!(
+                "redis {addr}: authentication failed: {e}. Check the user and password in the URL"
+            ))
+        };
+        let mut hello: Vec<&[u8]> = vec![b"HELLO", b"3"];
+        if let Some(pw) = &o.password {
+            hello.extend([b"AUTH".as_slice(), o.username.as_deref().unwrap_or("default").as_bytes(), pw.as_bytes()]);
+        }
+        if let Some(n) = &o.client_name {
+            hello.extend([b"SETNAME".as_slice(), n.as_bytes()]);
+        }
+        io.send(&command(&hello)).await?;
+        let reply = io.recv().await?;
+        match error_text(&reply) {
+            None => self.resp3.store(true, Ordering::Relaxed),
+            Some(e) if e.starts_with("WRONGPASS") || e.starts_with("NOAUTH") || e.contains("invalid password") => {
+                return Err(auth_fail(e));
+            }
+            Some(_) => {
+                // No HELLO (Redis < 6) or no RESP3: RESP2 with separate commands.
+                self.resp3.store(false, Ordering::Relaxed);
+                if let Some(pw) = &o.password {
+                    let cmd = match &o.username {
+                        Some(u) => command(&[b"AUTH", u.as_bytes(), pw.as_bytes()]),
+                        None => command(&[b"AUTH", pw.as_bytes()]),
+                    };
+                    io.send(&cmd).await?;
+                    if let Some(e) = error_text(&io.recv().await?) {
+                        return Err(auth_fail(e));
+                    }
+                }
+                if let Some(n) = &o.client_name {
+                    io.send(&command(&[b"CLIENT", b"SETNAME", n.as_bytes()])).await?;
+                    if let Some(e) = error_text(&io.recv().await?) {
+                        return Err(KernelError::connection(format!("redis {addr}: CLIENT SETNAME failed: {e}")));
+                    }
+                }
+            }
+        }
+        if o.db != 0 {
+            let db = o.db.to_string();
+            io.send(&command(&[b"SELECT", db.as_bytes()])).await?;
+            if let Some(e) = error_text(&io.recv().await?) {
+                return Err(KernelError::connection(format!(
+                    "redis {addr}: cannot select database {}: {e}",
+                    o.db
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn heartbeat(&self) -> Option<(Bytes, Pending)> {
+        Some((command(&[b"PING"]).freeze(), Pending::one()))
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+}

@@ -1,0 +1,183 @@
+//! Redis URLs: `redis://[user[:password]@]host[:port][/db][?client_name=..]`
+//! and `unix:///path/to/socket[?db=N&username=..&password=..]`.
+//! Percent-escapes in user and password are decoded. The display form used in
+//! messages and status pages never contains the password.
+
+use std::path::PathBuf;
+
+use super::redis::RedisOptions;
+use crate::kernel::conn::Addr;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisUrl {
+    pub addr: Addr,
+    pub opts_user: Option<String>,
+    pub opts_password: Option<String>,
+    pub db: i64,
+    pub client_name: Option<String>,
+    /// The URL with the password replaced by `***`.
+    pub display: String,
+}
+
+impl RedisUrl {
+    pub fn options(&self) -> RedisOptions {
+        RedisOptions {
+            username: self.opts_user.clone(),
+            password: self.opts_password.clone(),
+            db: self.db,
+            client_name: self.client_name.clone(),
+            limits: Default::default(),
+        }
+    }
+}
+
+fn unescape(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or("a '%' escape is cut short")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent-escape %{hex}"))?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "percent-escapes do not form UTF-8".to_string())
+}
+
+fn parse_db(s: &str) -> Result<i64, String> {
+    s.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| format!("database must be a number >= 0, not {s:?}"))
+}
+
+pub fn parse(url: &str) -> Result<RedisUrl, String> {
+    let bad = |why: String| format!("invalid Redis URL {:?}: {why}", redact(url));
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected redis://host:port/db".into()))?;
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mut u = RedisUrl {
+        addr: Addr::Tcp(String::new(), 6379),
+        opts_user: None,
+        opts_password: None,
+        db: 0,
+        client_name: None,
+        display: redact(url),
+    };
+    match scheme {
+        "redis" | "valkey" => {
+            let (auth, hostpart) = match rest.rsplit_once('@') {
+                Some((a, h)) => (Some(a), h),
+                None => (None, rest),
+            };
+            if let Some(a) = auth {
+                let (user, pw) = match a.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => ("", Some(a)),
+                };
+                if !user.is_empty() {
+                    u.opts_user = Some(unescape(user).map_err(bad)?);
+                }
+                u.opts_password = pw.map(unescape).transpose().map_err(bad)?;
+            }
+            let (hostport, path) = hostpart.split_once('/').unwrap_or((hostpart, ""));
+            if !path.is_empty() {
+                u.db = parse_db(path).map_err(bad)?;
+            }
+            let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
+                let (h, p) = h.split_once(']').ok_or_else(|| bad("unclosed '[' in IPv6 host".into()))?;
+                (h, p.strip_prefix(':'))
+            } else {
+                match hostport.rsplit_once(':') {
+                    Some((h, p)) => (h, Some(p)),
+                    None => (hostport, None),
+                }
+            };
+            let host = if host.is_empty() { "localhost" } else { host };
+            let port = match port {
+                Some(p) => p.parse::<u16>().map_err(|_| bad(format!("port must be 1-65535, not {p:?}")))?,
+                None => 6379,
+            };
+            u.addr = Addr::Tcp(host.to_string(), port);
+        }
+        "unix" | "redis+unix" => {
+            if rest.is_empty() {
+                return Err(bad("no socket path".into()));
+            }
+            u.addr = Addr::Unix(PathBuf::from(unescape(rest).map_err(bad)?));
+        }
+        "rediss" => return Err(bad("TLS (rediss://) is not supported yet; use redis:// on a trusted network".into())),
+        other => return Err(bad(format!("unknown scheme {other:?}; use redis:// or unix://"))),
+    }
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let v = unescape(v).map_err(bad)?;
+        match k {
+            "db" => u.db = parse_db(&v).map_err(bad)?,
+            "password" => u.opts_password = Some(v),
+            "username" | "user" => u.opts_user = Some(v),
+            "client_name" | "name" => u.client_name = Some(v),
+            _ => return Err(bad(format!("unknown option {k:?} (known: db, username, password, client_name)"))),
+        }
+    }
+    Ok(u)
+}
+
+/// The URL with any password replaced by `***` (userinfo and query).
+pub fn redact(url: &str) -> String {
+    let mut s = url.to_string();
+    if let Some(start) = s.find("://") {
+        let after = start + 3;
+        let end = s[after..].find(['/', '?']).map(|i| i + after).unwrap_or(s.len());
+        if let Some(at) = s[after..end].rfind('@') {
+            let userinfo = &s[after..after + at];
+            let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or("");
+            s = format!("{}{user}:***{}", &s[..after], &s[after + at..]);
+        }
+    }
+    if let Some(q) = s.find('?') {
+        let (head, query) = s.split_at(q + 1);
+        let parts: Vec<String> = query
+            .split('&')
+            .map(|kv| if kv.starts_with("password=") { "password=***".to_string() } else { kv.to_string() })
+            .collect();
+        s = format!("{head}{}", parts.join("&"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_urls() {
+        let u = parse("redis://alice:s%40cret@10.0.0.1:7000/3?client_name=web").unwrap();
+        assert_eq!(u.addr, Addr::Tcp("10.0.0.1".into(), 7000));
+        assert_eq!((u.opts_user.as_deref(), u.opts_password.as_deref()), (Some("alice"), Some("s@cret")));
+        assert_eq!((u.db, u.client_name.as_deref()), (3, Some("web")));
+        assert_eq!(u.display, "redis://alice:***@10.0.0.1:7000/3?client_name=web");
+        let u = parse("redis://:pw@host").unwrap();
+        assert_eq!((u.opts_user, u.opts_password.as_deref(), u.db), (None, Some("pw"), 0));
+        assert_eq!(parse("redis://[::1]:6380/1").unwrap().addr, Addr::Tcp("::1".into(), 6380));
+        assert_eq!(parse("redis://").unwrap().addr, Addr::Tcp("localhost".into(), 6379));
+    }
+
+    #[test]
+    fn unix_urls() {
+        let u = parse("unix:///tmp/r.sock?db=2&password=x").unwrap();
+        assert_eq!(u.addr, Addr::Unix("/tmp/r.sock".into()));
+        assert_eq!((u.db, u.opts_password.as_deref()), (2, Some("x")));
+        assert_eq!(u.display, "unix:///tmp/r.sock?db=2&password=***");
+    }
+
+    #[test]
+    fn errors_are_clear_and_redacted() {
+        let e = parse("redis://u:topsecret@h:99999/0").unwrap_err();
+        assert!(e.contains("port") && !e.contains("topsecret"), "{e}");
+        assert!(parse("rediss://h").unwrap_err().contains("TLS"));
+        assert!(parse("http://h").unwrap_err().contains("unknown scheme"));
+        assert!(parse("redis://h/x").unwrap_err().contains("database"));
+        assert!(parse("redis://h?bogus=1").unwrap_err().contains("unknown option"));
+    }
+}

@@ -1,0 +1,149 @@
+//! The asyncio side of completion: one `Completer` per event loop.
+//!
+//! A request submitted from a coroutine registers its future here under a
+//! token and hands the kernel a `Completion` for that token. The loop watches
+//! `fileno()` (an eventfd) with `add_reader`; `drain()` runs once per wake-up
+//! and resolves every ready future in one pass with one GIL acquisition —
+//! the Python objects are built here, never in the kernel.
+//!
+//! A cancelled future stays registered until its reply arrives; the reply is
+//! then dropped (the kernel still consumed it from the wire, so nothing
+//! shifts onto other callers).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::PyOSError;
+use pyo3::intern;
+use pyo3::prelude::*;
+
+use super::convert::frame_to_py;
+use super::errors::{response_error, to_pyerr};
+use crate::codec::resp::Frame;
+use crate::kernel::{runtime, Completion, CompletionQueue, Outcome};
+use crate::protocols::redis::Frames;
+
+/// How to turn a reply into a Python value.
+#[derive(Clone, Copy)]
+pub enum Conv {
+    /// One Redis frame; error frames raise.
+    One { decode: bool },
+    /// A list of Redis frames; error frames become exception instances.
+    Many { decode: bool },
+    /// A dedicated-connection id.
+    Lease,
+}
+
+struct Entry {
+    fut: Py<PyAny>,
+    post: Option<Py<PyAny>>,
+    conv: Conv,
+}
+
+#[pyclass(frozen, module = "iokernel._native")]
+pub struct Completer {
+    q: Arc<CompletionQueue>,
+    pending: Mutex<HashMap<u64, Entry>>,
+    next: AtomicU64,
+    event_loop: Py<PyAny>,
+    #[pyo3(get)]
+    generation: u64,
+}
+
+pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAny>> {
+    let reply = outcome.map_err(|e| to_pyerr(py, e))?;
+    match conv {
+        Conv::One { decode } => {
+            let f = reply.downcast::<Frame>().map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
+            match *f {
+                Frame::Error(m) | Frame::BulkError(m) => Err(PyErr::from_value(response_error(py, &m)?.into_bound(py))),
+                f => frame_to_py(py, f, decode),
+            }
+        }
+        Conv::Many { decode } => {
+            let fs = reply.downcast::<Frames>().map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
+            let mut out = Vec::with_capacity(fs.0.len());
+            for f in fs.0 {
+                out.push(frame_to_py(py, f, decode)?);
+            }
+            Ok(pyo3::types::PyList::new(py, out)?.into_any().unbind())
+        }
+        Conv::Lease => {
+            let id = reply.downcast::<u64>().map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
+            Ok((*id).into_pyobject(py)?.into_any().unbind())
+        }
+    }
+}
+
+#[pymethods]
+impl Completer {
+    #[new]
+    fn new(event_loop: Py<PyAny>) -> PyResult<Self> {
+        let q = CompletionQueue::new().map_err(|e| PyOSError::new_err(format!("iokernel: cannot create eventfd: {e}")))?;
+        Ok(Completer {
+            q,
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            event_loop,
+            generation: runtime::generation(),
+        })
+    }
+
+    /// The descriptor to watch with `loop.add_reader`.
+    fn fileno(&self) -> i32 {
+        self.q.fd()
+    }
+
+    /// Requests submitted through this completer and not yet answered.
+    fn pending(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Resolve every future whose reply is ready. Returns how many.
+    fn drain(&self, py: Python<'_>) -> usize {
+        let items = self.q.drain();
+        if items.is_empty() {
+            return 0;
+        }
+        let work: Vec<(Option<Entry>, Outcome)> = {
+            let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            items.into_iter().map(|d| (map.remove(&d.token), d.outcome)).collect()
+        };
+        let n = work.len();
+        for (entry, outcome) in work {
+            let Some(e) = entry else { continue };
+            let mut value = convert(py, outcome, e.conv);
+            if let (Ok(v), Some(post)) = (&value, &e.post) {
+                value = post.call1(py, (v,));
+            }
+            let fut = e.fut.bind(py);
+            // A cancelled future refuses the result; that is expected.
+            let _ = match value {
+                Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,)),
+                Err(err) => fut.call_method1(intern!(py, "set_exception"), (err.into_value(py),)),
+            };
+        }
+        n
+    }
+}
+
+impl Completer {
+    /// A new future registered under a fresh token.
+    pub fn register(&self, py: Python<'_>, post: Option<Py<PyAny>>, conv: Conv) -> PyResult<(u64, Py<PyAny>)> {
+        let fut = self.event_loop.call_method0(py, intern!(py, "create_future"))?;
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let entry = Entry { fut: fut.clone_ref(py), post, conv };
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(token, entry);
+        Ok((token, fut))
+    }
+
+    /// Forget a token whose request never reached the kernel.
+    pub fn unregister(&self, token: u64) {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
+    }
+
+    pub fn completion(&self, token: u64) -> Completion {
+        Completion::queue(self.q.clone(), token)
+    }
+}

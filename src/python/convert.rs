@@ -1,0 +1,119 @@
+//! Python-side conversion: request arguments into RESP bytes, reply frames
+//! into the Python objects redis-py users expect. Runs on the calling thread
+//! with the GIL held; the kernel never sees a Python object.
+
+use bytes::BytesMut;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PySet, PyString, PyTuple};
+
+use super::errors::response_error;
+use crate::codec::resp::{self, Frame};
+
+fn encode_one(a: &Bound<'_, PyAny>, out: &mut BytesMut) -> PyResult<()> {
+    if let Ok(b) = a.cast::<PyBytes>() {
+        resp::encode_bulk(b.as_bytes(), out);
+    } else if let Ok(s) = a.cast::<PyString>() {
+        resp::encode_bulk(s.to_str()?.as_bytes(), out);
+    } else if a.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(
+            "invalid argument of type bool: convert it to bytes, str, int or float first (e.g. int(flag))",
+        ));
+    } else if let Ok(i) = a.cast::<PyInt>() {
+        match i.extract::<i64>() {
+            Ok(v) => resp::encode_bulk(v.to_string().as_bytes(), out),
+            Err(_) => resp::encode_bulk(i.str()?.to_str()?.as_bytes(), out),
+        }
+    } else if let Ok(f) = a.cast::<PyFloat>() {
+        resp::encode_bulk(f.repr()?.to_str()?.as_bytes(), out);
+    } else if let Ok(b) = a.cast::<PyByteArray>() {
+        // SAFETY: the bytes are copied out at once, with the GIL held and no
+        // Python code running that could resize the bytearray.
+        resp::encode_bulk(unsafe { b.as_bytes() }, out);
+    } else if let Ok(buf) = pyo3::buffer::PyBuffer::<u8>::get(a) {
+        resp::encode_bulk(&buf.to_vec(a.py())?, out);
+    } else {
+        let t = a.get_type().name()?;
+        return Err(PyTypeError::new_err(format!(
+            "invalid argument of type {t}: convert it to bytes, str, int or float first"
+        )));
+    }
+    Ok(())
+}
+
+/// Append one command (a tuple of arguments) as a RESP array.
+pub fn encode_command(args: &Bound<'_, PyTuple>, out: &mut BytesMut) -> PyResult<()> {
+    if args.is_empty() {
+        return Err(PyTypeError::new_err("a command needs at least its name"));
+    }
+    resp::encode_array_header(args.len(), out);
+    for a in args.iter() {
+        encode_one(&a, out)?;
+    }
+    Ok(())
+}
+
+fn text(py: Python<'_>, b: &[u8], decode: bool) -> PyResult<Py<PyAny>> {
+    if decode {
+        match std::str::from_utf8(b) {
+            Ok(s) => Ok(PyString::new(py, s).into_any().unbind()),
+            // Binary data a str cannot hold: return bytes rather than fail.
+            Err(_) => Ok(PyBytes::new(py, b).into_any().unbind()),
+        }
+    } else {
+        Ok(PyBytes::new(py, b).into_any().unbind())
+    }
+}
+
+/// Convert a reply frame. Error frames become `ResponseError` instances.
+pub fn frame_to_py(py: Python<'_>, f: Frame, decode: bool) -> PyResult<Py<PyAny>> {
+    Ok(match f {
+        Frame::Bulk(b) | Frame::Simple(b) => text(py, &b, decode)?,
+        Frame::Verbatim { data, .. } => text(py, &data, decode)?,
+        Frame::Integer(i) => i.into_pyobject(py)?.into_any().unbind(),
+        Frame::Null => py.None(),
+        Frame::Error(b) | Frame::BulkError(b) => response_error(py, &b)?,
+        Frame::Array(v) | Frame::Push(v) => list(py, v, decode)?.into_any().unbind(),
+        Frame::Double(d) => PyFloat::new(py, d).into_any().unbind(),
+        Frame::Boolean(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any().unbind(),
+        Frame::BigNumber(b) => py.get_type::<PyInt>().call1((String::from_utf8_lossy(&b).as_ref(),))?.unbind(),
+        Frame::Set(v) => {
+            let items = list(py, v, decode)?;
+            match PySet::new(py, items.iter()) {
+                Ok(s) => s.into_any().unbind(),
+                Err(_) => items.into_any().unbind(),
+            }
+        }
+        Frame::Map(pairs) => {
+            let d = PyDict::new(py);
+            let mut kv = Vec::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                kv.push((frame_to_py(py, k, decode)?, frame_to_py(py, v, decode)?));
+            }
+            let mut hashable = true;
+            for (k, v) in &kv {
+                if d.set_item(k, v).is_err() {
+                    hashable = false;
+                    break;
+                }
+            }
+            if hashable {
+                d.into_any().unbind()
+            } else {
+                let l = PyList::empty(py);
+                for (k, v) in kv {
+                    l.append(PyTuple::new(py, [k, v])?)?;
+                }
+                l.into_any().unbind()
+            }
+        }
+    })
+}
+
+fn list(py: Python<'_>, v: Vec<Frame>, decode: bool) -> PyResult<Bound<'_, PyList>> {
+    let mut items = Vec::with_capacity(v.len());
+    for f in v {
+        items.push(frame_to_py(py, f, decode)?);
+    }
+    PyList::new(py, items)
+}

@@ -1,0 +1,35 @@
+//! The `iokernel._native` extension module: what Python sees of the kernel.
+
+mod completer;
+mod convert;
+mod errors;
+mod redis;
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+
+/// Stop the kernel thread, waiting up to `wait` seconds. Returns False if it
+/// did not stop in time. Called at interpreter exit; a later use restarts it.
+#[pyfunction]
+#[pyo3(signature = (wait = 1.0))]
+fn shutdown(py: Python<'_>, wait: f64) -> bool {
+    let d = Duration::from_secs_f64(wait.clamp(0.0, 60.0));
+    py.detach(move || crate::kernel::runtime::shutdown(d))
+}
+
+/// The process generation: changes in a child after `os.fork()`.
+#[pyfunction]
+fn generation() -> u64 {
+    crate::kernel::runtime::generation()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<completer::Completer>()?;
+    m.add_class::<redis::RedisService>()?;
+    m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(generation, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
