@@ -41,12 +41,11 @@ struct Entry {
     conv: Conv,
 }
 
-#[pyclass(frozen, module = "iokernel._native")]
+#[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct Completer {
     q: Arc<CompletionQueue>,
     pending: Mutex<HashMap<u64, Entry>>,
     next: AtomicU64,
-    event_loop: Py<PyAny>,
     #[pyo3(get)]
     generation: u64,
 }
@@ -79,13 +78,12 @@ pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAn
 #[pymethods]
 impl Completer {
     #[new]
-    fn new(event_loop: Py<PyAny>) -> PyResult<Self> {
+    fn new() -> PyResult<Self> {
         let q = CompletionQueue::new().map_err(|e| PyOSError::new_err(format!("iokernel: cannot create eventfd: {e}")))?;
         Ok(Completer {
             q,
             pending: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
-            event_loop,
             generation: runtime::generation(),
         })
     }
@@ -129,13 +127,13 @@ impl Completer {
 }
 
 impl Completer {
-    /// A new future registered under a fresh token.
-    pub fn register(&self, py: Python<'_>, post: Option<Py<PyAny>>, conv: Conv) -> PyResult<(u64, Py<PyAny>)> {
-        let fut = self.event_loop.call_method0(py, intern!(py, "create_future"))?;
+    /// Register a future (made by the caller's loop) under a fresh token.
+    /// The completer holds no reference to the loop itself, so a loop that
+    /// is dropped is not kept alive by a cycle through its reader callback.
+    pub fn register(&self, fut: Py<PyAny>, post: Option<Py<PyAny>>, conv: Conv) -> u64 {
         let token = self.next.fetch_add(1, Ordering::Relaxed);
-        let entry = Entry { fut: fut.clone_ref(py), post, conv };
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(token, entry);
-        Ok((token, fut))
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(token, Entry { fut, post, conv });
+        token
     }
 
     /// Forget a token whose request never reached the kernel.

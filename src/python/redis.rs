@@ -21,7 +21,7 @@ use crate::kernel::{Completion, KernelError, Outcome, Request, Route, Slot};
 use crate::protocols::redis::{Pending, Redis};
 use crate::protocols::redis_url;
 
-#[pyclass(frozen, module = "iokernel._native")]
+#[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct RedisService {
     h: Arc<ServiceHandle<Redis>>,
 }
@@ -80,20 +80,21 @@ impl RedisService {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn submit_inner(
+    fn submit_inner<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         completer: &Completer,
+        fut: Bound<'py, PyAny>,
         payload: BytesMut,
         pending: Pending,
         post: Option<Py<PyAny>>,
         timeout: Option<f64>,
         conn: Option<u64>,
         conv: Conv,
-    ) -> PyResult<Py<PyAny>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let deadline = deadline(timeout)?;
         let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
-        let (token, fut) = completer.register(py, post, conv)?;
+        let token = completer.register(fut.clone().unbind(), post, conv);
         let req = Request { payload: payload.freeze(), pending, completion: completer.completion(token), deadline, route: route(conn) };
         self.h.send(req, guard);
         Ok(fut)
@@ -161,42 +162,45 @@ impl RedisService {
         self.blocking(py, buf, Pending::many(n), timeout, conn, Conv::Many { decode })
     }
 
-    /// Asyncio form of `call`: returns a future of `completer`'s loop.
-    #[pyo3(signature = (completer, args, post = None, decode = false, timeout = None, conn = None))]
+    /// Asyncio form of `call`: `fut` (a future of the running loop) gets
+    /// the reply; returns `fut`.
+    #[pyo3(signature = (completer, fut, args, post = None, decode = false, timeout = None, conn = None))]
     #[allow(clippy::too_many_arguments)]
-    fn submit(
+    fn submit<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         completer: &Completer,
-        args: &Bound<'_, PyTuple>,
+        fut: Bound<'py, PyAny>,
+        args: &Bound<'py, PyTuple>,
         post: Option<Py<PyAny>>,
         decode: bool,
         timeout: Option<f64>,
         conn: Option<u64>,
-    ) -> PyResult<Py<PyAny>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
-        self.submit_inner(py, completer, buf, Pending::one(), post, timeout, conn, Conv::One { decode })
+        self.submit_inner(py, completer, fut, buf, Pending::one(), post, timeout, conn, Conv::One { decode })
     }
 
     /// Asyncio form of `call_many`.
-    #[pyo3(signature = (completer, cmds, post = None, decode = false, timeout = None, conn = None))]
+    #[pyo3(signature = (completer, fut, cmds, post = None, decode = false, timeout = None, conn = None))]
     #[allow(clippy::too_many_arguments)]
-    fn submit_many(
+    fn submit_many<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         completer: &Completer,
-        cmds: &Bound<'_, PyList>,
+        fut: Bound<'py, PyAny>,
+        cmds: &Bound<'py, PyList>,
         post: Option<Py<PyAny>>,
         decode: bool,
         timeout: Option<f64>,
         conn: Option<u64>,
-    ) -> PyResult<Py<PyAny>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (buf, n) = Self::encode_many(cmds)?;
         if n == 0 {
             return Err(PyValueError::new_err("submit_many needs at least one command"));
         }
-        self.submit_inner(py, completer, buf, Pending::many(n), post, timeout, conn, Conv::Many { decode })
+        self.submit_inner(py, completer, fut, buf, Pending::many(n), post, timeout, conn, Conv::Many { decode })
     }
 
     /// Open a dedicated connection (blocking); returns its id.
@@ -209,8 +213,8 @@ impl RedisService {
     }
 
     /// Asyncio form of `lease`.
-    fn submit_lease(&self, py: Python<'_>, completer: &Completer) -> PyResult<Py<PyAny>> {
-        let (token, fut) = completer.register(py, None, Conv::Lease)?;
+    fn submit_lease<'py>(&self, py: Python<'py>, completer: &Completer, fut: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let token = completer.register(fut.clone().unbind(), None, Conv::Lease);
         if let Err(e) = self.h.lease(completer.completion(token)) {
             completer.unregister(token);
             return Err(to_pyerr(py, e));

@@ -1,0 +1,46 @@
+"""The exception tree. One shallow hierarchy for every protocol.
+
+``Error`` is the root. Transport failures subclass the builtin exception of
+the same meaning too, so ``except TimeoutError`` and ``except
+ConnectionError`` keep working for code written against the standard library.
+The native module raises these classes (it looks them up here by name).
+"""
+
+from __future__ import annotations
+
+import builtins
+
+
+class Error(Exception):
+    """Base class of every error iokernel raises."""
+
+
+class ConnectionError(Error, builtins.ConnectionError):  # noqa: A001
+    """Could not connect, or the connection broke while the request was out.
+
+    A request that got this error may or may not have run on the server.
+    """
+
+
+class TimeoutError(Error, builtins.TimeoutError):  # noqa: A001
+    """No reply within the timeout. The request may still run on the server."""
+
+
+class ProtocolError(Error):
+    """The server sent bytes that are not valid for the protocol, or a reply
+    larger than a configured limit. The connection was closed and is being
+    re-established."""
+
+
+class OverloadedError(Error):
+    """Too many requests queued or in flight; nothing was sent. Slow down,
+    or raise the client's ``max_queued``/``max_in_flight``."""
+
+
+class ResponseError(Error):
+    """The server answered with an error (Redis ``-ERR ...``). The connection
+    stays usable."""
+
+
+class WatchError(Error):
+    """A transaction was aborted because a WATCHed key changed."""

@@ -1,0 +1,379 @@
+"""Redis and Valkey clients on the I/O kernel.
+
+``Client`` (blocking, thread-safe) and ``AsyncClient`` (asyncio, also under
+uvloop) share one command layer (``_redis_commands``) and one native service
+per URL and options: every client, thread and event loop in the process that
+names the same server shares one pipelined connection.
+
+Commands that would stall or change the shared connection are handled here:
+blocking pops (BLPOP, BZPOPMIN, XREAD BLOCK, ...) run on a short-lived
+dedicated connection; MULTI/WATCH, SELECT, pub/sub and the like are refused
+with a message saying what to use instead (``pipeline(transaction=True)``,
+``dedicated()``, a database in the URL).
+
+Pipelines: ``execute(raise_on_error=True)`` raises the first server error
+(its message names the command's position); with ``raise_on_error=False``
+errors are returned in place, as ``ResponseError`` instances in the list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from . import _aio, _native
+from ._errors import ResponseError, WatchError
+from ._redis_commands import AsyncIterCommands, Commands, SyncIterCommands
+from ._redis_commands_support import shared_connection_refusal
+
+__all__ = ["AsyncClient", "AsyncPipeline", "Client", "Pipeline", "ResponseError", "WatchError"]
+
+Post = Callable[[Any], Any] | None
+
+#: Blocking commands, as the typed methods spell them (upper-case bytes):
+#: these go to a dedicated connection so they never stall the shared one.
+_BLOCKING = frozenset(
+    b"BLPOP BRPOP BLMOVE BRPOPLPUSH BZPOPMIN BZPOPMAX BLMPOP BZMPOP WAIT WAITAOF".split()
+)
+_DEFAULT = object()
+
+# Native services shared by clients with the same URL and options.
+_services: weakref.WeakValueDictionary[tuple[Any, ...], _native.RedisService] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _service(url: str, **opts: Any) -> _native.RedisService:
+    key = (url, _native.generation(), *sorted(opts.items()))
+    svc = _services.get(key)
+    if svc is None:
+        svc = _native.RedisService(url, **opts)
+        _services[key] = svc
+    return svc
+
+
+def _upper(word: Any) -> bytes:
+    if isinstance(word, str):
+        return word.upper().encode()
+    if isinstance(word, (bytes, bytearray, memoryview)):
+        return bytes(word).upper()
+    return b""
+
+
+def _block_seconds(args: tuple[Any, ...]) -> float | None:
+    """How long a blocking command may block on the server (None: forever)."""
+    name = _upper(args[0])
+    try:
+        if name in (b"BLMPOP", b"BZMPOP"):
+            t = float(args[1])
+        elif name in (b"XREAD", b"XREADGROUP"):
+            words = [_upper(a) for a in args]
+            t = float(args[words.index(b"BLOCK") + 1]) / 1000.0
+        elif name in (b"WAIT", b"WAITAOF"):
+            t = float(args[-1]) / 1000.0
+        else:
+            t = float(args[-1])
+    except (ValueError, IndexError, TypeError):
+        return None
+    return None if t <= 0 else t
+
+
+def _needs_dedicated(args: tuple[Any, ...]) -> bool:
+    name = _upper(args[0])
+    if name in _BLOCKING:
+        return True
+    return name in (b"XREAD", b"XREADGROUP") and b"BLOCK" in (_upper(a) for a in args)
+
+
+class _Base:
+    """Options and the native service, shared by both clients."""
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        timeout: float | None = 10.0,
+        connect_timeout: float = 5.0,
+        decode_responses: bool = False,
+        max_in_flight: int = 4096,
+        max_queued: int = 16384,
+        client_name: str | None = None,
+        health_check_interval: float | None = 5.0,
+    ) -> None:
+        """``timeout``: seconds for each command (None: no limit), enforced
+        by the kernel. ``max_in_flight`` requests share the connection at
+        once; ``max_queued`` more may wait; past that calls fail at once with
+        ``OverloadedError``. ``health_check_interval``: PING an idle
+        connection this often to notice a dead peer."""
+        self._svc = _service(
+            url,
+            connect_timeout=connect_timeout,
+            max_in_flight=max_in_flight,
+            max_queued=max_queued,
+            client_name=client_name,
+            idle_ping=health_check_interval,
+        )
+        self._timeout = timeout
+        self._decode = decode_responses
+        self._connect_timeout = connect_timeout
+        self._conn: int | None = None
+        self._closed = False
+
+    def _bound(self, conn: int) -> Any:
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin._conn = conn
+        return twin
+
+    def _refuse(self, args: tuple[Any, ...]) -> None:
+        if self._conn is None:
+            why = shared_connection_refusal(args)
+            if why is not None:
+                raise ResponseError(why)
+
+    def _block_timeout(self, args: tuple[Any, ...]) -> float | None:
+        block = _block_seconds(args)
+        if block is None or self._timeout is None:
+            return None
+        return block + self._timeout
+
+    @property
+    def url(self) -> str:
+        """The server URL, without secrets."""
+        return self._svc.name
+
+    def stats(self) -> dict[str, int]:
+        """Counters of the shared service: connections, requests, reconnects."""
+        return self._svc.stats()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._svc.name}>"
+
+
+class Client(_Base, SyncIterCommands):
+    """Blocking Redis client. Thread-safe: share one across threads."""
+
+    _queues_calls = False
+
+    def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
+        if self._conn is None and args[0] in _BLOCKING:
+            return self._blocking(args, post)
+        raw = self._svc.call(args, self._decode, self._timeout, self._conn)
+        return raw if post is None else post(raw)
+
+    def _blocking(self, args: tuple[Any, ...], post: Post) -> Any:
+        with self.dedicated() as d:
+            raw = d._svc.call(args, d._decode, d._block_timeout(args), d._conn)
+        return raw if post is None else post(raw)
+
+    def execute(self, *args: Any, timeout: Any = _DEFAULT) -> Any:
+        """Run any command; the reply as the server sent it."""
+        self._refuse(args)
+        if self._conn is None and _needs_dedicated(args):
+            return self._blocking(args, None)
+        t = self._timeout if timeout is _DEFAULT else timeout
+        return self._svc.call(args, self._decode, t, self._conn)
+
+    execute_command = execute
+
+    def pipeline(self, transaction: bool = False) -> Pipeline:
+        """Commands queued here are sent in one write by ``execute()``.
+        ``transaction=True`` wraps them in MULTI/EXEC (atomic on the server,
+        safe on the shared connection since the batch is written whole)."""
+        return Pipeline(self, transaction)
+
+    @contextlib.contextmanager
+    def dedicated(self) -> Iterator[Client]:
+        """A connection of your own for WATCH/MULTI, blocking commands or
+        SELECT; closed when the block ends."""
+        if self._conn is not None:
+            yield self
+            return
+        conn = self._svc.lease(self._connect_timeout)
+        try:
+            yield self._bound(conn)
+        finally:
+            self._svc.release(conn)
+
+    def close(self) -> None:
+        """Forget this client; the connection closes when no client uses it."""
+        self._closed = True
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncClient(_Base, AsyncIterCommands):
+    """asyncio Redis client. Usable from several event loops and threads."""
+
+    _queues_calls = False
+
+    def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
+        if self._conn is None and args[0] in _BLOCKING:
+            return self._blocking(args, post)
+        loop = asyncio.get_running_loop()
+        return self._svc.submit(
+            _aio.completer(loop), loop.create_future(), args, post,
+            self._decode, self._timeout, self._conn,
+        )
+
+    async def _blocking(self, args: tuple[Any, ...], post: Post) -> Any:
+        async with self.dedicated() as d:
+            loop = asyncio.get_running_loop()
+            return await d._svc.submit(
+                _aio.completer(loop), loop.create_future(), args, post,
+                d._decode, d._block_timeout(args), d._conn,
+            )
+
+    def execute(self, *args: Any, timeout: Any = _DEFAULT) -> Any:
+        """Run any command; an awaitable of the reply as the server sent it."""
+        self._refuse(args)
+        if self._conn is None and _needs_dedicated(args):
+            return self._blocking(args, None)
+        t = self._timeout if timeout is _DEFAULT else timeout
+        loop = asyncio.get_running_loop()
+        return self._svc.submit(
+            _aio.completer(loop), loop.create_future(), args, None, self._decode, t, self._conn
+        )
+
+    execute_command = execute
+
+    def pipeline(self, transaction: bool = False) -> AsyncPipeline:
+        """As ``Client.pipeline``; ``await p.execute()``."""
+        return AsyncPipeline(self, transaction)
+
+    @contextlib.asynccontextmanager
+    async def dedicated(self) -> AsyncIterator[AsyncClient]:
+        """As ``Client.dedicated``, for ``async with``."""
+        if self._conn is not None:
+            yield self
+            return
+        loop = asyncio.get_running_loop()
+        fut = self._svc.submit_lease(_aio.completer(loop), loop.create_future())
+        conn = await asyncio.wait_for(fut, self._connect_timeout + 1)
+        try:
+            yield self._bound(conn)
+        finally:
+            self._svc.release(conn)
+
+    async def close(self) -> None:
+        """Forget this client; the connection closes when no client uses it."""
+        self._closed = True
+
+    aclose = close
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+C = TypeVar("C", bound=_Base)
+
+
+class _PipelineBase(Commands, Generic[C]):
+    """Queue of commands sent in one write. Shared by both pipeline kinds."""
+
+    def __init__(self, client: C, transaction: bool) -> None:
+        self._client = client
+        self._transaction = transaction
+        self._cmds: list[tuple[Any, ...]] = []
+        self._posts: list[Post] = []
+
+    def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
+        if args[0] in _BLOCKING and self._client._conn is None:
+            raise ResponseError(shared_connection_refusal(args) or "blocking command in a pipeline")
+        self._cmds.append(args)
+        self._posts.append(post)
+        return self
+
+    def execute_command(self, *args: Any) -> Any:
+        """Queue any command."""
+        if self._client._conn is None:
+            why = shared_connection_refusal(args)
+            if why is not None:
+                raise ResponseError(why)
+        return self._call(args)
+
+    def __len__(self) -> int:
+        return len(self._cmds)
+
+    def reset(self) -> None:
+        self._cmds.clear()
+        self._posts.clear()
+
+    def _wire(self) -> list[tuple[Any, ...]]:
+        if self._transaction:
+            return [(b"MULTI",), *self._cmds, (b"EXEC",)]
+        return list(self._cmds)
+
+    def _finish(self, raw: list[Any], raise_on_error: bool) -> list[Any]:
+        cmds, posts = self._cmds, self._posts
+        if self._transaction:
+            queued, result = raw[1:-1], raw[-1]
+            for i, q in enumerate(queued):
+                if isinstance(q, ResponseError):
+                    raise _annotate(q, i, cmds[i])
+            if isinstance(result, ResponseError):
+                raise result
+            if result is None:
+                raise WatchError("transaction aborted: a WATCHed key changed; retry it")
+            raw = list(result)
+        out: list[Any] = []
+        for i, (value, post) in enumerate(zip(raw, posts)):
+            if isinstance(value, ResponseError):
+                if raise_on_error:
+                    raise _annotate(value, i, cmds[i])
+                out.append(value)
+                continue
+            out.append(value if post is None else post(value))
+        self.reset()
+        return out
+
+
+def _annotate(err: ResponseError, i: int, cmd: tuple[Any, ...]) -> ResponseError:
+    name = _upper(cmd[0]).decode(errors="replace")
+    return ResponseError(f"command #{i + 1} ({name}) of the pipeline failed: {err}")
+
+
+class Pipeline(_PipelineBase[Client]):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Send every queued command in one write; their results in order."""
+        if not self._cmds:
+            return []
+        c = self._client
+        raw = c._svc.call_many(self._wire(), c._decode, c._timeout, c._conn)
+        return self._finish(raw, raise_on_error)
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+
+class AsyncPipeline(_PipelineBase[AsyncClient]):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Send every queued command in one write; their results in order."""
+        if not self._cmds:
+            return []
+        c = self._client
+        loop = asyncio.get_running_loop()
+        raw = await c._svc.submit_many(
+            _aio.completer(loop), loop.create_future(), self._wire(), None,
+            c._decode, c._timeout, c._conn,
+        )
+        return self._finish(raw, raise_on_error)
+
+    async def __aenter__(self) -> AsyncPipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.reset()
