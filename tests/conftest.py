@@ -1,0 +1,206 @@
+"""Shared pytest fixtures: real servers on loopback, fault servers, leak checks.
+
+Fixtures (all servers bind 127.0.0.1 on a free port; nothing needs to be running):
+
+  redis_server         session   RedisServer (tests/servers.py); TCP + unix socket
+  redis_url            function  redis_server.url() -> "redis://127.0.0.1:PORT/0"
+  redis_auth_server    session   RedisServer with requirepass AUTH_PASSWORD and the
+                                 ACL user AUTH_USER / AUTH_USER_PASSWORD
+  fresh_redis_server   function  a private RedisServer for tests that kill/restart/freeze it
+  fake_redis           function  FakeRedis (tests/faults/fakeserver.py), behaving normally
+                                 until scripted
+  no_leaks             function  fails the test if it leaves Python threads, native
+                                 threads or file descriptors behind
+
+Every test that uses redis_server or redis_url starts on an empty server
+(FLUSHALL over a raw socket before the test; iokernel is not involved).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.faults.fakeserver import FakeRedis
+from tests.servers import RedisServer, ServerError, find_binary
+
+AUTH_PASSWORD = "iok-default-pw"
+AUTH_USER = "iokuser"
+AUTH_USER_PASSWORD = "iokuser-pw"
+
+_REDIS_FIXTURES = {"redis_server", "redis_url"}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    try:
+        out = subprocess.run(
+            [find_binary("redis-server"), "--version"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()
+    except (ServerError, OSError, subprocess.TimeoutExpired) as e:
+        out = f"unavailable ({e})"
+    return [f"redis-server: {out}"]
+
+
+# ------------------------------------------------------------------ redis
+def _start(srv: RedisServer) -> RedisServer:
+    try:
+        srv.start()
+    except ServerError as e:
+        srv.stop(cleanup=True)
+        pytest.fail(f"could not start redis-server for the tests: {e}", pytrace=False)
+    return srv
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    srv = _start(RedisServer())
+    try:
+        yield srv
+    finally:
+        srv.stop(cleanup=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url()
+
+
+@pytest.fixture(scope="session")
+def redis_auth_server() -> Iterator[RedisServer]:
+    srv = _start(
+        RedisServer(password=AUTH_PASSWORD, acl_users={AUTH_USER: AUTH_USER_PASSWORD})
+    )
+    try:
+        yield srv
+    finally:
+        srv.stop(cleanup=True)
+
+
+@pytest.fixture
+def fresh_redis_server() -> Iterator[RedisServer]:
+    """A server of this test's own: kill(), restart(), frozen() freely."""
+    srv = _start(RedisServer())
+    try:
+        yield srv
+    finally:
+        srv.stop(cleanup=True)
+
+
+@pytest.fixture(autouse=True)
+def _redis_clean_slate(request: pytest.FixtureRequest) -> None:
+    """FLUSHALL before each test that uses the shared redis server (only those)."""
+    if not _REDIS_FIXTURES.intersection(request.fixturenames):
+        return
+    srv: RedisServer = request.getfixturevalue("redis_server")
+    if not srv.running:  # a test killed the shared server: bring it back, same port
+        srv.restart()
+    srv.flushall()
+
+
+# ------------------------------------------------------------ fault server
+@pytest.fixture
+def fake_redis() -> Iterator[FakeRedis]:
+    with FakeRedis() as srv:
+        yield srv
+
+
+# ------------------------------------------------------------- leak check
+def _fds() -> set[int]:
+    try:
+        return {int(n) for n in os.listdir("/proc/self/fd")}
+    except OSError:
+        return set()
+
+
+def _native_threads() -> dict[int, str]:
+    out: dict[int, str] = {}
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                out[int(tid)] = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
+def _fd_desc(fd: int) -> str:
+    try:
+        return f"{fd}->{os.readlink(f'/proc/self/fd/{fd}')}"
+    except OSError:
+        return str(fd)
+
+
+class LeakCheck:
+    """Snapshot taken before the test; verify() waits (bounded) for things to settle.
+
+    The kernel thread ("iokernel") is started lazily once per process and is
+    allowed to appear. fd_slack lets a test tolerate a few long-lived fds it
+    knows about (e.g. a kernel wake-up eventfd created on first use).
+    """
+
+    settle_timeout = 3.0
+
+    def __init__(self) -> None:
+        self.fd_slack = 0
+        self.threads = {t.ident for t in threading.enumerate()}
+        self.native = _native_threads()
+        self.fds = _fds()
+
+    def _problems(self) -> list[str]:
+        problems = []
+        new_py = [
+            t for t in threading.enumerate()
+            if t.ident not in self.threads and t.is_alive()
+        ]
+        if new_py:
+            problems.append(f"python threads left running: {[t.name for t in new_py]}")
+        native_now = _native_threads()
+        new_native = {
+            tid: name for tid, name in native_now.items()
+            if tid not in self.native and not name.startswith("iokernel")
+        }
+        # Python threads show up natively too; count only the ones Python doesn't know.
+        py_native = {t.native_id for t in threading.enumerate()}
+        new_native = {t: n for t, n in new_native.items() if t not in py_native}
+        if new_native:
+            problems.append(f"native threads left running: {sorted(new_native.values())}")
+        new_fds = _fds() - self.fds
+        if len(new_fds) > self.fd_slack:
+            problems.append(
+                f"{len(new_fds)} new file descriptors (slack {self.fd_slack}): "
+                + ", ".join(_fd_desc(fd) for fd in sorted(new_fds))
+            )
+        return problems
+
+    def verify(self) -> None:
+        deadline = time.monotonic() + self.settle_timeout
+        while True:
+            problems = self._problems()
+            if not problems or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if problems:
+            pytest.fail("resource leak: " + "; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def no_leaks() -> Iterator[LeakCheck]:
+    """Request it to fail the test on leftover threads / fds. Request it FIRST so
+    its snapshot precedes the other fixtures' resources (servers, clients)."""
+    check = LeakCheck()
+    yield check
+    check.verify()
