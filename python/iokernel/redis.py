@@ -316,6 +316,7 @@ class _PipelineBase(Commands, Generic[C]):
 
     def _finish(self, raw: list[Any], raise_on_error: bool) -> list[Any]:
         cmds, posts = self._cmds, self._posts
+        self._cmds, self._posts = [], []  # the pipeline is empty again, whatever happens
         if self._transaction:
             queued, result = raw[1:-1], raw[-1]
             for i, q in enumerate(queued):
@@ -334,7 +335,6 @@ class _PipelineBase(Commands, Generic[C]):
                 out.append(value)
                 continue
             out.append(value if post is None else post(value))
-        self.reset()
         return out
 
 

@@ -93,7 +93,14 @@ impl RedisService {
         conv: Conv,
     ) -> PyResult<Bound<'py, PyAny>> {
         let deadline = deadline(timeout)?;
-        let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
+        let guard = match self.h.admit() {
+            Ok(g) => g,
+            Err(e) => {
+                // Fail fast, but on the awaitable, as asyncio code expects.
+                fut.call_method1(pyo3::intern!(py, "set_exception"), (to_pyerr(py, e).into_value(py),))?;
+                return Ok(fut);
+            }
+        };
         let token = completer.register(fut.clone().unbind(), post, conv);
         let req = Request { payload: payload.freeze(), pending, completion: completer.completion(token), deadline, route: route(conn) };
         self.h.send(req, guard);
