@@ -58,7 +58,14 @@ class Commands(SortedSetCommands, ServerCommands):
     Return values are documented as the blocking client sees them; the
     asyncio client returns awaitables of the same, pipelines return
     themselves.
+
+    ``_queues_calls`` tells :class:`Script` whether ``_call`` only queues (so
+    a NOSCRIPT error cannot be caught and retried): true for a bare
+    ``Commands`` (pipelines), false for the clients, which mix in
+    :class:`SyncIterCommands` or :class:`AsyncIterCommands`.
     """
+
+    _queues_calls = True
 
     # -- strings -------------------------------------------------------------
 
@@ -481,6 +488,8 @@ class Commands(SortedSetCommands, ServerCommands):
 class SyncIterCommands(Commands):
     """Commands plus the blocking client's generators and scripts."""
 
+    _queues_calls = False
+
     def scan_iter(
         self, match: Key | None = None, count: int | None = None, _type: str | None = None
     ) -> Iterator[Any]:
@@ -523,6 +532,8 @@ class SyncIterCommands(Commands):
 
 class AsyncIterCommands(Commands):
     """Commands plus the asyncio client's async generators and scripts."""
+
+    _queues_calls = False
 
     async def scan_iter(
         self, match: Key | None = None, count: int | None = None, _type: str | None = None

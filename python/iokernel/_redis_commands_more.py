@@ -259,8 +259,9 @@ def _is_noscript(exc: BaseException) -> bool:
 class Script(_ScriptBase):
     """``script(keys, args)``: EVALSHA, then EVAL when the server answers NOSCRIPT.
 
-    A pipeline (``_queues_calls`` true) gets EVAL straight away, since its
-    errors only surface at ``execute()``; the server caches the script then.
+    A pipeline (``_queues_calls`` true, see ``Commands``) gets EVAL straight
+    away, since its errors only surface at ``execute()``; the server caches
+    the script then. ``client=`` runs the script on another client or pipeline.
     """
 
     def __call__(
