@@ -104,23 +104,25 @@ pub enum DecodeError {
 
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DecodeError::Syntax { offset, detail } => {
+        match *self {
+            DecodeError::Syntax { offset, ref detail } => {
                 write!(f, "invalid RESP at byte {offset}: {detail}")
             }
             DecodeError::TooLarge {
                 what: "line",
                 limit,
                 ..
-            } => write!(f, "line without CRLF exceeds the limit of {limit} bytes"),
-            DecodeError::TooLarge { what, len, limit } if is_aggregate_name(what) => write!(
-                f,
-                "{what} of {len} elements exceeds the limit of {limit} elements"
-            ),
+            } => {
+                write!(f, "line without CRLF exceeds the limit of {limit} bytes")
+            }
             DecodeError::TooLarge { what, len, limit } => {
+                let unit = match what {
+                    "bulk string" | "bulk error" | "verbatim string" => "bytes",
+                    _ => "elements",
+                };
                 write!(
                     f,
-                    "{what} of {len} bytes exceeds the limit of {limit} bytes"
+                    "{what} of {len} {unit} exceeds the limit of {limit} {unit}"
                 )
             }
             DecodeError::TooDeep { limit } => {
@@ -135,26 +137,20 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-fn is_aggregate_name(what: &str) -> bool {
-    matches!(what, "array" | "set" | "push" | "map" | "attribute")
-}
-
 /// `Ok(None)`: the input ends before the item does.
 type Step<T> = Result<Option<T>, DecodeError>;
 
 fn syntax(offset: usize, detail: impl Into<String>) -> DecodeError {
-    DecodeError::Syntax {
-        offset,
-        detail: detail.into(),
-    }
+    let detail = detail.into();
+    DecodeError::Syntax { offset, detail }
+}
+
+fn too_large(what: &'static str, len: u64, limit: usize) -> DecodeError {
+    DecodeError::TooLarge { what, len, limit }
 }
 
 fn line_too_long(limit: usize) -> DecodeError {
-    DecodeError::TooLarge {
-        what: "line",
-        len: limit as u64 + 1,
-        limit,
-    }
+    too_large("line", limit as u64 + 1, limit)
 }
 
 /// Unwraps a complete `Step` or returns `Ok(None)` from the caller.
@@ -198,61 +194,53 @@ fn crlf_at(buf: &[u8], at: usize) -> Step<usize> {
 }
 
 /// Parses `[+-]<digits>\r\n` at `start` into an i64, rejecting overflow and
-/// empty numbers; returns the value and the position after the CRLF.
+/// empty numbers; returns the value and the position after the CRLF. Like
+/// `find_crlf`, looks at no more than `max_line + 1` bytes of the line.
 #[inline]
 fn read_int(buf: &[u8], start: usize, max_line: usize) -> Step<(i64, usize)> {
-    let mut i = start;
-    let neg = match buf.get(i) {
-        None => return Ok(None),
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        Some(_) => false,
+    let line = &buf[start..];
+    let window = &line[..line.len().min(max_line.saturating_add(1))];
+    let (neg, first) = match window.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
     };
-    let first = i;
+    let overflow = || syntax(start + first, "integer does not fit in 64 bits");
     let mut mag: u64 = 0;
-    let stop = loop {
-        if i - start > max_line {
-            return Err(line_too_long(max_line));
-        }
-        let Some(&b) = buf.get(i) else {
-            return Ok(None);
-        };
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            break b;
-        }
-        mag = match mag
+    let mut i = first;
+    while let Some(d) = window
+        .get(i)
+        .map(|b| b.wrapping_sub(b'0'))
+        .filter(|&d| d < 10)
+    {
+        mag = mag
             .checked_mul(10)
             .and_then(|m| m.checked_add(u64::from(d)))
-        {
-            Some(m) => m,
-            None => return Err(syntax(first, "integer does not fit in 64 bits")),
-        };
+            .ok_or_else(overflow)?;
         i += 1;
-    };
-    if i == first || stop != b'\r' {
-        return Err(syntax(i, "expected a decimal integer followed by CRLF"));
     }
-    match buf.get(i + 1) {
+    match window.get(i) {
+        None if window.len() > max_line => return Err(line_too_long(max_line)),
+        None => return Ok(None),
+        Some(b'\r') if i > first => {}
+        Some(_) => {
+            return Err(syntax(
+                start + i,
+                "expected a decimal integer followed by CRLF",
+            ))
+        }
+    }
+    match line.get(i + 1) {
         None => return Ok(None),
         Some(b'\n') => {}
-        Some(_) => return Err(syntax(i + 1, "expected LF after CR")),
+        Some(_) => return Err(syntax(start + i + 1, "expected LF after CR")),
     }
     let value = if neg {
-        if mag > 1 << 63 {
-            return Err(syntax(first, "integer does not fit in 64 bits"));
-        }
-        (mag as i64).wrapping_neg()
+        0i64.checked_sub_unsigned(mag).ok_or_else(overflow)?
     } else {
-        i64::try_from(mag).map_err(|_| syntax(first, "integer does not fit in 64 bits"))?
+        i64::try_from(mag).map_err(|_| overflow())?
     };
-    Ok(Some((value, i + 2)))
+    Ok(Some((value, start + i + 2)))
 }
 
 fn parse_double(s: &[u8]) -> Option<f64> {
@@ -267,16 +255,11 @@ fn is_big_number(s: &[u8]) -> bool {
     !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
 }
 
-fn bulk_name(t: u8) -> &'static str {
+fn type_name(t: u8) -> &'static str {
     match t {
         b'$' => "bulk string",
         b'!' => "bulk error",
-        _ => "verbatim string",
-    }
-}
-
-fn aggregate_name(t: u8) -> &'static str {
-    match t {
+        b'=' => "verbatim string",
         b'*' => "array",
         b'~' => "set",
         b'>' => "push",
@@ -328,11 +311,7 @@ impl Scan {
                     } else {
                         let n = n as u64;
                         if n > lim.max_bulk as u64 {
-                            return Err(DecodeError::TooLarge {
-                                what: bulk_name(t),
-                                len: n,
-                                limit: lim.max_bulk,
-                            });
+                            return Err(too_large(type_name(t), n, lim.max_bulk));
                         }
                         let n = n as usize;
                         if t == b'=' {
@@ -364,16 +343,11 @@ impl Scan {
                     } else {
                         let n = n as u64;
                         if n > lim.max_elements as u64 {
-                            return Err(DecodeError::TooLarge {
-                                what: aggregate_name(t),
-                                len: n,
-                                limit: lim.max_elements,
-                            });
+                            return Err(too_large(type_name(t), n, lim.max_elements));
                         }
                         if self.open.len() >= lim.max_depth {
-                            return Err(DecodeError::TooDeep {
-                                limit: lim.max_depth,
-                            });
+                            let limit = lim.max_depth;
+                            return Err(DecodeError::TooDeep { limit });
                         }
                         let attr = t == b'|';
                         let left = if attr || t == b'%' { n * 2 } else { n };
@@ -485,73 +459,80 @@ impl Decoder {
 /// Second pass: `buf[..end]` is one frame the scan accepted.
 fn take_frame(buf: &mut BytesMut, end: usize) -> Result<Frame, DecodeError> {
     let t = buf[0];
-    // Frames without a payload to share need no split and no refcount.
-    if matches!(t, b':' | b'_' | b'#' | b',') {
-        let (frame, _) = parse_scalar(&buf[..end], t, 1)?;
+    let frame = if matches!(t, b':' | b'_' | b'#' | b',') {
+        // No payload to share: no split, no refcount.
+        let frame = parse_scalar(&buf[..end], t, 1).map(|(f, _)| f);
         buf.advance(end);
-        return Ok(frame);
-    }
-    if t == b'+' && &buf[1..end - 2] == b"OK" {
+        frame
+    } else if t == b'+' && &buf[1..end - 2] == b"OK" {
         buf.advance(end);
-        return Ok(Frame::Simple(Bytes::from_static(b"OK")));
-    }
-    let chunk = buf.split_to(end).freeze();
-    parse(&chunk, &mut 0)
+        Some(Frame::Simple(Bytes::from_static(b"OK")))
+    } else {
+        parse(&buf.split_to(end).freeze(), &mut 0)
+    };
+    // The scan accepted these bytes, so this is a bug; report, don't panic.
+    frame.ok_or_else(|| syntax(0, "frame rejected by the second pass (decoder bug)"))
 }
 
-/// The scan accepted the frame, so running short here is a bug; report it
-/// rather than panic.
-fn need<T>(step: Step<T>, at: usize) -> Result<T, DecodeError> {
-    step?.ok_or_else(|| syntax(at, "frame ended early (decoder bug)"))
+/// Reads `[+-]<digits>\r\n` at `i`, already validated by the scan; returns
+/// the value and the position after the CRLF.
+#[inline]
+fn int_at(buf: &[u8], mut i: usize) -> (i64, usize) {
+    let neg = buf.get(i) == Some(&b'-');
+    if neg || buf.get(i) == Some(&b'+') {
+        i += 1;
+    }
+    let mut mag: u64 = 0;
+    while let Some(d) = buf.get(i).map(|b| b.wrapping_sub(b'0')).filter(|&d| d < 10) {
+        mag = mag.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let v = mag as i64;
+    (if neg { v.wrapping_neg() } else { v }, i + 2)
+}
+
+/// The CR ending the validated line that starts at `p`.
+#[inline]
+fn cr_at(buf: &[u8], p: usize) -> Option<usize> {
+    Some(p + buf.get(p..)?.iter().position(|&b| b == b'\r')?)
 }
 
 /// Capacity reserved up front for an aggregate; larger ones grow as their
 /// elements are actually parsed.
 const PREALLOC: usize = 1024;
 
-fn parse(src: &Bytes, pos: &mut usize) -> Result<Frame, DecodeError> {
+/// Builds the frame at `*pos` from bytes the scan validated, taking string
+/// payloads as slices of `src`. Recurses at most `max_depth` deep.
+fn parse(src: &Bytes, pos: &mut usize) -> Option<Frame> {
     let buf: &[u8] = src;
     loop {
-        let at = *pos;
-        let t = *buf.get(at).ok_or_else(|| syntax(at, "frame ended early"))?;
-        let p = at + 1;
+        let t = *buf.get(*pos)?;
+        let p = *pos + 1;
         let frame = match t {
-            b'+' | b'-' | b'(' => {
-                let cr = need(find_crlf(buf, p, usize::MAX), p)?;
-                *pos = cr + 2;
-                let s = src.slice(p..cr);
-                match t {
-                    b'+' => Frame::Simple(s),
-                    b'-' => Frame::Error(s),
-                    _ => Frame::BigNumber(s),
-                }
-            }
             b'$' | b'!' | b'=' => {
-                let (n, data) = need(read_int(buf, p, usize::MAX), p)?;
+                let (n, data) = int_at(buf, p);
                 if n < 0 {
                     *pos = data;
-                    Frame::Null
-                } else {
-                    let stop = data + n as usize;
-                    if stop + 2 > buf.len() || (t == b'=' && n < 4) {
-                        return Err(syntax(p, "frame ended early (decoder bug)"));
-                    }
-                    *pos = stop + 2;
-                    match t {
-                        b'$' => Frame::Bulk(src.slice(data..stop)),
-                        b'!' => Frame::BulkError(src.slice(data..stop)),
-                        _ => Frame::Verbatim {
-                            format: [buf[data], buf[data + 1], buf[data + 2]],
-                            data: src.slice(data + 4..stop),
-                        },
-                    }
+                    return Some(Frame::Null);
+                }
+                let stop = data
+                    .checked_add(n as usize)
+                    .filter(|&e| e + 2 <= buf.len())?;
+                *pos = stop + 2;
+                match t {
+                    b'$' => Frame::Bulk(src.slice(data..stop)),
+                    b'!' => Frame::BulkError(src.slice(data..stop)),
+                    _ => Frame::Verbatim {
+                        format: buf.get(data..data + 3)?.try_into().ok()?,
+                        data: src.slice((data + 4).min(stop)..stop),
+                    },
                 }
             }
             b'*' | b'~' | b'>' | b'%' | b'|' => {
-                let (n, after) = need(read_int(buf, p, usize::MAX), p)?;
+                let (n, after) = int_at(buf, p);
                 *pos = after;
                 if n < 0 {
-                    return Ok(Frame::Null);
+                    return Some(Frame::Null);
                 }
                 let n = n as usize;
                 match t {
@@ -583,32 +564,41 @@ fn parse(src: &Bytes, pos: &mut usize) -> Result<Frame, DecodeError> {
                     }
                 }
             }
+            b'+' | b'-' | b'(' => {
+                let cr = cr_at(buf, p)?;
+                *pos = cr + 2;
+                let s = src.slice(p..cr);
+                match t {
+                    b'+' => Frame::Simple(s),
+                    b'-' => Frame::Error(s),
+                    _ => Frame::BigNumber(s),
+                }
+            }
             _ => {
                 let (frame, end) = parse_scalar(buf, t, p)?;
                 *pos = end;
                 frame
             }
         };
-        return Ok(frame);
+        return Some(frame);
     }
 }
 
-/// Parses a frame without payload bytes (`:`, `_`, `#`, `,`) whose type byte
-/// is at `p - 1`; returns it and the position after it.
-fn parse_scalar(buf: &[u8], t: u8, p: usize) -> Result<(Frame, usize), DecodeError> {
-    Ok(match t {
+/// Builds a validated frame without payload bytes (`:`, `_`, `#`, `,`)
+/// whose type byte is at `p - 1`; returns it and the position after it.
+fn parse_scalar(buf: &[u8], t: u8, p: usize) -> Option<(Frame, usize)> {
+    Some(match t {
         b':' => {
-            let (n, end) = need(read_int(buf, p, usize::MAX), p)?;
+            let (n, end) = int_at(buf, p);
             (Frame::Integer(n), end)
         }
         b'_' => (Frame::Null, p + 2),
         b'#' => (Frame::Boolean(buf.get(p) == Some(&b't')), p + 3),
         b',' => {
-            let cr = need(find_crlf(buf, p, usize::MAX), p)?;
-            let d = parse_double(&buf[p..cr]).ok_or_else(|| syntax(p, "invalid number"))?;
-            (Frame::Double(d), cr + 2)
+            let cr = cr_at(buf, p)?;
+            (Frame::Double(parse_double(&buf[p..cr])?), cr + 2)
         }
-        _ => return Err(syntax(p - 1, format!("unknown type byte 0x{t:02x}"))),
+        _ => return None,
     })
 }
 
@@ -699,47 +689,9 @@ pub fn encode_frame(frame: &Frame, out: &mut BytesMut) {
                 encode_frame(v, out);
             }
         }
-        Frame::Array(items) => put_seq(out, b'*', items, encode_frame),
-        Frame::Set(items) => put_seq(out, b'~', items, encode_frame),
-        Frame::Push(items) => put_seq(out, b'>', items, encode_frame),
-    }
-}
-
-/// Serialize a frame as a RESP2 server would send it to a RESP2 client:
-/// `Null` as `$-1`, maps flattened into arrays, sets and pushes as arrays,
-/// doubles, big numbers and verbatim text as bulk strings, booleans as 1/0,
-/// bulk errors as simple errors (CR/LF replaced by spaces).
-pub fn encode_frame_resp2(frame: &Frame, out: &mut BytesMut) {
-    match frame {
-        Frame::Null => out.put_slice(b"$-1\r\n"),
-        Frame::Boolean(b) => put_integer(out, i64::from(*b)),
-        Frame::Double(d) => {
-            let mut text = BytesMut::new();
-            put_double(&mut text, *d);
-            put_bulk(out, b'$', &text);
-        }
-        Frame::BigNumber(s) | Frame::Verbatim { data: s, .. } => put_bulk(out, b'$', s),
-        Frame::BulkError(s) => {
-            out.put_u8(b'-');
-            out.extend(
-                s.iter()
-                    .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
-            );
-            out.put_slice(b"\r\n");
-        }
-        Frame::Map(pairs) => {
-            put_header(out, b'*', pairs.len() * 2);
-            for (k, v) in pairs {
-                encode_frame_resp2(k, out);
-                encode_frame_resp2(v, out);
-            }
-        }
-        Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
-            put_seq(out, b'*', items, encode_frame_resp2)
-        }
-        Frame::Simple(_) | Frame::Error(_) | Frame::Integer(_) | Frame::Bulk(_) => {
-            encode_frame(frame, out)
-        }
+        Frame::Array(items) => put_seq(out, b'*', items),
+        Frame::Set(items) => put_seq(out, b'~', items),
+        Frame::Push(items) => put_seq(out, b'>', items),
     }
 }
 
@@ -770,10 +722,10 @@ fn put_double(out: &mut BytesMut, d: f64) {
     }
 }
 
-fn put_seq(out: &mut BytesMut, t: u8, items: &[Frame], enc: fn(&Frame, &mut BytesMut)) {
+fn put_seq(out: &mut BytesMut, t: u8, items: &[Frame]) {
     put_header(out, t, items.len());
     for item in items {
-        enc(item, out);
+        encode_frame(item, out);
     }
 }
 
@@ -869,9 +821,6 @@ mod fuzz {
         let mut again = BytesMut::new();
         encode_frame(&back, &mut again);
         assert_eq!(again, enc, "round trip changed {frame:?}");
-        let mut resp2 = BytesMut::new();
-        encode_frame_resp2(frame, &mut resp2);
-        assert!(decode(&mut resp2, &Limits::default()).is_ok());
         enc
     }
 }

@@ -481,33 +481,6 @@ fn encode_frame_bytes() {
 }
 
 #[test]
-fn encode_frame_resp2_bytes() {
-    let resp2 = |f: &Frame| {
-        let mut out = BytesMut::new();
-        encode_frame_resp2(f, &mut out);
-        out.to_vec()
-    };
-    assert_eq!(resp2(&Frame::Null), b"$-1\r\n");
-    assert_eq!(resp2(&Frame::Boolean(true)), b":1\r\n");
-    assert_eq!(resp2(&Frame::Double(2.5)), b"$3\r\n2.5\r\n");
-    assert_eq!(resp2(&Frame::BulkError(b("a\r\nb"))), b"-a  b\r\n");
-    assert_eq!(
-        resp2(&Frame::Map(vec![(
-            Frame::Simple(b("k")),
-            Frame::Set(vec![Frame::Null])
-        )])),
-        b"*2\r\n+k\r\n*1\r\n$-1\r\n"
-    );
-    assert_eq!(
-        resp2(&Frame::Verbatim {
-            format: *b"txt",
-            data: b("x")
-        }),
-        b"$1\r\nx\r\n"
-    );
-}
-
-#[test]
 fn is_error() {
     assert!(Frame::Error(b("E")).is_error());
     assert!(Frame::BulkError(b("E")).is_error());
