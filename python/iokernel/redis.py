@@ -88,6 +88,10 @@ def _needs_dedicated(args: tuple[Any, ...]) -> bool:
     return name in (b"XREAD", b"XREADGROUP") and b"BLOCK" in (_upper(a) for a in args)
 
 
+async def _wait(fut: Any) -> Any:
+    return await fut
+
+
 class _Base:
     """Options and the native service, shared by both clients."""
 
@@ -218,10 +222,13 @@ class AsyncClient(_Base, AsyncIterCommands):
         if self._conn is None and args[0] in _BLOCKING:
             return self._blocking(args, post)
         loop = asyncio.get_running_loop()
-        return self._svc.submit(
+        # Sent now; the coroutine only waits. A coroutine (not the bare future)
+        # so that asyncio.create_task(), TaskGroup and inspect work as with
+        # redis-py; it costs ~0.3 us a call.
+        return _wait(self._svc.submit(
             _aio.completer(loop), loop.create_future(), args, post,
             self._decode, self._timeout, self._conn,
-        )
+        ))
 
     async def _blocking(self, args: tuple[Any, ...], post: Post) -> Any:
         async with self.dedicated() as d:
@@ -238,9 +245,9 @@ class AsyncClient(_Base, AsyncIterCommands):
             return self._blocking(args, None)
         t = self._timeout if timeout is _DEFAULT else timeout
         loop = asyncio.get_running_loop()
-        return self._svc.submit(
+        return _wait(self._svc.submit(
             _aio.completer(loop), loop.create_future(), args, None, self._decode, t, self._conn
-        )
+        ))
 
     execute_command = execute
 

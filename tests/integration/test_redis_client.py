@@ -390,3 +390,21 @@ def test_interpreter_exit_does_not_hang(redis_url: str) -> None:
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "bye"
     assert time.monotonic() - t0 < 10
+
+
+def test_async_methods_are_coroutines_like_redis_py(redis_url: str) -> None:
+    import inspect
+
+    ar = redis.AsyncClient(redis_url)
+
+    async def main() -> list[object]:
+        coro = ar.echo("x")
+        assert inspect.iscoroutine(coro)
+        t1 = asyncio.create_task(coro)
+        async with asyncio.TaskGroup() as tg:
+            t2 = tg.create_task(ar.echo("y"))
+        return [await t1, t2.result()]
+
+    if sys.version_info < (3, 11):
+        pytest.skip("TaskGroup needs Python 3.11")
+    assert asyncio.run(main()) == [b"x", b"y"]
