@@ -114,7 +114,11 @@ impl Slot {
             if now >= end {
                 return None;
             }
-            g = self.ready.wait_timeout(g, end - now).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .ready
+                .wait_timeout(g, end - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
@@ -134,7 +138,10 @@ impl CompletionQueue {
         }
         // SAFETY: fd is a fresh, valid descriptor nobody else owns.
         let efd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Arc::new(CompletionQueue { items: Mutex::new(Vec::new()), efd }))
+        Ok(Arc::new(CompletionQueue {
+            items: Mutex::new(Vec::new()),
+            efd,
+        }))
     }
 
     /// The descriptor that becomes readable when completions are waiting.
@@ -192,7 +199,10 @@ mod tests {
         let r = unsafe { libc::read(q.fd(), (&mut n as *mut u64).cast(), 8) };
         assert_eq!((r, n), (8, 1), "three pushes, one wake-up");
         let items = q.drain();
-        assert_eq!(items.iter().map(|d| d.token).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            items.iter().map(|d| d.token).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
         assert!(q.drain().is_empty());
     }
 }

@@ -56,10 +56,34 @@ fn set_keepalive(fd: i32) {
     let sz = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: setsockopt on a valid socket fd with pointers to live c_ints.
     unsafe {
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, (&on as *const libc::c_int).cast(), sz);
-        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, (&idle as *const libc::c_int).cast(), sz);
-        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (&intvl as *const libc::c_int).cast(), sz);
-        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, (&cnt as *const libc::c_int).cast(), sz);
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            (&on as *const libc::c_int).cast(),
+            sz,
+        );
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPIDLE,
+            (&idle as *const libc::c_int).cast(),
+            sz,
+        );
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPINTVL,
+            (&intvl as *const libc::c_int).cast(),
+            sz,
+        );
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPCNT,
+            (&cnt as *const libc::c_int).cast(),
+            sz,
+        );
     }
 }
 
@@ -93,10 +117,9 @@ pub struct HandshakeIo<'a, P: Protocol> {
 impl<P: Protocol> HandshakeIo<'_, P> {
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), KernelError> {
         let addr = self.addr;
-        self.writer
-            .write_all(bytes)
-            .await
-            .map_err(|e| KernelError::connection(format!("{addr}: write failed during handshake: {e}")))
+        self.writer.write_all(bytes).await.map_err(|e| {
+            KernelError::connection(format!("{addr}: write failed during handshake: {e}"))
+        })
     }
 
     /// The next message that is not unsolicited.
@@ -128,11 +151,17 @@ pub async fn connect<P: Protocol>(
     timeout: Duration,
 ) -> Result<(Reader, Writer, BytesMut), KernelError> {
     let work = async {
-        let (mut r, mut w) = open(addr)
-            .await
-            .map_err(|e| KernelError::connection(format!("cannot connect to {} {addr}: {e}", proto.name())))?;
+        let (mut r, mut w) = open(addr).await.map_err(|e| {
+            KernelError::connection(format!("cannot connect to {} {addr}: {e}", proto.name()))
+        })?;
         let mut buf = BytesMut::with_capacity(16 * 1024);
-        let mut io = HandshakeIo { proto, addr, reader: &mut r, writer: &mut w, buf: &mut buf };
+        let mut io = HandshakeIo {
+            proto,
+            addr,
+            reader: &mut r,
+            writer: &mut w,
+            buf: &mut buf,
+        };
         proto.handshake(&mut io).await?;
         Ok((r, w, buf))
     };
@@ -151,6 +180,15 @@ struct Waiter<P: Protocol> {
     completion: Completion,
     /// Keeps the service's outstanding count until the reply is consumed.
     _guard: Option<super::service::Outstanding>,
+}
+
+impl<P: Protocol> Waiter<P> {
+    /// Complete, giving the service's outstanding slot back first so that a
+    /// woken caller never sees its own request still counted.
+    fn finish(self, outcome: super::Outcome) {
+        drop(self._guard);
+        self.completion.complete(outcome);
+    }
 }
 
 struct Inner<P: Protocol> {
@@ -211,7 +249,11 @@ impl<P: Protocol> Conn<P> {
             }
         }
         g.out.extend_from_slice(&req.payload);
-        g.waiters.push_back(Waiter { pending: req.pending, completion: req.completion, _guard: guard });
+        g.waiters.push_back(Waiter {
+            pending: req.pending,
+            completion: req.completion,
+            _guard: guard,
+        });
         drop(g);
         self.wake_writer.notify_one();
     }
@@ -223,7 +265,7 @@ impl<P: Protocol> Conn<P> {
         self.wake_writer.notify_one();
         let waiters = std::mem::take(&mut self.inner.borrow_mut().waiters);
         for w in waiters {
-            w.completion.complete(Err(err.clone()));
+            w.finish(Err(err.clone()));
         }
     }
 
@@ -261,7 +303,11 @@ impl<P: Protocol> Conn<P> {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.inner.borrow().deadlines.peek().map(|Reverse((d, _))| *d)
+        self.inner
+            .borrow()
+            .deadlines
+            .peek()
+            .map(|Reverse((d, _))| *d)
     }
 
     /// Feed decoded bytes to waiters. Returns how many requests completed.
@@ -294,7 +340,7 @@ impl<P: Protocol> Conn<P> {
                 }
             };
             if let Some((w, reply)) = finished {
-                w.completion.complete(Ok(reply));
+                w.finish(Ok(reply));
                 done += 1;
             }
         }
@@ -315,7 +361,15 @@ pub async fn run<P: Protocol>(
 ) -> KernelError {
     let wconn = conn.clone();
     let write_task = tokio::task::spawn_local(write_loop(wconn, writer));
-    let reason = read_loop(&conn, proto, &mut reader, &mut rbuf, idle_ping, &on_progress).await;
+    let reason = read_loop(
+        &conn,
+        proto,
+        &mut reader,
+        &mut rbuf,
+        idle_ping,
+        &on_progress,
+    )
+    .await;
     write_task.abort();
     conn.close(&reason);
     reason
@@ -327,14 +381,17 @@ async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer) {
         if conn.is_closed() {
             return;
         }
-        {
+        let took = {
             let mut g = conn.inner.borrow_mut();
-            if g.out.is_empty() {
-                drop(g);
-                conn.wake_writer.notified().await;
-                continue;
+            let took = !g.out.is_empty();
+            if took {
+                std::mem::swap(&mut g.out, &mut spare);
             }
-            std::mem::swap(&mut g.out, &mut spare);
+            took
+        };
+        if !took {
+            conn.wake_writer.notified().await;
+            continue;
         }
         if let Err(e) = w.write_all(&spare).await {
             let err = KernelError::connection(format!("{}: write failed: {e}", conn.addr));
@@ -421,4 +478,3 @@ async fn read_loop<P: Protocol>(
         }
     }
 }
-

@@ -29,7 +29,10 @@ pub struct KernelError {
 
 impl KernelError {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        KernelError { kind, detail: detail.into() }
+        KernelError {
+            kind,
+            detail: detail.into(),
+        }
     }
     pub fn connection(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Connection, detail)

@@ -2,13 +2,13 @@
 //!
 //! Layers, in the order a request passes them:
 //! * `runtime`    — the `iokernel` thread (single-threaded tokio + LocalSet),
-//!                  started on first use, replaced after `fork()`.
+//!   started on first use, replaced after `fork()`.
 //! * `service`    — what a client names: addresses, limits, the queue while
-//!                  no connection is up, reconnects with backoff, dedicated
-//!                  connections; picks a connection for each request.
+//!   no connection is up, reconnects with backoff, dedicated
+//!   connections; picks a connection for each request.
 //! * `conn`       — one socket: coalesced writes, in-order reply matching,
-//!                  deadlines, heartbeats; a cancelled caller's reply is read
-//!                  and dropped, never shifted onto another caller.
+//!   deadlines, heartbeats; a cancelled caller's reply is read
+//!   and dropped, never shifted onto another caller.
 //! * `completion` — delivery back to blocking threads and asyncio loops.
 //!
 //! The kernel knows protocols only through the `Protocol` trait below.
@@ -18,6 +18,9 @@ pub mod conn;
 pub mod error;
 pub mod runtime;
 pub mod service;
+
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 use std::time::Instant;
@@ -42,7 +45,10 @@ pub trait Protocol: Send + Sync + 'static {
     /// Feed a message to the request at the head of the connection's queue.
     fn feed(&self, pending: &mut Self::Pending, msg: Self::Msg) -> Feed;
     /// Bring a fresh connection into service (auth, options, database).
-    fn handshake(&self, io: &mut conn::HandshakeIo<'_, Self>) -> impl Future<Output = Result<(), KernelError>>
+    fn handshake(
+        &self,
+        io: &mut conn::HandshakeIo<'_, Self>,
+    ) -> impl Future<Output = Result<(), KernelError>>
     where
         Self: Sized;
     /// A cheap request to send on an idle connection to prove the peer alive.

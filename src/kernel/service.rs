@@ -81,15 +81,26 @@ impl<P: Protocol> ServiceHandle<P> {
         let k = runtime::kernel();
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Stats::default());
-        let limit = config.max_in_flight.saturating_mul(config.addrs.len().max(1)) + config.max_queued;
+        let limit = config
+            .max_in_flight
+            .saturating_mul(config.addrs.len().max(1))
+            + config.max_queued;
         let (c2, s2) = (config.clone(), stats.clone());
         let started = k.run(move || {
             tokio::task::spawn_local(service_task(Arc::new(proto), c2, s2, rx));
         });
         if !started {
-            return Err(KernelError::closed("the I/O kernel is not running (interpreter shutting down?)"));
+            return Err(KernelError::closed(
+                "the I/O kernel is not running (interpreter shutting down?)",
+            ));
         }
-        Ok(Arc::new(ServiceHandle { tx, stats, generation: k.generation, config, limit }))
+        Ok(Arc::new(ServiceHandle {
+            tx,
+            stats,
+            generation: k.generation,
+            config,
+            limit,
+        }))
     }
 
     fn check_generation(&self) -> Result<(), KernelError> {
@@ -122,21 +133,28 @@ impl<P: Protocol> ServiceHandle<P> {
     /// Hand an admitted request to the kernel. On failure the request's
     /// completion receives the error.
     pub fn send(&self, req: Request<P>, guard: Outstanding) {
-        if let Err(mpsc::error::SendError(Cmd::Request(req, _))) = self.tx.send(Cmd::Request(req, guard)) {
-            req.completion.complete(Err(KernelError::closed("the I/O kernel has stopped")));
+        if let Err(mpsc::error::SendError(Cmd::Request(req, _))) =
+            self.tx.send(Cmd::Request(req, guard))
+        {
+            req.completion
+                .complete(Err(KernelError::closed("the I/O kernel has stopped")));
         }
     }
 
     /// Replace the set of addresses (name discovery feeds this).
     pub fn set_addrs(&self, addrs: Vec<Addr>) -> Result<(), KernelError> {
         self.check_generation()?;
-        self.tx.send(Cmd::SetAddrs(addrs)).map_err(|_| KernelError::closed("the I/O kernel has stopped"))
+        self.tx
+            .send(Cmd::SetAddrs(addrs))
+            .map_err(|_| KernelError::closed("the I/O kernel has stopped"))
     }
 
     /// Open a dedicated connection; the completion gets its id (`u64`).
     pub fn lease(&self, completion: Completion) -> Result<(), KernelError> {
         self.check_generation()?;
-        self.tx.send(Cmd::Lease(completion)).map_err(|_| KernelError::closed("the I/O kernel has stopped"))
+        self.tx
+            .send(Cmd::Lease(completion))
+            .map_err(|_| KernelError::closed("the I/O kernel has stopped"))
     }
 
     pub fn release(&self, id: u64) {
@@ -246,10 +264,13 @@ impl<P: Protocol> Core<P> {
             let conn = self.st.borrow().dedicated.get(&id).cloned();
             match conn {
                 Some(c) if !c.is_closed() => c.push(req, Some(guard)),
-                _ => req.completion.complete(Err(KernelError::connection(format!(
-                    "{}: dedicated connection {id} is gone (released or lost); open a new one",
-                    self.cfg.name
-                )))),
+                _ => {
+                    drop(guard);
+                    req.completion.complete(Err(KernelError::connection(format!(
+                        "{}: dedicated connection {id} is gone (released or lost); open a new one",
+                        self.cfg.name
+                    ))))
+                }
             }
             return;
         }
@@ -265,6 +286,7 @@ impl<P: Protocol> Core<P> {
             if let Some(e) = &st.last_error {
                 let e = KernelError::connection(format!("{e} (reconnecting in the background)"));
                 drop(st);
+                drop(guard);
                 req.completion.complete(Err(e));
                 return;
             }
@@ -290,12 +312,15 @@ impl<P: Protocol> Core<P> {
         let now = Instant::now();
         let expired: Vec<_> = {
             let mut st = self.st.borrow_mut();
-            let (gone, keep): (VecDeque<_>, VecDeque<_>) =
-                st.queue.drain(..).partition(|(r, _)| r.deadline.is_some_and(|d| d <= now));
+            let (gone, keep): (VecDeque<_>, VecDeque<_>) = st
+                .queue
+                .drain(..)
+                .partition(|(r, _)| r.deadline.is_some_and(|d| d <= now));
             st.queue = keep;
             gone.into_iter().collect()
         };
-        for (r, _g) in expired {
+        for (r, g) in expired {
+            drop(g);
             r.completion.complete(Err(KernelError::timeout(format!(
                 "{}: no connection became available within the timeout",
                 self.cfg.name
@@ -305,7 +330,8 @@ impl<P: Protocol> Core<P> {
 
     fn fail_queued(&self, err: &KernelError) {
         let q = std::mem::take(&mut self.st.borrow_mut().queue);
-        for (r, _g) in q {
+        for (r, g) in q {
+            drop(g);
             r.completion.complete(Err(err.clone()));
         }
     }
@@ -314,7 +340,12 @@ impl<P: Protocol> Core<P> {
         let mut st = self.st.borrow_mut();
         st.addrs = addrs.clone();
         // Removed addresses: no new traffic; close once their in-flight drain.
-        let removed: Vec<Addr> = st.tasks.keys().filter(|a| !addrs.contains(a)).cloned().collect();
+        let removed: Vec<Addr> = st
+            .tasks
+            .keys()
+            .filter(|a| !addrs.contains(a))
+            .cloned()
+            .collect();
         for a in removed {
             if let Some(t) = st.tasks.remove(&a) {
                 t.abort();
@@ -326,9 +357,8 @@ impl<P: Protocol> Core<P> {
             }
         }
         for a in addrs {
-            if !st.tasks.contains_key(&a) {
-                let t = tokio::task::spawn_local(address_task(self.clone(), a.clone()));
-                st.tasks.insert(a, t);
+            if let std::collections::hash_map::Entry::Vacant(slot) = st.tasks.entry(a.clone()) {
+                slot.insert(tokio::task::spawn_local(address_task(self.clone(), a)));
             }
         }
     }
@@ -368,7 +398,10 @@ impl<P: Protocol> Core<P> {
 
     fn lease(self: Rc<Self>, completion: Completion) {
         let Some(addr) = self.st.borrow().addrs.first().cloned() else {
-            completion.complete(Err(KernelError::connection(format!("{}: no address to connect to", self.cfg.name))));
+            completion.complete(Err(KernelError::connection(format!(
+                "{}: no address to connect to",
+                self.cfg.name
+            ))));
             return;
         };
         tokio::task::spawn_local(async move {
@@ -391,7 +424,10 @@ impl<P: Protocol> Core<P> {
     fn release(&self, id: u64) {
         let c = self.st.borrow_mut().dedicated.remove(&id);
         if let Some(c) = c {
-            c.close(&KernelError::connection(format!("{}: dedicated connection {id} was released", self.cfg.name)));
+            c.close(&KernelError::connection(format!(
+                "{}: dedicated connection {id} was released",
+                self.cfg.name
+            )));
         }
     }
 
@@ -421,7 +457,10 @@ async fn drain_then_close<P: Protocol>(c: Rc<Conn<P>>) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    c.close(&KernelError::connection(format!("{}: address removed from the service", c.addr)));
+    c.close(&KernelError::connection(format!(
+        "{}: address removed from the service",
+        c.addr
+    )));
 }
 
 async fn address_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
@@ -433,7 +472,16 @@ async fn address_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
                 let c = Conn::new(core.fresh_id(), addr.clone());
                 core.on_ready(c.clone());
                 let pump_core = core.clone();
-                conn::run(c.clone(), &*core.proto, r, w, buf, core.cfg.idle_ping, move || pump_core.pump()).await;
+                conn::run(
+                    c.clone(),
+                    &*core.proto,
+                    r,
+                    w,
+                    buf,
+                    core.cfg.idle_ping,
+                    move || pump_core.pump(),
+                )
+                .await;
                 core.on_lost(&c);
             }
             Err(e) => {

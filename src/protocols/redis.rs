@@ -32,7 +32,10 @@ pub struct Redis {
 
 impl Redis {
     pub fn new(opts: RedisOptions) -> Self {
-        Redis { opts, resp3: AtomicBool::new(false) }
+        Redis {
+            opts,
+            resp3: AtomicBool::new(false),
+        }
     }
 }
 
@@ -45,11 +48,17 @@ pub struct Pending {
 impl Pending {
     /// One command; the reply is a `Frame`.
     pub fn one() -> Self {
-        Pending { want: 1, got: Vec::new() }
+        Pending {
+            want: 1,
+            got: Vec::new(),
+        }
     }
     /// `n` commands sent together; the reply is a `Vec<Frame>` of `n`.
     pub fn many(n: u32) -> Self {
-        Pending { want: n, got: Vec::with_capacity(n as usize) }
+        Pending {
+            want: n,
+            got: Vec::with_capacity(n as usize),
+        }
     }
 }
 
@@ -103,7 +112,11 @@ impl Protocol for Redis {
         };
         let mut hello: Vec<&[u8]> = vec![b"HELLO", b"3"];
         if let Some(pw) = &o.password {
-            hello.extend([b"AUTH".as_slice(), o.username.as_deref().unwrap_or("default").as_bytes(), pw.as_bytes()]);
+            hello.extend([
+                b"AUTH".as_slice(),
+                o.username.as_deref().unwrap_or("default").as_bytes(),
+                pw.as_bytes(),
+            ]);
         }
         if let Some(n) = &o.client_name {
             hello.extend([b"SETNAME".as_slice(), n.as_bytes()]);
@@ -112,7 +125,11 @@ impl Protocol for Redis {
         let reply = io.recv().await?;
         match error_text(&reply) {
             None => self.resp3.store(true, Ordering::Relaxed),
-            Some(e) if e.starts_with("WRONGPASS") || e.starts_with("NOAUTH") || e.contains("invalid password") => {
+            Some(e)
+                if e.starts_with("WRONGPASS")
+                    || e.starts_with("NOAUTH")
+                    || e.contains("invalid password") =>
+            {
                 return Err(auth_fail(e));
             }
             Some(_) => {
@@ -129,9 +146,12 @@ impl Protocol for Redis {
                     }
                 }
                 if let Some(n) = &o.client_name {
-                    io.send(&command(&[b"CLIENT", b"SETNAME", n.as_bytes()])).await?;
+                    io.send(&command(&[b"CLIENT", b"SETNAME", n.as_bytes()]))
+                        .await?;
                     if let Some(e) = error_text(&io.recv().await?) {
-                        return Err(KernelError::connection(format!("redis {addr}: CLIENT SETNAME failed: {e}")));
+                        return Err(KernelError::connection(format!(
+                            "redis {addr}: CLIENT SETNAME failed: {e}"
+                        )));
                     }
                 }
             }

@@ -38,7 +38,9 @@ fn unescape(s: &str) -> Result<String, String> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = s.get(i + 1..i + 3).ok_or("a '%' escape is cut short")?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent-escape %{hex}"))?);
+            out.push(
+                u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent-escape %{hex}"))?,
+            );
             i += 3;
         } else {
             out.push(b[i]);
@@ -49,12 +51,17 @@ fn unescape(s: &str) -> Result<String, String> {
 }
 
 fn parse_db(s: &str) -> Result<i64, String> {
-    s.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| format!("database must be a number >= 0, not {s:?}"))
+    s.parse::<i64>()
+        .ok()
+        .filter(|d| *d >= 0)
+        .ok_or_else(|| format!("database must be a number >= 0, not {s:?}"))
 }
 
 pub fn parse(url: &str) -> Result<RedisUrl, String> {
     let bad = |why: String| format!("invalid Redis URL {:?}: {why}", redact(url));
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected redis://host:port/db".into()))?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("expected redis://host:port/db".into()))?;
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut u = RedisUrl {
         addr: Addr::Tcp(String::new(), 6379),
@@ -85,7 +92,9 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
                 u.db = parse_db(path).map_err(bad)?;
             }
             let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-                let (h, p) = h.split_once(']').ok_or_else(|| bad("unclosed '[' in IPv6 host".into()))?;
+                let (h, p) = h
+                    .split_once(']')
+                    .ok_or_else(|| bad("unclosed '[' in IPv6 host".into()))?;
                 (h, p.strip_prefix(':'))
             } else {
                 match hostport.rsplit_once(':') {
@@ -95,7 +104,9 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
             };
             let host = if host.is_empty() { "localhost" } else { host };
             let port = match port {
-                Some(p) => p.parse::<u16>().map_err(|_| bad(format!("port must be 1-65535, not {p:?}")))?,
+                Some(p) => p
+                    .parse::<u16>()
+                    .map_err(|_| bad(format!("port must be 1-65535, not {p:?}")))?,
                 None => 6379,
             };
             u.addr = Addr::Tcp(host.to_string(), port);
@@ -106,8 +117,16 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
             }
             u.addr = Addr::Unix(PathBuf::from(unescape(rest).map_err(bad)?));
         }
-        "rediss" => return Err(bad("TLS (rediss://) is not supported yet; use redis:// on a trusted network".into())),
-        other => return Err(bad(format!("unknown scheme {other:?}; use redis:// or unix://"))),
+        "rediss" => {
+            return Err(bad(
+                "TLS (rediss://) is not supported yet; use redis:// on a trusted network".into(),
+            ))
+        }
+        other => {
+            return Err(bad(format!(
+                "unknown scheme {other:?}; use redis:// or unix://"
+            )))
+        }
     }
     for kv in query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -117,7 +136,11 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
             "password" => u.opts_password = Some(v),
             "username" | "user" => u.opts_user = Some(v),
             "client_name" | "name" => u.client_name = Some(v),
-            _ => return Err(bad(format!("unknown option {k:?} (known: db, username, password, client_name)"))),
+            _ => {
+                return Err(bad(format!(
+                    "unknown option {k:?} (known: db, username, password, client_name)"
+                )))
+            }
         }
     }
     Ok(u)
@@ -128,7 +151,10 @@ pub fn redact(url: &str) -> String {
     let mut s = url.to_string();
     if let Some(start) = s.find("://") {
         let after = start + 3;
-        let end = s[after..].find(['/', '?']).map(|i| i + after).unwrap_or(s.len());
+        let end = s[after..]
+            .find(['/', '?'])
+            .map(|i| i + after)
+            .unwrap_or(s.len());
         if let Some(at) = s[after..end].rfind('@') {
             let userinfo = &s[after..after + at];
             let user = userinfo.split_once(':').map(|(u, _)| u).unwrap_or("");
@@ -139,7 +165,13 @@ pub fn redact(url: &str) -> String {
         let (head, query) = s.split_at(q + 1);
         let parts: Vec<String> = query
             .split('&')
-            .map(|kv| if kv.starts_with("password=") { "password=***".to_string() } else { kv.to_string() })
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***".to_string()
+                } else {
+                    kv.to_string()
+                }
+            })
             .collect();
         s = format!("{head}{}", parts.join("&"));
     }
@@ -154,13 +186,28 @@ mod tests {
     fn tcp_urls() {
         let u = parse("redis://alice:s%40cret@10.0.0.1:7000/3?client_name=web").unwrap();
         assert_eq!(u.addr, Addr::Tcp("10.0.0.1".into(), 7000));
-        assert_eq!((u.opts_user.as_deref(), u.opts_password.as_deref()), (Some("alice"), Some("s@cret")));
+        assert_eq!(
+            (u.opts_user.as_deref(), u.opts_password.as_deref()),
+            (Some("alice"), Some("s@cret"))
+        );
         assert_eq!((u.db, u.client_name.as_deref()), (3, Some("web")));
-        assert_eq!(u.display, "redis://alice:***@10.0.0.1:7000/3?client_name=web");
+        assert_eq!(
+            u.display,
+            "redis://alice:***@10.0.0.1:7000/3?client_name=web"
+        );
         let u = parse("redis://:pw@host").unwrap();
-        assert_eq!((u.opts_user, u.opts_password.as_deref(), u.db), (None, Some("pw"), 0));
-        assert_eq!(parse("redis://[::1]:6380/1").unwrap().addr, Addr::Tcp("::1".into(), 6380));
-        assert_eq!(parse("redis://").unwrap().addr, Addr::Tcp("localhost".into(), 6379));
+        assert_eq!(
+            (u.opts_user, u.opts_password.as_deref(), u.db),
+            (None, Some("pw"), 0)
+        );
+        assert_eq!(
+            parse("redis://[::1]:6380/1").unwrap().addr,
+            Addr::Tcp("::1".into(), 6380)
+        );
+        assert_eq!(
+            parse("redis://").unwrap().addr,
+            Addr::Tcp("localhost".into(), 6379)
+        );
     }
 
     #[test]
@@ -178,6 +225,8 @@ mod tests {
         assert!(parse("rediss://h").unwrap_err().contains("TLS"));
         assert!(parse("http://h").unwrap_err().contains("unknown scheme"));
         assert!(parse("redis://h/x").unwrap_err().contains("database"));
-        assert!(parse("redis://h?bogus=1").unwrap_err().contains("unknown option"));
+        assert!(parse("redis://h?bogus=1")
+            .unwrap_err()
+            .contains("unknown option"));
     }
 }

@@ -54,14 +54,20 @@ pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAn
     let reply = outcome.map_err(|e| to_pyerr(py, e))?;
     match conv {
         Conv::One { decode } => {
-            let f = reply.downcast::<Frame>().map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
+            let f = reply
+                .downcast::<Frame>()
+                .map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
             match *f {
-                Frame::Error(m) | Frame::BulkError(m) => Err(PyErr::from_value(response_error(py, &m)?.into_bound(py))),
+                Frame::Error(m) | Frame::BulkError(m) => {
+                    Err(PyErr::from_value(response_error(py, &m)?.into_bound(py)))
+                }
                 f => frame_to_py(py, f, decode),
             }
         }
         Conv::Many { decode } => {
-            let fs = reply.downcast::<Frames>().map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
+            let fs = reply
+                .downcast::<Frames>()
+                .map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
             let mut out = Vec::with_capacity(fs.0.len());
             for f in fs.0 {
                 out.push(frame_to_py(py, f, decode)?);
@@ -69,7 +75,9 @@ pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAn
             Ok(pyo3::types::PyList::new(py, out)?.into_any().unbind())
         }
         Conv::Lease => {
-            let id = reply.downcast::<u64>().map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
+            let id = reply
+                .downcast::<u64>()
+                .map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
             Ok((*id).into_pyobject(py)?.into_any().unbind())
         }
     }
@@ -79,7 +87,8 @@ pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAn
 impl Completer {
     #[new]
     fn new() -> PyResult<Self> {
-        let q = CompletionQueue::new().map_err(|e| PyOSError::new_err(format!("iokernel: cannot create eventfd: {e}")))?;
+        let q = CompletionQueue::new()
+            .map_err(|e| PyOSError::new_err(format!("iokernel: cannot create eventfd: {e}")))?;
         Ok(Completer {
             q,
             pending: Mutex::new(HashMap::new()),
@@ -106,7 +115,10 @@ impl Completer {
         }
         let work: Vec<(Option<Entry>, Outcome)> = {
             let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            items.into_iter().map(|d| (map.remove(&d.token), d.outcome)).collect()
+            items
+                .into_iter()
+                .map(|d| (map.remove(&d.token), d.outcome))
+                .collect()
         };
         let n = work.len();
         for (entry, outcome) in work {
@@ -132,13 +144,19 @@ impl Completer {
     /// is dropped is not kept alive by a cycle through its reader callback.
     pub fn register(&self, fut: Py<PyAny>, post: Option<Py<PyAny>>, conv: Conv) -> u64 {
         let token = self.next.fetch_add(1, Ordering::Relaxed);
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(token, Entry { fut, post, conv });
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, Entry { fut, post, conv });
         token
     }
 
     /// Forget a token whose request never reached the kernel.
     pub fn unregister(&self, token: u64) {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&token);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&token);
     }
 
     pub fn completion(&self, token: u64) -> Completion {

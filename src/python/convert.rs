@@ -75,8 +75,14 @@ pub fn frame_to_py(py: Python<'_>, f: Frame, decode: bool) -> PyResult<Py<PyAny>
         Frame::Error(b) | Frame::BulkError(b) => response_error(py, &b)?,
         Frame::Array(v) | Frame::Push(v) => list(py, v, decode)?.into_any().unbind(),
         Frame::Double(d) => PyFloat::new(py, d).into_any().unbind(),
-        Frame::Boolean(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any().unbind(),
-        Frame::BigNumber(b) => py.get_type::<PyInt>().call1((String::from_utf8_lossy(&b).as_ref(),))?.unbind(),
+        Frame::Boolean(b) => pyo3::types::PyBool::new(py, b)
+            .to_owned()
+            .into_any()
+            .unbind(),
+        Frame::BigNumber(b) => py
+            .get_type::<PyInt>()
+            .call1((String::from_utf8_lossy(&b).as_ref(),))?
+            .unbind(),
         Frame::Set(v) => {
             let items = list(py, v, decode)?;
             match PySet::new(py, items.iter()) {

@@ -11,13 +11,22 @@ use crate::kernel::{ErrorKind, KernelError};
 
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
 
-const NAMES: [&str; 6] =
-    ["ConnectionError", "TimeoutError", "ProtocolError", "OverloadedError", "ResponseError", "Error"];
+const NAMES: [&str; 6] = [
+    "ConnectionError",
+    "TimeoutError",
+    "ProtocolError",
+    "OverloadedError",
+    "ResponseError",
+    "Error",
+];
 
 fn class(py: Python<'_>, idx: usize) -> PyResult<Bound<'_, PyType>> {
     let v = CLASSES.get_or_try_init(py, || -> PyResult<Vec<Py<PyType>>> {
         let m = py.import("iokernel._errors")?;
-        NAMES.iter().map(|n| Ok(m.getattr(*n)?.cast_into::<PyType>()?.unbind())).collect()
+        NAMES
+            .iter()
+            .map(|n| Ok(m.getattr(*n)?.cast_into::<PyType>()?.unbind()))
+            .collect()
     })?;
     Ok(v[idx].bind(py).clone())
 }

@@ -29,8 +29,12 @@ pub struct RedisService {
 fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 => Ok(Some(Instant::now() + Duration::from_secs_f64(t))),
-        Some(t) => Err(PyValueError::new_err(format!("timeout must be a positive number of seconds or None, not {t}"))),
+        Some(t) if t.is_finite() && t > 0.0 => {
+            Ok(Some(Instant::now() + Duration::from_secs_f64(t)))
+        }
+        Some(t) => Err(PyValueError::new_err(format!(
+            "timeout must be a positive number of seconds or None, not {t}"
+        ))),
     }
 }
 
@@ -42,7 +46,8 @@ fn route(conn: Option<u64>) -> Route {
 /// 100 ms to let Ctrl-C through. The kernel enforces the deadline; the extra
 /// second here only guards against a kernel that stopped answering.
 fn wait(py: Python<'_>, slot: &Arc<Slot>, timeout: Option<f64>) -> PyResult<Outcome> {
-    let give_up = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t) + Duration::from_secs(1));
+    let give_up =
+        timeout.map(|t| Instant::now() + Duration::from_secs_f64(t) + Duration::from_secs(1));
     loop {
         let s = slot.clone();
         if let Some(o) = py.detach(move || s.wait(Duration::from_millis(100))) {
@@ -50,7 +55,10 @@ fn wait(py: Python<'_>, slot: &Arc<Slot>, timeout: Option<f64>) -> PyResult<Outc
         }
         py.check_signals()?;
         if give_up.is_some_and(|g| Instant::now() >= g) {
-            return Err(to_pyerr(py, KernelError::timeout("the I/O kernel did not answer in time")));
+            return Err(to_pyerr(
+                py,
+                KernelError::timeout("the I/O kernel did not answer in time"),
+            ));
         }
     }
 }
@@ -64,7 +72,15 @@ impl RedisService {
         Ok((buf, cmds.len() as u32))
     }
 
-    fn blocking(&self, py: Python<'_>, payload: BytesMut, pending: Pending, timeout: Option<f64>, conn: Option<u64>, conv: Conv) -> PyResult<Py<PyAny>> {
+    fn blocking(
+        &self,
+        py: Python<'_>,
+        payload: BytesMut,
+        pending: Pending,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+        conv: Conv,
+    ) -> PyResult<Py<PyAny>> {
         let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
         let slot = Slot::new();
         let req = Request {
@@ -97,12 +113,21 @@ impl RedisService {
             Ok(g) => g,
             Err(e) => {
                 // Fail fast, but on the awaitable, as asyncio code expects.
-                fut.call_method1(pyo3::intern!(py, "set_exception"), (to_pyerr(py, e).into_value(py),))?;
+                fut.call_method1(
+                    pyo3::intern!(py, "set_exception"),
+                    (to_pyerr(py, e).into_value(py),),
+                )?;
                 return Ok(fut);
             }
         };
         let token = completer.register(fut.clone().unbind(), post, conv);
-        let req = Request { payload: payload.freeze(), pending, completion: completer.completion(token), deadline, route: route(conn) };
+        let req = Request {
+            payload: payload.freeze(),
+            pending,
+            completion: completer.completion(token),
+            deadline,
+            route: route(conn),
+        };
         self.h.send(req, guard);
         Ok(fut)
     }
@@ -122,7 +147,9 @@ impl RedisService {
     ) -> PyResult<Self> {
         let u = redis_url::parse(url).map_err(PyValueError::new_err)?;
         if !(connect_timeout.is_finite() && connect_timeout > 0.0) {
-            return Err(PyValueError::new_err("connect_timeout must be a positive number of seconds"));
+            return Err(PyValueError::new_err(
+                "connect_timeout must be a positive number of seconds",
+            ));
         }
         if max_in_flight == 0 {
             return Err(PyValueError::new_err("max_in_flight must be at least 1"));
@@ -152,7 +179,14 @@ impl RedisService {
 
     /// Run one command and wait for its reply (GIL released while waiting).
     #[pyo3(signature = (args, decode = false, timeout = None, conn = None))]
-    fn call(&self, py: Python<'_>, args: &Bound<'_, PyTuple>, decode: bool, timeout: Option<f64>, conn: Option<u64>) -> PyResult<Py<PyAny>> {
+    fn call(
+        &self,
+        py: Python<'_>,
+        args: &Bound<'_, PyTuple>,
+        decode: bool,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<Py<PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
         self.blocking(py, buf, Pending::one(), timeout, conn, Conv::One { decode })
@@ -161,12 +195,26 @@ impl RedisService {
     /// Run several commands in one write; a list of replies, server errors
     /// as `ResponseError` instances in place.
     #[pyo3(signature = (cmds, decode = false, timeout = None, conn = None))]
-    fn call_many(&self, py: Python<'_>, cmds: &Bound<'_, PyList>, decode: bool, timeout: Option<f64>, conn: Option<u64>) -> PyResult<Py<PyAny>> {
+    fn call_many(
+        &self,
+        py: Python<'_>,
+        cmds: &Bound<'_, PyList>,
+        decode: bool,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<Py<PyAny>> {
         let (buf, n) = Self::encode_many(cmds)?;
         if n == 0 {
             return Ok(PyList::empty(py).into_any().unbind());
         }
-        self.blocking(py, buf, Pending::many(n), timeout, conn, Conv::Many { decode })
+        self.blocking(
+            py,
+            buf,
+            Pending::many(n),
+            timeout,
+            conn,
+            Conv::Many { decode },
+        )
     }
 
     /// Asyncio form of `call`: `fut` (a future of the running loop) gets
@@ -186,7 +234,17 @@ impl RedisService {
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
-        self.submit_inner(py, completer, fut, buf, Pending::one(), post, timeout, conn, Conv::One { decode })
+        self.submit_inner(
+            py,
+            completer,
+            fut,
+            buf,
+            Pending::one(),
+            post,
+            timeout,
+            conn,
+            Conv::One { decode },
+        )
     }
 
     /// Asyncio form of `call_many`.
@@ -205,22 +263,45 @@ impl RedisService {
     ) -> PyResult<Bound<'py, PyAny>> {
         let (buf, n) = Self::encode_many(cmds)?;
         if n == 0 {
-            return Err(PyValueError::new_err("submit_many needs at least one command"));
+            return Err(PyValueError::new_err(
+                "submit_many needs at least one command",
+            ));
         }
-        self.submit_inner(py, completer, fut, buf, Pending::many(n), post, timeout, conn, Conv::Many { decode })
+        self.submit_inner(
+            py,
+            completer,
+            fut,
+            buf,
+            Pending::many(n),
+            post,
+            timeout,
+            conn,
+            Conv::Many { decode },
+        )
     }
 
     /// Open a dedicated connection (blocking); returns its id.
     #[pyo3(signature = (timeout = None))]
     fn lease(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let slot = Slot::new();
-        self.h.lease(Completion::slot(slot.clone())).map_err(|e| to_pyerr(py, e))?;
-        let outcome = wait(py, &slot, timeout.or(Some(self.h.config.connect_timeout.as_secs_f64())))?;
+        self.h
+            .lease(Completion::slot(slot.clone()))
+            .map_err(|e| to_pyerr(py, e))?;
+        let outcome = wait(
+            py,
+            &slot,
+            timeout.or(Some(self.h.config.connect_timeout.as_secs_f64())),
+        )?;
         convert(py, outcome, Conv::Lease)
     }
 
     /// Asyncio form of `lease`.
-    fn submit_lease<'py>(&self, py: Python<'py>, completer: &Completer, fut: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn submit_lease<'py>(
+        &self,
+        py: Python<'py>,
+        completer: &Completer,
+        fut: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let token = completer.register(fut.clone().unbind(), None, Conv::Lease);
         if let Err(e) = self.h.lease(completer.completion(token)) {
             completer.unregister(token);

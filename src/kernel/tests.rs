@@ -1,0 +1,265 @@
+//! Kernel tests with a toy protocol (newline-terminated lines echoed back by a
+//! scripted server). That the kernel runs it at all shows the core is
+//! protocol-neutral; the tests check ordering, deadlines, fail-fast, limits,
+//! reconnects and address changes without any real server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+
+use super::conn::{Addr, HandshakeIo};
+use super::service::{ServiceConfig, ServiceHandle};
+use super::{Completion, ErrorKind, Feed, KernelError, Protocol, Request, Route, Slot};
+
+struct Lines;
+
+impl Protocol for Lines {
+    type Msg = Bytes;
+    type Pending = ();
+    fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, String> {
+        match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => Ok(Some(buf.split_to(i + 1).freeze().slice(..i))),
+            None if buf.len() > 1024 => Err("line too long".into()),
+            None => Ok(None),
+        }
+    }
+    fn is_unsolicited(&self, msg: &Bytes) -> bool {
+        msg.starts_with(b"push:")
+    }
+    fn feed(&self, _: &mut (), msg: Bytes) -> Feed {
+        Feed::Done(Box::new(msg))
+    }
+    async fn handshake(&self, io: &mut HandshakeIo<'_, Self>) -> Result<(), KernelError> {
+        io.send(b"hello\n").await?;
+        match io.recv().await? {
+            m if &m[..] == b"hello" => Ok(()),
+            m => Err(KernelError::protocol(format!("bad greeting {m:?}"))),
+        }
+    }
+    fn heartbeat(&self) -> Option<(Bytes, ())> {
+        Some((Bytes::from_static(b"ping\n"), ()))
+    }
+    fn name(&self) -> &'static str {
+        "lines"
+    }
+}
+
+/// Echo server: each line comes back; after a "stall" line nothing more is
+/// answered on that connection (as a hung server would); "push" lines are
+/// answered with an unsolicited line first.
+fn server() -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let acc = accepted.clone();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            acc.fetch_add(1, Ordering::SeqCst);
+            thread::spawn(move || serve(s));
+        }
+    });
+    (port, accepted)
+}
+
+fn serve(s: TcpStream) {
+    let mut w = s.try_clone().unwrap();
+    let mut stalled = false;
+    for line in BufReader::new(s).lines() {
+        let Ok(line) = line else { return };
+        stalled |= line.starts_with("stall");
+        if stalled {
+            continue;
+        }
+        if line.starts_with("push") {
+            let _ = w.write_all(b"push:noise\n");
+        }
+        if w.write_all(format!("{line}\n").as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn cfg(port: u16) -> ServiceConfig {
+    ServiceConfig {
+        name: format!("lines://127.0.0.1:{port}"),
+        addrs: vec![Addr::Tcp("127.0.0.1".into(), port)],
+        connect_timeout: Duration::from_secs(2),
+        max_in_flight: 1000,
+        max_queued: 1000,
+        idle_ping: None,
+    }
+}
+
+fn call(
+    h: &ServiceHandle<Lines>,
+    line: &str,
+    timeout: Option<Duration>,
+) -> Result<Bytes, KernelError> {
+    let guard = h.admit()?;
+    let slot = Slot::new();
+    h.send(
+        Request {
+            payload: Bytes::from(format!("{line}\n")),
+            pending: (),
+            completion: Completion::slot(slot.clone()),
+            deadline: timeout.map(|t| Instant::now() + t),
+            route: Route::Shared,
+        },
+        guard,
+    );
+    let out = slot
+        .wait(Duration::from_secs(10))
+        .expect("the kernel answers");
+    out.map(|r| *r.downcast::<Bytes>().unwrap())
+}
+
+#[test]
+fn replies_match_callers_across_threads() {
+    let (port, accepted) = server();
+    let h = ServiceHandle::open(Lines, cfg(port)).unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let h = h.clone();
+            thread::spawn(move || {
+                for i in 0..300 {
+                    let msg = if i % 50 == 0 {
+                        format!("push {t}-{i}")
+                    } else {
+                        format!("{t}-{i}")
+                    };
+                    assert_eq!(call(&h, &msg, None).unwrap(), msg.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for all callers"
+    );
+    assert_eq!(h.stats.outstanding.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn head_timeout_resets_connection_and_others_recover() {
+    let (port, accepted) = server();
+    let h = ServiceHandle::open(Lines, cfg(port)).unwrap();
+    assert_eq!(call(&h, "warm", None).unwrap(), "warm".as_bytes());
+    let h2 = h.clone();
+    let behind = thread::spawn(move || call(&h2, "behind", None));
+    let e = call(&h, "stall", Some(Duration::from_millis(200))).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Timeout);
+    // "behind" was either answered before the stall was sent, or shares its fate.
+    if let Err(e) = behind.join().unwrap() {
+        assert_eq!(e.kind, ErrorKind::Connection, "{e}");
+    }
+    assert_eq!(
+        call(&h, "again", Some(Duration::from_secs(5))).unwrap(),
+        "again".as_bytes()
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "reconnected once");
+}
+
+#[test]
+fn down_service_fails_fast_then_recovers_when_server_appears() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let h = ServiceHandle::open(Lines, cfg(port)).unwrap();
+    let e = call(&h, "x", None).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Connection);
+    assert!(e.detail.contains("cannot connect"), "{e}");
+    let t0 = Instant::now();
+    assert_eq!(call(&h, "y", None).unwrap_err().kind, ErrorKind::Connection);
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "fails fast while down"
+    );
+    // A server appears on that port: the background reconnects find it.
+    let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            thread::spawn(move || serve(s));
+        }
+    });
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        match call(&h, "back", None) {
+            Ok(b) => break assert_eq!(b, "back".as_bytes()),
+            Err(_) if Instant::now() < end => thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("never recovered: {e}"),
+        }
+    }
+}
+
+#[test]
+fn admit_refuses_past_limit() {
+    let (port, _) = server();
+    let mut c = cfg(port);
+    c.max_in_flight = 2;
+    c.max_queued = 1;
+    let h = ServiceHandle::open(Lines, c).unwrap();
+    let held: Vec<_> = (0..3).map(|_| h.admit().unwrap()).collect();
+    let e = h.admit().err().expect("fourth is refused");
+    assert_eq!(e.kind, ErrorKind::Overloaded);
+    drop(held);
+    assert!(h.admit().is_ok());
+}
+
+#[test]
+fn address_change_moves_traffic() {
+    let (p1, a1) = server();
+    let (p2, a2) = server();
+    let h = ServiceHandle::open(Lines, cfg(p1)).unwrap();
+    assert_eq!(call(&h, "one", None).unwrap(), "one".as_bytes());
+    h.set_addrs(vec![Addr::Tcp("127.0.0.1".into(), p2)])
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(5);
+    while a2.load(Ordering::SeqCst) == 0 && Instant::now() < end {
+        thread::sleep(Duration::from_millis(10));
+    }
+    thread::sleep(Duration::from_millis(100));
+    for i in 0..20 {
+        assert_eq!(
+            call(&h, &format!("m{i}"), None).unwrap(),
+            format!("m{i}").as_bytes()
+        );
+    }
+    assert_eq!(
+        (a1.load(Ordering::SeqCst), a2.load(Ordering::SeqCst)),
+        (1, 1)
+    );
+}
+
+#[test]
+fn garbage_is_a_protocol_error() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let _ = w.write_all(b"hello\n");
+            line.clear();
+            let _ = r.read_line(&mut line);
+            let _ = w.write_all(&[b'x'; 2000]);
+            thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let h = ServiceHandle::open(Lines, cfg(port)).unwrap();
+    let e = call(&h, "q", Some(Duration::from_secs(5))).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
+}
