@@ -1,0 +1,630 @@
+"""iokernel against redis-py (hiredis) and valkey-glide, in one interleaved run.
+
+What it measures: throughput (median ops/s over several repetitions) of GET
+(and SET) on a 16-byte value against a private redis-server, for
+
+* asyncio tasks sharing one client: 1, 10, 50, 100, 500 tasks (the sweep);
+* SET from 50 asyncio tasks;
+* an explicit pipeline of 100 GETs, awaited in a loop (asyncio);
+* one blocking caller; 50 threads sharing one blocking client (GET, SET);
+* an explicit pipeline of 100 GETs in a loop (blocking);
+* the floor (bench/floor.py): asyncio tasks awaiting futures that another
+  thread resolves in batches, with no I/O at all,
+
+every asyncio scenario under the default loop and under uvloop. Each row
+runs every client with the same number of ops; repetitions go round-robin
+over all rows and clients (A B C, A B C, ... with the order rotated each
+time) so machine noise hits every client alike. For each measurement the
+connections the client holds are counted on the server (CLIENT LIST, by
+client name, from a separate raw socket), and for iokernel also from its
+own stats().
+
+Usage:
+    python bench/run.py            # full run, about 3-4 minutes on 2 cores
+    python bench/run.py --quick    # about 30 s, fewer ops and repetitions
+    make bench                     # the same, server started by tests/servers.py
+
+Uses $IOKERNEL_BENCH_REDIS_URL if set; otherwise starts redis-server itself
+(tests/servers.py's RedisServer, or a bare redis-server if that is missing).
+Writes bench/results/latest.json (quick: quick.json), the markdown report
+next to it, and the plot docs/img/bench-concurrency.png (quick: in
+bench/results/). Benchmarks, not tests: nothing here asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.metadata as md
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for p in (str(HERE), str(ROOT)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+from cases import (
+    KEY,
+    PIPELINE,
+    POOL_CAP,
+    VALUE,
+    Measurement,
+    connected_clients,
+    env_url,
+    measure_async,
+    measure_threads,
+    raw_command,
+)
+
+SWEEP = (1, 10, 50, 100, 500)
+PEERS_ASYNC = ("iokernel", "redis-py", "glide")
+FLOORS = ("floor-threadsafe", "floor-eventfd", "floor-same-thread")
+PEERS_SYNC = ("iokernel", "redis-py")
+
+# Ops per measurement (same for every client of a row), chosen so the slowest
+# peer of a row (redis-py asyncio, mostly) takes about 1 s on the reference
+# machine and iokernel 30-250 ms.
+OPS_FULL = {
+    ("async", "get", 1): 5_000,
+    ("async", "get", 10): 8_000,
+    ("async", "get", 50): 10_000,
+    ("async", "get", 100): 10_000,
+    ("async", "get", 500): 10_000,
+    ("async", "set", 50): 8_000,
+    ("async", "pipeline", 1): 30_000,
+    ("threads", "get", 1): 8_000,
+    ("threads", "get", 50): 12_000,
+    ("threads", "set", 50): 12_000,
+    ("threads", "pipeline", 1): 60_000,
+}
+
+
+@dataclass(frozen=True)
+class Row:
+    kind: str  # "async" | "threads"
+    op: str  # "get" | "set" | "pipeline"
+    conc: int
+    loop: str  # "asyncio" | "uvloop" | "-" (blocking)
+    clients: tuple[str, ...]
+    ops: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}-{self.op}-{self.conc}-{self.loop}"
+
+    @property
+    def scenario(self) -> str:
+        if self.op == "pipeline":
+            how = "asyncio" if self.kind == "async" else "blocking"
+            return f"pipeline of {PIPELINE} GETs, 1 {how} caller"
+        op = self.op.upper()
+        if self.kind == "async":
+            who = "1 asyncio task" if self.conc == 1 else f"{self.conc} asyncio tasks"
+        else:
+            who = "1 blocking caller" if self.conc == 1 else f"{self.conc} threads, 1 client"
+        return f"{op}, {who}"
+
+
+def build_rows(loops: list[str], scale: float, floors: bool) -> list[Row]:
+    def n(kind: str, op: str, conc: int) -> int:
+        base = OPS_FULL[(kind, op, conc)]
+        unit = PIPELINE if op == "pipeline" else conc
+        return max(unit, int(base * scale) // unit * unit)
+
+    rows: list[Row] = []
+    for loop in loops:
+        for c in SWEEP:
+            clients = PEERS_ASYNC + (FLOORS if floors else ())
+            rows.append(Row("async", "get", c, loop, clients, n("async", "get", c)))
+        rows.append(Row("async", "set", 50, loop, PEERS_ASYNC, n("async", "set", 50)))
+        rows.append(Row("async", "pipeline", 1, loop, PEERS_ASYNC, n("async", "pipeline", 1)))
+    rows.append(Row("threads", "get", 1, "-", PEERS_SYNC, n("threads", "get", 1)))
+    rows.append(Row("threads", "get", 50, "-", PEERS_SYNC, n("threads", "get", 50)))
+    rows.append(Row("threads", "set", 50, "-", PEERS_SYNC, n("threads", "set", 50)))
+    rows.append(Row("threads", "pipeline", 1, "-", PEERS_SYNC, n("threads", "pipeline", 1)))
+    return rows
+
+
+# ------------------------------------------------------------------ server
+@contextlib.contextmanager
+def redis_server() -> Iterator[tuple[str, str]]:
+    """(url, how) of the server to use; started here unless the env names one."""
+    url = env_url()
+    if url:
+        yield url, "given by IOKERNEL_BENCH_REDIS_URL"
+        return
+    try:
+        from tests.servers import RedisServer
+    except ImportError:
+        RedisServer = None
+    if RedisServer is not None:
+        with RedisServer() as srv:
+            yield srv.url(), "started by tests/servers.py RedisServer"
+        return
+    with _bare_redis() as url:
+        yield url, "started by bench/run.py (bare redis-server)"
+
+
+@contextlib.contextmanager
+def _bare_redis() -> Iterator[str]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    d = tempfile.mkdtemp(prefix="iok-bench-redis-")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", d, "--protected-mode", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            with contextlib.suppress(OSError):
+                if raw_command(url, "PING", timeout=1) == "PONG":
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ running
+_tags = 0
+
+
+def measure(row: Row, client: str, url: str) -> Measurement:
+    global _tags
+    _tags += 1
+    tag = f"bench-{client}-{os.getpid()}-{_tags}"
+    if row.kind == "async":
+        return measure_async(client, row.loop, row.op, row.conc, row.ops, url, tag)
+    return measure_threads(client, row.op, row.conc, row.ops, url, tag)
+
+
+def run_all(rows: list[Row], reps: int, url: str, verbose: bool) -> dict[str, dict[str, Any]]:
+    """Round-robin: every rep runs every row, every client of a row in turn."""
+    results: dict[str, dict[str, Any]] = {
+        r.id: {
+            c: {"ops_per_s": [], "conns_server": [], "conns_stats": [], "cpu_us_per_op": [],
+                "server_cpu_us_per_op": []}
+            for c in r.clients
+        }
+        for r in rows
+    }
+    total = reps * sum(len(r.clients) for r in rows)
+    done = 0
+    t_start = time.monotonic()
+    for rep in range(reps):
+        for row in rows:
+            k = rep % len(row.clients)
+            order = row.clients[k:] + row.clients[:k]
+            for client in order:
+                m = measure(row, client, url)
+                rec = results[row.id][client]
+                rec["ops_per_s"].append(m.ops_per_s)
+                rec["conns_server"].append(m.conns_server)
+                rec["conns_stats"].append(m.conns_stats)
+                rec["cpu_us_per_op"].append(None if m.cpu_s is None else m.cpu_s * 1e6 / m.ops)
+                rec["server_cpu_us_per_op"].append(
+                    None if m.server_cpu_s is None else m.server_cpu_s * 1e6 / m.ops)
+                done += 1
+                if verbose:
+                    el = time.monotonic() - t_start
+                    print(
+                        f"[{done:3d}/{total} {el:5.0f}s] rep {rep + 1} {row.id:24s} "
+                        f"{client:18s} {m.ops_per_s:>11,.0f} ops/s  "
+                        f"conns server={m.conns_server} stats={m.conns_stats}",
+                        file=sys.stderr, flush=True,
+                    )
+    for row in rows:
+        for rec in results[row.id].values():
+            v = rec["ops_per_s"]
+            rec["median"] = statistics.median(v)
+            rec["min"] = min(v)
+            rec["max"] = max(v)
+            rec["spread"] = (max(v) - min(v)) / statistics.median(v)
+            cs = [c for c in rec["conns_server"] if c is not None]
+            rec["conns_server_max"] = max(cs) if cs else None
+            st = [c for c in rec["conns_stats"] if c is not None]
+            rec["conns_stats_max"] = max(st) if st else None
+            for k in ("cpu_us_per_op", "server_cpu_us_per_op"):
+                xs = [x for x in rec[k] if x is not None]
+                rec[k + "_median"] = statistics.median(xs) if xs else None
+    return results
+
+
+# ------------------------------------------------------------------ reporting
+def fmt_ops(x: float | None) -> str:
+    if x is None:
+        return "-"
+    if x >= 1e6:
+        return f"{x / 1e6:.2f} M"
+    return f"{x / 1e3:,.1f} k" if x >= 1e4 else f"{x:,.0f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if not a or not b:
+        return "-"
+    return f"{a / b:.2f}×"
+
+
+def med(results: dict[str, dict[str, Any]], row: Row, client: str) -> float | None:
+    rec = results[row.id].get(client)
+    return None if rec is None else float(rec["median"])
+
+
+def conns(results: dict[str, dict[str, Any]], row: Row, client: str) -> str:
+    rec = results[row.id].get(client)
+    if rec is None:
+        return "-"
+    return "?" if rec["conns_server_max"] is None else str(rec["conns_server_max"])
+
+
+def main_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> list[str]:
+    out = [
+        (
+            "| scenario | loop | iokernel ops/s | redis-py ops/s | glide ops/s "
+            "| iokernel / redis-py | iokernel / glide "
+            "| connections iokernel / redis-py / glide | spread |"
+        ),
+        "|---|---|--:|--:|--:|--:|--:|:-:|--:|",
+    ]
+    for row in rows:
+        iok = med(results, row, "iokernel")
+        rp = med(results, row, "redis-py")
+        gl = med(results, row, "glide")
+        spread = max(results[row.id][c]["spread"] for c in row.clients if c in PEERS_ASYNC)
+        st = results[row.id]["iokernel"]["conns_stats_max"]
+        ci = conns(results, row, "iokernel") + ("" if st is None else f" ({st})")
+        cc = f"{ci} / {conns(results, row, 'redis-py')} / {conns(results, row, 'glide')}"
+        out.append(
+            f"| {row.scenario} | {row.loop} | {fmt_ops(iok)} | {fmt_ops(rp)} | {fmt_ops(gl)} "
+            f"| {ratio(iok, rp)} | {ratio(iok, gl)} | {cc} | {spread * 100:.0f}% |"
+        )
+    return out
+
+
+def cpu_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> list[str]:
+    out = [
+        (
+            "| scenario | loop | iokernel | redis-py | glide "
+            "| redis-server, with iokernel / redis-py / glide |"
+        ),
+        "|---|---|--:|--:|--:|:-:|",
+    ]
+
+    def cell(row: Row, client: str, key: str) -> str:
+        rec = results[row.id].get(client)
+        v = None if rec is None else rec.get(key + "_median")
+        return "-" if v is None else f"{v:.1f}"
+
+    for row in rows:
+        k = "cpu_us_per_op"
+        srv = " / ".join(cell(row, c, "server_cpu_us_per_op")
+                         for c in ("iokernel", "redis-py", "glide") if c in row.clients)
+        out.append(f"| {row.scenario} | {row.loop} | {cell(row, 'iokernel', k)} "
+                   f"| {cell(row, 'redis-py', k)} | {cell(row, 'glide', k)} | {srv} |")
+    return out
+
+
+def floor_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> list[str]:
+    out = [
+        (
+            "| asyncio tasks | loop | floor: threadsafe | floor: eventfd | floor: same thread "
+            "| iokernel (GET) | iokernel µs/op | floor (eventfd) µs/op "
+            "| **iokernel − floor, µs/op** | iokernel − threadsafe floor, µs/op |"
+        ),
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in rows:
+        if "floor-eventfd" not in row.clients:
+            continue
+        iok = med(results, row, "iokernel")
+        fe = med(results, row, "floor-eventfd")
+        ft = med(results, row, "floor-threadsafe")
+        fs = med(results, row, "floor-same-thread")
+        assert iok and fe and ft
+        us_i, us_e, us_t = 1e6 / iok, 1e6 / fe, 1e6 / ft
+        out.append(
+            f"| {row.conc} | {row.loop} | {fmt_ops(ft)} | {fmt_ops(fe)} | {fmt_ops(fs)} "
+            f"| {fmt_ops(iok)} | {us_i:.2f} | {us_e:.2f} | **{us_i - us_e:.2f}** "
+            f"| {us_i - us_t:.2f} |"
+        )
+    return out
+
+
+def goals(rows: list[Row], results: dict[str, dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    items: list[dict[str, Any]] = []
+
+    def add(goal: str, row: Row | None, peer: str, need: float) -> None:
+        if row is None:
+            return
+        iok, p = med(results, row, "iokernel"), med(results, row, peer)
+        if not iok or not p:
+            return
+        r = iok / p
+        ci = results[row.id]["iokernel"].get("cpu_us_per_op_median")
+        cp = results[row.id][peer].get("cpu_us_per_op_median")
+        items.append({"goal": goal, "loop": row.loop, "target": need, "ratio": r,
+                      "cpu_ratio": (cp / ci) if ci and cp else None, "met": r >= need})
+
+    def find(kind: str, op: str, conc: int, loop: str) -> Row | None:
+        for r in rows:
+            if (r.kind, r.op, r.conc, r.loop) == (kind, op, conc, loop):
+                return r
+        return None
+
+    for loop in ("asyncio", "uvloop"):
+        add("50 asyncio tasks (GET): ≥ 5× valkey-glide", find("async", "get", 50, loop),
+            "glide", 5)
+        add("50 asyncio tasks (GET): ≥ 10× redis-py asyncio", find("async", "get", 50, loop),
+            "redis-py", 10)
+    add("50 threads (GET): ≥ 4× redis-py", find("threads", "get", 50, "-"), "redis-py", 4)
+    add("50 threads (SET): ≥ 4× redis-py", find("threads", "set", 50, "-"), "redis-py", 4)
+    add("explicit pipeline of 100, blocking: ≥ 1× redis-py",
+        find("threads", "pipeline", 1, "-"), "redis-py", 1)
+    for loop in ("asyncio", "uvloop"):
+        add("explicit pipeline of 100, asyncio: ≥ 1× redis-py asyncio",
+            find("async", "pipeline", 1, loop), "redis-py", 1)
+
+    worst = 0
+    for row in rows:
+        rec = results[row.id].get("iokernel")
+        if rec:
+            for c in (rec["conns_server_max"], rec["conns_stats_max"]):
+                if c is not None:
+                    worst = max(worst, c)
+    items.append({"goal": "iokernel: never more than one connection per address",
+                  "loop": "all", "target": 1, "ratio": None, "max_connections": worst,
+                  "met": worst <= 1})
+
+    out = [
+        "| goal | loop | measured (throughput ratio) | status | CPU per op, peer / iokernel |",
+        "|---|---|--:|:-:|--:|",
+    ]
+    for g in items:
+        measured = (f"{g['ratio']:.2f}×" if g["ratio"] is not None
+                    else f"max {g['max_connections']} connection(s)")
+        cpu = f"{g['cpu_ratio']:.2f}×" if g.get("cpu_ratio") else "-"
+        out.append(f"| {g['goal']} | {g['loop']} | {measured} | "
+                   f"{'met' if g['met'] else '**missed**'} | {cpu} |")
+    return out, items
+
+
+def plot(rows: list[Row], results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
+    """Left: GET throughput against concurrency; right: CPU time per GET."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5.5), dpi=100,
+                                  gridspec_kw={"width_ratios": [3, 2]})
+    styles = {
+        "iokernel": ("tab:blue", "o"),
+        "redis-py": ("tab:red", "s"),
+        "glide": ("tab:green", "^"),
+        "floor-eventfd": ("gray", "."),
+    }
+    labels = {
+        "iokernel": "iokernel (1 connection)",
+        "redis-py": f"redis-py asyncio + hiredis (pool of min(tasks, {POOL_CAP}))",
+        "glide": "valkey-glide (1 connection)",
+        "floor-eventfd": "floor: futures resolved from a thread, no I/O",
+    }
+    for loop in ("asyncio", "uvloop"):
+        sweep = sorted(
+            (r for r in rows if r.kind == "async" and r.op == "get" and r.loop == loop),
+            key=lambda r: r.conc,
+        )
+        if not sweep:
+            continue
+        for client, (color, marker) in styles.items():
+            if client not in sweep[0].clients:
+                continue
+            xs = [r.conc for r in sweep]
+            recs = [results[r.id][client] for r in sweep]
+            ls = ":" if client.startswith("floor") else ("--" if loop == "uvloop" else "-")
+            kw = {"color": color, "marker": marker, "linestyle": ls,
+                  "alpha": 0.6 if loop == "uvloop" else 1.0, "label": f"{labels[client]}, {loop}"}
+            ax.plot(xs, [r["median"] for r in recs], **kw)
+            cpu = [r.get("cpu_us_per_op_median") for r in recs]
+            if not client.startswith("floor") and all(c is not None for c in cpu):
+                ax2.plot(xs, cpu, **kw)
+    for a in (ax, ax2):
+        a.set_xscale("log")
+        a.set_yscale("log")
+        a.set_xticks(list(SWEEP))
+        a.set_xticklabels([str(c) for c in SWEEP])
+        a.set_xlabel("concurrent asyncio tasks (GET, one shared client)")
+        a.grid(True, which="both", alpha=0.3)
+    ax.set_ylabel("ops/s (median)")
+    ax.set_title(title, fontsize=10)
+    ax2.set_ylabel("client CPU µs per GET (whole process, median)")
+    ax2.set_title("CPU per operation (lower is better)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def environment(url: str, how: str) -> dict[str, Any]:
+    def ver(dist: str) -> str | None:
+        try:
+            return md.version(dist)
+        except md.PackageNotFoundError:
+            return None
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                                  timeout=10, check=False).stdout.rstrip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info = raw_command(url, "INFO", "server")
+    redis_version = ""
+    if isinstance(info, bytes):
+        for line in info.decode().splitlines():
+            if line.startswith("redis_version:"):
+                redis_version = line.split(":", 1)[1].strip()
+    import iokernel
+    import redis.utils
+
+    so = next(Path(iokernel.__file__).parent.glob("_native*.so"), None)
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "loadavg_start": os.getloadavg(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "redis_server": redis_version,
+        "server": how,
+        "versions": {d: ver(d) for d in ("iokernel", "redis", "hiredis", "valkey-glide",
+                                         "uvloop")},
+        "hiredis_in_use": bool(redis.utils.HIREDIS_AVAILABLE),
+        "git": git("rev-parse", "--short", "HEAD"),
+        "git_dirty_files": [ln[3:] for ln in git("status", "--porcelain").splitlines()
+                            if ln[3:].startswith(("src/", "python/"))],
+        "native_module_mtime": (dt.datetime.fromtimestamp(so.stat().st_mtime, dt.timezone.utc)
+                                .isoformat(timespec="seconds") if so else None),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="~30 s: fewer ops and repetitions")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 3)")
+    ap.add_argument("--scale", type=float, default=None,
+                    help="multiply every row's op count (default 1, quick 0.25)")
+    ap.add_argument("--loops", default="asyncio,uvloop", help="comma list: asyncio,uvloop")
+    ap.add_argument("--only", default=None,
+                    help="substring filter on row ids, e.g. 'async-get-50' or 'threads'")
+    ap.add_argument("--no-floor", action="store_true", help="skip the floor measurements")
+    ap.add_argument("--out", default=None, help="JSON results (default bench/results/latest.json)")
+    ap.add_argument("--plot", default=None,
+                    help="PNG (default docs/img/bench-concurrency.png; quick: bench/results/)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no per-measurement lines")
+    args = ap.parse_args(argv)
+
+    reps = args.reps or (3 if args.quick else 5)
+    scale = args.scale or (0.25 if args.quick else 1.0)
+    loops = [x.strip() for x in args.loops.split(",") if x.strip()]
+    rows = build_rows(loops, scale, floors=not args.no_floor)
+    if args.only:
+        rows = [r for r in rows if args.only in r.id]
+        if not rows:
+            ap.error(f"--only {args.only!r} matches no row")
+    name = "quick" if args.quick else "latest"
+    out = Path(args.out) if args.out else HERE / "results" / f"{name}.json"
+    png = Path(args.plot) if args.plot else (
+        HERE / "results" / "quick-concurrency.png" if args.quick
+        else ROOT / "docs" / "img" / "bench-concurrency.png")
+    command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    with redis_server() as (url, how):
+        raw_command(url, "SET", KEY, VALUE.decode())
+        env = environment(url, how)
+        print(f"# {command.strip()}\n# server {url} ({how}), redis {env['redis_server']}; "
+              f"{env['cpus']} CPUs; {reps} reps; load {env['loadavg_start']}",
+              file=sys.stderr, flush=True)
+        t0 = time.monotonic()
+        results = run_all(rows, reps, url, verbose=not args.quiet)
+        env["elapsed_s"] = round(time.monotonic() - t0, 1)
+        env["loadavg_end"] = os.getloadavg()
+        env["connected_clients_after"] = connected_clients(url)
+
+    table = main_table(rows, results)
+    ftable = floor_table(rows, results)
+    gtable, gitems = goals(rows, results)
+    report = [
+        (
+            f"Command: `{command.strip()}` — {reps} repetitions, interleaved; median ops/s. "
+            f"{env['cpus']} CPUs ({env['cpu_model']}), Python {env['python']}, "
+            f"redis-server {env['redis_server']}, run took {env['elapsed_s']} s, "
+            f"load average {env['loadavg_start'][0]:.2f} → {env['loadavg_end'][0]:.2f}."
+        ),
+        "",
+        *table,
+        "",
+        (
+            "Connections: counted on the server (CLIENT LIST by client name) at the end of "
+            "each timed run, max over repetitions; iokernel's own `stats()` in parentheses. "
+            f"redis-py pools hold min(concurrency, {POOL_CAP}). "
+            "Spread: (max − min) / median over repetitions, worst client of the row."
+        ),
+        "",
+    ]
+    if ftable[2:]:
+        report += ["Floor (no I/O) and iokernel's overhead above it:", "", *ftable, ""]
+    report += [
+        (
+            "CPU time per operation, µs (median; client = the whole benchmark process, all "
+            "its threads; less disturbed by other load than throughput):"
+        ),
+        "",
+        *cpu_table(rows, results),
+        "",
+        "Goals:", "", *gtable, "",
+    ]
+    text = "\n".join(report)
+    print(text)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "command": command.strip(),
+        "reps": reps,
+        "scale": scale,
+        "environment": env,
+        "rows": [{"id": r.id, "scenario": r.scenario, "kind": r.kind, "op": r.op,
+                  "concurrency": r.conc, "loop": r.loop, "ops": r.ops,
+                  "clients": results[r.id]} for r in rows],
+        "goals": gitems,
+    }, indent=1) + "\n")
+    out.with_suffix(".md").write_text(text + "\n")
+    if any(r.kind == "async" and r.op == "get" for r in rows):
+        plot(rows, results, png,
+             f"GET throughput vs concurrency — {env['cpus']} CPUs, redis-server "
+             f"{env['redis_server']} on loopback, median of {reps}")
+        print(f"plot: {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}",
+              file=sys.stderr)
+    print(f"results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
