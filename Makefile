@@ -8,7 +8,8 @@
 #   make bench     bench/run.py against a throw-away redis-server
 #   make fmt | lint | clean
 #
-# Useful knobs: PYTEST_ARGS="-k faults -x", PYTEST_TIMEOUT=120, CARGO_TEST_ARGS.
+# Useful knobs: PYTEST_ARGS="-k faults -x", PYTEST_TIMEOUT=120, CARGO_TEST_ARGS,
+# BENCH_ARGS=--quick. Servers by hand: .venv/bin/python -m tests.servers redis --help
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -38,7 +39,7 @@ SERVERS := $(PY) -m tests.servers
         demo bench fmt clean
 
 help:
-	@sed -n '1,13p' Makefile | sed 's/^# \{0,1\}//'
+	@awk '/^#/ { sub(/^# ?/, ""); print; next } { exit }' Makefile
 
 ## ---- setup -------------------------------------------------------------------
 deps:

@@ -52,7 +52,7 @@ def seed(srv: FakeRedis, n: int = 32) -> dict[bytes, bytes]:
 
 
 @pytest.fixture
-def srv() -> Iterator[FakeRedis]:
+def srv(no_leaks: Any) -> Iterator[FakeRedis]:
     with FakeRedis() as s:
         seed(s)
         yield s
