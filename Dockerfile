@@ -70,6 +70,7 @@ COPY python/ python/
 # extension needs a shared library outside the manylinux policy or glibc
 # symbols newer than it allows; `auditwheel show` prints the verdict again
 # and the loop fails the build if the wheel is not tagged manylinux at all.
+# target/ (~190 MB) is dropped: the classic builder cannot reuse it anyway.
 RUN set --; \
     if [ -f Cargo.lock ]; then set -- --locked; fi; \
     if [ "${MANYLINUX}" != auto ]; then set -- "$@" --compatibility "${MANYLINUX}"; fi; \
@@ -78,7 +79,8 @@ RUN set --; \
     && auditwheel show /dist/*.whl \
     && for w in /dist/*.whl; do \
         case $w in *manylinux*) ;; *) echo "not a manylinux wheel: $w" >&2; exit 1 ;; esac; \
-    done
+    done \
+    && rm -rf target
 
 # Install the wheel (and, later, its dependencies) into a plain directory that
 # the runtime stage copies: no pip, venv or build tools have to exist there.
