@@ -18,6 +18,7 @@ Every test that uses redis_server or redis_url starts on an empty server
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import subprocess
@@ -26,6 +27,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,6 +54,65 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     except (ServerError, OSError, subprocess.TimeoutExpired) as e:
         out = f"unavailable ({e})"
     return [f"redis-server: {out}"]
+
+
+# ------------------------------------------------------- hard time limit
+# pytest-timeout (signal method) interrupts a test only when the main thread
+# gets back to Python. A hang inside native code that never checks signals
+# (or a GIL deadlock) would stall the whole run until CI's limit. So each test
+# also arms faulthandler's C-level watchdog: HARD_GRACE seconds after the
+# pytest-timeout limit it prints every thread's stack and exits the process.
+HARD_GRACE = float(os.environ.get("IOK_TEST_HARD_GRACE", "60"))
+DEFAULT_TIMEOUT = 120.0
+
+
+def _timeout_of(item: pytest.Item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None:
+        value = marker.args[0] if marker.args else marker.kwargs.get("timeout")
+        if value is not None:
+            return float(value)
+    for name in ("timeout", "ini:timeout"):
+        try:
+            if name.startswith("ini:"):
+                value = item.config.getini(name[4:])
+            else:
+                value = item.config.getoption(name)
+        except (ValueError, KeyError):
+            continue
+        if value not in (None, ""):
+            return float(value)
+    return DEFAULT_TIMEOUT
+
+
+_watchdog_out: Any = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The stacks must reach the real stderr, not pytest's capture file (which
+    # is lost when the process exits): dup fd 2 with capture suspended.
+    global _watchdog_out
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        capman.suspend_global_capture(in_=False)
+    try:
+        _watchdog_out = os.fdopen(os.dup(2), "w")
+    finally:
+        if capman is not None:
+            capman.resume_global_capture()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    limit = _timeout_of(item)
+    if limit > 0 and _watchdog_out is not None:
+        faulthandler.dump_traceback_later(
+            limit + HARD_GRACE, exit=True, file=_watchdog_out
+        )
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 # ------------------------------------------------------------------ redis
