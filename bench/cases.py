@@ -426,7 +426,7 @@ def measure_threads(client: str, op: str, conc: int, ops: int, url: str, tag: st
                     body(warm)
                     barrier.wait()
                     body(n)
-                except Exception as e:  # noqa: BLE001 - re-raised by the caller below
+                except Exception as e:
                     errors.append(e)
                     barrier.abort()
 

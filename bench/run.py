@@ -500,8 +500,9 @@ def environment(url: str, how: str) -> dict[str, Any]:
         for line in info.decode().splitlines():
             if line.startswith("redis_version:"):
                 redis_version = line.split(":", 1)[1].strip()
-    import iokernel
     import redis.utils
+
+    import iokernel
 
     so = next(Path(iokernel.__file__).parent.glob("_native*.so"), None)
     return {

@@ -18,9 +18,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import iokernel
 import redis as redispy
 import redis.asyncio as redispy_async
+
+import iokernel
 from iokernel import redis
 
 URL = os.environ.get("IOKERNEL_DEMO_REDIS_URL", "redis://127.0.0.1:6379/0")

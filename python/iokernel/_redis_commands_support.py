@@ -376,15 +376,27 @@ def shared_connection_refusal(args: Sequence[Any]) -> str | None:
 
 
 def _xread_blocks(name: str, args: Sequence[Any]) -> bool:
-    # XREAD [COUNT n] [BLOCK ms] STREAMS key... id...
-    # XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK] STREAMS ...
-    # Only options before STREAMS count: a key may well be named "block".
-    i = 4 if name == "XREADGROUP" else 1
+    return xread_block_ms(args) is not None
+
+
+def xread_block_ms(args: Sequence[Any]) -> float | None:
+    """The BLOCK argument (milliseconds) of an XREAD/XREADGROUP, or None.
+
+    XREAD [COUNT n] [BLOCK ms] STREAMS key... id...
+    XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK] STREAMS ...
+    Only options before STREAMS count: a key may well be named "block".
+    """
+    if not args:
+        return None
+    i = 4 if _word(args[0]) == "XREADGROUP" else 1
     while i < len(args):
         word = _word(args[i])
         if word == "STREAMS":
-            return False
+            return None
         if word == "BLOCK":
-            return True
+            try:
+                return float(args[i + 1])
+            except (IndexError, TypeError, ValueError):
+                return 0.0
         i += 2 if word == "COUNT" else 1
-    return False
+    return None

@@ -25,9 +25,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from . import _aio, _native
-from ._errors import ResponseError, WatchError
+from ._errors import ConnectionError, ResponseError, WatchError
 from ._redis_commands import AsyncIterCommands, Commands, SyncIterCommands
-from ._redis_commands_support import shared_connection_refusal
+from ._redis_commands_support import shared_connection_refusal, xread_block_ms
 
 __all__ = ["AsyncClient", "AsyncPipeline", "Client", "Pipeline", "ResponseError", "WatchError"]
 
@@ -70,8 +70,7 @@ def _block_seconds(args: tuple[Any, ...]) -> float | None:
         if name in (b"BLMPOP", b"BZMPOP"):
             t = float(args[1])
         elif name in (b"XREAD", b"XREADGROUP"):
-            words = [_upper(a) for a in args]
-            t = float(args[words.index(b"BLOCK") + 1]) / 1000.0
+            t = (xread_block_ms(args) or 0) / 1000.0
         elif name in (b"WAIT", b"WAITAOF"):
             t = float(args[-1]) / 1000.0
         else:
@@ -85,11 +84,26 @@ def _needs_dedicated(args: tuple[Any, ...]) -> bool:
     name = _upper(args[0])
     if name in _BLOCKING:
         return True
-    return name in (b"XREAD", b"XREADGROUP") and b"BLOCK" in (_upper(a) for a in args)
+    return name in (b"XREAD", b"XREADGROUP") and xread_block_ms(args) is not None
 
 
 async def _wait(fut: Any) -> Any:
     return await fut
+
+
+class _Closed:
+    """Stands in for the native service of a closed client."""
+
+    name = "(closed client)"
+
+    def __getattr__(self, attr: str) -> Any:
+        def closed(*args: Any, **kwargs: Any) -> Any:
+            raise ConnectionError("this client was closed; create a new one")
+
+        return closed
+
+
+_CLOSED: Any = _Closed()
 
 
 class _Base:
@@ -124,7 +138,6 @@ class _Base:
         self._decode = decode_responses
         self._connect_timeout = connect_timeout
         self._conn: int | None = None
-        self._closed = False
 
     def _bound(self, conn: int) -> Any:
         twin = object.__new__(type(self))
@@ -138,7 +151,12 @@ class _Base:
             if why is not None:
                 raise ResponseError(why)
 
-    def _block_timeout(self, args: tuple[Any, ...]) -> float | None:
+    def _block_timeout(self, args: tuple[Any, ...], timeout: Any = _DEFAULT) -> float | None:
+        """Kernel deadline of a blocking command: how long it may block on
+        the server plus the client's timeout (None if either is unbounded);
+        the caller's own ``timeout=`` wins if given."""
+        if timeout is not _DEFAULT:
+            return timeout  # type: ignore[no-any-return]
         block = _block_seconds(args)
         if block is None or self._timeout is None:
             return None
@@ -163,21 +181,23 @@ class Client(_Base, SyncIterCommands):
     _queues_calls = False
 
     def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
-        if self._conn is None and args[0] in _BLOCKING:
+        if args[0] in _BLOCKING:
             return self._blocking(args, post)
         raw = self._svc.call(args, self._decode, self._timeout, self._conn)
         return raw if post is None else post(raw)
 
-    def _blocking(self, args: tuple[Any, ...], post: Post) -> Any:
+    def _blocking(self, args: tuple[Any, ...], post: Post, timeout: Any = _DEFAULT) -> Any:
         with self.dedicated() as d:
-            raw = d._svc.call(args, d._decode, d._block_timeout(args), d._conn)
+            raw = d._svc.call(args, d._decode, d._block_timeout(args, timeout), d._conn)
         return raw if post is None else post(raw)
 
     def execute(self, *args: Any, timeout: Any = _DEFAULT) -> Any:
-        """Run any command; the reply as the server sent it."""
+        """Run any command; the reply as the server sent it. Blocking
+        commands get a connection of their own; commands that would change
+        the shared connection are refused with what to use instead."""
+        if _needs_dedicated(args):
+            return self._blocking(args, None, timeout)
         self._refuse(args)
-        if self._conn is None and _needs_dedicated(args):
-            return self._blocking(args, None)
         t = self._timeout if timeout is _DEFAULT else timeout
         return self._svc.call(args, self._decode, t, self._conn)
 
@@ -203,8 +223,9 @@ class Client(_Base, SyncIterCommands):
             self._svc.release(conn)
 
     def close(self) -> None:
-        """Forget this client; the connection closes when no client uses it."""
-        self._closed = True
+        """Close this client: later calls raise ``ConnectionError``. The shared
+        connection closes when no client uses it any more."""
+        self._svc = _CLOSED
 
     def __enter__(self) -> Client:
         return self
@@ -219,7 +240,7 @@ class AsyncClient(_Base, AsyncIterCommands):
     _queues_calls = False
 
     def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
-        if self._conn is None and args[0] in _BLOCKING:
+        if args[0] in _BLOCKING:
             return self._blocking(args, post)
         loop = asyncio.get_running_loop()
         # Sent now; the coroutine only waits. A coroutine (not the bare future)
@@ -230,19 +251,20 @@ class AsyncClient(_Base, AsyncIterCommands):
             self._decode, self._timeout, self._conn,
         ))
 
-    async def _blocking(self, args: tuple[Any, ...], post: Post) -> Any:
+    async def _blocking(self, args: tuple[Any, ...], post: Post, timeout: Any = _DEFAULT) -> Any:
         async with self.dedicated() as d:
             loop = asyncio.get_running_loop()
             return await d._svc.submit(
                 _aio.completer(loop), loop.create_future(), args, post,
-                d._decode, d._block_timeout(args), d._conn,
+                d._decode, d._block_timeout(args, timeout), d._conn,
             )
 
     def execute(self, *args: Any, timeout: Any = _DEFAULT) -> Any:
-        """Run any command; an awaitable of the reply as the server sent it."""
+        """Run any command; an awaitable of the reply as the server sent it
+        (see ``Client.execute``)."""
+        if _needs_dedicated(args):
+            return self._blocking(args, None, timeout)
         self._refuse(args)
-        if self._conn is None and _needs_dedicated(args):
-            return self._blocking(args, None)
         t = self._timeout if timeout is _DEFAULT else timeout
         loop = asyncio.get_running_loop()
         return _wait(self._svc.submit(
@@ -270,8 +292,8 @@ class AsyncClient(_Base, AsyncIterCommands):
             self._svc.release(conn)
 
     async def close(self) -> None:
-        """Forget this client; the connection closes when no client uses it."""
-        self._closed = True
+        """As ``Client.close``."""
+        self._svc = _CLOSED
 
     aclose = close
 

@@ -7,10 +7,12 @@
 //! whose caller gave up (timed out, cancelled) keeps its place: its reply is
 //! read and dropped, so replies never shift onto another caller.
 //!
-//! Deadlines: when a waiter's deadline passes it gets `TimeoutError` at once.
-//! If it was at the head of the queue the peer is stalled for everyone behind
-//! it, so the connection is closed (the others get `ConnectionError`) and the
-//! service reconnects — the same trade redis-py and asyncpg make.
+//! Deadlines: when a waiter's deadline passes its caller gets `TimeoutError`
+//! at once and the waiter stays as a placeholder; its late reply is read and
+//! dropped, and nobody else is disturbed. Only if the request at the *head*
+//! is overdue and the server then sends nothing at all for `STALL_GRACE` is
+//! the server considered stalled: the connection is reset (the requests
+//! behind get `ConnectionError`) and the service reconnects.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -28,6 +30,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Completion, Feed, KernelError, Protocol, Request};
+
+/// How long a server may stay silent after the request at the head of the
+/// queue timed out before the connection is declared stalled and reset. A
+/// caller's timeout alone never disturbs the requests behind it.
+pub const STALL_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Addr {
@@ -178,6 +185,8 @@ pub async fn connect<P: Protocol>(
 struct Waiter<P: Protocol> {
     pending: P::Pending,
     completion: Completion,
+    /// Past its deadline (its caller already got `TimeoutError`).
+    expired: bool,
     /// Keeps the service's outstanding count until the reply is consumed.
     _guard: Option<super::service::Outstanding>,
 }
@@ -252,6 +261,7 @@ impl<P: Protocol> Conn<P> {
         g.waiters.push_back(Waiter {
             pending: req.pending,
             completion: req.completion,
+            expired: false,
             _guard: guard,
         });
         drop(g);
@@ -269,11 +279,10 @@ impl<P: Protocol> Conn<P> {
         }
     }
 
-    /// Give every waiter whose deadline passed a timeout. Returns true if the
-    /// head of the queue timed out (the connection is stalled).
-    fn expire(&self, now: Instant) -> bool {
+    /// Give every waiter whose deadline passed a timeout. The waiter keeps
+    /// its place (its reply will be read and dropped).
+    fn expire(&self, now: Instant) {
         let mut expired = Vec::new();
-        let mut head = false;
         {
             let mut g = self.inner.borrow_mut();
             while let Some(Reverse((d, seq))) = g.deadlines.peek().copied() {
@@ -286,7 +295,7 @@ impl<P: Protocol> Conn<P> {
                 }
                 let idx = (seq - g.front_seq) as usize;
                 if let Some(w) = g.waiters.get_mut(idx) {
-                    head |= idx == 0;
+                    w.expired = true;
                     if !w.completion.is_none() {
                         expired.push(std::mem::replace(&mut w.completion, Completion::none()));
                     }
@@ -299,7 +308,12 @@ impl<P: Protocol> Conn<P> {
                 self.addr
             ))));
         }
-        head
+    }
+
+    /// The sequence number of the head of the queue if it is past its deadline.
+    fn head_expired(&self) -> Option<u64> {
+        let g = self.inner.borrow();
+        g.waiters.front().filter(|w| w.expired).map(|_| g.front_seq)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -413,6 +427,9 @@ async fn read_loop<P: Protocol>(
     let far = Instant::now() + Duration::from_secs(86400 * 365);
     let mut timer = pin!(tokio::time::sleep_until(far));
     let mut armed = far;
+    // Set while the request at the head of the queue is past its deadline:
+    // (its sequence number, when to give up on the server).
+    let mut stall: Option<(u64, Instant)> = None;
     // Anything already buffered after the handshake.
     if let Err(e) = conn.on_bytes(proto, rbuf) {
         return e;
@@ -421,13 +438,20 @@ async fn read_loop<P: Protocol>(
         if conn.is_closed() {
             return KernelError::connection(format!("{}: connection closed", conn.addr));
         }
-        let ping_at = idle_ping.map(|p| conn.last_activity.get() + p);
-        let want = match (conn.next_deadline(), ping_at) {
-            (Some(d), Some(p)) => d.min(p),
-            (Some(d), None) => d,
-            (None, Some(p)) => p,
-            (None, None) => far,
+        stall = match (conn.head_expired(), stall) {
+            (Some(seq), Some((s, at))) if s == seq => Some((s, at)),
+            (Some(seq), _) => Some((seq, Instant::now() + STALL_GRACE)),
+            (None, _) => None,
         };
+        // Heartbeat only an idle connection; busy ones prove liveness by replies.
+        let ping_at = idle_ping
+            .filter(|_| conn.in_flight() == 0)
+            .map(|p| conn.last_activity.get() + p);
+        let want = [conn.next_deadline(), ping_at, stall.map(|s| s.1)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(far);
         if want != armed {
             timer.as_mut().reset(want);
             armed = want;
@@ -441,7 +465,12 @@ async fn read_loop<P: Protocol>(
                 Ok(0) => return KernelError::connection(format!(
                     "{}: the server closed the connection", conn.addr)),
                 Ok(_) => {
-                    conn.last_activity.set(Instant::now());
+                    let now = Instant::now();
+                    conn.last_activity.set(now);
+                    // Bytes are arriving: whatever is slow is not stalled.
+                    if let Some((s, _)) = stall {
+                        stall = Some((s, now + STALL_GRACE));
+                    }
                     match conn.on_bytes(proto, rbuf) {
                         Ok(n) if n > 0 => on_progress(),
                         Ok(_) => {}
@@ -455,10 +484,16 @@ async fn read_loop<P: Protocol>(
                 armed = far;
                 timer.as_mut().reset(far);
                 let now = Instant::now();
-                if conn.expire(now) {
-                    return KernelError::connection(format!(
-                        "{}: connection reset because a request ahead of yours got no reply in time \
-                         (the server is stalled or too slow)", conn.addr));
+                conn.expire(now);
+                if let Some((s, at)) = stall {
+                    if now >= at && conn.head_expired() == Some(s) {
+                        return KernelError::connection(format!(
+                            "{}: the server sent nothing for {}s after a request timed out; it looks stalled, so the \
+                             connection was reset (requests behind it could not be answered)",
+                            conn.addr,
+                            STALL_GRACE.as_secs()
+                        ));
+                    }
                 }
                 if let Some(p) = idle_ping {
                     if conn.in_flight() == 0 && now >= conn.last_activity.get() + p {

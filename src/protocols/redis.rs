@@ -42,6 +42,8 @@ impl Redis {
 /// Reply assembly for one submission of `want` commands.
 pub struct Pending {
     want: u32,
+    /// The reply is `Frames` (a batch), even for a batch of one command.
+    batch: bool,
     got: Vec<Frame>,
 }
 
@@ -50,13 +52,15 @@ impl Pending {
     pub fn one() -> Self {
         Pending {
             want: 1,
+            batch: false,
             got: Vec::new(),
         }
     }
-    /// `n` commands sent together; the reply is a `Vec<Frame>` of `n`.
+    /// `n` commands sent together; the reply is `Frames` of `n`.
     pub fn many(n: u32) -> Self {
         Pending {
             want: n,
+            batch: true,
             got: Vec::with_capacity(n as usize),
         }
     }
@@ -91,7 +95,7 @@ impl Protocol for Redis {
     }
 
     fn feed(&self, p: &mut Pending, msg: Frame) -> Feed {
-        if p.want == 1 && p.got.is_empty() {
+        if !p.batch {
             return Feed::Done(Box::new(msg));
         }
         p.got.push(msg);

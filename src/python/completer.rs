@@ -15,6 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyOSError;
+
+fn mismatch() -> PyErr {
+    // A bug in iokernel, not in the caller's code: say so plainly.
+    PyOSError::new_err(
+        "iokernel internal error: a reply arrived in an unexpected shape; please report it",
+    )
+}
 use pyo3::intern;
 use pyo3::prelude::*;
 
@@ -54,9 +61,7 @@ pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAn
     let reply = outcome.map_err(|e| to_pyerr(py, e))?;
     match conv {
         Conv::One { decode } => {
-            let f = reply
-                .downcast::<Frame>()
-                .map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
+            let f = reply.downcast::<Frame>().map_err(|_| mismatch())?;
             match *f {
                 Frame::Error(m) | Frame::BulkError(m) => {
                     Err(PyErr::from_value(response_error(py, &m)?.into_bound(py)))
@@ -65,9 +70,7 @@ pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAn
             }
         }
         Conv::Many { decode } => {
-            let fs = reply
-                .downcast::<Frames>()
-                .map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
+            let fs = reply.downcast::<Frames>().map_err(|_| mismatch())?;
             let mut out = Vec::with_capacity(fs.0.len());
             for f in fs.0 {
                 out.push(frame_to_py(py, f, decode)?);
@@ -75,9 +78,7 @@ pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAn
             Ok(pyo3::types::PyList::new(py, out)?.into_any().unbind())
         }
         Conv::Lease => {
-            let id = reply
-                .downcast::<u64>()
-                .map_err(|_| PyOSError::new_err("iokernel: reply of unexpected type"))?;
+            let id = reply.downcast::<u64>().map_err(|_| mismatch())?;
             Ok((*id).into_pyobject(py)?.into_any().unbind())
         }
     }

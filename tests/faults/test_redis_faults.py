@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import iokernel
 import pytest
-from iokernel import redis
 
+import iokernel
+from iokernel import redis
 from tests.faults.fakeserver import (
     Close,
     ConnScript,
@@ -76,7 +76,7 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.monotonic()
     try:
         out = fn()
-    except BaseException as e:  # noqa: BLE001 - returned for inspection
+    except BaseException as e:
         out = e
     return out, time.monotonic() - t0
 
@@ -85,7 +85,7 @@ async def atimed(coro: Any) -> tuple[Any, float]:
     t0 = time.monotonic()
     try:
         out = await coro
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         out = e
     return out, time.monotonic() - t0
 

@@ -52,7 +52,7 @@ def test_many_threads_share_one_blocking_client(redis_url: str) -> None:
                 r.set(f"t{i}", j)
                 assert r.get(f"t{i}") == str(j).encode()
                 assert r.incr(f"count{i}") == j + 1
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(32)]
@@ -120,7 +120,7 @@ def test_several_loops_in_threads_share_one_client(redis_url: str) -> None:
 
         try:
             asyncio.run(body())
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(4)]
@@ -221,7 +221,7 @@ def test_killed_server_fails_in_flight_at_once_then_reconnects(
 def _catch(fn: object) -> object:
     try:
         return fn()  # type: ignore[operator]
-    except BaseException as e:  # noqa: BLE001
+    except BaseException as e:
         return e
 
 
@@ -340,7 +340,7 @@ def test_fork_child_gets_fresh_kernel(redis_url: str) -> None:
             if child.get("forked") != b"parent":
                 code = 12
             child.set("forked", "child")
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             code = 13
         os._exit(code)
     _, status = os.waitpid(pid, 0)

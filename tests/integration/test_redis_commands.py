@@ -25,12 +25,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-import iokernel
 import pytest
 import redis as redispy
+
 from iokernel import redis
 from iokernel._redis_commands import REFUSED_ON_SHARED
-
 from tests.servers import RedisServer
 
 MODES = [(False, False), (True, False), (False, True), (True, True)]
@@ -874,13 +873,6 @@ async def test_pipeline_errors(r: Driver, ref: Any) -> None:
     assert ref.get("a") == b"4"  # the commands around the failing one still ran
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="client bug: a pipeline of exactly one command fails with OSError('iokernel: "
-    "reply of unexpected type'): Pending::many(1) completes like Pending::one() with a bare "
-    "Frame (src/protocols/redis.rs feed), which Conv::Many cannot downcast to Frames",
-)
 async def test_single_command_pipeline(r: Driver, ref: Any) -> None:
     p = r.pipeline(transaction=False)
     p.set("k", "v")
@@ -897,16 +889,33 @@ async def test_transaction_pipeline(r: Driver, ref: Any) -> None:
 
 # -- refusals --------------------------------------------------------------------
 
+#: Blocking commands sent with execute() run on a connection of their own
+#: (as the typed methods do); here each blocks 0.1 s on an empty key.
+BLOCKING_CALLS: list[tuple[str, tuple[Any, ...], Any]] = [
+    ("BLPOP", ("BLPOP", "l", 0.1), None),
+    ("BRPOP", ("brpop", "l", "0.1"), None),
+    ("BLMOVE", ("BLMOVE", "a", "b", "LEFT", "RIGHT", 0.1), None),
+    ("BRPOPLPUSH", ("BRPOPLPUSH", "a", "b", 0.1), None),
+    ("BZPOPMIN", ("BZPOPMIN", "z", 0.1), None),
+    ("BZPOPMAX", ("BZPOPMAX", "z", 0.1), None),
+    ("BLMPOP", ("BLMPOP", 0.1, 1, "l", "LEFT"), None),
+    ("BZMPOP", ("BZMPOP", 0.1, 1, "z", "MIN"), None),
+    ("WAIT", ("WAIT", 0, 100), 0),
+    ("XREAD BLOCK", ("XREAD", "BLOCK", 100, "STREAMS", "s", "$"), None),
+]
+
+
+@pytest.mark.parametrize("name,args,expected", BLOCKING_CALLS,
+                         ids=[n for n, _, _ in BLOCKING_CALLS])
+async def test_blocking_commands_via_execute_get_their_own_connection(
+    r: Driver, ref: Any, name: str, args: Any, expected: Any
+) -> None:
+    assert await r.execute(*args) == expected
+    assert await r.execute("PING") == r.v("PONG")
+    assert r.client.stats()["dedicated_connections"] <= 1
+
+
 REFUSAL_CALLS: list[tuple[str, tuple[Any, ...]]] = [
-    ("BLPOP", ("BLPOP", "l", 0)),
-    ("BRPOP", ("brpop", "l", 1)),
-    ("BLMOVE", ("BLMOVE", "a", "b", "LEFT", "RIGHT", 0)),
-    ("BRPOPLPUSH", ("BRPOPLPUSH", "a", "b", 0)),
-    ("BZPOPMIN", ("BZPOPMIN", "z", 0)),
-    ("BZPOPMAX", ("BZPOPMAX", "z", 0)),
-    ("BLMPOP", ("BLMPOP", 0, 1, "l", "LEFT")),
-    ("BZMPOP", ("BZMPOP", 0, 1, "z", "MIN")),
-    ("WAIT", ("WAIT", 1, 0)),
     ("MULTI", ("MULTI",)),
     ("EXEC", ("EXEC",)),
     ("DISCARD", ("DISCARD",)),
@@ -965,13 +974,6 @@ async def test_dedicated_connection_takes_what_shared_refuses(
 
 
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
-@pytest.mark.xfail(
-    strict=True,
-    raises=iokernel.TimeoutError,
-    reason="client bug: on client.dedicated() a blocking command gets the plain per-command "
-    "timeout, not its block time + timeout as on the shared route (redis.py _call/execute "
-    "only use _block_timeout when _conn is None)",
-)
 async def test_blocking_pop_on_dedicated_outlasts_command_timeout(
     is_async: bool, redis_url: str
 ) -> None:
@@ -987,14 +989,17 @@ async def test_blocking_pop_on_dedicated_outlasts_command_timeout(
         await _close(r.client)
 
 
-async def test_xread_refused_only_with_block(r: Driver, ref: Any) -> None:
+async def test_xread_with_block_gets_its_own_connection(r: Driver, ref: Any) -> None:
+    ref.xgroup_create("s", "g", id="0", mkstream=True)
     for args in [
-        ("XREAD", "BLOCK", 0, "STREAMS", "s", "$"),
-        ("XREAD", "COUNT", 1, "block", 10, "STREAMS", "s", "0"),
-        ("XREADGROUP", "GROUP", "g", "c", "BLOCK", 0, "STREAMS", "s", ">"),
+        ("XREAD", "BLOCK", 100, "STREAMS", "s", "$"),
+        ("XREAD", "COUNT", 1, "block", 100, "STREAMS", "s", "$"),
+        ("XREADGROUP", "GROUP", "g", "c", "BLOCK", 100, "STREAMS", "s", ">"),
     ]:
-        with pytest.raises(Exception, match="BLOCK blocks the connection"):
-            await r.execute(*args)
+        assert await r.execute(*args) is None  # blocked 0.1 s on its own connection
+    # ... but not inside a pipeline, which shares the connection
+    with pytest.raises(Exception, match="BLOCK blocks the connection"):
+        r.client.pipeline().execute_command("XREAD", "BLOCK", 0, "STREAMS", "s", "$")
     ref.xadd("block", {"f": "v"}, id="1-1")
     # without BLOCK it is an ordinary command, even on a stream named "block"
     got = await r.execute("XREAD", "COUNT", 1, "STREAMS", "block", "0")

@@ -40,9 +40,9 @@ from typing import Any
 
 import pytest
 import redis as redispy
-from iokernel import redis
 from redis._parsers import _RESP2Parser, _RESP3Parser
 
+from iokernel import redis
 from tests.servers import RedisServer
 
 Command = tuple[Any, ...]
