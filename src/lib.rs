@@ -11,6 +11,7 @@
 
 pub mod codec;
 pub mod kernel;
+pub mod metrics;
 pub mod protocols;
 #[cfg(feature = "python")]
 mod python;

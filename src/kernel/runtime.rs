@@ -48,12 +48,17 @@ pub fn generation() -> u64 {
     GENERATION.load(Ordering::Relaxed)
 }
 
-/// The running kernel, started if needed.
-pub fn kernel() -> &'static Kernel {
+/// Make sure a forked child sees a new generation.
+pub fn ensure_atfork() {
     ATFORK.call_once(|| {
         // SAFETY: registers a plain extern "C" function with no captured state.
         unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
     });
+}
+
+/// The running kernel, started if needed.
+pub fn kernel() -> &'static Kernel {
+    ensure_atfork();
     let p = KERNEL.load(Ordering::Acquire);
     if !p.is_null() {
         // SAFETY: kernels are leaked (never freed), so the pointer stays valid.

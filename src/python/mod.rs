@@ -3,6 +3,7 @@
 mod completer;
 mod convert;
 mod errors;
+mod metrics;
 mod redis;
 
 use std::time::Duration;
@@ -29,6 +30,19 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<completer::Completer>()?;
     m.add_class::<redis::RedisService>()?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    m.add_class::<metrics::CounterSeries>()?;
+    m.add_class::<metrics::GaugeSeries>()?;
+    m.add_class::<metrics::HistogramSeries>()?;
+    for f in [
+        wrap_pyfunction!(metrics::metric_series, m)?,
+        wrap_pyfunction!(metrics::metrics_path, m)?,
+        wrap_pyfunction!(metrics::metrics_file_error, m)?,
+        wrap_pyfunction!(metrics::metrics_cleanup, m)?,
+        wrap_pyfunction!(metrics::render_metrics, m)?,
+        wrap_pyfunction!(metrics::read_metrics, m)?,
+    ] {
+        m.add_function(f)?;
+    }
     m.add_function(wrap_pyfunction!(generation, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
