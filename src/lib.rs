@@ -9,6 +9,7 @@
 //! * `python`    — pyo3 bindings (feature `python`): turns Python calls into
 //!   kernel requests and kernel replies into Python objects.
 
+pub mod admin;
 pub mod codec;
 pub mod kernel;
 pub mod metrics;

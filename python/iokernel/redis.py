@@ -24,7 +24,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from . import _aio, _native
+from . import _aio, _native, admin
 from ._errors import ConnectionError, ResponseError, WatchError
 from ._redis_commands import AsyncIterCommands, Commands, SyncIterCommands
 from ._redis_commands_support import shared_connection_refusal, xread_block_ms
@@ -50,6 +50,7 @@ def _service(url: str, **opts: Any) -> _native.RedisService:
     key = (url, _native.generation(), *sorted(opts.items()))
     svc = _services.get(key)
     if svc is None:
+        admin._autostart()
         svc = _native.RedisService(url, **opts)
         _services[key] = svc
     return svc

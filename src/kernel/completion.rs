@@ -14,27 +14,34 @@
 
 use std::any::Any;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::error::KernelError;
+use super::stats::ServiceMetrics;
 
 /// A parsed reply. Concrete type chosen by the protocol; the Python binding
 /// of that protocol downcasts it.
 pub type Reply = Box<dyn Any + Send>;
 pub type Outcome = Result<Reply, KernelError>;
 
-/// Kernel-side timestamps of one request, for latency accounting.
-#[derive(Debug, Clone, Copy)]
-pub struct Stamps {
-    pub submitted: Instant,
-    pub written: Option<Instant>,
-    pub completed: Option<Instant>,
-}
-
+/// A finished request on its way to Python.
 pub struct Delivered {
     pub token: u64,
     pub outcome: Outcome,
+    /// When the kernel completed it.
+    pub completed: Instant,
+    metrics: Option<Arc<ServiceMetrics>>,
+}
+
+impl Delivered {
+    /// Python has it now: record how long it waited to be picked up.
+    pub fn picked_up(&self) {
+        if let Some(m) = &self.metrics {
+            m.picked_up(self.completed);
+        }
+    }
 }
 
 enum Target {
@@ -42,44 +49,76 @@ enum Target {
     Queue(Arc<CompletionQueue>, u64),
 }
 
-pub struct Completion(Option<Target>);
+pub struct Completion {
+    target: Option<Target>,
+    metrics: Option<Arc<ServiceMetrics>>,
+}
 
 impl Completion {
     pub fn slot(slot: Arc<Slot>) -> Self {
-        Completion(Some(Target::Slot(slot)))
+        Completion {
+            target: Some(Target::Slot(slot)),
+            metrics: None,
+        }
     }
     pub fn queue(queue: Arc<CompletionQueue>, token: u64) -> Self {
-        Completion(Some(Target::Queue(queue, token)))
+        Completion {
+            target: Some(Target::Queue(queue, token)),
+            metrics: None,
+        }
     }
     /// A completion nobody waits for (heartbeats, kernel-internal requests).
     pub fn none() -> Self {
-        Completion(None)
+        Completion {
+            target: None,
+            metrics: None,
+        }
+    }
+    /// Count errors and pick-up delay in these metrics.
+    pub fn with_metrics(mut self, m: Arc<ServiceMetrics>) -> Self {
+        self.metrics = Some(m);
+        self
     }
     pub fn is_none(&self) -> bool {
-        self.0.is_none()
+        self.target.is_none()
     }
     pub fn complete(mut self, outcome: Outcome) {
-        if let Some(t) = self.0.take() {
-            deliver(t, outcome);
+        if let Some(t) = self.target.take() {
+            deliver(t, outcome, self.metrics.take());
         }
     }
 }
 
-fn deliver(target: Target, outcome: Outcome) {
+fn deliver(target: Target, outcome: Outcome, metrics: Option<Arc<ServiceMetrics>>) {
+    if let (Err(e), Some(m)) = (&outcome, &metrics) {
+        m.error(e.kind);
+    }
+    let completed = Instant::now();
     match target {
-        Target::Slot(s) => s.put(outcome),
-        Target::Queue(q, token) => q.push(token, outcome),
+        Target::Slot(s) => s.put(Delivered {
+            token: 0,
+            outcome,
+            completed,
+            metrics,
+        }),
+        Target::Queue(q, token) => q.push(Delivered {
+            token,
+            outcome,
+            completed,
+            metrics,
+        }),
     }
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
-        if let Some(t) = self.0.take() {
+        if let Some(t) = self.target.take() {
             deliver(
                 t,
                 Err(KernelError::closed(
                     "the I/O kernel dropped this request (it is shutting down); retry after restarting the client",
                 )),
+                self.metrics.take(),
             );
         }
     }
@@ -88,7 +127,7 @@ impl Drop for Completion {
 /// One blocking caller's reply slot.
 #[derive(Default)]
 pub struct Slot {
-    value: Mutex<Option<Outcome>>,
+    value: Mutex<Option<Delivered>>,
     ready: Condvar,
 }
 
@@ -96,19 +135,19 @@ impl Slot {
     pub fn new() -> Arc<Self> {
         Arc::new(Slot::default())
     }
-    fn put(&self, o: Outcome) {
+    fn put(&self, d: Delivered) {
         let mut g = self.value.lock().unwrap_or_else(|e| e.into_inner());
-        *g = Some(o);
+        *g = Some(d);
         drop(g);
         self.ready.notify_one();
     }
     /// Wait up to `max`; `None` if nothing arrived in that time.
-    pub fn wait(&self, max: Duration) -> Option<Outcome> {
+    pub fn wait(&self, max: Duration) -> Option<Delivered> {
         let end = Instant::now() + max;
         let mut g = self.value.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(o) = g.take() {
-                return Some(o);
+            if let Some(d) = g.take() {
+                return Some(d);
             }
             let now = Instant::now();
             if now >= end {
@@ -127,6 +166,30 @@ impl Slot {
 pub struct CompletionQueue {
     items: Mutex<Vec<Delivered>>,
     efd: OwnedFd,
+    /// Set by the watchdog; taken (and logged) by the consumer.
+    alert: Mutex<Option<String>>,
+    alerted: AtomicBool,
+}
+
+static QUEUES: Mutex<Vec<Weak<CompletionQueue>>> = Mutex::new(Vec::new());
+/// Wakes the watchdog when some queue goes from empty to non-empty.
+static PENDING: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Resolves when some completion queue has items (the watchdog sleeps here
+/// while nothing is waiting, so an idle kernel does no periodic work).
+pub async fn wait_for_pending() {
+    loop {
+        let any = QUEUES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .any(|q| !q.items.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+        if any {
+            return;
+        }
+        PENDING.notified().await;
+    }
 }
 
 impl CompletionQueue {
@@ -138,10 +201,16 @@ impl CompletionQueue {
         }
         // SAFETY: fd is a fresh, valid descriptor nobody else owns.
         let efd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Arc::new(CompletionQueue {
+        let q = Arc::new(CompletionQueue {
             items: Mutex::new(Vec::new()),
             efd,
-        }))
+            alert: Mutex::new(None),
+            alerted: AtomicBool::new(false),
+        });
+        let mut all = QUEUES.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&q));
+        Ok(q)
     }
 
     /// The descriptor that becomes readable when completions are waiting.
@@ -149,12 +218,13 @@ impl CompletionQueue {
         self.efd.as_raw_fd()
     }
 
-    fn push(&self, token: u64, outcome: Outcome) {
+    fn push(&self, d: Delivered) {
         let mut g = self.items.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = g.is_empty();
-        g.push(Delivered { token, outcome });
+        g.push(d);
         drop(g);
         if was_empty {
+            PENDING.notify_one();
             let one: u64 = 1;
             // SAFETY: writing 8 bytes from a valid u64 to our own eventfd.
             // EAGAIN (counter saturated) is harmless: the fd is readable.
@@ -169,8 +239,46 @@ impl CompletionQueue {
         // SAFETY: reading 8 bytes into a valid u64 from our own non-blocking eventfd.
         unsafe { libc::read(self.efd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
         let mut g = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        self.alerted.store(false, Ordering::Relaxed);
         std::mem::take(&mut *g)
     }
+
+    /// How long the oldest waiting completion has waited.
+    pub fn oldest_wait(&self) -> Option<Duration> {
+        self.items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
+            .map(|d| d.completed.elapsed())
+    }
+
+    /// The watchdog's message, once (for the consumer to log).
+    pub fn take_alert(&self) -> Option<String> {
+        self.alert.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Watchdog: every queue whose oldest completion has waited longer than
+/// `threshold` gets one alert per episode (cleared when it is drained).
+/// Returns how many queues are stuck now.
+pub fn check_stalls(threshold: Duration, describe: impl Fn(Duration) -> String) -> usize {
+    let queues: Vec<Arc<CompletionQueue>> = QUEUES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    let mut stuck = 0;
+    for q in queues {
+        if let Some(age) = q.oldest_wait().filter(|a| *a >= threshold) {
+            stuck += 1;
+            if !q.alerted.swap(true, Ordering::Relaxed) {
+                super::stats::stalls().add(1.0);
+                *q.alert.lock().unwrap_or_else(|e| e.into_inner()) = Some(describe(age));
+            }
+        }
+    }
+    stuck
 }
 
 #[cfg(test)]
@@ -181,10 +289,10 @@ mod tests {
     fn slot_receives_and_drop_completes_with_closed() {
         let s = Slot::new();
         Completion::slot(s.clone()).complete(Ok(Box::new(5u32)));
-        let v = s.wait(Duration::from_secs(1)).unwrap().unwrap();
+        let v = s.wait(Duration::from_secs(1)).unwrap().outcome.unwrap();
         assert_eq!(*v.downcast::<u32>().unwrap(), 5);
         drop(Completion::slot(s.clone()));
-        let e = s.wait(Duration::from_secs(1)).unwrap().unwrap_err();
+        let e = s.wait(Duration::from_secs(1)).unwrap().outcome.unwrap_err();
         assert_eq!(e.kind, super::super::error::ErrorKind::Closed);
     }
 

@@ -22,6 +22,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -29,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::stats::{AddrMetrics, ServiceMetrics};
 use super::{Completion, Feed, KernelError, Protocol, Request};
 
 /// How long a server may stay silent after the request at the head of the
@@ -185,19 +187,14 @@ pub async fn connect<P: Protocol>(
 struct Waiter<P: Protocol> {
     pending: P::Pending,
     completion: Completion,
+    summary: super::Summary,
+    submitted: Instant,
+    written: Option<Instant>,
+    got_first_byte: bool,
     /// Past its deadline (its caller already got `TimeoutError`).
     expired: bool,
     /// Keeps the service's outstanding count until the reply is consumed.
     _guard: Option<super::service::Outstanding>,
-}
-
-impl<P: Protocol> Waiter<P> {
-    /// Complete, giving the service's outstanding slot back first so that a
-    /// woken caller never sees its own request still counted.
-    fn finish(self, outcome: super::Outcome) {
-        drop(self._guard);
-        self.completion.complete(outcome);
-    }
 }
 
 struct Inner<P: Protocol> {
@@ -205,6 +202,8 @@ struct Inner<P: Protocol> {
     waiters: VecDeque<Waiter<P>>,
     /// Sequence number of `waiters[0]`.
     front_seq: u64,
+    /// Sequence number of the first waiter not yet handed to the writer.
+    unwritten: u64,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
@@ -217,17 +216,36 @@ pub struct Conn<P: Protocol> {
     wake_reader: Notify,
     closed: Cell<bool>,
     pub last_activity: Cell<Instant>,
+    pub dedicated: bool,
+    opened: Instant,
+    bytes_in: Cell<u64>,
+    bytes_out: Cell<u64>,
+    metrics: Arc<ServiceMetrics>,
+    am: AddrMetrics,
 }
 
 impl<P: Protocol> Conn<P> {
-    pub fn new(id: u64, addr: Addr) -> Rc<Self> {
+    pub fn new(
+        id: u64,
+        addr: Addr,
+        dedicated: bool,
+        metrics: Arc<ServiceMetrics>,
+        am: AddrMetrics,
+    ) -> Rc<Self> {
         Rc::new(Conn {
             id,
             addr,
+            dedicated,
+            opened: Instant::now(),
+            bytes_in: Cell::new(0),
+            bytes_out: Cell::new(0),
+            metrics,
+            am,
             inner: RefCell::new(Inner {
                 out: BytesMut::with_capacity(16 * 1024),
                 waiters: VecDeque::new(),
                 front_seq: 0,
+                unwritten: 0,
                 deadlines: BinaryHeap::new(),
             }),
             wake_writer: Notify::new(),
@@ -261,11 +279,96 @@ impl<P: Protocol> Conn<P> {
         g.waiters.push_back(Waiter {
             pending: req.pending,
             completion: req.completion,
+            summary: req.summary,
+            submitted: Instant::from_std(req.submitted),
+            written: None,
+            got_first_byte: false,
             expired: false,
             _guard: guard,
         });
         drop(g);
+        self.metrics.in_flight.add(1.0);
         self.wake_writer.notify_one();
+    }
+
+    /// Complete a waiter that left the queue, giving the service's
+    /// outstanding slot back first so that a woken caller never sees its own
+    /// request still counted.
+    fn finish(&self, w: Waiter<P>, outcome: super::Outcome) {
+        self.metrics.in_flight.add(-1.0);
+        if let (Ok(_), Some(t)) = (&outcome, w.written) {
+            self.metrics.network.observe(t.elapsed().as_secs_f64());
+        }
+        drop(w._guard);
+        w.completion.complete(outcome);
+    }
+
+    /// The writer took everything queued so far: stamp it written.
+    fn mark_written(&self, n_bytes: usize) {
+        let now = Instant::now();
+        let mut g = self.inner.borrow_mut();
+        let from = g.unwritten.saturating_sub(g.front_seq) as usize;
+        let mut waited = Vec::new();
+        for w in g.waiters.iter_mut().skip(from) {
+            w.written = Some(now);
+            waited.push((now - w.submitted).as_secs_f64());
+        }
+        g.unwritten = g.front_seq + g.waiters.len() as u64;
+        drop(g);
+        for q in waited {
+            self.metrics.queue_wait.observe(q);
+        }
+        self.bytes_out.set(self.bytes_out.get() + n_bytes as u64);
+        self.am.bytes_written.add(n_bytes as f64);
+    }
+
+    fn on_read(&self, n: usize) {
+        self.bytes_in.set(self.bytes_in.get() + n as u64);
+        self.am.bytes_read.add(n as f64);
+        let mut g = self.inner.borrow_mut();
+        if let Some(w) = g.waiters.front_mut() {
+            if !w.got_first_byte {
+                w.got_first_byte = true;
+                if let Some(t) = w.written {
+                    self.metrics.first_byte.observe(t.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+
+    /// For `/status`.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "address": self.addr.to_string(),
+            "dedicated": self.dedicated,
+            "in_flight": self.in_flight(),
+            "age_s": self.opened.elapsed().as_secs_f64(),
+            "bytes_in": self.bytes_in.get(),
+            "bytes_out": self.bytes_out.get(),
+        })
+    }
+
+    /// For `/inflight`: each request waiting on this connection.
+    pub fn inflight(&self, service: &str, out: &mut Vec<serde_json::Value>, max: usize) {
+        let now = Instant::now();
+        for w in self.inner.borrow().waiters.iter() {
+            if out.len() >= max {
+                return;
+            }
+            if w.completion.is_none() && !w.expired {
+                continue; // heartbeats
+            }
+            out.push(serde_json::json!({
+                "service": service,
+                "address": self.addr.to_string(),
+                "connection": self.id,
+                "command": w.summary.as_str(),
+                "age_ms": (now - w.submitted).as_secs_f64() * 1000.0,
+                "written": w.written.is_some(),
+                "timed_out": w.expired,
+            }));
+        }
     }
 
     /// Close: the tasks stop and every waiter gets `err`.
@@ -275,7 +378,7 @@ impl<P: Protocol> Conn<P> {
         self.wake_writer.notify_one();
         let waiters = std::mem::take(&mut self.inner.borrow_mut().waiters);
         for w in waiters {
-            w.finish(Err(err.clone()));
+            self.finish(w, Err(err.clone()));
         }
     }
 
@@ -354,7 +457,7 @@ impl<P: Protocol> Conn<P> {
                 }
             };
             if let Some((w, reply)) = finished {
-                w.finish(Ok(reply));
+                self.finish(w, Ok(reply));
                 done += 1;
             }
         }
@@ -407,6 +510,7 @@ async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer) {
             conn.wake_writer.notified().await;
             continue;
         }
+        conn.mark_written(spare.len());
         if let Err(e) = w.write_all(&spare).await {
             let err = KernelError::connection(format!("{}: write failed: {e}", conn.addr));
             conn.close(&err);
@@ -464,9 +568,10 @@ async fn read_loop<P: Protocol>(
             r = reader.read_buf(rbuf) => match r {
                 Ok(0) => return KernelError::connection(format!(
                     "{}: the server closed the connection", conn.addr)),
-                Ok(_) => {
+                Ok(n) => {
                     let now = Instant::now();
                     conn.last_activity.set(now);
+                    conn.on_read(n);
                     // Bytes are arriving: whatever is slow is not stalled.
                     if let Some((s, _)) = stall {
                         stall = Some((s, now + STALL_GRACE));
@@ -505,6 +610,8 @@ async fn read_loop<P: Protocol>(
                                 completion: Completion::none(),
                                 deadline: Some((now + p).into_std()),
                                 route: super::Route::Shared,
+                                submitted: now.into_std(),
+                                summary: super::Summary::new(b"HEARTBEAT"),
                             }, None);
                         }
                     }

@@ -18,6 +18,7 @@ pub mod conn;
 pub mod error;
 pub mod runtime;
 pub mod service;
+pub mod stats;
 
 #[cfg(test)]
 mod tests;
@@ -77,4 +78,35 @@ pub struct Request<P: Protocol> {
     pub completion: Completion,
     pub deadline: Option<Instant>,
     pub route: Route,
+    /// When the caller submitted it (for the queue-time histogram).
+    pub submitted: Instant,
+    /// What `/inflight` shows: a command name, never arguments or values.
+    pub summary: Summary,
+}
+
+/// A short, secret-free description of a request ("GET", "PIPELINE(3)"),
+/// stored inline so that describing a request costs no allocation.
+#[derive(Clone, Copy)]
+pub struct Summary {
+    len: u8,
+    buf: [u8; 23],
+}
+
+impl Summary {
+    /// From a command name: ASCII letters, digits, '_' and '.', upper-cased,
+    /// cut at 23 bytes; anything else becomes '?'.
+    pub fn new(name: &[u8]) -> Self {
+        let mut buf = [0u8; 23];
+        let n = name.len().min(23);
+        for (d, c) in buf.iter_mut().zip(&name[..n]) {
+            *d = match c.to_ascii_uppercase() {
+                c @ (b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'(' | b')' | b' ') => c,
+                _ => b'?',
+            };
+        }
+        Summary { len: n as u8, buf }
+    }
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("?")
+    }
 }

@@ -23,7 +23,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::conn::{self, Addr, Conn};
-use super::{runtime, Completion, KernelError, Protocol, Request, Route};
+use super::stats::{AddrMetrics, ServiceMetrics};
+use super::{runtime, Completion, ErrorKind, KernelError, Protocol, Request, Route};
 
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -71,6 +72,7 @@ enum Cmd<P: Protocol> {
 pub struct ServiceHandle<P: Protocol> {
     tx: mpsc::UnboundedSender<Cmd<P>>,
     pub stats: Arc<Stats>,
+    pub metrics: Arc<ServiceMetrics>,
     pub generation: u64,
     pub config: ServiceConfig,
     limit: usize,
@@ -85,9 +87,10 @@ impl<P: Protocol> ServiceHandle<P> {
             .max_in_flight
             .saturating_mul(config.addrs.len().max(1))
             + config.max_queued;
-        let (c2, s2) = (config.clone(), stats.clone());
+        let metrics = ServiceMetrics::new(&config.name);
+        let (c2, s2, m2) = (config.clone(), stats.clone(), metrics.clone());
         let started = k.run(move || {
-            tokio::task::spawn_local(service_task(Arc::new(proto), c2, s2, rx));
+            tokio::task::spawn_local(service_task(Arc::new(proto), c2, s2, m2, rx));
         });
         if !started {
             return Err(KernelError::closed(
@@ -97,6 +100,7 @@ impl<P: Protocol> ServiceHandle<P> {
         Ok(Arc::new(ServiceHandle {
             tx,
             stats,
+            metrics,
             generation: k.generation,
             config,
             limit,
@@ -120,6 +124,7 @@ impl<P: Protocol> ServiceHandle<P> {
         let n = self.stats.outstanding.fetch_add(1, Ordering::Relaxed);
         let guard = Outstanding(self.stats.clone());
         if n >= self.limit {
+            self.metrics.error(ErrorKind::Overloaded);
             return Err(KernelError::overloaded(format!(
                 "{}: {} requests already queued or in flight (limit {}: max_in_flight × connections + \
                  max_queued); slow down or raise max_queued",
@@ -127,6 +132,7 @@ impl<P: Protocol> ServiceHandle<P> {
             )));
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        self.metrics.requests.add(1.0);
         Ok(guard)
     }
 
@@ -176,6 +182,8 @@ struct Core<P: Protocol> {
     proto: Arc<P>,
     cfg: ServiceConfig,
     stats: Arc<Stats>,
+    metrics: Arc<ServiceMetrics>,
+    addr_metrics: RefCell<HashMap<Addr, AddrMetrics>>,
     st: RefCell<State<P>>,
     next_id: Cell<u64>,
 }
@@ -184,6 +192,7 @@ async fn service_task<P: Protocol>(
     proto: Arc<P>,
     cfg: ServiceConfig,
     stats: Arc<Stats>,
+    metrics: Arc<ServiceMetrics>,
     mut rx: mpsc::UnboundedReceiver<Cmd<P>>,
 ) {
     let addrs = cfg.addrs.clone();
@@ -191,6 +200,8 @@ async fn service_task<P: Protocol>(
         proto,
         cfg,
         stats,
+        metrics,
+        addr_metrics: RefCell::new(HashMap::new()),
         st: RefCell::new(State {
             addrs: Vec::new(),
             tasks: HashMap::new(),
@@ -202,6 +213,12 @@ async fn service_task<P: Protocol>(
         next_id: Cell::new(1),
     });
     core.set_addrs(addrs);
+    let view: Rc<dyn ServiceView> = core.clone();
+    VIEWS.with(|v| {
+        let mut v = v.borrow_mut();
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Rc::downgrade(&view));
+    });
     let mut batch = Vec::with_capacity(256);
     loop {
         let queued = !core.st.borrow().queue.is_empty();
@@ -292,6 +309,7 @@ impl<P: Protocol> Core<P> {
             }
         }
         st.queue.push_back((req, guard));
+        self.metrics.queued.set(st.queue.len() as f64);
     }
 
     /// Move queued requests onto connections with room.
@@ -303,6 +321,7 @@ impl<P: Protocol> Core<P> {
             }
             let Some(c) = self.pick(&st) else { return };
             let (req, g) = st.queue.pop_front().expect("not empty");
+            self.metrics.queued.set(st.queue.len() as f64);
             drop(st);
             c.push(req, Some(g));
         }
@@ -317,6 +336,7 @@ impl<P: Protocol> Core<P> {
                 .drain(..)
                 .partition(|(r, _)| r.deadline.is_some_and(|d| d <= now));
             st.queue = keep;
+            self.metrics.queued.set(st.queue.len() as f64);
             gone.into_iter().collect()
         };
         for (r, g) in expired {
@@ -330,6 +350,7 @@ impl<P: Protocol> Core<P> {
 
     fn fail_queued(&self, err: &KernelError) {
         let q = std::mem::take(&mut self.st.borrow_mut().queue);
+        self.metrics.queued.set(0.0);
         for (r, g) in q {
             drop(g);
             r.completion.complete(Err(err.clone()));
@@ -363,6 +384,27 @@ impl<P: Protocol> Core<P> {
         }
     }
 
+    fn addr_metrics(&self, a: &Addr) -> AddrMetrics {
+        self.addr_metrics
+            .borrow_mut()
+            .entry(a.clone())
+            .or_insert_with(|| self.metrics.for_addr(a))
+            .clone()
+    }
+
+    fn new_conn(&self, addr: Addr, dedicated: bool) -> Rc<Conn<P>> {
+        let am = self.addr_metrics(&addr);
+        am.connects.add(1.0);
+        am.connections.add(1.0);
+        Conn::new(self.fresh_id(), addr, dedicated, self.metrics.clone(), am)
+    }
+
+    fn conn_gone(&self, c: &Conn<P>) {
+        let am = self.addr_metrics(&c.addr);
+        am.connections.add(-1.0);
+        am.disconnects.add(1.0);
+    }
+
     fn on_ready(&self, c: Rc<Conn<P>>) {
         self.stats.connects.fetch_add(1, Ordering::Relaxed);
         self.stats.connections.fetch_add(1, Ordering::Relaxed);
@@ -375,12 +417,14 @@ impl<P: Protocol> Core<P> {
     }
 
     fn on_lost(&self, c: &Rc<Conn<P>>) {
+        self.conn_gone(c);
         self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
         self.stats.connections.fetch_sub(1, Ordering::Relaxed);
         self.st.borrow_mut().ready.retain(|x| !Rc::ptr_eq(x, c));
     }
 
-    fn on_connect_failed(&self, e: &KernelError) {
+    fn on_connect_failed(&self, addr: &Addr, e: &KernelError) {
+        self.addr_metrics(addr).connect_failures.add(1.0);
         self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
         let down = {
             let mut st = self.st.borrow_mut();
@@ -406,14 +450,18 @@ impl<P: Protocol> Core<P> {
         };
         tokio::task::spawn_local(async move {
             match conn::connect(&*self.proto, &addr, self.cfg.connect_timeout).await {
-                Err(e) => completion.complete(Err(e)),
+                Err(e) => {
+                    self.addr_metrics(&addr).connect_failures.add(1.0);
+                    completion.complete(Err(e))
+                }
                 Ok((r, w, buf)) => {
-                    let id = self.fresh_id();
-                    let c = Conn::new(id, addr);
+                    let c = self.new_conn(addr, true);
+                    let id = c.id;
                     self.st.borrow_mut().dedicated.insert(id, c.clone());
                     self.stats.dedicated.fetch_add(1, Ordering::Relaxed);
                     completion.complete(Ok(Box::new(id)));
-                    conn::run(c, &*self.proto, r, w, buf, None, || {}).await;
+                    conn::run(c.clone(), &*self.proto, r, w, buf, None, || {}).await;
+                    self.conn_gone(&c);
                     self.st.borrow_mut().dedicated.remove(&id);
                     self.stats.dedicated.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -469,7 +517,7 @@ async fn address_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
         match conn::connect(&*core.proto, &addr, core.cfg.connect_timeout).await {
             Ok((r, w, buf)) => {
                 failures = 0;
-                let c = Conn::new(core.fresh_id(), addr.clone());
+                let c = core.new_conn(addr.clone(), false);
                 core.on_ready(c.clone());
                 let pump_core = core.clone();
                 conn::run(
@@ -486,11 +534,80 @@ async fn address_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
             }
             Err(e) => {
                 failures += 1;
-                core.on_connect_failed(&e);
+                core.on_connect_failed(&addr, &e);
             }
         }
         if failures > 0 {
             tokio::time::sleep(backoff(failures)).await;
+        }
+    }
+}
+
+/// What the admin endpoint can ask of a service (on the kernel thread).
+pub trait ServiceView {
+    fn status(&self) -> serde_json::Value;
+    fn inflight(&self, out: &mut Vec<serde_json::Value>, max: usize);
+}
+
+thread_local! {
+    static VIEWS: RefCell<Vec<std::rc::Weak<dyn ServiceView>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Every live service of this kernel (call on the kernel thread).
+pub fn views() -> Vec<Rc<dyn ServiceView>> {
+    VIEWS.with(|v| {
+        v.borrow()
+            .iter()
+            .filter_map(std::rc::Weak::upgrade)
+            .collect()
+    })
+}
+
+impl<P: Protocol> ServiceView for Core<P> {
+    fn status(&self) -> serde_json::Value {
+        let st = self.st.borrow();
+        let health = if !st.ready.is_empty() {
+            "up"
+        } else if st.last_error.is_some() {
+            "down"
+        } else {
+            "connecting"
+        };
+        let conns: Vec<_> = st
+            .ready
+            .iter()
+            .chain(st.dedicated.values())
+            .map(|c| c.status())
+            .collect();
+        serde_json::json!({
+            "name": self.cfg.name,
+            "protocol": self.proto.name(),
+            "health": health,
+            "last_error": st.last_error.as_ref().map(|e| e.detail.clone()),
+            "addresses": st.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "outstanding": self.stats.outstanding.load(Ordering::Relaxed),
+            "queued": st.queue.len(),
+            "limits": {"max_in_flight": self.cfg.max_in_flight, "max_queued": self.cfg.max_queued,
+                       "connect_timeout_s": self.cfg.connect_timeout.as_secs_f64()},
+            "connections": conns,
+        })
+    }
+
+    fn inflight(&self, out: &mut Vec<serde_json::Value>, max: usize) {
+        let st = self.st.borrow();
+        for c in st.ready.iter().chain(st.dedicated.values()) {
+            c.inflight(&self.cfg.name, out, max);
+        }
+        let now = Instant::now();
+        for (r, _) in st.queue.iter() {
+            if out.len() >= max {
+                return;
+            }
+            out.push(serde_json::json!({
+                "service": self.cfg.name, "address": null, "connection": null,
+                "command": r.summary.as_str(), "age_ms": (now - r.submitted).as_secs_f64() * 1000.0,
+                "written": false, "timed_out": false,
+            }));
         }
     }
 }

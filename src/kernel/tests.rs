@@ -110,13 +110,15 @@ fn call(
             completion: Completion::slot(slot.clone()),
             deadline: timeout.map(|t| Instant::now() + t),
             route: Route::Shared,
+            submitted: Instant::now(),
+            summary: super::Summary::new(b"LINE"),
         },
         guard,
     );
     let out = slot
         .wait(Duration::from_secs(10))
         .expect("the kernel answers");
-    out.map(|r| *r.downcast::<Bytes>().unwrap())
+    out.outcome.map(|r| *r.downcast::<Bytes>().unwrap())
 }
 
 #[test]

@@ -382,6 +382,32 @@ pub fn register(
     Ok(s)
 }
 
+/// Like `register`, but a series that cannot be registered (file full, bad
+/// name) still works, in private memory, instead of failing the caller: the
+/// kernel must not stop because its metrics file is full.
+pub fn register_or_dummy(
+    name: &str,
+    help: &str,
+    labels: &str,
+    kind: Kind,
+    bounds: &[f64],
+    kernel: bool,
+) -> Series {
+    register(name, help, labels, kind, bounds, kernel).unwrap_or_else(|_| {
+        let n = layout::nvalues(kind, bounds.len());
+        let cells: &'static [AtomicU64] = Box::leak((0..n).map(|_| AtomicU64::new(0)).collect());
+        Series {
+            values: cells.as_ptr(),
+            kind,
+            bounds: if kind == Kind::Histogram {
+                bounds.into()
+            } else {
+                Arc::from([])
+            },
+        }
+    })
+}
+
 /// A copy of the published part of this process's metrics.
 pub fn snapshot_bytes() -> Vec<u8> {
     let reg = registry();

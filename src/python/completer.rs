@@ -114,11 +114,17 @@ impl Completer {
         if items.is_empty() {
             return 0;
         }
+        if let Some(msg) = self.q.take_alert() {
+            log_warning(py, &msg);
+        }
         let work: Vec<(Option<Entry>, Outcome)> = {
             let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             items
                 .into_iter()
-                .map(|d| (map.remove(&d.token), d.outcome))
+                .map(|d| {
+                    d.picked_up();
+                    (map.remove(&d.token), d.outcome)
+                })
                 .collect()
         };
         let n = work.len();
@@ -163,4 +169,12 @@ impl Completer {
     pub fn completion(&self, token: u64) -> Completion {
         Completion::queue(self.q.clone(), token)
     }
+}
+
+/// Log through Python's `logging` (logger "iokernel").
+pub fn log_warning(py: Python<'_>, msg: &str) {
+    let _ = py
+        .import("logging")
+        .and_then(|l| l.call_method1("getLogger", ("iokernel",)))
+        .and_then(|lg| lg.call_method1("warning", ("%s", msg)));
 }

@@ -1,5 +1,6 @@
 //! The `iokernel._native` extension module: what Python sees of the kernel.
 
+mod admin;
 mod completer;
 mod convert;
 mod errors;
@@ -40,6 +41,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(metrics::metrics_cleanup, m)?,
         wrap_pyfunction!(metrics::render_metrics, m)?,
         wrap_pyfunction!(metrics::read_metrics, m)?,
+        wrap_pyfunction!(admin::admin_serve, m)?,
+        wrap_pyfunction!(admin::admin_address, m)?,
+        wrap_pyfunction!(admin::metrics_dir, m)?,
     ] {
         m.add_function(f)?;
     }

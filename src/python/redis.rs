@@ -16,8 +16,9 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use super::completer::{convert, Completer, Conv};
 use super::convert::encode_command;
 use super::errors::to_pyerr;
+use crate::kernel::completion::Delivered;
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
-use crate::kernel::{Completion, KernelError, Outcome, Request, Route, Slot};
+use crate::kernel::{Completion, KernelError, Request, Route, Slot, Summary};
 use crate::protocols::redis::{Pending, Redis};
 use crate::protocols::redis_url;
 
@@ -38,6 +39,26 @@ fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     }
 }
 
+/// The command name of `args` for `/inflight` (never arguments).
+fn summary_of(args: &Bound<'_, PyTuple>) -> Summary {
+    match args.get_item(0) {
+        Ok(a) => {
+            if let Ok(b) = a.cast::<pyo3::types::PyBytes>() {
+                Summary::new(b.as_bytes())
+            } else if let Ok(s) = a.cast::<pyo3::types::PyString>() {
+                Summary::new(s.to_str().unwrap_or("?").as_bytes())
+            } else {
+                Summary::new(b"?")
+            }
+        }
+        Err(_) => Summary::new(b"?"),
+    }
+}
+
+fn batch_summary(n: u32) -> Summary {
+    Summary::new(format!("PIPELINE({n})").as_bytes())
+}
+
 fn route(conn: Option<u64>) -> Route {
     conn.map_or(Route::Shared, Route::Dedicated)
 }
@@ -45,7 +66,7 @@ fn route(conn: Option<u64>) -> Route {
 /// Wait for a blocking caller's reply with the GIL released, waking every
 /// 100 ms to let Ctrl-C through. The kernel enforces the deadline; the extra
 /// second here only guards against a kernel that stopped answering.
-fn wait(py: Python<'_>, slot: &Arc<Slot>, timeout: Option<f64>) -> PyResult<Outcome> {
+fn wait(py: Python<'_>, slot: &Arc<Slot>, timeout: Option<f64>) -> PyResult<Delivered> {
     let give_up =
         timeout.map(|t| Instant::now() + Duration::from_secs_f64(t) + Duration::from_secs(1));
     loop {
@@ -72,11 +93,13 @@ impl RedisService {
         Ok((buf, cmds.len() as u32))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn blocking(
         &self,
         py: Python<'_>,
         payload: BytesMut,
         pending: Pending,
+        summary: Summary,
         timeout: Option<f64>,
         conn: Option<u64>,
         conv: Conv,
@@ -86,13 +109,16 @@ impl RedisService {
         let req = Request {
             payload: payload.freeze(),
             pending,
-            completion: Completion::slot(slot.clone()),
+            completion: Completion::slot(slot.clone()).with_metrics(self.h.metrics.clone()),
             deadline: deadline(timeout)?,
             route: route(conn),
+            submitted: Instant::now(),
+            summary,
         };
         self.h.send(req, guard);
-        let outcome = wait(py, &slot, timeout)?;
-        convert(py, outcome, conv)
+        let delivered = wait(py, &slot, timeout)?;
+        delivered.picked_up();
+        convert(py, delivered.outcome, conv)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -103,6 +129,7 @@ impl RedisService {
         fut: Bound<'py, PyAny>,
         payload: BytesMut,
         pending: Pending,
+        summary: Summary,
         post: Option<Py<PyAny>>,
         timeout: Option<f64>,
         conn: Option<u64>,
@@ -124,9 +151,13 @@ impl RedisService {
         let req = Request {
             payload: payload.freeze(),
             pending,
-            completion: completer.completion(token),
+            completion: completer
+                .completion(token)
+                .with_metrics(self.h.metrics.clone()),
             deadline,
             route: route(conn),
+            submitted: Instant::now(),
+            summary,
         };
         self.h.send(req, guard);
         Ok(fut)
@@ -189,7 +220,15 @@ impl RedisService {
     ) -> PyResult<Py<PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
-        self.blocking(py, buf, Pending::one(), timeout, conn, Conv::One { decode })
+        self.blocking(
+            py,
+            buf,
+            Pending::one(),
+            summary_of(args),
+            timeout,
+            conn,
+            Conv::One { decode },
+        )
     }
 
     /// Run several commands in one write; a list of replies, server errors
@@ -211,6 +250,7 @@ impl RedisService {
             py,
             buf,
             Pending::many(n),
+            batch_summary(n),
             timeout,
             conn,
             Conv::Many { decode },
@@ -240,6 +280,7 @@ impl RedisService {
             fut,
             buf,
             Pending::one(),
+            summary_of(args),
             post,
             timeout,
             conn,
@@ -273,6 +314,7 @@ impl RedisService {
             fut,
             buf,
             Pending::many(n),
+            batch_summary(n),
             post,
             timeout,
             conn,
@@ -287,12 +329,12 @@ impl RedisService {
         self.h
             .lease(Completion::slot(slot.clone()))
             .map_err(|e| to_pyerr(py, e))?;
-        let outcome = wait(
+        let delivered = wait(
             py,
             &slot,
             timeout.or(Some(self.h.config.connect_timeout.as_secs_f64())),
         )?;
-        convert(py, outcome, Conv::Lease)
+        convert(py, delivered.outcome, Conv::Lease)
     }
 
     /// Asyncio form of `lease`.

@@ -1,0 +1,148 @@
+//! The kernel's own metrics, per service and per address, kept in the shared
+//! metrics file next to the application's (names are documented in
+//! docs/operations.md). Each is a handle to one atomic value: updating one
+//! from the kernel thread or a submitting thread is a single atomic add.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::conn::Addr;
+use super::ErrorKind;
+use crate::metrics::layout::{render_labels, Kind};
+use crate::metrics::{register_or_dummy, Series, LATENCY_BUCKETS};
+
+pub struct ServiceMetrics {
+    pub service: String,
+    pub requests: Series,
+    errors: [Series; 5],
+    pub in_flight: Series,
+    pub queued: Series,
+    /// Request written → reply complete.
+    pub network: Series,
+    /// Request written → first byte of its reply.
+    pub first_byte: Series,
+    /// Reply complete → Python picked it up.
+    pub pickup: Series,
+    /// Submitted → written.
+    pub queue_wait: Series,
+}
+
+fn series(name: &str, help: &str, labels: &[(&str, &str)], kind: Kind) -> Series {
+    register_or_dummy(
+        name,
+        help,
+        &render_labels(labels),
+        kind,
+        LATENCY_BUCKETS,
+        true,
+    )
+}
+
+const KINDS: [(ErrorKind, &str); 5] = [
+    (ErrorKind::Connection, "connection"),
+    (ErrorKind::Timeout, "timeout"),
+    (ErrorKind::Protocol, "protocol"),
+    (ErrorKind::Overloaded, "overloaded"),
+    (ErrorKind::Closed, "closed"),
+];
+
+impl ServiceMetrics {
+    pub fn new(service: &str) -> Arc<Self> {
+        let s = [("service", service)];
+        let c = |n: &str, h: &str| series(n, h, &s, Kind::Counter);
+        let g = |n: &str, h: &str| series(n, h, &s, Kind::Gauge);
+        let h = |n: &str, help: &str| series(n, help, &s, Kind::Histogram);
+        Arc::new(ServiceMetrics {
+            service: service.to_string(),
+            requests: c(
+                "iokernel_requests_total",
+                "Requests admitted by the kernel.",
+            ),
+            errors: KINDS.map(|(_, k)| {
+                series(
+                    "iokernel_errors_total",
+                    "Requests that failed, by kind of failure.",
+                    &[("service", service), ("kind", k)],
+                    Kind::Counter,
+                )
+            }),
+            in_flight: g(
+                "iokernel_in_flight",
+                "Requests written or waiting on a connection, not yet answered.",
+            ),
+            queued: g(
+                "iokernel_queued",
+                "Requests waiting for a connection to become available.",
+            ),
+            network: h(
+                "iokernel_network_seconds",
+                "From writing a request to its complete reply.",
+            ),
+            first_byte: h(
+                "iokernel_first_byte_seconds",
+                "From writing a request to the first byte of its reply.",
+            ),
+            pickup: h(
+                "iokernel_pickup_seconds",
+                "From a complete reply to Python picking it up.",
+            ),
+            queue_wait: h(
+                "iokernel_queue_seconds",
+                "From submission to the request being written.",
+            ),
+        })
+    }
+
+    pub fn error(&self, kind: ErrorKind) {
+        let i = KINDS.iter().position(|(k, _)| *k == kind).unwrap_or(0);
+        self.errors[i].add(1.0);
+    }
+
+    /// A reply was picked up by Python; `completed` is when the kernel had it.
+    pub fn picked_up(&self, completed: Instant) {
+        self.pickup.observe(completed.elapsed().as_secs_f64());
+    }
+
+    pub fn for_addr(&self, addr: &Addr) -> AddrMetrics {
+        let a = addr.to_string();
+        let l = [("service", self.service.as_str()), ("address", a.as_str())];
+        let c = |n: &str, h: &str| series(n, h, &l, Kind::Counter);
+        AddrMetrics {
+            connections: series("iokernel_connections", "Open connections.", &l, Kind::Gauge),
+            connects: c(
+                "iokernel_connects_total",
+                "Connections established (handshake done).",
+            ),
+            connect_failures: c(
+                "iokernel_connect_failures_total",
+                "Connection attempts that failed.",
+            ),
+            disconnects: c("iokernel_disconnects_total", "Connections lost or closed."),
+            bytes_written: c("iokernel_bytes_written_total", "Bytes written to the peer."),
+            bytes_read: c("iokernel_bytes_read_total", "Bytes read from the peer."),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AddrMetrics {
+    pub connections: Series,
+    pub connects: Series,
+    pub connect_failures: Series,
+    pub disconnects: Series,
+    pub bytes_written: Series,
+    pub bytes_read: Series,
+}
+
+/// Process-wide kernel metrics.
+pub fn stalls() -> &'static Series {
+    static S: std::sync::OnceLock<Series> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        series(
+            "iokernel_stalls_total",
+            "Times replies waited longer than the watchdog threshold for Python to pick them up.",
+            &[],
+            Kind::Counter,
+        )
+    })
+}
