@@ -35,6 +35,7 @@ _LABEL = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)="((?:[^"\\]|\\.)*)"')
 ERROR_KINDS = ("connection", "timeout", "protocol", "overloaded", "closed")
 HISTOGRAMS = (
     ("network", "iokernel_network_seconds", "written → reply complete"),
+    ("1st byte", "iokernel_first_byte_seconds", "written → first reply byte"),
     ("pickup", "iokernel_pickup_seconds", "reply complete → Python took it"),
     ("queue", "iokernel_queue_seconds", "submitted → written"),
 )
