@@ -11,6 +11,10 @@ Fixtures (all servers bind 127.0.0.1 on a free port; nothing needs to be running
                                  until scripted
   no_leaks             function  fails the test if it leaves Python threads, native
                                  threads or file descriptors behind
+  pg_server            session   PostgresServer (tests/servers.py): roles app (SCRAM,
+                                 superuser), md5user (md5), plainuser (cleartext)
+  pg_dsn               function  pg_server.dsn() -> "postgresql://app:PW@127.0.0.1:PORT/app"
+  fresh_pg_server      function  a private PostgresServer for tests that kill/restart it
 
 Every test that uses redis_server or redis_url starts on an empty server
 (FLUSHALL over a raw socket before the test; iokernel is not involved).
@@ -36,7 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.faults.fakeserver import FakeRedis
-from tests.servers import RedisServer, ServerError, find_binary
+from tests.servers import PostgresServer, RedisServer, ServerError, find_binary, pg_bindir
 
 AUTH_PASSWORD = "iok-default-pw"
 AUTH_USER = "iokuser"
@@ -53,7 +57,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         ).stdout.strip()
     except (ServerError, OSError, subprocess.TimeoutExpired) as e:
         out = f"unavailable ({e})"
-    return [f"redis-server: {out}"]
+    try:
+        pg = subprocess.run(
+            [str(pg_bindir() / "postgres"), "--version"],
+            capture_output=True, text=True, timeout=10, check=False,
+        ).stdout.strip()
+    except (ServerError, OSError, subprocess.TimeoutExpired) as e:
+        pg = f"unavailable ({e})"
+    return [f"redis-server: {out}", f"postgres: {pg}"]
 
 
 # ------------------------------------------------------- hard time limit
@@ -169,6 +180,46 @@ def _redis_clean_slate(request: pytest.FixtureRequest) -> None:
     if not srv.running:  # a test killed the shared server: bring it back, same port
         srv.restart()
     srv.flushall()
+
+
+# --------------------------------------------------------------- postgres
+def _start_pg() -> PostgresServer:
+    try:
+        srv = PostgresServer()
+    except ServerError as e:
+        pytest.fail(f"could not set up PostgreSQL for the tests: {e}", pytrace=False)
+    try:
+        srv.start()
+    except ServerError as e:
+        srv.stop(cleanup=True)
+        pytest.fail(f"could not start PostgreSQL for the tests: {e}", pytrace=False)
+    return srv
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    srv = _start_pg()
+    try:
+        yield srv
+    finally:
+        srv.stop(cleanup=True)
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PostgresServer) -> str:
+    if not pg_server.running:  # a test killed the shared server: bring it back, same port
+        pg_server.restart()
+    return pg_server.dsn()
+
+
+@pytest.fixture
+def fresh_pg_server() -> Iterator[PostgresServer]:
+    """A cluster of this test's own: kill(), restart(), frozen(), terminate() freely."""
+    srv = _start_pg()
+    try:
+        yield srv
+    finally:
+        srv.stop(cleanup=True)
 
 
 # ------------------------------------------------------------ fault server
