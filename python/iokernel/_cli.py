@@ -309,16 +309,31 @@ def admin_get(pid: int | None, address: str | None, path: str, timeout: float) -
             text = body.decode(errors="replace").strip()
             raise AdminError(f"GET {path} from {a}: HTTP {status} {text[:300]}")
         return body
-    how = (
-        "The admin endpoint starts with the process's first iokernel client unless "
-        "IOKERNEL_ADMIN=off; set IOKERNEL_ADMIN=unix:/path or tcp:127.0.0.1:PORT to choose "
-        "where, or call iokernel.admin.serve() in the process. Pass --address if it listens "
-        "elsewhere."
-    )
-    if pid is not None and process_state(pid) is None:
-        how = f"pid {pid} is not running. " + how
-    if note:
-        how = f"{note}. " + how
+    state = process_state(pid) if pid is not None else "running"
+    stuck = any("did not answer" in e for e in errors)
+    if state in ("stopped", "traced"):
+        how = (
+            f"pid {pid} is {state} (SIGSTOP or a debugger): none of its threads, the kernel "
+            f"thread included, can answer until it continues (kill -CONT {pid}). Its metrics "
+            f"file can still be read: python -m iokernel metrics {pid}"
+        )
+    elif stuck:
+        how = (
+            "The endpoint accepted the connection but did not answer: the kernel thread itself "
+            f"may be blocked. Try `python -m iokernel metrics {pid if pid is not None else 'PID'}`"
+            " (reads the metrics file) or `py-spy dump --pid PID`, or a longer --timeout"
+        )
+    else:
+        how = (
+            "The admin endpoint starts with the process's first iokernel client unless "
+            "IOKERNEL_ADMIN=off; set IOKERNEL_ADMIN=unix:/path or tcp:127.0.0.1:PORT to choose "
+            "where, or call iokernel.admin.serve() in the process. Pass --address if it listens "
+            "elsewhere."
+        )
+        if state is None:
+            how = f"pid {pid} is not running. " + how
+        if note:
+            how = f"{note}. " + how
     raise AdminError("; ".join(errors) + ". " + how if errors else how)
 
 
