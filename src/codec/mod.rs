@@ -3,4 +3,6 @@
 //! input is `Ok(None)`; every length read off the wire is checked against a
 //! limit before anything is allocated for it.
 
+pub mod pg;
+pub mod pg_auth;
 pub mod resp;

@@ -1,0 +1,882 @@
+//! PostgreSQL frontend/backend protocol v3 codec: backend messages from
+//! bytes, frontend messages to bytes. No I/O happens here.
+//!
+//! Every message after startup is a type byte, an Int32 length that counts
+//! itself, and a body. `decode` reads the 5-byte header, checks the length
+//! against `Limits` before anything is allocated or waited for, and only once
+//! the whole message is buffered splits it off and parses the body. Every
+//! count and length inside the body is checked against the bytes that are
+//! really there, so a malformed message is a `DecodeError`, never a panic or
+//! an allocation sized by the peer. Payloads (`DataRow`, SASL data, unknown
+//! messages) are zero-copy slices of the received chunk.
+//!
+//! Text fields are decoded as UTF-8 with invalid sequences replaced (the
+//! connection asks for `client_encoding=UTF8`; a `SQL_ASCII` server may still
+//! pass through arbitrary bytes, and an error message is not worth dropping
+//! the connection for). Authentication exchanges are in `pg_auth`.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::fmt;
+
+/// Bounds on what the decoder accepts, checked before allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest message, as its length header counts it (body + 4).
+    pub max_message: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message: 64 << 20,
+        }
+    }
+}
+
+/// Why bytes could not be decoded. After any of these the stream is out of
+/// step: the connection should be closed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecodeError {
+    /// Not a well-formed backend message: bad length, count or terminator.
+    Syntax { detail: String },
+    /// A length header over `Limits::max_message`.
+    TooLarge { len: usize, limit: usize },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Syntax { detail } => {
+                write!(f, "invalid PostgreSQL message: {detail}")
+            }
+            DecodeError::TooLarge { len, limit } => write!(
+                f,
+                "PostgreSQL message of {len} bytes exceeds the limit of {limit} bytes"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn syntax(detail: impl Into<String>) -> DecodeError {
+    DecodeError::Syntax {
+        detail: detail.into(),
+    }
+}
+
+/// One field of a `RowDescription`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    /// OID of the table the column comes from, or 0.
+    pub table_oid: u32,
+    /// Attribute number in that table, or 0.
+    pub column_id: i16,
+    pub type_oid: u32,
+    /// `pg_type.typlen`: negative for variable-width types.
+    pub type_size: i16,
+    /// `pg_attribute.atttypmod`, e.g. the length of a `varchar(n)` + 4.
+    pub type_mod: i32,
+    /// 0 text, 1 binary.
+    pub format: i16,
+}
+
+/// The fields of an `ErrorResponse` or `NoticeResponse` that clients use.
+/// `severity` is the non-localized `V` field when the server sends one
+/// (9.6+), else the possibly localized `S`. Other fields are skipped.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ErrorFields {
+    pub severity: String,
+    /// SQLSTATE, e.g. `42P01`.
+    pub code: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+    /// 1-based character offset into the query, as decimal text.
+    pub position: Option<String>,
+    pub schema: Option<String>,
+    pub table: Option<String>,
+    pub column: Option<String>,
+    pub constraint: Option<String>,
+}
+
+/// One DataRow, zero-copy: the message body; values parsed on demand.
+/// Its layout was validated when it was decoded (or built), so reading the
+/// values cannot run past the end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataRow {
+    body: Bytes,
+}
+
+impl DataRow {
+    /// Builds a row, e.g. for a fake server; `None` is SQL NULL.
+    pub fn from_values(values: &[Option<&[u8]>]) -> DataRow {
+        let mut body = BytesMut::new();
+        put_count(&mut body, values.len());
+        for v in values {
+            put_value(&mut body, *v);
+        }
+        DataRow {
+            body: body.freeze(),
+        }
+    }
+
+    /// Number of columns.
+    pub fn len(&self) -> usize {
+        (&self.body[..]).get_u16() as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values, `None` for NULL, each a slice of the received bytes.
+    pub fn values(&self) -> Result<Vec<Option<Bytes>>, DecodeError> {
+        let mut r = Reader::new(&self.body, "DataRow");
+        let n = r.count()?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(r.value()?);
+        }
+        r.finish()?;
+        Ok(out)
+    }
+
+    /// The values without collecting them.
+    pub fn iter(&self) -> impl Iterator<Item = Option<Bytes>> + '_ {
+        let mut r = Reader::new(&self.body, "DataRow");
+        r.pos = 2;
+        (0..self.len()).map(move |_| r.value().unwrap_or(None))
+    }
+
+    /// The raw message body: Int16 count, then Int32 length + bytes each.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+}
+
+/// One message from the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    AuthenticationOk,
+    AuthenticationCleartextPassword,
+    AuthenticationMd5Password {
+        salt: [u8; 4],
+    },
+    AuthenticationSasl {
+        mechanisms: Vec<String>,
+    },
+    AuthenticationSaslContinue(Bytes),
+    AuthenticationSaslFinal(Bytes),
+    /// Kerberos, GSSAPI, SSPI: the request code; any data is dropped.
+    AuthenticationOther(u32),
+    ParameterStatus {
+        name: String,
+        value: String,
+    },
+    BackendKeyData {
+        pid: i32,
+        secret: i32,
+    },
+    /// Transaction status: `I` idle, `T` in a transaction, `E` failed one.
+    ReadyForQuery(u8),
+    RowDescription(Vec<Column>),
+    DataRow(DataRow),
+    CommandComplete(String),
+    EmptyQueryResponse,
+    ParseComplete,
+    BindComplete,
+    CloseComplete,
+    NoData,
+    ParameterDescription(Vec<u32>),
+    PortalSuspended,
+    ErrorResponse(ErrorFields),
+    NoticeResponse(ErrorFields),
+    NotificationResponse {
+        pid: i32,
+        channel: String,
+        payload: String,
+    },
+    CopyInResponse,
+    CopyOutResponse,
+    CopyBothResponse,
+    /// Any other type byte (CopyData, NegotiateProtocolVersion, ...).
+    Unknown {
+        tag: u8,
+        body: Bytes,
+    },
+}
+
+/// Cursor over one message body; every read is bounds-checked and names
+/// the message in its error.
+struct Reader<'a> {
+    body: &'a Bytes,
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(body: &'a Bytes, what: &'static str) -> Self {
+        Reader { body, pos: 0, what }
+    }
+
+    fn left(&self) -> usize {
+        self.body.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.left() {
+            return Err(syntax(format!(
+                "{}: needs {n} more bytes at offset {}, {} left",
+                self.what,
+                self.pos,
+                self.left()
+            )));
+        }
+        let s = &self.body[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn i16(&mut self) -> Result<i16, DecodeError> {
+        Ok(i16::from_be_bytes(self.take(2)?.try_into().unwrap()))
+    }
+
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        Ok(i32::from_be_bytes(self.take(4)?.try_into().unwrap()))
+    }
+
+    /// An Int16 count that must not be negative.
+    fn count(&mut self) -> Result<usize, DecodeError> {
+        let n = self.i16()?;
+        usize::try_from(n).map_err(|_| syntax(format!("{}: negative count {n}", self.what)))
+    }
+
+    /// A NUL-terminated string, without the NUL.
+    fn cstr(&mut self) -> Result<&'a [u8], DecodeError> {
+        let rest = &self.body[self.pos..];
+        let Some(end) = rest.iter().position(|&b| b == 0) else {
+            return Err(syntax(format!(
+                "{}: string at offset {} has no terminating NUL",
+                self.what, self.pos
+            )));
+        };
+        self.pos += end + 1;
+        Ok(&rest[..end])
+    }
+
+    fn string(&mut self) -> Result<String, DecodeError> {
+        Ok(String::from_utf8_lossy(self.cstr()?).into_owned())
+    }
+
+    /// Int32 length (-1 for NULL) and that many bytes.
+    fn value(&mut self) -> Result<Option<Bytes>, DecodeError> {
+        let len = self.i32()?;
+        if len == -1 {
+            return Ok(None);
+        }
+        let n = usize::try_from(len)
+            .map_err(|_| syntax(format!("{}: negative value length {len}", self.what)))?;
+        let start = self.pos;
+        self.take(n)?;
+        Ok(Some(self.body.slice(start..start + n)))
+    }
+
+    fn rest(&mut self) -> Bytes {
+        let b = self.body.slice(self.pos..);
+        self.pos = self.body.len();
+        b
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        match self.left() {
+            0 => Ok(()),
+            n => Err(syntax(format!(
+                "{}: {n} unexpected trailing bytes",
+                self.what
+            ))),
+        }
+    }
+}
+
+/// One backend message off the front of buf; Ok(None) = need more bytes
+/// (buf untouched). Validates every length inside the message (DataRow
+/// value lengths, counts) so a malformed message is an error, never a panic
+/// or huge allocation.
+pub fn decode(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Backend>, DecodeError> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let tag = buf[0];
+    let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]);
+    if len < 4 {
+        return Err(syntax(format!(
+            "message type {:?} has length {len}, less than 4",
+            tag as char
+        )));
+    }
+    let len = len as usize;
+    if len > limits.max_message {
+        let limit = limits.max_message;
+        return Err(DecodeError::TooLarge { len, limit });
+    }
+    if buf.len() < 1 + len {
+        return Ok(None);
+    }
+    let body = buf.split_to(1 + len).freeze().slice(5..);
+    parse_body(tag, &body).map(Some)
+}
+
+fn parse_body(tag: u8, body: &Bytes) -> Result<Backend, DecodeError> {
+    // Messages with structure return here; the rest yield their reader,
+    // which must have consumed the whole body.
+    let (msg, r) = match tag {
+        b'R' => return parse_auth(body),
+        b'D' => return parse_data_row(body),
+        b'T' => return parse_row_description(body),
+        b'E' => return parse_error_fields(body, "ErrorResponse").map(Backend::ErrorResponse),
+        b'N' => return parse_error_fields(body, "NoticeResponse").map(Backend::NoticeResponse),
+        b'G' => return Ok(Backend::CopyInResponse),
+        b'H' => return Ok(Backend::CopyOutResponse),
+        b'W' => return Ok(Backend::CopyBothResponse),
+        b'S' => {
+            let mut r = Reader::new(body, "ParameterStatus");
+            let msg = Backend::ParameterStatus {
+                name: r.string()?,
+                value: r.string()?,
+            };
+            (msg, r)
+        }
+        b'K' => {
+            let mut r = Reader::new(body, "BackendKeyData");
+            let msg = Backend::BackendKeyData {
+                pid: r.i32()?,
+                secret: r.i32()?,
+            };
+            (msg, r)
+        }
+        b'Z' => {
+            let mut r = Reader::new(body, "ReadyForQuery");
+            let status = r.u8()?;
+            if !matches!(status, b'I' | b'T' | b'E') {
+                return Err(syntax(format!(
+                    "ReadyForQuery: unknown transaction status {status:#04x}"
+                )));
+            }
+            (Backend::ReadyForQuery(status), r)
+        }
+        b'C' => {
+            let mut r = Reader::new(body, "CommandComplete");
+            (Backend::CommandComplete(r.string()?), r)
+        }
+        b't' => {
+            let mut r = Reader::new(body, "ParameterDescription");
+            // Unsigned: a statement may have up to 65535 parameters.
+            let n = r.i16()? as u16 as usize;
+            if r.left() != 4 * n {
+                return Err(syntax(format!(
+                    "ParameterDescription: {n} parameters need {} bytes, have {}",
+                    4 * n,
+                    r.left()
+                )));
+            }
+            let oids = (0..n).map(|_| r.i32().map(|o| o as u32));
+            (
+                Backend::ParameterDescription(oids.collect::<Result<_, _>>()?),
+                r,
+            )
+        }
+        b'A' => {
+            let mut r = Reader::new(body, "NotificationResponse");
+            let msg = Backend::NotificationResponse {
+                pid: r.i32()?,
+                channel: r.string()?,
+                payload: r.string()?,
+            };
+            (msg, r)
+        }
+        b'I' => (
+            Backend::EmptyQueryResponse,
+            Reader::new(body, "EmptyQueryResponse"),
+        ),
+        b'1' => (Backend::ParseComplete, Reader::new(body, "ParseComplete")),
+        b'2' => (Backend::BindComplete, Reader::new(body, "BindComplete")),
+        b'3' => (Backend::CloseComplete, Reader::new(body, "CloseComplete")),
+        b'n' => (Backend::NoData, Reader::new(body, "NoData")),
+        b's' => (
+            Backend::PortalSuspended,
+            Reader::new(body, "PortalSuspended"),
+        ),
+        _ => {
+            let body = body.clone();
+            return Ok(Backend::Unknown { tag, body });
+        }
+    };
+    r.finish()?;
+    Ok(msg)
+}
+
+fn parse_auth(body: &Bytes) -> Result<Backend, DecodeError> {
+    let mut r = Reader::new(body, "Authentication");
+    let msg = match r.i32()? {
+        0 => Backend::AuthenticationOk,
+        3 => Backend::AuthenticationCleartextPassword,
+        5 => {
+            let salt = r.take(4)?.try_into().unwrap();
+            Backend::AuthenticationMd5Password { salt }
+        }
+        10 => {
+            let mut mechanisms = Vec::new();
+            loop {
+                let m = r.cstr()?;
+                if m.is_empty() {
+                    break;
+                }
+                mechanisms.push(String::from_utf8_lossy(m).into_owned());
+            }
+            Backend::AuthenticationSasl { mechanisms }
+        }
+        11 => Backend::AuthenticationSaslContinue(r.rest()),
+        12 => Backend::AuthenticationSaslFinal(r.rest()),
+        code => {
+            r.rest();
+            Backend::AuthenticationOther(code as u32)
+        }
+    };
+    r.finish()?;
+    Ok(msg)
+}
+
+fn parse_data_row(body: &Bytes) -> Result<Backend, DecodeError> {
+    let mut r = Reader::new(body, "DataRow");
+    let n = r.count()?;
+    for _ in 0..n {
+        r.value()?;
+    }
+    r.finish()?;
+    let body = body.clone();
+    Ok(Backend::DataRow(DataRow { body }))
+}
+
+fn parse_row_description(body: &Bytes) -> Result<Backend, DecodeError> {
+    /// The smallest field: an empty name's NUL and 18 bytes of numbers.
+    const MIN_FIELD: usize = 19;
+    let mut r = Reader::new(body, "RowDescription");
+    let n = r.count()?;
+    if n * MIN_FIELD > r.left() {
+        return Err(syntax(format!(
+            "RowDescription: {n} fields cannot fit in {} bytes",
+            r.left()
+        )));
+    }
+    let mut cols = Vec::with_capacity(n);
+    for _ in 0..n {
+        cols.push(Column {
+            name: r.string()?,
+            table_oid: r.i32()? as u32,
+            column_id: r.i16()?,
+            type_oid: r.i32()? as u32,
+            type_size: r.i16()?,
+            type_mod: r.i32()?,
+            format: r.i16()?,
+        });
+    }
+    r.finish()?;
+    Ok(Backend::RowDescription(cols))
+}
+
+fn parse_error_fields(body: &Bytes, what: &'static str) -> Result<ErrorFields, DecodeError> {
+    let mut r = Reader::new(body, what);
+    let mut f = ErrorFields::default();
+    let mut have_v = false;
+    loop {
+        let code = r.u8()?;
+        if code == 0 {
+            break;
+        }
+        let value = r.string()?;
+        match code {
+            b'V' => (f.severity, have_v) = (value, true),
+            b'S' if !have_v => f.severity = value,
+            b'C' => f.code = value,
+            b'M' => f.message = value,
+            b'D' => f.detail = Some(value),
+            b'H' => f.hint = Some(value),
+            b'P' => f.position = Some(value),
+            b's' => f.schema = Some(value),
+            b't' => f.table = Some(value),
+            b'c' => f.column = Some(value),
+            b'n' => f.constraint = Some(value),
+            _ => {}
+        }
+    }
+    r.finish()?;
+    Ok(f)
+}
+
+// ------------------------------------------------------------------ encoding
+
+/// Writes `tag`, a length placeholder, the body from `body`, then the length.
+/// Messages are limited to 2 GiB by the format (the server accepts 1 GiB);
+/// callers bound what they send well below that.
+fn message(out: &mut BytesMut, tag: Option<u8>, body: impl FnOnce(&mut BytesMut)) {
+    if let Some(tag) = tag {
+        out.put_u8(tag);
+    }
+    let start = out.len();
+    out.put_i32(0);
+    body(out);
+    let len = i32::try_from(out.len() - start).expect("PostgreSQL message over 2 GiB");
+    out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+}
+
+/// A NUL-terminated string. Strings must not contain NUL; the server
+/// rejects a message in which one would shift the fields.
+fn put_cstr(out: &mut BytesMut, s: &[u8]) {
+    out.put_slice(s);
+    out.put_u8(0);
+}
+
+fn put_count(out: &mut BytesMut, n: usize) {
+    out.put_u16(u16::try_from(n).expect("over 65535 items in one message"));
+}
+
+fn put_value(out: &mut BytesMut, v: Option<&[u8]>) {
+    match v {
+        None => out.put_i32(-1),
+        Some(v) => {
+            out.put_i32(i32::try_from(v.len()).expect("value over 2 GiB"));
+            out.put_slice(v);
+        }
+    }
+}
+
+/// Protocol version 3.0.
+pub const PROTOCOL_VERSION: i32 = 196608;
+/// `CancelRequest` code, sent in place of a protocol version.
+pub const CANCEL_REQUEST_CODE: i32 = 80877102;
+
+/// StartupMessage: protocol 3.0 and `key\0value\0` pairs, then a final NUL.
+pub fn startup(out: &mut BytesMut, params: &[(&str, &str)]) {
+    message(out, None, |out| {
+        out.put_i32(PROTOCOL_VERSION);
+        for (k, v) in params {
+            put_cstr(out, k.as_bytes());
+            put_cstr(out, v.as_bytes());
+        }
+        out.put_u8(0);
+    });
+}
+
+/// CancelRequest, sent on a new connection to stop the query running on the
+/// one that received this `BackendKeyData`.
+pub fn cancel_request(out: &mut BytesMut, pid: i32, secret: i32) {
+    message(out, None, |out| {
+        out.put_i32(CANCEL_REQUEST_CODE);
+        out.put_i32(pid);
+        out.put_i32(secret);
+    });
+}
+
+/// PasswordMessage: cleartext password or the `md5...` digest.
+pub fn password(out: &mut BytesMut, pw: &[u8]) {
+    message(out, Some(b'p'), |out| put_cstr(out, pw));
+}
+
+/// SASLInitialResponse: the chosen mechanism and the client-first message.
+pub fn sasl_initial(out: &mut BytesMut, mechanism: &str, data: &[u8]) {
+    message(out, Some(b'p'), |out| {
+        put_cstr(out, mechanism.as_bytes());
+        put_value(out, Some(data));
+    });
+}
+
+/// SASLResponse: the client-final message.
+pub fn sasl_response(out: &mut BytesMut, data: &[u8]) {
+    message(out, Some(b'p'), |out| out.put_slice(data));
+}
+
+/// Query: the simple query protocol.
+pub fn query(out: &mut BytesMut, sql: &str) {
+    message(out, Some(b'Q'), |out| put_cstr(out, sql.as_bytes()));
+}
+
+/// Parse; an OID of 0 leaves a parameter's type to the server.
+/// At most 65535 parameter types.
+pub fn parse(out: &mut BytesMut, stmt: &str, sql: &str, param_oids: &[u32]) {
+    message(out, Some(b'P'), |out| {
+        put_cstr(out, stmt.as_bytes());
+        put_cstr(out, sql.as_bytes());
+        put_count(out, param_oids.len());
+        for &oid in param_oids {
+            out.put_u32(oid);
+        }
+    });
+}
+
+/// Bind with a pre-encoded parameter section: `params` is exactly the bytes
+/// after the statement name in a Bind message up to (not including) the
+/// result-format section, i.e. Int16 nformats, Int16 formats..., Int16
+/// nparams, then per param Int32 len (-1 NULL) + bytes. Built on the Python
+/// thread by `bind_params_*` helpers below; the kernel only frames it.
+pub fn bind(out: &mut BytesMut, portal: &str, stmt: &str, params: &[u8], result_formats: &[i16]) {
+    message(out, Some(b'B'), |out| {
+        put_cstr(out, portal.as_bytes());
+        put_cstr(out, stmt.as_bytes());
+        out.put_slice(params);
+        put_count(out, result_formats.len());
+        for &f in result_formats {
+            out.put_i16(f);
+        }
+    });
+}
+
+/// Starts a Bind parameter section: no format codes (all text), then the
+/// parameter count. Follow with exactly `nparams` calls of `bind_param`.
+pub fn bind_params_begin(out: &mut BytesMut, nparams: u16) {
+    out.put_i16(0);
+    out.put_u16(nparams);
+}
+
+/// One Bind parameter: Int32 length + bytes, or -1 for NULL.
+pub fn bind_param(out: &mut BytesMut, value: Option<&[u8]>) {
+    put_value(out, value);
+}
+
+fn describe_or_close(out: &mut BytesMut, tag: u8, kind: u8, name: &str) {
+    message(out, Some(tag), |out| {
+        out.put_u8(kind);
+        put_cstr(out, name.as_bytes());
+    });
+}
+
+pub fn describe_portal(out: &mut BytesMut, portal: &str) {
+    describe_or_close(out, b'D', b'P', portal);
+}
+
+pub fn describe_statement(out: &mut BytesMut, stmt: &str) {
+    describe_or_close(out, b'D', b'S', stmt);
+}
+
+/// Execute; `max_rows` 0 means all rows.
+pub fn execute(out: &mut BytesMut, portal: &str, max_rows: i32) {
+    message(out, Some(b'E'), |out| {
+        put_cstr(out, portal.as_bytes());
+        out.put_i32(max_rows);
+    });
+}
+
+pub fn sync(out: &mut BytesMut) {
+    message(out, Some(b'S'), |_| {});
+}
+
+pub fn flush(out: &mut BytesMut) {
+    message(out, Some(b'H'), |_| {});
+}
+
+pub fn close_statement(out: &mut BytesMut, stmt: &str) {
+    describe_or_close(out, b'C', b'S', stmt);
+}
+
+pub fn close_portal(out: &mut BytesMut, portal: &str) {
+    describe_or_close(out, b'C', b'P', portal);
+}
+
+pub fn terminate(out: &mut BytesMut) {
+    message(out, Some(b'X'), |_| {});
+}
+
+/// For tests/fake servers: encode a backend message. Copy responses are
+/// encoded as text format with no columns; `AuthenticationOther` carries
+/// no data; `severity` is sent as both `S` and `V`.
+pub fn encode_backend(msg: &Backend, out: &mut BytesMut) {
+    use Backend as B;
+    let auth = |out: &mut BytesMut, code: i32, data: &[u8]| {
+        message(out, Some(b'R'), |out| {
+            out.put_i32(code);
+            out.put_slice(data);
+        })
+    };
+    let empty = |out: &mut BytesMut, tag: u8| message(out, Some(tag), |_| {});
+    let copy = |out: &mut BytesMut, tag: u8| message(out, Some(tag), |out| out.put_slice(&[0; 3]));
+    match msg {
+        B::AuthenticationOk => auth(out, 0, b""),
+        B::AuthenticationCleartextPassword => auth(out, 3, b""),
+        B::AuthenticationMd5Password { salt } => auth(out, 5, salt),
+        B::AuthenticationSasl { mechanisms } => {
+            let mut data = BytesMut::new();
+            for m in mechanisms {
+                put_cstr(&mut data, m.as_bytes());
+            }
+            data.put_u8(0);
+            auth(out, 10, &data);
+        }
+        B::AuthenticationSaslContinue(data) => auth(out, 11, data),
+        B::AuthenticationSaslFinal(data) => auth(out, 12, data),
+        B::AuthenticationOther(code) => auth(out, *code as i32, b""),
+        B::ParameterStatus { name, value } => message(out, Some(b'S'), |out| {
+            put_cstr(out, name.as_bytes());
+            put_cstr(out, value.as_bytes());
+        }),
+        B::BackendKeyData { pid, secret } => message(out, Some(b'K'), |out| {
+            out.put_i32(*pid);
+            out.put_i32(*secret);
+        }),
+        B::ReadyForQuery(status) => message(out, Some(b'Z'), |out| out.put_u8(*status)),
+        B::RowDescription(cols) => message(out, Some(b'T'), |out| {
+            put_count(out, cols.len());
+            for c in cols {
+                put_cstr(out, c.name.as_bytes());
+                out.put_u32(c.table_oid);
+                out.put_i16(c.column_id);
+                out.put_u32(c.type_oid);
+                out.put_i16(c.type_size);
+                out.put_i32(c.type_mod);
+                out.put_i16(c.format);
+            }
+        }),
+        B::DataRow(row) => message(out, Some(b'D'), |out| out.put_slice(&row.body)),
+        B::CommandComplete(tag) => message(out, Some(b'C'), |out| put_cstr(out, tag.as_bytes())),
+        B::EmptyQueryResponse => empty(out, b'I'),
+        B::ParseComplete => empty(out, b'1'),
+        B::BindComplete => empty(out, b'2'),
+        B::CloseComplete => empty(out, b'3'),
+        B::NoData => empty(out, b'n'),
+        B::ParameterDescription(oids) => message(out, Some(b't'), |out| {
+            put_count(out, oids.len());
+            for &oid in oids {
+                out.put_u32(oid);
+            }
+        }),
+        B::PortalSuspended => empty(out, b's'),
+        B::ErrorResponse(f) => encode_error_fields(out, b'E', f),
+        B::NoticeResponse(f) => encode_error_fields(out, b'N', f),
+        B::NotificationResponse {
+            pid,
+            channel,
+            payload,
+        } => message(out, Some(b'A'), |out| {
+            out.put_i32(*pid);
+            put_cstr(out, channel.as_bytes());
+            put_cstr(out, payload.as_bytes());
+        }),
+        B::CopyInResponse => copy(out, b'G'),
+        B::CopyOutResponse => copy(out, b'H'),
+        B::CopyBothResponse => copy(out, b'W'),
+        B::Unknown { tag, body } => message(out, Some(*tag), |out| out.put_slice(body)),
+    }
+}
+
+fn encode_error_fields(out: &mut BytesMut, tag: u8, f: &ErrorFields) {
+    message(out, Some(tag), |out| {
+        let mut field = |code: u8, v: &str| {
+            out.put_u8(code);
+            put_cstr(out, v.as_bytes());
+        };
+        field(b'S', &f.severity);
+        field(b'V', &f.severity);
+        field(b'C', &f.code);
+        field(b'M', &f.message);
+        let optional = [
+            (b'D', &f.detail),
+            (b'H', &f.hint),
+            (b'P', &f.position),
+            (b's', &f.schema),
+            (b't', &f.table),
+            (b'c', &f.column),
+            (b'n', &f.constraint),
+        ];
+        for (code, v) in optional {
+            if let Some(v) = v {
+                field(code, v);
+            }
+        }
+        out.put_u8(0);
+    });
+}
+
+// ---------------------------------------------------------------- fuzzing
+
+/// The fuzz target's body (`fuzz/fuzz_targets/pg_decode.rs`), here so that
+/// `cargo test` runs it on stable too: decoding loops until `None` or an
+/// error, every split of the input gives the same messages and the same
+/// error, `Ok(None)` never consumes bytes, and every decoded message
+/// survives an encode/decode round trip.
+#[doc(hidden)]
+pub fn fuzz_decode(data: &[u8]) {
+    let tight = Limits { max_message: 64 };
+    let n = data.len();
+    let splits: Vec<usize> = if n <= 16 {
+        (0..n).collect()
+    } else {
+        let h = data
+            .iter()
+            .fold(n, |h, &b| h.wrapping_mul(31) ^ usize::from(b));
+        vec![1, n / 3, n / 2, n - 1, h % n, (h >> 16) % n]
+    };
+    for lim in [Limits::default(), tight] {
+        let whole = fuzz_run(data, n, n, &lim, true);
+        assert_eq!(fuzz_run(data, 0, 1, &lim, false), whole, "bytewise");
+        for &s in &splits {
+            assert_eq!(fuzz_run(data, s, n, &lim, false), whole, "split at {s}");
+        }
+    }
+}
+
+/// Every message decoded from a stream, then the error or the leftover length.
+type Outcome = (Vec<Backend>, Result<usize, DecodeError>);
+
+/// Feeds `data[..first]`, then `step` more bytes whenever the decoder asks
+/// for more, decoding until the input is used up or an error.
+fn fuzz_run(data: &[u8], first: usize, step: usize, lim: &Limits, round_trip: bool) -> Outcome {
+    let mut buf = BytesMut::from(&data[..first]);
+    let (mut fed, mut msgs) = (first, Vec::new());
+    loop {
+        let before = buf.clone();
+        match decode(&mut buf, lim) {
+            Ok(Some(msg)) => {
+                assert!(buf.len() < before.len(), "a message consumed no bytes");
+                if round_trip {
+                    fuzz_round_trip(&msg);
+                }
+                msgs.push(msg);
+            }
+            Ok(None) if fed < data.len() => {
+                assert_eq!(buf, before, "Ok(None) changed the buffer");
+                let more = step.min(data.len() - fed);
+                buf.extend_from_slice(&data[fed..fed + more]);
+                fed += more;
+            }
+            Ok(None) => return (msgs, Ok(buf.len())),
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                return (msgs, Err(e));
+            }
+        }
+    }
+}
+
+fn fuzz_round_trip(msg: &Backend) {
+    if let Backend::DataRow(row) = msg {
+        let values = row.values().expect("a decoded DataRow reads back");
+        assert_eq!(values.len(), row.len());
+        assert!(values.iter().cloned().eq(row.iter()));
+    }
+    let mut enc = BytesMut::new();
+    encode_backend(msg, &mut enc);
+    let mut buf = enc.clone();
+    let back = decode(&mut buf, &Limits::default())
+        .expect("re-encoded message must decode")
+        .expect("and be complete");
+    assert!(buf.is_empty(), "re-encoded message left bytes behind");
+    assert_eq!(&back, msg, "round trip changed the message");
+}
+
+#[cfg(test)]
+#[path = "pg_tests.rs"]
+mod tests;
