@@ -5,4 +5,5 @@
 
 pub mod pg;
 pub mod pg_auth;
+pub mod pg_text;
 pub mod resp;
