@@ -267,6 +267,7 @@ fn watchdog_threshold() -> Duration {
 /// nothing is waiting): count and describe queues stuck past the threshold.
 async fn watchdog() {
     let threshold = watchdog_threshold();
+    crate::kernel::stats::stalls(); // visible (at 0) before the first stall
     loop {
         completion::wait_for_pending().await;
         tokio::time::sleep(Duration::from_millis(250)).await;

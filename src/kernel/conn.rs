@@ -118,6 +118,7 @@ pub async fn open(addr: &Addr) -> std::io::Result<(Reader, Writer)> {
 pub struct HandshakeIo<'a, P: Protocol> {
     pub proto: &'a P,
     pub addr: &'a Addr,
+    pub state: &'a mut P::ConnState,
     reader: &'a mut Reader,
     writer: &'a mut Writer,
     buf: &'a mut BytesMut,
@@ -134,7 +135,7 @@ impl<P: Protocol> HandshakeIo<'_, P> {
     /// The next message that is not unsolicited.
     pub async fn recv(&mut self) -> Result<P::Msg, KernelError> {
         loop {
-            match self.proto.decode(self.buf) {
+            match self.proto.decode(self.state, self.buf) {
                 Ok(Some(m)) if self.proto.is_unsolicited(&m) => continue,
                 Ok(Some(m)) => return Ok(m),
                 Ok(None) => {}
@@ -158,21 +159,28 @@ pub async fn connect<P: Protocol>(
     proto: &P,
     addr: &Addr,
     timeout: Duration,
-) -> Result<(Reader, Writer, BytesMut), KernelError> {
+) -> Result<Connected<P>, KernelError> {
     let work = async {
         let (mut r, mut w) = open(addr).await.map_err(|e| {
             KernelError::connection(format!("cannot connect to {} {addr}: {e}", proto.name()))
         })?;
         let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut state = P::ConnState::default();
         let mut io = HandshakeIo {
             proto,
             addr,
+            state: &mut state,
             reader: &mut r,
             writer: &mut w,
             buf: &mut buf,
         };
         proto.handshake(&mut io).await?;
-        Ok((r, w, buf))
+        Ok(Connected {
+            reader: r,
+            writer: w,
+            buf,
+            state,
+        })
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(res) => res,
@@ -182,6 +190,15 @@ pub async fn connect<P: Protocol>(
             timeout.as_secs_f64()
         ))),
     }
+}
+
+/// A socket that finished its handshake.
+pub struct Connected<P: Protocol> {
+    pub reader: Reader,
+    pub writer: Writer,
+    /// Bytes read past the handshake.
+    pub buf: BytesMut,
+    pub state: P::ConnState,
 }
 
 struct Waiter<P: Protocol> {
@@ -204,6 +221,7 @@ struct Inner<P: Protocol> {
     front_seq: u64,
     /// Sequence number of the first waiter not yet handed to the writer.
     unwritten: u64,
+    state: P::ConnState,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
@@ -225,12 +243,15 @@ pub struct Conn<P: Protocol> {
 }
 
 impl<P: Protocol> Conn<P> {
+    /// A connection for `addr` whose handshake left `state` (installed now,
+    /// before any request can be pushed onto it).
     pub fn new(
         id: u64,
         addr: Addr,
         dedicated: bool,
         metrics: Arc<ServiceMetrics>,
         am: AddrMetrics,
+        state: P::ConnState,
     ) -> Rc<Self> {
         Rc::new(Conn {
             id,
@@ -246,6 +267,7 @@ impl<P: Protocol> Conn<P> {
                 waiters: VecDeque::new(),
                 front_seq: 0,
                 unwritten: 0,
+                state,
                 deadlines: BinaryHeap::new(),
             }),
             wake_writer: Notify::new(),
@@ -264,8 +286,9 @@ impl<P: Protocol> Conn<P> {
     }
 
     /// Queue a request on this connection.
-    pub fn push(&self, req: Request<P>, guard: Option<super::service::Outstanding>) {
+    pub fn push(&self, proto: &P, req: Request<P>, guard: Option<super::service::Outstanding>) {
         let mut g = self.inner.borrow_mut();
+        let g = &mut *g;
         let seq = g.front_seq + g.waiters.len() as u64;
         let deadline = req.deadline.map(Instant::from_std);
         if let Some(d) = deadline {
@@ -275,9 +298,10 @@ impl<P: Protocol> Conn<P> {
                 self.wake_reader.notify_one();
             }
         }
-        g.out.extend_from_slice(&req.payload);
+        let mut pending = req.pending;
+        proto.write_request(&mut g.state, &mut pending, &req.payload, &mut g.out);
         g.waiters.push_back(Waiter {
-            pending: req.pending,
+            pending,
             completion: req.completion,
             summary: req.summary,
             submitted: Instant::from_std(req.submitted),
@@ -286,7 +310,6 @@ impl<P: Protocol> Conn<P> {
             expired: false,
             _guard: guard,
         });
-        drop(g);
         self.metrics.in_flight.add(1.0);
         self.wake_writer.notify_one();
     }
@@ -431,28 +454,35 @@ impl<P: Protocol> Conn<P> {
     fn on_bytes(&self, proto: &P, buf: &mut BytesMut) -> Result<usize, KernelError> {
         let mut done = 0;
         loop {
-            let msg = match proto.decode(buf) {
-                Ok(Some(m)) => m,
-                Ok(None) => return Ok(done),
-                Err(e) => return Err(KernelError::protocol(format!("{}: {e}", self.addr))),
-            };
-            if proto.is_unsolicited(&msg) {
-                continue;
-            }
             let finished = {
                 let mut g = self.inner.borrow_mut();
+                let g = &mut *g;
+                let msg = match proto.decode(&mut g.state, buf) {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return Ok(done),
+                    Err(e) => return Err(KernelError::protocol(format!("{}: {e}", self.addr))),
+                };
+                if proto.is_unsolicited(&msg) {
+                    continue;
+                }
                 let Some(w) = g.waiters.front_mut() else {
                     return Err(KernelError::protocol(format!(
                         "{}: the server sent a reply nobody asked for; the connection was reset",
                         self.addr
                     )));
                 };
-                match proto.feed(&mut w.pending, msg) {
+                match proto.feed(&mut g.state, &mut w.pending, msg) {
                     Feed::More => None,
                     Feed::Done(reply) => {
                         let w = g.waiters.pop_front().expect("front exists");
                         g.front_seq += 1;
                         Some((w, reply))
+                    }
+                    Feed::Fail(why) => {
+                        return Err(KernelError::protocol(format!(
+                            "{}: {why}; the connection was reset",
+                            self.addr
+                        )))
                     }
                 }
             };
@@ -470,12 +500,11 @@ impl<P: Protocol> Conn<P> {
 pub async fn run<P: Protocol>(
     conn: Rc<Conn<P>>,
     proto: &P,
-    mut reader: Reader,
-    writer: Writer,
-    mut rbuf: BytesMut,
+    io: (Reader, Writer, BytesMut),
     idle_ping: Option<Duration>,
     on_progress: impl Fn(),
 ) -> KernelError {
+    let (mut reader, writer, mut rbuf) = io;
     let wconn = conn.clone();
     let write_task = tokio::task::spawn_local(write_loop(wconn, writer));
     let reason = read_loop(
@@ -604,7 +633,7 @@ async fn read_loop<P: Protocol>(
                     if conn.in_flight() == 0 && now >= conn.last_activity.get() + p {
                         if let Some((bytes, pending)) = proto.heartbeat() {
                             conn.last_activity.set(now);
-                            conn.push(Request {
+                            conn.push(proto, Request {
                                 payload: bytes,
                                 pending,
                                 completion: Completion::none(),

@@ -38,13 +38,33 @@ pub trait Protocol: Send + Sync + 'static {
     type Msg;
     /// Per-request state that assembles its reply from messages.
     type Pending: Send + 'static;
+    /// Per-connection state (decoder progress, statement cache), kernel thread only.
+    type ConnState: Default + 'static;
 
     /// Decode one message off the front of `buf`; `Ok(None)` = need more bytes.
-    fn decode(&self, buf: &mut BytesMut) -> Result<Option<Self::Msg>, String>;
+    fn decode(
+        &self,
+        st: &mut Self::ConnState,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Self::Msg>, String>;
     /// Messages the server sends on its own (not a reply to a request).
     fn is_unsolicited(&self, msg: &Self::Msg) -> bool;
     /// Feed a message to the request at the head of the connection's queue.
-    fn feed(&self, pending: &mut Self::Pending, msg: Self::Msg) -> Feed;
+    fn feed(&self, st: &mut Self::ConnState, pending: &mut Self::Pending, msg: Self::Msg) -> Feed;
+    /// Write a request's bytes when it is given to a connection (on the
+    /// kernel thread). The default writes the payload encoded by the caller;
+    /// a protocol with per-connection state (prepared statements) builds
+    /// them here instead.
+    fn write_request(
+        &self,
+        st: &mut Self::ConnState,
+        pending: &mut Self::Pending,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) {
+        let _ = (st, pending);
+        out.extend_from_slice(payload);
+    }
     /// Bring a fresh connection into service (auth, options, database).
     fn handshake(
         &self,
@@ -61,6 +81,9 @@ pub trait Protocol: Send + Sync + 'static {
 pub enum Feed {
     More,
     Done(Reply),
+    /// The stream cannot be trusted any more (e.g. the server started a
+    /// mode we do not speak): the connection is reset with this message.
+    Fail(String),
 }
 
 /// Which connection of a service a request must use.

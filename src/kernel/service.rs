@@ -37,6 +37,9 @@ pub struct ServiceConfig {
     /// Requests allowed to wait beyond those in flight.
     pub max_queued: usize,
     pub idle_ping: Option<Duration>,
+    /// Shared connections per address (1 for Redis; a few for PostgreSQL,
+    /// whose server runs one query at a time per connection).
+    pub conns_per_addr: usize,
 }
 
 /// Counters shared between the kernel and submitting threads.
@@ -85,7 +88,7 @@ impl<P: Protocol> ServiceHandle<P> {
         let stats = Arc::new(Stats::default());
         let limit = config
             .max_in_flight
-            .saturating_mul(config.addrs.len().max(1))
+            .saturating_mul(config.addrs.len().max(1) * config.conns_per_addr.max(1))
             + config.max_queued;
         let metrics = ServiceMetrics::new(&config.name);
         let (c2, s2, m2) = (config.clone(), stats.clone(), metrics.clone());
@@ -170,7 +173,8 @@ impl<P: Protocol> ServiceHandle<P> {
 
 struct State<P: Protocol> {
     addrs: Vec<Addr>,
-    tasks: HashMap<Addr, JoinHandle<()>>,
+    /// Per address, one task per connection (`conns_per_addr`).
+    tasks: HashMap<Addr, Vec<JoinHandle<()>>>,
     ready: Vec<Rc<Conn<P>>>,
     queue: VecDeque<(Request<P>, Outstanding)>,
     /// Set when a connect attempt failed and no connection is up: fail fast.
@@ -280,7 +284,7 @@ impl<P: Protocol> Core<P> {
         if let Route::Dedicated(id) = req.route {
             let conn = self.st.borrow().dedicated.get(&id).cloned();
             match conn {
-                Some(c) if !c.is_closed() => c.push(req, Some(guard)),
+                Some(c) if !c.is_closed() => c.push(&self.proto, req, Some(guard)),
                 _ => {
                     drop(guard);
                     req.completion.complete(Err(KernelError::connection(format!(
@@ -295,7 +299,7 @@ impl<P: Protocol> Core<P> {
         if st.queue.is_empty() {
             if let Some(c) = self.pick(&st) {
                 drop(st);
-                c.push(req, Some(guard));
+                c.push(&self.proto, req, Some(guard));
                 return;
             }
         }
@@ -323,7 +327,7 @@ impl<P: Protocol> Core<P> {
             let (req, g) = st.queue.pop_front().expect("not empty");
             self.metrics.queued.set(st.queue.len() as f64);
             drop(st);
-            c.push(req, Some(g));
+            c.push(&self.proto, req, Some(g));
         }
     }
 
@@ -368,7 +372,7 @@ impl<P: Protocol> Core<P> {
             .cloned()
             .collect();
         for a in removed {
-            if let Some(t) = st.tasks.remove(&a) {
+            for t in st.tasks.remove(&a).unwrap_or_default() {
                 t.abort();
             }
             let (gone, keep): (Vec<_>, Vec<_>) = st.ready.drain(..).partition(|c| c.addr == a);
@@ -379,7 +383,12 @@ impl<P: Protocol> Core<P> {
         }
         for a in addrs {
             if let std::collections::hash_map::Entry::Vacant(slot) = st.tasks.entry(a.clone()) {
-                slot.insert(tokio::task::spawn_local(address_task(self.clone(), a)));
+                let n = self.cfg.conns_per_addr.max(1);
+                slot.insert(
+                    (0..n)
+                        .map(|_| tokio::task::spawn_local(address_task(self.clone(), a.clone())))
+                        .collect(),
+                );
             }
         }
     }
@@ -392,11 +401,18 @@ impl<P: Protocol> Core<P> {
             .clone()
     }
 
-    fn new_conn(&self, addr: Addr, dedicated: bool) -> Rc<Conn<P>> {
+    fn new_conn(&self, addr: Addr, dedicated: bool, state: P::ConnState) -> Rc<Conn<P>> {
         let am = self.addr_metrics(&addr);
         am.connects.add(1.0);
         am.connections.add(1.0);
-        Conn::new(self.fresh_id(), addr, dedicated, self.metrics.clone(), am)
+        Conn::new(
+            self.fresh_id(),
+            addr,
+            dedicated,
+            self.metrics.clone(),
+            am,
+            state,
+        )
     }
 
     fn conn_gone(&self, c: &Conn<P>) {
@@ -454,13 +470,20 @@ impl<P: Protocol> Core<P> {
                     self.addr_metrics(&addr).connect_failures.add(1.0);
                     completion.complete(Err(e))
                 }
-                Ok((r, w, buf)) => {
-                    let c = self.new_conn(addr, true);
+                Ok(k) => {
+                    let c = self.new_conn(addr, true, k.state);
                     let id = c.id;
                     self.st.borrow_mut().dedicated.insert(id, c.clone());
                     self.stats.dedicated.fetch_add(1, Ordering::Relaxed);
                     completion.complete(Ok(Box::new(id)));
-                    conn::run(c.clone(), &*self.proto, r, w, buf, None, || {}).await;
+                    conn::run(
+                        c.clone(),
+                        &*self.proto,
+                        (k.reader, k.writer, k.buf),
+                        None,
+                        || {},
+                    )
+                    .await;
                     self.conn_gone(&c);
                     self.st.borrow_mut().dedicated.remove(&id);
                     self.stats.dedicated.fetch_sub(1, Ordering::Relaxed);
@@ -483,7 +506,7 @@ impl<P: Protocol> Core<P> {
         let err = KernelError::closed(format!("{}: the client was closed", self.cfg.name));
         let (tasks, conns) = {
             let mut st = self.st.borrow_mut();
-            let tasks: Vec<_> = st.tasks.drain().map(|(_, t)| t).collect();
+            let tasks: Vec<_> = st.tasks.drain().flat_map(|(_, t)| t).collect();
             let mut conns: Vec<_> = st.ready.drain(..).collect();
             conns.extend(st.dedicated.drain().map(|(_, c)| c));
             (tasks, conns)
@@ -515,17 +538,15 @@ async fn address_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
     let mut failures = 0u32;
     loop {
         match conn::connect(&*core.proto, &addr, core.cfg.connect_timeout).await {
-            Ok((r, w, buf)) => {
+            Ok(k) => {
                 failures = 0;
-                let c = core.new_conn(addr.clone(), false);
+                let c = core.new_conn(addr.clone(), false, k.state);
                 core.on_ready(c.clone());
                 let pump_core = core.clone();
                 conn::run(
                     c.clone(),
                     &*core.proto,
-                    r,
-                    w,
-                    buf,
+                    (k.reader, k.writer, k.buf),
                     core.cfg.idle_ping,
                     move || pump_core.pump(),
                 )

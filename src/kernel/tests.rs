@@ -21,7 +21,8 @@ struct Lines;
 impl Protocol for Lines {
     type Msg = Bytes;
     type Pending = ();
-    fn decode(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, String> {
+    type ConnState = ();
+    fn decode(&self, _: &mut (), buf: &mut BytesMut) -> Result<Option<Bytes>, String> {
         match buf.iter().position(|b| *b == b'\n') {
             Some(i) => Ok(Some(buf.split_to(i + 1).freeze().slice(..i))),
             None if buf.len() > 1024 => Err("line too long".into()),
@@ -31,7 +32,7 @@ impl Protocol for Lines {
     fn is_unsolicited(&self, msg: &Bytes) -> bool {
         msg.starts_with(b"push:")
     }
-    fn feed(&self, _: &mut (), msg: Bytes) -> Feed {
+    fn feed(&self, _: &mut (), _: &mut (), msg: Bytes) -> Feed {
         Feed::Done(Box::new(msg))
     }
     async fn handshake(&self, io: &mut HandshakeIo<'_, Self>) -> Result<(), KernelError> {
@@ -93,6 +94,7 @@ fn cfg(port: u16) -> ServiceConfig {
         max_in_flight: 1000,
         max_queued: 1000,
         idle_ping: None,
+        conns_per_addr: 1,
     }
 }
 

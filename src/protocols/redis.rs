@@ -66,6 +66,16 @@ impl Pending {
     }
 }
 
+/// Per connection: the resumable decoder, so a large reply arriving in many
+/// reads is scanned once, not from its start on every read.
+pub struct RedisConn(resp::Decoder);
+
+impl Default for RedisConn {
+    fn default() -> Self {
+        RedisConn(resp::Decoder::new(Limits::default()))
+    }
+}
+
 /// The reply of a `Pending::many` submission.
 pub struct Frames(pub Vec<Frame>);
 
@@ -85,16 +95,18 @@ fn error_text(f: &Frame) -> Option<String> {
 impl Protocol for Redis {
     type Msg = Frame;
     type Pending = Pending;
+    type ConnState = RedisConn;
 
-    fn decode(&self, buf: &mut BytesMut) -> Result<Option<Frame>, String> {
-        resp::decode(buf, &self.opts.limits).map_err(|e| format!("invalid RESP reply: {e}"))
+    fn decode(&self, st: &mut RedisConn, buf: &mut BytesMut) -> Result<Option<Frame>, String> {
+        st.0.decode(buf)
+            .map_err(|e| format!("invalid RESP reply: {e}"))
     }
 
     fn is_unsolicited(&self, msg: &Frame) -> bool {
         matches!(msg, Frame::Push(_))
     }
 
-    fn feed(&self, p: &mut Pending, msg: Frame) -> Feed {
+    fn feed(&self, _: &mut RedisConn, p: &mut Pending, msg: Frame) -> Feed {
         if !p.batch {
             return Feed::Done(Box::new(msg));
         }

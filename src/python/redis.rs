@@ -196,6 +196,7 @@ impl RedisService {
             max_in_flight,
             max_queued,
             idle_ping: idle_ping.filter(|p| *p > 0.0).map(Duration::from_secs_f64),
+            conns_per_addr: 1,
         };
         let h = Python::attach(|py| py.detach(|| ServiceHandle::open(Redis::new(opts), cfg)))
             .map_err(|e| Python::attach(|py| to_pyerr(py, e)))?;
