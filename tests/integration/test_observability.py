@@ -180,6 +180,8 @@ def test_metrics_readable_by_another_process_while_writer_is_stopped(
         top = cli("top", str(child.pid), "--once", "--interval", "0.2", "--no-admin", env=env)
         assert top.returncode == 0, top.stderr
         assert "stopped" in top.stdout and 'work_total{kind="a"}' in top.stdout
+        st = cli("stacks", str(child.pid), "--timeout", "1")
+        assert st.returncode == 1 and "is stopped" in st.stderr, st.stderr
     finally:
         os.kill(child.pid, signal.SIGCONT)
     # it moves again once continued
@@ -452,6 +454,38 @@ def test_status_and_inflight_shapes(mdir: str, redis_url: str, redis_server: Red
         assert c["address"] == f"127.0.0.1:{redis_server.port}"
         assert c["age_s"] >= 0 and c["bytes_out"] > 0 and isinstance(c["id"], int)
     assert sum(c["in_flight"] for c in conns) >= 1
+
+
+def test_inflight_names_pipelines_and_marks_timeouts(fresh_redis_server: RedisServer) -> None:
+    import iokernel
+
+    addr = iokernel.admin.serve()
+    url = fresh_redis_server.url()
+    client = redis.AsyncClient(url, timeout=0.3)
+
+    async def main() -> dict[str, Any]:
+        await client.ping()
+        with fresh_redis_server.frozen():
+            p = client.pipeline()
+            p.get("a")
+            p.set("pipeline-secret-key", "pipeline-secret-value")
+            p.get("c")
+            t1 = asyncio.ensure_future(p.execute())
+            t2 = asyncio.ensure_future(client.get("plain-secret-key"))
+            await asyncio.sleep(0.5)  # past the 0.3 s deadline, the server still frozen
+            body = (await asyncio.to_thread(_get, addr, "/inflight"))[3]
+            for t in (t1, t2):
+                with pytest.raises(TimeoutError):
+                    await t
+        await client.close()
+        return dict(json.loads(body))
+
+    inflight = asyncio.run(main())
+    mine = [r for r in inflight["requests"] if r["service"] == url]
+    assert sorted(r["command"] for r in mine) == ["GET", "PIPELINE(3)"], inflight
+    assert all(r["timed_out"] for r in mine), inflight
+    assert all(r["age_ms"] >= 300 for r in mine), inflight
+    assert "secret" not in json.dumps(inflight)
 
 
 SECRET_CHILD = """
