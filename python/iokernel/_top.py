@@ -487,7 +487,8 @@ def run_top(args: argparse.Namespace, out: TextIO) -> int:
         time.sleep(interval)
     frames = 1 if args.once else int(args.iterations)
     shown = 0
-    width = shutil.get_terminal_size((120, 40)).columns
+    if tty:
+        out.write("\x1b[2J")
     try:
         while True:
             try:
@@ -509,8 +510,10 @@ def run_top(args: argparse.Namespace, out: TextIO) -> int:
                 color=tty,
             )
             if tty:
-                clipped = "\n".join(_clip(line, width) for line in frame.split("\n"))
-                out.write("\x1b[H\x1b[2J" + clipped)
+                # home, rewrite each line clearing its tail, clear below: no flicker
+                width = shutil.get_terminal_size((120, 40)).columns
+                clipped = "\x1b[K\n".join(_clip(line, width) for line in frame.split("\n"))
+                out.write("\x1b[H" + clipped + "\x1b[J")
             else:
                 if shown:
                     out.write("\n")
