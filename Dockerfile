@@ -23,6 +23,8 @@ ARG RUNTIME_IMAGE=python:3.11-slim-bookworm
 
 # ---------------------------------------------------------------- builder
 FROM ${BUILDER_IMAGE} AS builder
+# The label lets docker/image-checks.sh prune this project's stale images only.
+LABEL iokernel.stage=builder
 ARG MATURIN_VERSION=1.16.0
 ARG AUDITWHEEL_VERSION=6.8.2
 # manylinux policy to enforce. "auto": the oldest one the wheel actually meets,
@@ -90,9 +92,16 @@ RUN pip install --no-compile --target /opt/iokernel/site-packages /dist/*.whl
 
 # ---------------------------------------------------------------- runtime
 FROM ${RUNTIME_IMAGE} AS runtime
+LABEL iokernel.stage=runtime
+# The example service's settings (examples/service/README.md); compose and
+# `docker run -e` override them.
 ENV PYTHONPATH=/opt/iokernel/site-packages \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    REDIS_URL=redis://redis:6379/0 \
+    CACHE_TTL=60
 
 COPY --from=builder /opt/iokernel /opt/iokernel
 # Byte-compile with the runtime's own interpreter, as root (the service user
@@ -104,7 +113,15 @@ RUN python -m compileall -q /opt/iokernel \
         --home-dir /nonexistent --shell /usr/sbin/nologin iokernel \
     && python -c "import iokernel._native, iokernel; print('iokernel', iokernel.__file__)"
 
+# The example service last: editing it rebuilds only these two small layers.
+COPY examples/service/ /opt/iokernel/service/
+RUN python -m compileall -q /opt/iokernel/service
+
 USER 10001:10001
-HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
-    CMD ["python", "-c", "import iokernel"]
-CMD ["python"]
+WORKDIR /opt/iokernel/service
+EXPOSE 8080
+# /healthz PINGs Redis: "unhealthy" means the service cannot use its cache
+# (a readiness signal). /livez answers without Redis, for a liveness probe.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=2)"]
+CMD ["python", "/opt/iokernel/service/app.py"]
