@@ -6,6 +6,8 @@
 #   make test      everything CI checks: cargo test, clippy (x2), ruff, mypy, pytest
 #   make demo      examples/demo.py against a throw-away redis-server
 #   make bench     bench/run.py against a throw-away redis-server
+#   make image | image-check | compose-demo   container image, its checks, the
+#                  compose demo (docs/deployment.md); image-check is in `make test`
 #   make fmt | lint | clean
 #
 # Useful knobs: PYTEST_ARGS="-k faults -x", PYTEST_TIMEOUT=120, CARGO_TEST_ARGS,
@@ -57,7 +59,7 @@ build: deps
 test: build
 	@$(MAKE) -k check
 
-check: test-rust clippy ruff typecheck test-py
+check: test-rust clippy ruff typecheck image-check test-py
 
 # Static checks only (no tests): ruff, mypy, clippy.
 lint: ruff typecheck clippy
@@ -93,6 +95,19 @@ demo: build
 
 bench: build
 	$(SERVERS) redis --reuse-env --env IOKERNEL_BENCH_REDIS_URL -- $(PY) bench/run.py $(BENCH_ARGS)
+
+## ---- container image (docs/deployment.md) -----------------------------------
+# Local base images are made (docker/base-images.sh) where no public ones can
+# be pulled. image-check skips, saying why, where no Docker engine is reachable.
+.PHONY: image image-check compose-demo
+image:
+	docker/image-checks.sh build
+
+image-check: deps
+	@docker/image-checks.sh
+
+compose-demo:
+	docker/compose-demo.sh
 
 ## ---- housekeeping ------------------------------------------------------------
 fmt: deps
