@@ -592,6 +592,9 @@ fn parse_interval(text: &[u8]) -> Result<Value, String> {
     if !any {
         return Err("no components".into());
     }
+    if in_time && rank < 5 {
+        return Err("nothing after T".into());
+    }
     Ok(Value::Interval {
         months: i32::try_from(months).map_err(|_| "months out of range")?,
         days: i32::try_from(days).map_err(|_| "days out of range")?,

@@ -5,6 +5,7 @@ mod completer;
 mod convert;
 mod errors;
 mod metrics;
+mod pg_values;
 mod redis;
 
 use std::time::Duration;
@@ -44,6 +45,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(admin::admin_serve, m)?,
         wrap_pyfunction!(admin::admin_address, m)?,
         wrap_pyfunction!(admin::metrics_dir, m)?,
+        wrap_pyfunction!(pg_values::_pg_decode_cell, m)?,
+        wrap_pyfunction!(pg_values::_pg_encode_param, m)?,
     ] {
         m.add_function(f)?;
     }
