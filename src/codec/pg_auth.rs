@@ -9,13 +9,16 @@
 //! PostgreSQL ignores the SCRAM user name (it uses the startup one), so an
 //! empty `n=` is sent unless `with_user` sets one.
 //!
-//! SASLprep of the password: ASCII passwords pass through unchanged, as
-//! SASLprep leaves them. Non-ASCII passwords are used as their raw UTF-8
-//! bytes, without NFKC normalization or mapping. The server falls back to
-//! the raw bytes itself when SASLprep fails, and for a password already in
-//! NFKC form without non-ASCII spaces or "mapped to nothing" characters
-//! (soft hyphen, zero-width joiners...), SASLprep is the identity; only
-//! other non-ASCII passwords fail to authenticate.
+//! SASLprep of the password (`saslprep`) does what needs no Unicode
+//! tables: ASCII passes through unchanged (as in PostgreSQL), non-ASCII
+//! spaces become spaces and "commonly mapped to nothing" characters (soft
+//! hyphen, zero-width joiners...) are dropped. There is no NFKC
+//! normalization and no check for prohibited non-ASCII characters: other
+//! characters are kept as they are. That matches the server whenever the
+//! rest of the password is already NFKC (a typed `päss wörd` is), or when
+//! SASLprep fails on it for a reason we can see (the server then falls back
+//! to the raw bytes, and so do we). Passwords with compatibility characters
+//! such as `ﬁ` or `Ⅸ` fail to authenticate.
 
 use base64::prelude::{Engine as _, BASE64_STANDARD};
 use hmac::{Hmac, KeyInit, Mac};
@@ -80,6 +83,32 @@ fn protocol(detail: impl Into<String>) -> AuthError {
     AuthError::Protocol(detail.into())
 }
 
+/// SASLprep (RFC 4013) as far as it goes without Unicode tables; see the
+/// module docs. The result is what the server hashed for this password.
+pub fn saslprep(password: &str) -> Vec<u8> {
+    if password.is_ascii() {
+        return password.as_bytes().to_vec();
+    }
+    let mut mapped = String::with_capacity(password.len());
+    for c in password.chars() {
+        match c as u32 {
+            // Non-ASCII spaces (RFC 3454 C.1.2), checked first as PostgreSQL does.
+            0xa0 | 0x1680 | 0x2000..=0x200b | 0x202f | 0x205f | 0x3000 => mapped.push(' '),
+            // Commonly mapped to nothing (RFC 3454 B.1; its U+200B is taken above).
+            0xad | 0x34f | 0x1806 | 0x180b..=0x180d | 0x200c..=0x200d | 0x2060 => {}
+            0xfe00..=0xfe0f | 0xfeff => {}
+            _ => mapped.push(c),
+        }
+    }
+    // An empty result or a control character (C.2.1, C.2.2) makes SASLprep
+    // fail, and the server then uses the raw bytes.
+    let control = |c: char| c.is_control();
+    if mapped.is_empty() || mapped.chars().any(control) {
+        return password.as_bytes().to_vec();
+    }
+    mapped.into_bytes()
+}
+
 type HmacSha256 = Hmac<Sha256>;
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -138,7 +167,7 @@ impl ScramClient {
     /// ASCII without `,`.
     pub fn with_nonce(password: &str, nonce: &str) -> Self {
         ScramClient {
-            password: password.as_bytes().to_vec(),
+            password: saslprep(password),
             client_first_bare: format!("n=,r={nonce}"),
             nonce: nonce.to_owned(),
             server_signature: None,

@@ -794,6 +794,24 @@ fn scram_random_nonce_and_user_escaping() {
     assert_eq!(c.client_first(), b"n,,n=a=3Db=2Cc,r=N");
 }
 
+#[test]
+fn saslprep_subset() {
+    let prep = |s: &str| String::from_utf8(saslprep(s)).unwrap();
+    assert_eq!(prep("pencil"), "pencil");
+    // ASCII is never touched, not even control characters (as in PostgreSQL).
+    assert_eq!(prep("a\tb\x07"), "a\tb\x07");
+    assert_eq!(prep("päss wörd"), "päss wörd");
+    // Non-ASCII spaces become spaces; U+200B is a space first, as in PostgreSQL.
+    assert_eq!(prep("a\u{a0}b\u{3000}c\u{200b}d"), "a b c d");
+    // Commonly mapped to nothing.
+    assert_eq!(prep("soft\u{ad}hy\u{200d}phen\u{feff}"), "softhyphen");
+    assert_eq!(prep("ä\u{2002}ö"), "ä ö");
+    // SASLprep fails (empty, control character): the raw bytes, as the server.
+    assert_eq!(prep("\u{ad}\u{fe0f}"), "\u{ad}\u{fe0f}");
+    assert_eq!(prep("a\u{a0}\u{85}"), "a\u{a0}\u{85}");
+    assert_eq!(prep("a\u{a0}\x01"), "a\u{a0}\x01");
+}
+
 // ------------------------------------------------------- random and garbage
 
 /// xorshift64*: a small deterministic PRNG so tests need no dependency.
