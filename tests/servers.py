@@ -758,54 +758,85 @@ class PostgresServer(ServerProcess):
 
     def stop(self, *, cleanup: bool = False) -> None:
         """Fast shutdown (SIGINT: sessions are rolled back and disconnected);
-        SIGKILL of the whole process group after stop_timeout."""
+        SIGKILL of the postmaster and its children after stop_timeout."""
         if self.proc is not None:
-            self._group_signal(signal.SIGCONT)
+            self._signal_all(signal.SIGCONT)
             self._signal(signal.SIGINT)
             try:
                 self.proc.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
-                self._group_signal(signal.SIGKILL)
-                self.proc.wait(self.stop_timeout)
+                self.kill()
             self._reap()
         if cleanup:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def server_pids(self) -> list[int]:
+        """The postmaster and its children (backends, checkpointer, ...). PostgreSQL
+        puts each child in a process group of its own, so they are found by parent."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        pids = [self.proc.pid]
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                raw = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            fields = raw[raw.rindex(")") + 2:].split()
+            if int(fields[1]) == self.proc.pid and fields[0] != "Z":
+                pids.append(int(d))
+        return pids
+
+    def _signal_all(self, sig: int) -> list[int]:
+        pids = self.server_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        return pids
+
     def kill(self) -> None:
-        """Abrupt death of the postmaster and every backend (SIGKILL to the process group)."""
+        """Abrupt death of the postmaster and every backend (SIGKILL to each)."""
         if self.proc is not None:
-            self._group_signal(signal.SIGKILL)
+            pids = self._signal_all(signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(self.stop_timeout)
             self._reap()
-            self._wait_backends_gone()
+            self._wait_gone(pids)
 
-    def _wait_backends_gone(self, timeout: float = 5.0) -> None:
-        """After a kill, wait until no process of the old group is left, so a restart
-        does not trip over 'pre-existing shared memory block is still in use'."""
-        if self.proc is None:
-            return
+    @staticmethod
+    def _wait_gone(pids: list[int], timeout: float = 5.0) -> None:
+        """Wait until the killed processes are gone (or zombies), so a restart does not
+        trip over 'pre-existing shared memory block is still in use'."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except (ProcessLookupError, PermissionError):
-                return
-            time.sleep(0.02)
+        for pid in pids:
+            while time.monotonic() < deadline:
+                try:
+                    state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                except (OSError, IndexError):
+                    break
+                if state in ("Z", "X"):
+                    break
+                time.sleep(0.02)
 
-    def _group_signal(self, sig: int) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, sig)
+    def terminate_backends(self) -> int:
+        """SIGTERM every client backend (as pg_terminate_backend does)."""
+        return int(self.sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ) or 0)
 
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
-        """Postmaster and backends stopped (SIGSTOP to the group) inside the block."""
-        self._group_signal(signal.SIGSTOP)
+        """Postmaster and every backend stopped (SIGSTOP) inside the block: connects and
+        queries hang."""
+        pids = self._signal_all(signal.SIGSTOP)
         try:
             yield
         finally:
-            self._group_signal(signal.SIGCONT)
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGCONT)
 
     # -- addresses
     def dsn(self, user: str = PG_USER, password: str | None = None, db: str = PG_DB,
