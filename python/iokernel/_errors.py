@@ -44,3 +44,21 @@ class ResponseError(Error):
 
 class WatchError(Error):
     """A transaction was aborted because a WATCHed key changed."""
+
+
+class PostgresError(Error):
+    """The PostgreSQL server answered with an error. The connection stays
+    usable. Attributes: ``sqlstate`` (e.g. ``"23505"``), ``severity``,
+    ``message``, ``detail``, ``hint``, ``position``, ``schema_name``,
+    ``table_name``, ``column_name``, ``constraint_name``."""
+
+    sqlstate: str = ""
+    severity: str = ""
+    message: str = ""
+    detail: str | None = None
+    hint: str | None = None
+    position: int | None = None
+    schema_name: str | None = None
+    table_name: str | None = None
+    column_name: str | None = None
+    constraint_name: str | None = None

@@ -1,5 +1,7 @@
 //! Protocols taught to the kernel: each wraps a sans-IO codec with what the
 //! kernel needs (handshake, reply assembly, heartbeat).
 
+pub mod pg;
+pub mod pg_url;
 pub mod redis;
 pub mod redis_url;

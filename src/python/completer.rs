@@ -40,6 +40,8 @@ pub enum Conv {
     Many { decode: bool },
     /// A dedicated-connection id.
     Lease,
+    /// A PostgreSQL result, shaped (`pg::ROWS`, `ROW`, `VALUE`, `STATUS`).
+    Pg { shape: u8, column: usize },
 }
 
 struct Entry {
@@ -77,6 +79,7 @@ pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAn
             }
             Ok(pyo3::types::PyList::new(py, out)?.into_any().unbind())
         }
+        Conv::Pg { shape, column } => super::pg::convert_result(py, reply, shape, column),
         Conv::Lease => {
             let id = reply.downcast::<u64>().map_err(|_| mismatch())?;
             Ok((*id).into_pyobject(py)?.into_any().unbind())

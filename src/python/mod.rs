@@ -5,8 +5,11 @@ mod completer;
 mod convert;
 mod errors;
 mod metrics;
+mod pg;
+mod pg_record;
 mod pg_values;
 mod redis;
+mod submit;
 
 use std::time::Duration;
 
@@ -31,6 +34,8 @@ fn generation() -> u64 {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<completer::Completer>()?;
     m.add_class::<redis::RedisService>()?;
+    m.add_class::<pg::PgService>()?;
+    m.add_class::<pg_record::Record>()?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_class::<metrics::CounterSeries>()?;
     m.add_class::<metrics::GaugeSeries>()?;

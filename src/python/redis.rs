@@ -6,37 +6,25 @@
 //! asyncio calls return a future that the loop's `Completer` resolves.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::completer::{convert, Completer, Conv};
+use super::completer::{Completer, Conv};
 use super::convert::encode_command;
 use super::errors::to_pyerr;
-use crate::kernel::completion::Delivered;
+use super::submit::{self, blocking};
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
-use crate::kernel::{Completion, KernelError, Request, Route, Slot, Summary};
+use crate::kernel::Summary;
 use crate::protocols::redis::{Pending, Redis};
 use crate::protocols::redis_url;
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct RedisService {
     h: Arc<ServiceHandle<Redis>>,
-}
-
-fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 => {
-            Ok(Some(Instant::now() + Duration::from_secs_f64(t)))
-        }
-        Some(t) => Err(PyValueError::new_err(format!(
-            "timeout must be a positive number of seconds or None, not {t}"
-        ))),
-    }
 }
 
 /// The command name of `args` for `/inflight` (never arguments).
@@ -59,31 +47,6 @@ fn batch_summary(n: u32) -> Summary {
     Summary::new(format!("PIPELINE({n})").as_bytes())
 }
 
-fn route(conn: Option<u64>) -> Route {
-    conn.map_or(Route::Shared, Route::Dedicated)
-}
-
-/// Wait for a blocking caller's reply with the GIL released, waking every
-/// 100 ms to let Ctrl-C through. The kernel enforces the deadline; the extra
-/// second here only guards against a kernel that stopped answering.
-fn wait(py: Python<'_>, slot: &Arc<Slot>, timeout: Option<f64>) -> PyResult<Delivered> {
-    let give_up =
-        timeout.map(|t| Instant::now() + Duration::from_secs_f64(t) + Duration::from_secs(1));
-    loop {
-        let s = slot.clone();
-        if let Some(o) = py.detach(move || s.wait(Duration::from_millis(100))) {
-            return Ok(o);
-        }
-        py.check_signals()?;
-        if give_up.is_some_and(|g| Instant::now() >= g) {
-            return Err(to_pyerr(
-                py,
-                KernelError::timeout("the I/O kernel did not answer in time"),
-            ));
-        }
-    }
-}
-
 impl RedisService {
     fn encode_many(cmds: &Bound<'_, PyList>) -> PyResult<(BytesMut, u32)> {
         let mut buf = BytesMut::with_capacity(64 * cmds.len());
@@ -91,76 +54,6 @@ impl RedisService {
             encode_command(c.cast::<PyTuple>()?, &mut buf)?;
         }
         Ok((buf, cmds.len() as u32))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn blocking(
-        &self,
-        py: Python<'_>,
-        payload: BytesMut,
-        pending: Pending,
-        summary: Summary,
-        timeout: Option<f64>,
-        conn: Option<u64>,
-        conv: Conv,
-    ) -> PyResult<Py<PyAny>> {
-        let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
-        let slot = Slot::new();
-        let req = Request {
-            payload: payload.freeze(),
-            pending,
-            completion: Completion::slot(slot.clone()).with_metrics(self.h.metrics.clone()),
-            deadline: deadline(timeout)?,
-            route: route(conn),
-            submitted: Instant::now(),
-            summary,
-        };
-        self.h.send(req, guard);
-        let delivered = wait(py, &slot, timeout)?;
-        delivered.picked_up();
-        convert(py, delivered.outcome, conv)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn submit_inner<'py>(
-        &self,
-        py: Python<'py>,
-        completer: &Completer,
-        fut: Bound<'py, PyAny>,
-        payload: BytesMut,
-        pending: Pending,
-        summary: Summary,
-        post: Option<Py<PyAny>>,
-        timeout: Option<f64>,
-        conn: Option<u64>,
-        conv: Conv,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let deadline = deadline(timeout)?;
-        let guard = match self.h.admit() {
-            Ok(g) => g,
-            Err(e) => {
-                // Fail fast, but on the awaitable, as asyncio code expects.
-                fut.call_method1(
-                    pyo3::intern!(py, "set_exception"),
-                    (to_pyerr(py, e).into_value(py),),
-                )?;
-                return Ok(fut);
-            }
-        };
-        let token = completer.register(fut.clone().unbind(), post, conv);
-        let req = Request {
-            payload: payload.freeze(),
-            pending,
-            completion: completer
-                .completion(token)
-                .with_metrics(self.h.metrics.clone()),
-            deadline,
-            route: route(conn),
-            submitted: Instant::now(),
-            summary,
-        };
-        self.h.send(req, guard);
-        Ok(fut)
     }
 }
 
@@ -221,9 +114,10 @@ impl RedisService {
     ) -> PyResult<Py<PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
-        self.blocking(
+        blocking(
             py,
-            buf,
+            &self.h,
+            buf.freeze(),
             Pending::one(),
             summary_of(args),
             timeout,
@@ -247,9 +141,10 @@ impl RedisService {
         if n == 0 {
             return Ok(PyList::empty(py).into_any().unbind());
         }
-        self.blocking(
+        blocking(
             py,
-            buf,
+            &self.h,
+            buf.freeze(),
             Pending::many(n),
             batch_summary(n),
             timeout,
@@ -275,11 +170,12 @@ impl RedisService {
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
-        self.submit_inner(
+        submit::submit(
             py,
+            &self.h,
             completer,
             fut,
-            buf,
+            buf.freeze(),
             Pending::one(),
             summary_of(args),
             post,
@@ -309,11 +205,12 @@ impl RedisService {
                 "submit_many needs at least one command",
             ));
         }
-        self.submit_inner(
+        submit::submit(
             py,
+            &self.h,
             completer,
             fut,
-            buf,
+            buf.freeze(),
             Pending::many(n),
             batch_summary(n),
             post,
@@ -326,16 +223,7 @@ impl RedisService {
     /// Open a dedicated connection (blocking); returns its id.
     #[pyo3(signature = (timeout = None))]
     fn lease(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let slot = Slot::new();
-        self.h
-            .lease(Completion::slot(slot.clone()))
-            .map_err(|e| to_pyerr(py, e))?;
-        let delivered = wait(
-            py,
-            &slot,
-            timeout.or(Some(self.h.config.connect_timeout.as_secs_f64())),
-        )?;
-        convert(py, delivered.outcome, Conv::Lease)
+        submit::lease(py, &self.h, timeout)
     }
 
     /// Asyncio form of `lease`.
@@ -345,12 +233,7 @@ impl RedisService {
         completer: &Completer,
         fut: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let token = completer.register(fut.clone().unbind(), None, Conv::Lease);
-        if let Err(e) = self.h.lease(completer.completion(token)) {
-            completer.unregister(token);
-            return Err(to_pyerr(py, e));
-        }
-        Ok(fut)
+        submit::submit_lease(py, &self.h, completer, fut)
     }
 
     /// Close a dedicated connection.
@@ -360,16 +243,6 @@ impl RedisService {
 
     /// Counters of this service (shared by every client with the same URL).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let s = &self.h.stats;
-        let d = PyDict::new(py);
-        d.set_item("outstanding", s.outstanding.load(Relaxed))?;
-        d.set_item("requests", s.requests.load(Relaxed))?;
-        d.set_item("connections", s.connections.load(Relaxed))?;
-        d.set_item("dedicated_connections", s.dedicated.load(Relaxed))?;
-        d.set_item("connects", s.connects.load(Relaxed))?;
-        d.set_item("connect_failures", s.connect_failures.load(Relaxed))?;
-        d.set_item("disconnects", s.disconnects.load(Relaxed))?;
-        Ok(d)
+        submit::stats(py, &self.h)
     }
 }

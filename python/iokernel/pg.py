@@ -1,0 +1,264 @@
+"""PostgreSQL clients on the I/O kernel, with the methods asyncpg users know.
+
+    db = pg.AsyncClient("postgresql://app:secret@127.0.0.1:5432/app")
+    rows = await db.fetch("SELECT id, name FROM users WHERE id = ANY($1)", [1, 2])
+    await db.execute("UPDATE users SET name = $1 WHERE id = $2", "Ada", 1)  # "UPDATE 1"
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO audit(msg) VALUES ($1)", "hello")
+
+Many callers share a few pipelined connections per server (``connections``,
+default 2): every query is its own Parse/Bind/Execute/Sync sequence, so one
+failing query never disturbs the others. Statements are prepared once per
+connection and cached (``statement_cache_size``). ``transaction()`` runs on a
+dedicated connection: commit on success, rollback on an exception, nested
+blocks become savepoints; queries outside the block never run inside it.
+
+Rows are ``Record``s: tuples that also allow ``row["column"]``. Server errors
+raise ``PostgresError`` (``.sqlstate``, ``.detail``, ``.hint`` ...); the
+connection stays usable. ``Client`` is the blocking twin with the same methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import weakref
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from . import _aio, _native, admin
+from ._errors import ConnectionError, PostgresError
+
+__all__ = ["AsyncClient", "Client", "PostgresError", "Record"]
+
+Record = _native.Record
+
+# Result shapes understood by the native layer.
+_ROWS, _ROW, _VALUE, _STATUS = 0, 1, 2, 3
+_DEFAULT = object()
+_savepoints = itertools.count(1)
+
+_services: weakref.WeakValueDictionary[tuple[Any, ...], _native.PgService] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _service(dsn: str, **opts: Any) -> _native.PgService:
+    key = (dsn, _native.generation(), *sorted(opts.items()))
+    svc = _services.get(key)
+    if svc is None:
+        admin._autostart()
+        svc = _native.PgService(dsn, **opts)
+        _services[key] = svc
+    return svc
+
+
+class _Closed:
+    name = "(closed client)"
+
+    def __getattr__(self, attr: str) -> Any:
+        def closed(*args: Any, **kwargs: Any) -> Any:
+            raise ConnectionError("this client was closed; create a new one")
+
+        return closed
+
+
+_CLOSED: Any = _Closed()
+
+
+class _Base:
+    """Options, the shared native service, and the query methods written
+    once: each returns what ``_q``/``_many`` return (a value for ``Client``,
+    an awaitable for ``AsyncClient``)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        timeout: float | None = 30.0,
+        connections: int = 2,
+        max_in_flight: int = 1024,
+        max_queued: int = 16384,
+        statement_cache_size: int = 256,
+        connect_timeout: float | None = None,
+        health_check_interval: float | None = 5.0,
+    ) -> None:
+        """``timeout``: seconds per query (None: no limit), enforced by the
+        kernel. ``connections``: pipelined connections per server (the
+        server runs one query at a time per connection). ``connect_timeout``
+        overrides the DSN's."""
+        self._svc = _service(
+            dsn,
+            connections=connections,
+            max_in_flight=max_in_flight,
+            max_queued=max_queued,
+            statement_cache_size=statement_cache_size,
+            connect_timeout=connect_timeout,
+            idle_ping=health_check_interval,
+        )
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout or 10.0
+        self._conn: int | None = None
+
+    def _t(self, timeout: Any) -> float | None:
+        return self._timeout if timeout is _DEFAULT else timeout
+
+    def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
+           timeout: Any = _DEFAULT, simple: bool = False) -> Any:
+        raise NotImplementedError
+
+    def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> Any:
+        raise NotImplementedError
+
+    def fetch(self, sql: str, *args: Any, timeout: Any = _DEFAULT) -> Any:
+        """All rows, as a list of ``Record``."""
+        return self._q(_ROWS, sql, args, timeout=timeout)
+
+    def fetchrow(self, sql: str, *args: Any, timeout: Any = _DEFAULT) -> Any:
+        """The first row (a ``Record``), or None."""
+        return self._q(_ROW, sql, args, timeout=timeout)
+
+    def fetchval(self, sql: str, *args: Any, column: int = 0, timeout: Any = _DEFAULT) -> Any:
+        """One value of the first row (None if there is no row)."""
+        return self._q(_VALUE, sql, args, column=column, timeout=timeout)
+
+    def execute(self, sql: str, *args: Any, timeout: Any = _DEFAULT) -> Any:
+        """Run a statement; its command status ("INSERT 0 1"). Without
+        arguments the simple query protocol is used, so ``sql`` may hold
+        several statements (the status is the last one's)."""
+        return self._q(_STATUS, sql, args, timeout=timeout, simple=not args)
+
+    def executemany(self, sql: str, args: Iterable[Any], *, timeout: Any = _DEFAULT) -> Any:
+        """Run ``sql`` once per parameter tuple, pipelined in one round trip
+        and one implicit transaction (all rows or none)."""
+        return self._many(sql, args, timeout)
+
+    @property
+    def dsn(self) -> str:
+        """The URL, without secrets."""
+        return self._svc.name
+
+    def stats(self) -> dict[str, int]:
+        return self._svc.stats()
+
+    def _bound(self, conn: int) -> Any:
+        twin = object.__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        twin._conn = conn
+        return twin
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._svc.name}>"
+
+
+class Client(_Base):
+    """Blocking PostgreSQL client. Thread-safe: share one across threads."""
+
+    def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
+           timeout: Any = _DEFAULT, simple: bool = False) -> Any:
+        return self._svc.query(shape, sql, args, column, self._t(timeout), self._conn, simple)
+
+    def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
+        self._svc.query_many(sql, rows, self._t(timeout), self._conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Client]:
+        """``with db.transaction() as tx:`` — a transaction on a dedicated
+        connection (a savepoint when ``tx.transaction()`` is nested)."""
+        if self._conn is not None:
+            name = f"iok_sp{next(_savepoints)}"
+            self.execute(f"SAVEPOINT {name}")
+            try:
+                yield self
+            except BaseException:
+                self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                raise
+            self.execute(f"RELEASE SAVEPOINT {name}")
+            return
+        conn = self._svc.lease(self._connect_timeout)
+        tx = self._bound(conn)
+        try:
+            tx.execute("BEGIN")
+            try:
+                yield tx
+            except BaseException:
+                tx.execute("ROLLBACK")
+                raise
+            tx.execute("COMMIT")
+        finally:
+            self._svc.release(conn)
+
+    def close(self) -> None:
+        """Close this client: later calls raise ``ConnectionError``; the
+        connections close when no client uses them any more."""
+        self._svc = _CLOSED
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _wait(fut: Any) -> Any:
+    return await fut
+
+
+class AsyncClient(_Base):
+    """asyncio PostgreSQL client; also under uvloop, from several loops."""
+
+    def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
+           timeout: Any = _DEFAULT, simple: bool = False) -> Any:
+        loop = asyncio.get_running_loop()
+        return _wait(self._svc.submit(
+            _aio.completer(loop), loop.create_future(), shape, sql, args, column,
+            self._t(timeout), self._conn, simple,
+        ))
+
+    async def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
+        loop = asyncio.get_running_loop()
+        await self._svc.submit_many(
+            _aio.completer(loop), loop.create_future(), sql, rows, self._t(timeout), self._conn
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncClient]:
+        """``async with db.transaction() as tx:`` — see ``Client.transaction``."""
+        if self._conn is not None:
+            name = f"iok_sp{next(_savepoints)}"
+            await self.execute(f"SAVEPOINT {name}")
+            try:
+                yield self
+            except BaseException:
+                await self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                raise
+            await self.execute(f"RELEASE SAVEPOINT {name}")
+            return
+        loop = asyncio.get_running_loop()
+        fut = self._svc.submit_lease(_aio.completer(loop), loop.create_future())
+        conn = await asyncio.wait_for(fut, self._connect_timeout + 1)
+        tx = self._bound(conn)
+        try:
+            await tx.execute("BEGIN")
+            try:
+                yield tx
+            except BaseException:
+                await tx.execute("ROLLBACK")
+                raise
+            await tx.execute("COMMIT")
+        finally:
+            self._svc.release(conn)
+
+    async def close(self) -> None:
+        """As ``Client.close``."""
+        self._svc = _CLOSED
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+__all__ += ["ConnectionError"]

@@ -1,0 +1,321 @@
+//! PostgreSQL on the kernel: startup and authentication (trust, cleartext,
+//! MD5, SCRAM-SHA-256), queries on the extended protocol, reply assembly.
+//!
+//! Every query is its own Parse/Bind/Describe/Execute/Sync sequence, so an
+//! error in one never disturbs the queries pipelined around it: the server
+//! skips to that query's Sync and answers the next one normally. Parameters
+//! are sent in text format with unspecified types (the server infers them),
+//! results are requested in text format and decoded by column type.
+//!
+//! Prepared statements: each connection keeps a bounded cache, SQL text →
+//! statement name (`PgConn`). The request carries SQL and encoded parameters;
+//! `write_request` runs on the kernel thread when the request is given to a
+//! connection and writes `Parse` only if that connection has not prepared the
+//! statement yet (evicting the least recently used one with `Close`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::pg::{self, Backend, Column, DataRow, ErrorFields, Limits};
+use crate::codec::pg_auth::{md5_password, ScramClient};
+use crate::kernel::conn::HandshakeIo;
+use crate::kernel::{Feed, KernelError, Protocol};
+
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+    pub application_name: Option<String>,
+    /// Prepared statements kept per connection (0: always unnamed).
+    pub statement_cache: usize,
+    pub limits: Limits,
+}
+
+pub struct Postgres {
+    pub opts: PgOptions,
+}
+
+/// What a request asks the server to do.
+pub enum Query {
+    /// Simple query protocol: several statements allowed, no parameters.
+    Simple(String),
+    /// One statement; `params` is a pre-encoded Bind parameter section.
+    Extended { sql: Arc<str>, params: Bytes },
+    /// One statement run once per parameter set, ended by one Sync (so the
+    /// batch is one implicit transaction: all rows or none).
+    Many { sql: Arc<str>, params: Vec<Bytes> },
+}
+
+/// A request's state: its query until written, then its result as it arrives.
+pub struct Pending {
+    query: Option<Query>,
+    /// The statement this request prepared (forgotten again if Parse fails).
+    parsed: Option<Arc<str>>,
+    parse_ok: bool,
+    result: PgResult,
+}
+
+impl Pending {
+    pub fn new(q: Query) -> Self {
+        Pending {
+            query: Some(q),
+            parsed: None,
+            parse_ok: false,
+            result: PgResult::default(),
+        }
+    }
+}
+
+/// The reply to one request.
+#[derive(Debug, Default)]
+pub struct PgResult {
+    pub columns: Option<Arc<[Column]>>,
+    pub rows: Vec<DataRow>,
+    /// The last CommandComplete tag ("SELECT 1", "INSERT 0 5").
+    pub status: Option<String>,
+    /// The first error (the server skips the rest of the request after it).
+    pub error: Option<ErrorFields>,
+}
+
+/// Per connection: the prepared-statement cache and what the server told us.
+#[derive(Default)]
+pub struct PgConn {
+    cache: HashMap<Arc<str>, (String, u64)>,
+    next_name: u64,
+    tick: u64,
+    pub backend: Option<(i32, i32)>,
+}
+
+impl PgConn {
+    /// The statement name to Bind for `sql`, writing Parse (and a Close for an
+    /// evicted statement) first when needed. Returns the name and whether
+    /// this call prepared it.
+    fn prepare(&mut self, sql: &Arc<str>, capacity: usize, out: &mut BytesMut) -> (String, bool) {
+        self.tick += 1;
+        if capacity == 0 {
+            pg::parse(out, "", sql, &[]);
+            return (String::new(), true);
+        }
+        if let Some((name, used)) = self.cache.get_mut(sql) {
+            *used = self.tick;
+            return (name.clone(), false);
+        }
+        if self.cache.len() >= capacity {
+            if let Some(old) = self
+                .cache
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                if let Some((name, _)) = self.cache.remove(&old) {
+                    pg::close_statement(out, &name);
+                }
+            }
+        }
+        self.next_name += 1;
+        let name = format!("iok{}", self.next_name);
+        pg::parse(out, &name, sql, &[]);
+        self.cache.insert(sql.clone(), (name.clone(), self.tick));
+        (name, true)
+    }
+}
+
+fn err_text(e: &ErrorFields) -> String {
+    format!("{} (SQLSTATE {})", e.message, e.code)
+}
+
+impl Protocol for Postgres {
+    type Msg = Backend;
+    type Pending = Pending;
+    type ConnState = PgConn;
+
+    fn decode(&self, _: &mut PgConn, buf: &mut BytesMut) -> Result<Option<Backend>, String> {
+        pg::decode(buf, &self.opts.limits).map_err(|e| format!("invalid PostgreSQL message: {e}"))
+    }
+
+    fn is_unsolicited(&self, msg: &Backend) -> bool {
+        matches!(
+            msg,
+            Backend::NoticeResponse(_)
+                | Backend::NotificationResponse { .. }
+                | Backend::ParameterStatus { .. }
+        )
+    }
+
+    fn write_request(&self, st: &mut PgConn, p: &mut Pending, _payload: &[u8], out: &mut BytesMut) {
+        match p.query.take() {
+            Some(Query::Simple(sql)) => pg::query(out, &sql),
+            Some(Query::Extended { sql, params }) => {
+                let (stmt, parsed) = st.prepare(&sql, self.opts.statement_cache, out);
+                if parsed {
+                    p.parsed = Some(sql);
+                }
+                pg::bind(out, "", &stmt, &params, &[]);
+                pg::describe_portal(out, "");
+                pg::execute(out, "", 0);
+                pg::sync(out);
+            }
+            Some(Query::Many { sql, params }) => {
+                let (stmt, parsed) = st.prepare(&sql, self.opts.statement_cache, out);
+                if parsed {
+                    p.parsed = Some(sql);
+                }
+                for ps in &params {
+                    pg::bind(out, "", &stmt, ps, &[]);
+                    pg::execute(out, "", 0);
+                }
+                pg::sync(out);
+            }
+            None => pg::sync(out), // written twice cannot happen; keep the stream in step anyway
+        }
+    }
+
+    fn feed(&self, st: &mut PgConn, p: &mut Pending, msg: Backend) -> Feed {
+        match msg {
+            Backend::ParseComplete => p.parse_ok = true,
+            Backend::BindComplete
+            | Backend::CloseComplete
+            | Backend::NoData
+            | Backend::ParameterDescription(_)
+            | Backend::PortalSuspended
+            | Backend::EmptyQueryResponse => {}
+            Backend::RowDescription(cols) => {
+                p.result.columns = Some(cols.into());
+                p.result.rows.clear();
+            }
+            Backend::DataRow(r) => p.result.rows.push(r),
+            Backend::CommandComplete(tag) => p.result.status = Some(tag),
+            Backend::ErrorResponse(e) => {
+                // A statement that failed to parse does not exist on the
+                // server; one whose cached plan went stale must be re-prepared.
+                if let Some(sql) = &p.parsed {
+                    if !p.parse_ok {
+                        st.cache.remove(sql);
+                    }
+                }
+                if e.code == "0A000" || e.code == "26000" {
+                    st.cache.clear();
+                }
+                p.result.error.get_or_insert(e);
+            }
+            Backend::ReadyForQuery(_) => {
+                return Feed::Done(Box::new(std::mem::take(&mut p.result)))
+            }
+            Backend::CopyInResponse | Backend::CopyOutResponse | Backend::CopyBothResponse => {
+                return Feed::Fail(
+                    "the server started COPY, which iokernel does not support".into(),
+                )
+            }
+            other => {
+                return Feed::Fail(format!(
+                    "unexpected PostgreSQL message during a query: {other:?}"
+                ))
+            }
+        }
+        Feed::More
+    }
+
+    async fn handshake(&self, io: &mut HandshakeIo<'_, Self>) -> Result<(), KernelError> {
+        let o = &self.opts;
+        let addr = io.addr.to_string();
+        let fail = |why: String| KernelError::connection(format!("postgres {addr}: {why}"));
+        let need_pw = || {
+            o.password.clone().ok_or_else(|| {
+                KernelError::connection(format!(
+                    "postgres {addr}: the server asks for a password; put it in the URL (postgresql://user:password@host/db)"
+                ))
+            })
+        };
+        let mut params: Vec<(&str, &str)> = vec![
+            ("user", &o.user),
+            ("database", &o.database),
+            ("client_encoding", "UTF8"),
+            ("DateStyle", "ISO"),
+            ("TimeZone", "UTC"),
+            ("IntervalStyle", "iso_8601"),
+            ("extra_float_digits", "3"),
+        ];
+        if let Some(a) = &o.application_name {
+            params.push(("application_name", a));
+        }
+        let mut out = BytesMut::new();
+        pg::startup(&mut out, &params);
+        io.send(&out).await?;
+        let mut scram: Option<ScramClient> = None;
+        loop {
+            let mut out = BytesMut::new();
+            match io.recv().await? {
+                Backend::AuthenticationOk => continue,
+                Backend::AuthenticationCleartextPassword => {
+                    pg::password(&mut out, need_pw()?.as_bytes())
+                }
+                Backend::AuthenticationMd5Password { salt } => pg::password(
+                    &mut out,
+                    md5_password(&o.user, &need_pw()?, salt).as_bytes(),
+                ),
+                Backend::AuthenticationSasl { mechanisms } => {
+                    if !mechanisms.iter().any(|m| m == "SCRAM-SHA-256") {
+                        return Err(fail(format!(
+                            "no supported SASL mechanism among {mechanisms:?}"
+                        )));
+                    }
+                    let c = ScramClient::new(&need_pw()?);
+                    pg::sasl_initial(&mut out, "SCRAM-SHA-256", &c.client_first());
+                    scram = Some(c);
+                }
+                Backend::AuthenticationSaslContinue(data) => {
+                    let c = scram
+                        .as_mut()
+                        .ok_or_else(|| fail("SASL continue without a SASL start".into()))?;
+                    let reply = c
+                        .handle_server_first(&data)
+                        .map_err(|e| fail(format!("SCRAM: {e}")))?;
+                    pg::sasl_response(&mut out, &reply);
+                }
+                Backend::AuthenticationSaslFinal(data) => {
+                    let c = scram
+                        .as_ref()
+                        .ok_or_else(|| fail("SASL final without a SASL start".into()))?;
+                    c.verify_server_final(&data)
+                        .map_err(|e| fail(format!("SCRAM: {e}")))?;
+                    continue;
+                }
+                Backend::AuthenticationOther(n) => {
+                    return Err(fail(format!(
+                        "authentication method {n} (GSS/SSPI/...) is not supported"
+                    )))
+                }
+                Backend::BackendKeyData { pid, secret } => {
+                    io.state.backend = Some((pid, secret));
+                    continue;
+                }
+                Backend::ErrorResponse(e) => {
+                    let hint = if e.code == "28P01" || e.code == "28000" {
+                        ": check the user and password in the URL"
+                    } else {
+                        ""
+                    };
+                    return Err(fail(format!("{}{hint}", err_text(&e))));
+                }
+                Backend::ReadyForQuery(_) => return Ok(()),
+                other => {
+                    return Err(KernelError::protocol(format!(
+                        "postgres {addr}: unexpected {other:?} during startup"
+                    )))
+                }
+            }
+            io.send(&out).await?;
+        }
+    }
+
+    fn heartbeat(&self) -> Option<(Bytes, Pending)> {
+        Some((Bytes::new(), Pending::new(Query::Simple(String::new()))))
+    }
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+}

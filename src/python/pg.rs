@@ -1,0 +1,388 @@
+//! `PgService`: the native half of `iokernel.pg.Client`/`AsyncClient`.
+//!
+//! The calling thread encodes the parameters (text format) with the GIL held
+//! and hands SQL + parameters to the kernel, which prepares the statement on
+//! whichever connection takes the request. Results come back as raw rows and
+//! are turned into `Record`s (or a single row, value or status) on the Python
+//! side, by the consumer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use super::completer::{Completer, Conv};
+use super::errors::{pg_error, to_pyerr};
+use super::pg_record::Record;
+use super::pg_values::{decode_cell, encode_param};
+use super::submit::{blocking, submit};
+use crate::codec::pg as wire;
+use crate::kernel::service::{ServiceConfig, ServiceHandle};
+use crate::kernel::{Reply, Summary};
+use crate::protocols::pg::{Pending, PgOptions, PgResult, Postgres, Query};
+use crate::protocols::pg_url;
+
+/// What the caller wants from a result.
+pub const ROWS: u8 = 0;
+pub const ROW: u8 = 1;
+pub const VALUE: u8 = 2;
+pub const STATUS: u8 = 3;
+
+#[pyclass(frozen, weakref, module = "iokernel._native")]
+pub struct PgService {
+    h: Arc<ServiceHandle<Postgres>>,
+}
+
+fn check_sql(sql: &str) -> PyResult<()> {
+    if sql.contains('\0') {
+        return Err(PyValueError::new_err(
+            "SQL text must not contain NUL characters",
+        ));
+    }
+    Ok(())
+}
+
+fn encode_params(args: &Bound<'_, PyTuple>) -> PyResult<BytesMut> {
+    if args.len() > u16::MAX as usize {
+        return Err(PyValueError::new_err(
+            "PostgreSQL accepts at most 65535 parameters",
+        ));
+    }
+    let mut out = BytesMut::with_capacity(16 + 16 * args.len());
+    wire::bind_params_begin(&mut out, args.len() as u16);
+    for a in args.iter() {
+        encode_param(&a, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn summary(sql: &str) -> Summary {
+    // The first word only ("SELECT", "INSERT"): never values.
+    let word: String = sql
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .take(20)
+        .collect();
+    Summary::new(word.as_bytes())
+}
+
+/// Turn a result into what the caller asked for; server errors raise.
+pub fn convert_result(
+    py: Python<'_>,
+    reply: Reply,
+    shape: u8,
+    column: usize,
+) -> PyResult<Py<PyAny>> {
+    let r = reply.downcast::<PgResult>().map_err(|_| {
+        PyTypeError::new_err("iokernel internal error: unexpected PostgreSQL reply")
+    })?;
+    let r = *r;
+    if let Some(e) = &r.error {
+        return Err(pg_error(py, e));
+    }
+    match shape {
+        STATUS => Ok(r
+            .status
+            .unwrap_or_default()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
+        VALUE => {
+            let (Some(cols), Some(row)) = (&r.columns, r.rows.first()) else {
+                return Ok(py.None());
+            };
+            let vals = row
+                .values()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let c = cols.get(column).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "column {column} does not exist (the result has {})",
+                    cols.len()
+                ))
+            })?;
+            decode_cell(py, c.type_oid, vals[column].as_deref())
+        }
+        ROWS | ROW => {
+            let Some(cols) = &r.columns else {
+                return Ok(if shape == ROW {
+                    py.None()
+                } else {
+                    PyList::empty(py).into_any().unbind()
+                });
+            };
+            let names = PyTuple::new(py, cols.iter().map(|c| c.name.as_str()))?.unbind();
+            let index = PyDict::new(py);
+            for (i, c) in cols.iter().enumerate().rev() {
+                index.set_item(&c.name, i)?; // the first column wins on duplicate names
+            }
+            let index = index.unbind();
+            let take = if shape == ROW {
+                r.rows.len().min(1)
+            } else {
+                r.rows.len()
+            };
+            let mut out = Vec::with_capacity(take);
+            for row in r.rows.iter().take(take) {
+                let mut vals = Vec::with_capacity(cols.len());
+                for (c, v) in cols.iter().zip(row.iter()) {
+                    vals.push(decode_cell(py, c.type_oid, v.as_deref())?);
+                }
+                let rec = Record::new(
+                    PyTuple::new(py, vals)?.unbind(),
+                    names.clone_ref(py),
+                    index.clone_ref(py),
+                );
+                out.push(Py::new(py, rec)?.into_any());
+            }
+            if shape == ROW {
+                Ok(out.pop().unwrap_or_else(|| py.None()))
+            } else {
+                Ok(PyList::new(py, out)?.into_any().unbind())
+            }
+        }
+        other => Err(PyValueError::new_err(format!(
+            "unknown result shape {other}"
+        ))),
+    }
+}
+
+impl PgService {
+    fn query_of(
+        &self,
+        sql: &str,
+        args: &Bound<'_, PyTuple>,
+        simple: bool,
+    ) -> PyResult<(Pending, Summary)> {
+        check_sql(sql)?;
+        let q = if simple {
+            Query::Simple(sql.to_string())
+        } else {
+            Query::Extended {
+                sql: Arc::from(sql),
+                params: encode_params(args)?.freeze(),
+            }
+        };
+        Ok((Pending::new(q), summary(sql)))
+    }
+
+    fn many_of(&self, sql: &str, rows: &Bound<'_, PyAny>) -> PyResult<(Pending, Summary)> {
+        check_sql(sql)?;
+        let mut params = Vec::new();
+        for row in rows.try_iter()? {
+            let row = row?;
+            let t = match row.cast::<PyTuple>() {
+                Ok(t) => t.clone(),
+                Err(_) => PyTuple::new(row.py(), row.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
+            };
+            params.push(encode_params(&t)?.freeze());
+        }
+        let s = summary(sql);
+        Ok((
+            Pending::new(Query::Many {
+                sql: Arc::from(sql),
+                params,
+            }),
+            s,
+        ))
+    }
+}
+
+#[pymethods]
+impl PgService {
+    #[new]
+    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0)))]
+    fn new(
+        py: Python<'_>,
+        dsn: &str,
+        connections: usize,
+        max_in_flight: usize,
+        max_queued: usize,
+        statement_cache_size: usize,
+        connect_timeout: Option<f64>,
+        idle_ping: Option<f64>,
+    ) -> PyResult<Self> {
+        let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
+        if connections == 0 || max_in_flight == 0 {
+            return Err(PyValueError::new_err(
+                "connections and max_in_flight must be at least 1",
+            ));
+        }
+        let connect_timeout = connect_timeout
+            .map(Duration::from_secs_f64)
+            .or(u.connect_timeout)
+            .unwrap_or(Duration::from_secs(10));
+        let opts = PgOptions {
+            user: u.user.clone(),
+            password: u.password.clone(),
+            database: u.database.clone(),
+            application_name: u.application_name.clone(),
+            statement_cache: statement_cache_size,
+            limits: Default::default(),
+        };
+        let cfg = ServiceConfig {
+            name: u.display.clone(),
+            addrs: vec![u.addr.clone()],
+            connect_timeout,
+            max_in_flight,
+            max_queued,
+            idle_ping: idle_ping.filter(|p| *p > 0.0).map(Duration::from_secs_f64),
+            conns_per_addr: connections,
+        };
+        let h = py
+            .detach(|| ServiceHandle::open(Postgres { opts }, cfg))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(PgService { h })
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.h.config.name.clone()
+    }
+
+    /// Run one statement and wait. `shape`: 0 rows, 1 first row, 2 value of
+    /// `column` in the first row, 3 command status. `simple` uses the simple
+    /// query protocol (several statements, no parameters).
+    #[pyo3(signature = (shape, sql, args, column = 0, timeout = None, conn = None, simple = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn query(
+        &self,
+        py: Python<'_>,
+        shape: u8,
+        sql: &str,
+        args: &Bound<'_, PyTuple>,
+        column: usize,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+        simple: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let (p, s) = self.query_of(sql, args, simple)?;
+        blocking(
+            py,
+            &self.h,
+            Bytes::new(),
+            p,
+            s,
+            timeout,
+            conn,
+            Conv::Pg { shape, column },
+        )
+    }
+
+    /// Asyncio form of `query`; `fut` gets the result.
+    #[pyo3(signature = (completer, fut, shape, sql, args, column = 0, timeout = None, conn = None, simple = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn submit<'py>(
+        &self,
+        py: Python<'py>,
+        completer: &Completer,
+        fut: Bound<'py, PyAny>,
+        shape: u8,
+        sql: &str,
+        args: &Bound<'py, PyTuple>,
+        column: usize,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+        simple: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (p, s) = self.query_of(sql, args, simple)?;
+        submit(
+            py,
+            &self.h,
+            completer,
+            fut,
+            Bytes::new(),
+            p,
+            s,
+            None,
+            timeout,
+            conn,
+            Conv::Pg { shape, column },
+        )
+    }
+
+    /// Run `sql` once per parameter set, pipelined, ended by one Sync.
+    #[pyo3(signature = (sql, rows, timeout = None, conn = None))]
+    fn query_many(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        rows: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<Py<PyAny>> {
+        let (p, s) = self.many_of(sql, rows)?;
+        blocking(
+            py,
+            &self.h,
+            Bytes::new(),
+            p,
+            s,
+            timeout,
+            conn,
+            Conv::Pg {
+                shape: STATUS,
+                column: 0,
+            },
+        )
+    }
+
+    /// Asyncio form of `query_many`.
+    #[pyo3(signature = (completer, fut, sql, rows, timeout = None, conn = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn submit_many<'py>(
+        &self,
+        py: Python<'py>,
+        completer: &Completer,
+        fut: Bound<'py, PyAny>,
+        sql: &str,
+        rows: &Bound<'py, PyAny>,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (p, s) = self.many_of(sql, rows)?;
+        submit(
+            py,
+            &self.h,
+            completer,
+            fut,
+            Bytes::new(),
+            p,
+            s,
+            None,
+            timeout,
+            conn,
+            Conv::Pg {
+                shape: STATUS,
+                column: 0,
+            },
+        )
+    }
+
+    /// Open a dedicated connection (blocking); returns its id.
+    #[pyo3(signature = (timeout = None))]
+    fn lease(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        super::submit::lease(py, &self.h, timeout)
+    }
+
+    /// Asyncio form of `lease`.
+    fn submit_lease<'py>(
+        &self,
+        py: Python<'py>,
+        completer: &Completer,
+        fut: Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        super::submit::submit_lease(py, &self.h, completer, fut)
+    }
+
+    fn release(&self, conn: u64) {
+        self.h.release(conn);
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        super::submit::stats(py, &self.h)
+    }
+}
