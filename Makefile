@@ -91,7 +91,8 @@ test-py:
 # If IOKERNEL_DEMO_REDIS_URL / IOKERNEL_BENCH_REDIS_URL is already set, that
 # server is used instead.
 demo: build
-	$(SERVERS) redis --reuse-env --env IOKERNEL_DEMO_REDIS_URL -- $(PY) examples/demo.py
+	$(SERVERS) redis --reuse-env --env IOKERNEL_DEMO_REDIS_URL -- \
+	  $(SERVERS) postgres --reuse-env --env IOKERNEL_DEMO_PG_URL -- $(PY) examples/demo.py
 
 bench: build
 	$(SERVERS) redis --reuse-env --env IOKERNEL_BENCH_REDIS_URL -- $(PY) bench/run.py $(BENCH_ARGS)
