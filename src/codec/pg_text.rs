@@ -160,7 +160,7 @@ pub fn decode(type_oid: u32, text: &[u8]) -> Result<Value, String> {
             .and_then(|s| s.parse::<i64>().ok())
             .map(Value::Int)
             .ok_or_else(|| fail("not an integer")),
-        FLOAT4 | FLOAT8 => parse_float(text)
+        FLOAT4 | FLOAT8 => parse_float(text, type_oid == FLOAT4)
             .map(Value::Float)
             .ok_or_else(|| fail("not a number")),
         NUMERIC => match utf8(text) {
@@ -220,7 +220,9 @@ fn utf8(text: &[u8]) -> Option<&str> {
     std::str::from_utf8(text).ok()
 }
 
-fn parse_float(text: &[u8]) -> Option<f64> {
+/// A float4 is parsed as f32 and widened, so `0.1` gives the value the
+/// server stores (0.10000000149011612), as binary-format drivers return.
+fn parse_float(text: &[u8], single: bool) -> Option<f64> {
     match text {
         b"NaN" => return Some(f64::NAN),
         b"Infinity" => return Some(f64::INFINITY),
@@ -233,7 +235,12 @@ fn parse_float(text: &[u8]) -> Option<f64> {
     if !(first.is_ascii_digit() || first == b'.') {
         return None;
     }
-    utf8(text)?.parse().ok()
+    let s = utf8(text)?;
+    if single {
+        s.parse::<f32>().ok().map(f64::from)
+    } else {
+        s.parse().ok()
+    }
 }
 
 /// `-?digits[.digits][e[+-]digits]` or one of the special values.

@@ -267,3 +267,7 @@ impl Parser<'_> {
         decode(self.elem, text).map_err(Error::Element)
     }
 }
+
+#[cfg(test)]
+#[path = "pg_text_array_tests.rs"]
+mod tests;

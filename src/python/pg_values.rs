@@ -72,7 +72,9 @@ pub fn to_python(py: Python<'_>, v: Value) -> PyResult<Py<PyAny>> {
             .call1((s,))?
             .unbind(),
         Value::Date { year, month, day } => {
-            let y = py_year(year, || format!("date {}", show_date(year, month, day)))?;
+            let y = py_year(year, || {
+                format!("date {}", show_date(year, month, day, None))
+            })?;
             PyDate::new(py, y, month, day)?.into_any().unbind()
         }
         Value::DateInfinity(pos) => {
@@ -115,16 +117,17 @@ pub fn to_python(py: Python<'_>, v: Value) -> PyResult<Py<PyAny>> {
             let utc = PyTzInfo::utc(py)?;
             let tz = matches!(v, Value::TimestampTz { .. }).then_some(&*utc);
             let y = py_year(year, || {
-                format!(
-                    "timestamp {} {hour:02}:{minute:02}:{second:02}",
-                    show_date(year, month, day)
-                )
+                let t = Some((hour, minute, second));
+                format!("timestamp {}", show_date(year, month, day, t))
             })?;
             // 24:00:00 is the next midnight
             let (y, month, day, hour) = if hour == 24 {
                 let (ny, nm, nd) = civil_from_days(days_from_civil(y.into(), month, day) + 1);
                 let ny = py_year(ny as i32, || {
-                    format!("timestamp {ny}-{nm:02}-{nd:02} 00:00:00")
+                    format!(
+                        "timestamp {}",
+                        show_date(ny as i32, nm, nd, Some((0, 0, 0)))
+                    )
                 })?;
                 (ny, nm, nd, 0)
             } else {
@@ -164,13 +167,15 @@ pub fn to_python(py: Python<'_>, v: Value) -> PyResult<Py<PyAny>> {
     })
 }
 
-/// `0044-03-15 BC` for astronomical year -43.
-fn show_date(year: i32, month: u8, day: u8) -> String {
-    if year <= 0 {
-        format!("{:04}-{month:02}-{day:02} BC", 1 - i64::from(year))
+/// `0044-03-15 BC` for astronomical year -43, with the time if given.
+fn show_date(year: i32, month: u8, day: u8, time: Option<(u8, u8, u8)>) -> String {
+    let (y, bc) = if year <= 0 {
+        (1 - i64::from(year), " BC")
     } else {
-        format!("{year:04}-{month:02}-{day:02}")
-    }
+        (i64::from(year), "")
+    };
+    let t = time.map_or(String::new(), |(h, m, s)| format!(" {h:02}:{m:02}:{s:02}"));
+    format!("{y:04}-{month:02}-{day:02}{t}{bc}")
 }
 
 fn py_year(year: i32, what: impl FnOnce() -> String) -> PyResult<i32> {
