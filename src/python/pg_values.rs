@@ -281,7 +281,14 @@ fn write_text(obj: &Bound<'_, PyAny>, out: &mut BytesMut, depth: usize) -> PyRes
             out.put_slice(format!("{v:?}").as_bytes());
         }
     } else if let Ok(s) = obj.cast::<PyString>() {
-        out.put_slice(s.to_str()?.as_bytes());
+        let s = s.to_str()?;
+        if s.contains('\0') {
+            // The server would refuse the whole Bind; say why here.
+            return Err(PyValueError::new_err(
+                "PostgreSQL text cannot contain NUL (\\x00) characters; send bytes as bytea",
+            ));
+        }
+        out.put_slice(s.as_bytes());
     } else if let Ok(b) = obj.cast::<PyBytes>() {
         put_hex(b.as_bytes(), out);
     } else if let Ok(b) = obj.cast::<PyByteArray>() {

@@ -421,6 +421,10 @@ def test_encode_errors() -> None:
         enc(dt.datetime(2024, 1, 1, tzinfo=tz(microseconds=5)))
     with pytest.raises(UnicodeEncodeError):
         enc("\ud800")
+    with pytest.raises(ValueError, match="cannot contain NUL"):
+        enc("a\x00b")
+    with pytest.raises(ValueError, match="cannot contain NUL"):
+        enc(["ok", "a\x00b"])
     with pytest.raises(TypeError):
         enc({"a": object()})  # json.dumps' own error
 
