@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from . import _aio, _native, admin
-from ._errors import ConnectionError, PostgresError
+from . import _aio, _native, _shared
+from ._errors import PostgresError
 
 __all__ = ["AsyncClient", "Client", "PostgresError", "Record"]
 
@@ -38,34 +37,6 @@ Record = _native.Record
 _ROWS, _ROW, _VALUE, _STATUS = 0, 1, 2, 3
 _DEFAULT = object()
 _savepoints = itertools.count(1)
-
-_services: weakref.WeakValueDictionary[tuple[Any, ...], _native.PgService] = (
-    weakref.WeakValueDictionary()
-)
-
-
-def _service(dsn: str, **opts: Any) -> _native.PgService:
-    key = (dsn, _native.generation(), *sorted(opts.items()))
-    svc = _services.get(key)
-    if svc is None:
-        admin._autostart()
-        svc = _native.PgService(dsn, **opts)
-        _services[key] = svc
-    return svc
-
-
-class _Closed:
-    name = "(closed client)"
-
-    def __getattr__(self, attr: str) -> Any:
-        def closed(*args: Any, **kwargs: Any) -> Any:
-            raise ConnectionError("this client was closed; create a new one")
-
-        return closed
-
-
-_CLOSED: Any = _Closed()
-
 
 class _Base:
     """Options, the shared native service, and the query methods written
@@ -88,7 +59,8 @@ class _Base:
         kernel. ``connections``: pipelined connections per server (the
         server runs one query at a time per connection). ``connect_timeout``
         overrides the DSN's."""
-        self._svc = _service(
+        self._svc: _native.PgService = _shared.service(
+            _native.PgService,
             dsn,
             connections=connections,
             max_in_flight=max_in_flight,
@@ -192,7 +164,7 @@ class Client(_Base):
     def close(self) -> None:
         """Close this client: later calls raise ``ConnectionError``; the
         connections close when no client uses them any more."""
-        self._svc = _CLOSED
+        self._svc = _shared.CLOSED
 
     def __enter__(self) -> Client:
         return self
@@ -201,17 +173,13 @@ class Client(_Base):
         self.close()
 
 
-async def _wait(fut: Any) -> Any:
-    return await fut
-
-
 class AsyncClient(_Base):
     """asyncio PostgreSQL client; also under uvloop, from several loops."""
 
     def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
            timeout: Any = _DEFAULT, simple: bool = False) -> Any:
         loop = asyncio.get_running_loop()
-        return _wait(self._svc.submit(
+        return _shared.wait(self._svc.submit(
             _aio.completer(loop), loop.create_future(), shape, sql, args, column,
             self._t(timeout), self._conn, simple,
         ))
@@ -252,7 +220,7 @@ class AsyncClient(_Base):
 
     async def close(self) -> None:
         """As ``Client.close``."""
-        self._svc = _CLOSED
+        self._svc = _shared.CLOSED
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -261,4 +229,3 @@ class AsyncClient(_Base):
         await self.close()
 
 
-__all__ += ["ConnectionError"]

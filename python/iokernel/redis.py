@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from . import _aio, _native, admin
-from ._errors import ConnectionError, ResponseError, WatchError
+from . import _aio, _native, _shared
+from ._errors import ResponseError, WatchError
 from ._redis_commands import AsyncIterCommands, Commands, SyncIterCommands
 from ._redis_commands_support import shared_connection_refusal, xread_block_ms
 
@@ -39,22 +38,6 @@ _BLOCKING = frozenset(
     b"BLPOP BRPOP BLMOVE BRPOPLPUSH BZPOPMIN BZPOPMAX BLMPOP BZMPOP WAIT WAITAOF".split()
 )
 _DEFAULT = object()
-
-# Native services shared by clients with the same URL and options.
-_services: weakref.WeakValueDictionary[tuple[Any, ...], _native.RedisService] = (
-    weakref.WeakValueDictionary()
-)
-
-
-def _service(url: str, **opts: Any) -> _native.RedisService:
-    key = (url, _native.generation(), *sorted(opts.items()))
-    svc = _services.get(key)
-    if svc is None:
-        admin._autostart()
-        svc = _native.RedisService(url, **opts)
-        _services[key] = svc
-    return svc
-
 
 def _upper(word: Any) -> bytes:
     if isinstance(word, str):
@@ -88,25 +71,6 @@ def _needs_dedicated(args: tuple[Any, ...]) -> bool:
     return name in (b"XREAD", b"XREADGROUP") and xread_block_ms(args) is not None
 
 
-async def _wait(fut: Any) -> Any:
-    return await fut
-
-
-class _Closed:
-    """Stands in for the native service of a closed client."""
-
-    name = "(closed client)"
-
-    def __getattr__(self, attr: str) -> Any:
-        def closed(*args: Any, **kwargs: Any) -> Any:
-            raise ConnectionError("this client was closed; create a new one")
-
-        return closed
-
-
-_CLOSED: Any = _Closed()
-
-
 class _Base:
     """Options and the native service, shared by both clients."""
 
@@ -127,7 +91,8 @@ class _Base:
         once; ``max_queued`` more may wait; past that calls fail at once with
         ``OverloadedError``. ``health_check_interval``: PING an idle
         connection this often to notice a dead peer."""
-        self._svc = _service(
+        self._svc: _native.RedisService = _shared.service(
+            _native.RedisService,
             url,
             connect_timeout=connect_timeout,
             max_in_flight=max_in_flight,
@@ -226,7 +191,7 @@ class Client(_Base, SyncIterCommands):
     def close(self) -> None:
         """Close this client: later calls raise ``ConnectionError``. The shared
         connection closes when no client uses it any more."""
-        self._svc = _CLOSED
+        self._svc = _shared.CLOSED
 
     def __enter__(self) -> Client:
         return self
@@ -247,7 +212,7 @@ class AsyncClient(_Base, AsyncIterCommands):
         # Sent now; the coroutine only waits. A coroutine (not the bare future)
         # so that asyncio.create_task(), TaskGroup and inspect work as with
         # redis-py; it costs ~0.3 us a call.
-        return _wait(self._svc.submit(
+        return _shared.wait(self._svc.submit(
             _aio.completer(loop), loop.create_future(), args, post,
             self._decode, self._timeout, self._conn,
         ))
@@ -268,7 +233,7 @@ class AsyncClient(_Base, AsyncIterCommands):
         self._refuse(args)
         t = self._timeout if timeout is _DEFAULT else timeout
         loop = asyncio.get_running_loop()
-        return _wait(self._svc.submit(
+        return _shared.wait(self._svc.submit(
             _aio.completer(loop), loop.create_future(), args, None, self._decode, t, self._conn
         ))
 
@@ -294,7 +259,7 @@ class AsyncClient(_Base, AsyncIterCommands):
 
     async def close(self) -> None:
         """As ``Client.close``."""
-        self._svc = _CLOSED
+        self._svc = _shared.CLOSED
 
     aclose = close
 

@@ -5,3 +5,4 @@ pub mod pg;
 pub mod pg_url;
 pub mod redis;
 pub mod redis_url;
+pub mod url;

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::redis_url::redact;
+use super::url::{redact, unescape};
 use crate::kernel::conn::Addr;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -22,25 +22,6 @@ pub struct PgUrl {
     pub application_name: Option<String>,
     pub connect_timeout: Option<Duration>,
     pub display: String,
-}
-
-fn unescape(s: &str) -> Result<String, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or("a '%' escape is cut short")?;
-            out.push(
-                u8::from_str_radix(hex, 16).map_err(|_| format!("bad percent-escape %{hex}"))?,
-            );
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| "percent-escapes do not form UTF-8".to_string())
 }
 
 pub fn parse(url: &str) -> Result<PgUrl, String> {

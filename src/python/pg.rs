@@ -195,6 +195,7 @@ impl PgService {
 impl PgService {
     #[new]
     #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0)))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         dsn: &str,
