@@ -44,7 +44,8 @@ CASES = [
     ("child.inc()", "labelled counter, child looked up once"),
     ("labels(a, b).inc()", "labelled counter, lookup by position each time"),
     ("labels(k=a, k2=b).inc()", "lookup by name each time"),
-    ("gauge.set(v)", "gauge"),
+    ("gauge.set(1.5)", "gauge, float value"),
+    ("gauge.set(i)", "gauge, int value (converted to float)"),
     ("histogram.observe(v)", "histogram, default buckets (16/11 bounds)"),
 ]
 
@@ -104,6 +105,13 @@ def build(impl: str, tag: str) -> dict[str, Callable[[int], float]]:
     def gset(n: int) -> float:
         f = g.set
         t = pc()
+        for _ in range(n):
+            f(1.5)
+        return pc() - t
+
+    def gset_int(n: int) -> float:
+        f = g.set
+        t = pc()
         for i in range(n):
             f(i)
         return pc() - t
@@ -115,7 +123,7 @@ def build(impl: str, tag: str) -> dict[str, Callable[[int], float]]:
             f(0.0123)
         return pc() - t
 
-    return dict(zip([k for k, _ in CASES], [empty, inc, child_inc, by_pos, by_name, gset, observe]))
+    return dict(zip([k for k, _ in CASES], [empty, inc, child_inc, by_pos, by_name, gset, gset_int, observe]))
 
 
 def peer_mp_main(ops: int, case: str) -> None:
