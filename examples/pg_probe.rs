@@ -84,7 +84,12 @@ fn authenticate(c: &mut Conn, user: &str, password: &str) -> Res<()> {
     let mut scram: Option<ScramClient> = None;
     loop {
         match c.recv()? {
-            Backend::AuthenticationOk => return Ok(()),
+            Backend::AuthenticationOk => {
+                if scram.as_ref().is_some_and(|c| !c.is_verified()) {
+                    return Err("AuthenticationOk before the server proved its identity".into());
+                }
+                return Ok(());
+            }
             Backend::AuthenticationCleartextPassword => {
                 pg::password(&mut out, password.as_bytes());
             }

@@ -24,6 +24,7 @@ use base64::prelude::{Engine as _, BASE64_STANDARD};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The mechanism name to pick from AuthenticationSASL.
 pub const SCRAM_SHA_256: &str = "SCRAM-SHA-256";
@@ -144,6 +145,8 @@ pub struct ScramClient {
     nonce: String,
     /// Known once the server-first message has been handled.
     server_signature: Option<[u8; 32]>,
+    /// Set when `verify_server_final` accepted the server's signature.
+    verified: AtomicBool,
 }
 
 impl fmt::Debug for ScramClient {
@@ -171,6 +174,7 @@ impl ScramClient {
             client_first_bare: format!("n=,r={nonce}"),
             nonce: nonce.to_owned(),
             server_signature: None,
+            verified: AtomicBool::new(false),
         }
     }
 
@@ -272,9 +276,18 @@ impl ScramClient {
                 .zip(&expected)
                 .fold(0, |acc, (a, b)| acc | (a ^ b))
                 != 0;
-        match differs {
-            true => Err(AuthError::ServerSignatureMismatch),
-            false => Ok(()),
+        if differs {
+            return Err(AuthError::ServerSignatureMismatch);
         }
+        self.verified.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// True once `verify_server_final` has accepted the server's signature.
+    /// Check it when AuthenticationOk arrives after SCRAM started: a server
+    /// that skips AuthenticationSASLFinal has not proven it knows the
+    /// password, and RFC 5802 requires the client to check that proof.
+    pub fn is_verified(&self) -> bool {
+        self.verified.load(Ordering::Relaxed)
     }
 }

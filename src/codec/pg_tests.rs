@@ -671,6 +671,7 @@ fn scram_rfc7677_vector() {
         "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
          p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
     );
+    assert!(!c.is_verified());
     assert_eq!(
         c.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
         Ok(())
@@ -679,6 +680,7 @@ fn scram_rfc7677_vector() {
         c.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=,x=ext"),
         Ok(())
     );
+    assert!(c.is_verified());
 }
 
 #[test]
@@ -732,6 +734,7 @@ fn scram_server_final_failures() {
         c.verify_server_final(b"e=invalid-proof"),
         Err(AuthError::Server("invalid-proof".into()))
     );
+    assert!(!c.is_verified(), "failed checks must not count as verified");
     assert!(matches!(
         c.verify_server_final(b"x=1"),
         Err(AuthError::Protocol(_))
