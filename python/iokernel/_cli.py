@@ -12,7 +12,8 @@ Finding a process's files: its metrics file is found through
 ``/proc/PID/maps`` (the mapping names it, wherever it is), then in the
 directory named by the target's own environment (``IOKERNEL_METRICS_DIR``,
 ``XDG_RUNTIME_DIR``), then in ours. The admin socket is ``<pid>.sock`` next to
-the metrics file unless the target's ``IOKERNEL_ADMIN`` names another address.
+the metrics file unless the target's ``IOKERNEL_ADMIN`` names another address;
+a serving process also records its address in ``<pid>.admin`` there.
 """
 
 from __future__ import annotations
@@ -182,6 +183,13 @@ def admin_addresses(pid: int) -> tuple[list[str], str | None]:
     else:
         note = None
         out = [configured] if configured else []
+    for d in _candidate_dirs(pid):  # written by the process while it serves
+        try:
+            recorded = (d / f"{pid}.admin").read_text().strip()
+        except OSError:
+            continue
+        if recorded:
+            out.append(recorded)
     out += [f"unix:{d / f'{pid}.sock'}" for d in _candidate_dirs(pid)]
     return list(dict.fromkeys(out)), note
 

@@ -85,15 +85,18 @@ def serve(address: str | None = None, *, allow_remote: bool = False) -> str:
             _log.warning("iokernel: stack dumps disabled: %s", e)
             fd = None
         bound = _native.admin_serve(kind, target, port, fd, sig if fd is not None else None)
+        pid = os.getpid()
+        leftovers = [os.path.join(_native.metrics_dir(), f"{pid}.admin")]
         if kind == "unix":
-            pid = os.getpid()
+            leftovers.append(target)
 
-            def _cleanup(path: str = target) -> None:
-                if os.getpid() == pid:
+        def _cleanup() -> None:
+            if os.getpid() == pid:
+                for path in leftovers:
                     with contextlib.suppress(OSError):
                         os.unlink(path)
 
-            atexit.register(_cleanup)
+        atexit.register(_cleanup)
         return bound
 
 

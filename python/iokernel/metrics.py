@@ -58,6 +58,13 @@ class _Family(Generic[S]):
 
     def labels(self, *values: Any, **by_name: Any) -> S:
         """The series for these label values (by position or by name)."""
+        if not by_name:
+            try:
+                hit = self._children.get(values)  # the common case: seen before, as given
+            except TypeError:
+                hit = None  # unhashable label values
+            if hit is not None:
+                return hit
         if by_name:
             if values:
                 raise ValueError("give label values by position or by name, not both")
@@ -73,6 +80,11 @@ class _Family(Generic[S]):
             if len(key) != len(self.labelnames):
                 raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {key}")
             child = self._children[key] = self._series(key)
+        if not by_name:
+            try:
+                self._children[values] = child  # also under the values as given
+            except TypeError:
+                pass  # unhashable label values: only the normalised key
         return child
 
     def _only(self) -> S:

@@ -74,7 +74,8 @@ pub fn stacks() -> Result<String, String> {
 
 fn status_json() -> String {
     let services: Vec<_> = service::views().iter().map(|v| v.status()).collect();
-    let uptime = STARTED.with(|s| s.borrow().elapsed().as_secs_f64());
+    let uptime =
+        process_uptime().unwrap_or_else(|| STARTED.with(|s| s.borrow().elapsed().as_secs_f64()));
     serde_json::json!({
         "pid": std::process::id(),
         "uptime_s": uptime,
@@ -84,6 +85,27 @@ fn status_json() -> String {
         "services": services,
     })
     .to_string()
+}
+
+/// Seconds since this process started (from /proc), if readable.
+fn process_uptime() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let start_ticks: f64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    let up: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (hz > 0.0).then(|| (up - start_ticks / hz).max(0.0))
 }
 
 fn inflight_json() -> String {
@@ -241,7 +263,14 @@ pub fn serve(listen: Listen, stacks: Option<(RawFd, i32)>) -> Result<String, Str
         .recv_timeout(Duration::from_secs(5))
         .map_err(|_| "the I/O kernel did not start the admin endpoint in time".to_string())??;
     *BOUND.lock().unwrap_or_else(|e| e.into_inner()) = Some((gen, bound.clone()));
+    // So that `python -m iokernel stacks PID` finds an endpoint on any address.
+    let _ = std::fs::write(address_file(), format!("{bound}\n"));
     Ok(bound)
+}
+
+/// `<metrics dir>/<pid>.admin`: holds the bound address while serving.
+pub fn address_file() -> PathBuf {
+    metrics::dir().join(format!("{}.admin", std::process::id()))
 }
 
 /// The bound address in this process, if serving.

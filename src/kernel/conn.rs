@@ -234,6 +234,8 @@ pub struct Conn<P: Protocol> {
     wake_reader: Notify,
     closed: Cell<bool>,
     pub last_activity: Cell<Instant>,
+    /// When the read that is being decoded arrived (first-byte stamps).
+    last_read: Cell<Instant>,
     pub dedicated: bool,
     opened: Instant,
     bytes_in: Cell<u64>,
@@ -274,6 +276,7 @@ impl<P: Protocol> Conn<P> {
             wake_reader: Notify::new(),
             closed: Cell::new(false),
             last_activity: Cell::new(Instant::now()),
+            last_read: Cell::new(Instant::now()),
         })
     }
 
@@ -348,15 +351,7 @@ impl<P: Protocol> Conn<P> {
     fn on_read(&self, n: usize) {
         self.bytes_in.set(self.bytes_in.get() + n as u64);
         self.am.bytes_read.add(n as f64);
-        let mut g = self.inner.borrow_mut();
-        if let Some(w) = g.waiters.front_mut() {
-            if !w.got_first_byte {
-                w.got_first_byte = true;
-                if let Some(t) = w.written {
-                    self.metrics.first_byte.observe(t.elapsed().as_secs_f64());
-                }
-            }
-        }
+        self.last_read.set(Instant::now());
     }
 
     /// For `/status`.
@@ -471,6 +466,14 @@ impl<P: Protocol> Conn<P> {
                         self.addr
                     )));
                 };
+                if !w.got_first_byte {
+                    // Its first message arrived with the read being decoded.
+                    w.got_first_byte = true;
+                    if let Some(t) = w.written {
+                        let d = self.last_read.get().saturating_duration_since(t);
+                        self.metrics.first_byte.observe(d.as_secs_f64());
+                    }
+                }
                 match proto.feed(&mut g.state, &mut w.pending, msg) {
                     Feed::More => None,
                     Feed::Done(reply) => {

@@ -133,7 +133,7 @@ impl Protocol for Postgres {
     type ConnState = PgConn;
 
     fn decode(&self, _: &mut PgConn, buf: &mut BytesMut) -> Result<Option<Backend>, String> {
-        pg::decode(buf, &self.opts.limits).map_err(|e| format!("invalid PostgreSQL message: {e}"))
+        pg::decode(buf, &self.opts.limits).map_err(|e| e.to_string())
     }
 
     fn is_unsolicited(&self, msg: &Backend) -> bool {
@@ -248,7 +248,16 @@ impl Protocol for Postgres {
         loop {
             let mut out = BytesMut::new();
             match io.recv().await? {
-                Backend::AuthenticationOk => continue,
+                Backend::AuthenticationOk => {
+                    // With SCRAM the server must have proved it knows the
+                    // password (SASLFinal) before saying OK.
+                    if scram.as_ref().is_some_and(|c| !c.is_verified()) {
+                        return Err(fail(
+                            "the server ended SCRAM without proving it knows the password".into(),
+                        ));
+                    }
+                    continue;
+                }
                 Backend::AuthenticationCleartextPassword => {
                     pg::password(&mut out, need_pw()?.as_bytes())
                 }
