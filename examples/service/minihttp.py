@@ -144,10 +144,12 @@ class HTTPServer:
                 req = await asyncio.wait_for(_read_request(first, reader), self.read_timeout)
             except BadRequest as e:
                 await _write(writer, error_response(e.status, "bad_request", e.detail), "close")
+                await _lingering_close(reader, writer)
                 return
             except asyncio.TimeoutError:
                 await _write(writer, error_response(408, "request_timeout",
                                                     "the request did not arrive in time"), "close")
+                await _lingering_close(reader, writer)
                 return
 
             keep_alive = _wants_keep_alive(req)
@@ -225,6 +227,28 @@ def _wants_keep_alive(req: Request) -> bool:
     if req.version == "HTTP/1.0":
         return "keep-alive" in conn
     return "close" not in conn
+
+
+async def _lingering_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Close after an error answer without losing it: closing a socket with
+    unread input sends a TCP reset, which can make the client drop the
+    answer it has not read yet. So stop writing, then read and discard what
+    the client still sends (up to 1 s and 1 MiB), then close."""
+    if writer.can_write_eof():
+        writer.write_eof()
+    deadline = asyncio.get_running_loop().time() + 1.0
+    left = 1 << 20
+    try:
+        while left > 0:
+            timeout = deadline - asyncio.get_running_loop().time()
+            if timeout <= 0:
+                break
+            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            if not chunk:
+                break
+            left -= len(chunk)
+    except (asyncio.TimeoutError, ConnectionError):
+        pass
 
 
 async def _write(writer: asyncio.StreamWriter, resp: Response, connection: str) -> None:

@@ -264,9 +264,10 @@ def test_keep_alive_serves_several_requests_on_one_connection(service: Service) 
 
 
 def _raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
-    """Send raw bytes, read until the server closes."""
+    """Send raw bytes (then EOF), read until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := s.recv(65536):
             chunks.append(chunk)
