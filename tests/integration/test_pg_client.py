@@ -750,6 +750,43 @@ async def test_server_restart_and_kill(fresh_pg_server: PostgresServer, mode: st
         await d.close()
 
 
+async def test_killed_transaction_backend(db: Driver, table: str,
+                                          pg_server: PostgresServer) -> None:
+    """The dedicated connection of a transaction dies mid-block: the block raises
+    ConnectionError, nothing is committed, and the next transaction works."""
+    with pytest.raises(iokernel.ConnectionError):
+        async with db.transaction() as tx:
+            await tx.execute(f"INSERT INTO {table} (id) VALUES (1)")
+            pid = await tx.fetchval("SELECT pg_backend_pid()")
+            assert pg_server.sql(f"SELECT pg_terminate_backend({pid})") == "t"
+            await asyncio.sleep(0.2)
+            await tx.fetchval("SELECT 1")
+    assert pg_server.sql(f"SELECT count(*) FROM {table}") == "0"
+    async with db.transaction() as tx:
+        assert await tx.fetchval("SELECT pg_current_xact_id_if_assigned()") is None
+        await tx.execute(f"INSERT INTO {table} (id) VALUES (2)")
+    assert pg_server.sql(f"SELECT id FROM {table}") == "2"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_frozen_server_times_out_then_recovers(fresh_pg_server: PostgresServer,
+                                                     mode: str) -> None:
+    srv = fresh_pg_server
+    d = Driver(make(srv.dsn(application_name=_app("frozen")), mode == "async", timeout=0.5),
+               mode == "async")
+    try:
+        assert await d.fetchval("SELECT 1") == 1
+        with srv.frozen():
+            t0 = time.monotonic()
+            with pytest.raises((iokernel.TimeoutError, iokernel.ConnectionError)):
+                await d.fetchval("SELECT 2")
+            assert time.monotonic() - t0 < 2
+        got = await eventually(lambda: d.fetchval("SELECT $1::int", 3, timeout=5), within=15)
+        assert got == 3
+    finally:
+        await d.close()
+
+
 # ---------------------------------------------------------------- concurrency
 def test_many_threads_share_one_blocking_client(pg_server: PostgresServer, pg_dsn: str,
                                                 table: str) -> None:
@@ -863,6 +900,36 @@ def test_timeout_storm_never_misroutes(pg_server: PostgresServer, pg_dsn: str) -
     for i in range(50):
         assert c.fetchval("SELECT $1::int", i, timeout=60) == i
     c.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_timeouts_never_cancel_another_callers_query(pg_server: PostgresServer,
+                                                           pg_dsn: str, mode: str) -> None:
+    """One pipelined connection; every other query times out. Whatever the client
+    does about a timed-out query (wait it out, reset, or a CancelRequest, which
+    cancels whatever the backend runs *when it arrives*), the fast queries pipelined
+    next to it must get their own rows, never 57014 'canceling statement'."""
+    d = Driver(make(pg_server.dsn(application_name=_app("cancel")), mode == "async",
+                    timeout=30.0, connections=1), mode == "async")
+
+    def job(i: int) -> Callable[[], Awaitable[Any]]:
+        async def run() -> Any:
+            if i % 2:
+                return await d.fetchval("SELECT $1::int, pg_sleep(0.03)", i, timeout=0.01)
+            return await d.fetchval("SELECT $1::int", i)
+
+        return run
+
+    try:
+        for _ in range(3):
+            results = await d.concurrently([job(i) for i in range(60)])
+            for i, r in enumerate(results):
+                if i % 2:
+                    assert r == i or isinstance(r, iokernel.TimeoutError), (i, r)
+                else:
+                    assert r == i, (i, r)
+    finally:
+        await d.close()
 
 
 def test_uvloop(pg_server: PostgresServer, pg_dsn: str) -> None:
@@ -1133,7 +1200,8 @@ async def test_more_concurrent_transactions_than_server_connections(
     def job(i: int) -> Callable[[], Awaitable[Any]]:
         async def run() -> Any:
             async with db.transaction() as tx:
-                await tx.fetchval("SELECT pg_sleep(0.1)")
+                # long enough that, without a limit, all 150 are open at once
+                await tx.fetchval("SELECT pg_sleep(0.5)")
                 return await tx.fetchval("SELECT $1::int", i)
 
         return run
