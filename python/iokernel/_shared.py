@@ -4,11 +4,12 @@ stand-in for a closed client, and the coroutine wrapper of async methods."""
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _native, admin
+from . import _aio, _native, admin
 from ._errors import ConnectionError
 
 _services: weakref.WeakValueDictionary[tuple[Any, ...], Any] = weakref.WeakValueDictionary()
@@ -47,3 +48,23 @@ async def wait(fut: Any) -> Any:
     waits. A coroutine (not the bare future) so that asyncio.create_task(),
     TaskGroup and inspect treat async methods as redis-py's and asyncpg's."""
     return await fut
+
+
+async def lease(svc: Any, timeout: float) -> int:
+    """Lease a dedicated connection from `svc` for the running task. If the
+    task is cancelled (or times out) while waiting, the connection that
+    arrives later is released, never leaked."""
+    loop = asyncio.get_running_loop()
+    fut = svc.submit_lease(_aio.completer(loop), loop.create_future(), timeout)
+    try:
+        # The kernel gives up at `timeout` too; the margin lets its answer win.
+        conn: int = await asyncio.wait_for(asyncio.shield(fut), timeout + 1)
+        return conn
+    except BaseException:
+
+        def release_late(f: Any) -> None:
+            if not f.cancelled() and f.exception() is None:
+                svc.release(f.result())
+
+        fut.add_done_callback(release_late)
+        raise

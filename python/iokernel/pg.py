@@ -21,6 +21,7 @@ connection stays usable. ``Client`` is the blocking twin with the same methods.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -54,11 +55,13 @@ class _Base:
         statement_cache_size: int = 256,
         connect_timeout: float | None = None,
         health_check_interval: float | None = 5.0,
+        max_dedicated: int = 16,
     ) -> None:
         """``timeout``: seconds per query (None: no limit), enforced by the
         kernel. ``connections``: pipelined connections per server (the
         server runs one query at a time per connection). ``connect_timeout``
-        overrides the DSN's."""
+        overrides the DSN's. ``max_dedicated``: transactions open at once;
+        more wait (up to ``timeout``) for one to finish."""
         self._svc: _native.PgService = _shared.service(
             _native.PgService,
             dsn,
@@ -68,9 +71,13 @@ class _Base:
             statement_cache_size=statement_cache_size,
             connect_timeout=connect_timeout,
             idle_ping=health_check_interval,
+            max_dedicated=max_dedicated,
         )
         self._timeout = timeout
         self._connect_timeout = connect_timeout or 10.0
+        # Waiting for a dedicated connection: the query timeout, or at least
+        # the time to open one.
+        self._lease_timeout = max(timeout or 0.0, self._connect_timeout)
         self._conn: int | None = None
 
     def _t(self, timeout: Any) -> float | None:
@@ -144,18 +151,20 @@ class Client(_Base):
             try:
                 yield self
             except BaseException:
-                self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                with contextlib.suppress(Exception):
+                    self.execute(f"ROLLBACK TO SAVEPOINT {name}")
                 raise
             self.execute(f"RELEASE SAVEPOINT {name}")
             return
-        conn = self._svc.lease(self._connect_timeout)
+        conn = self._svc.lease(self._lease_timeout)
         tx = self._bound(conn)
         try:
             tx.execute("BEGIN")
             try:
                 yield tx
             except BaseException:
-                tx.execute("ROLLBACK")
+                with contextlib.suppress(Exception):
+                    tx.execute("ROLLBACK")
                 raise
             tx.execute("COMMIT")
         finally:
@@ -199,20 +208,22 @@ class AsyncClient(_Base):
             try:
                 yield self
             except BaseException:
-                await self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                with contextlib.suppress(Exception):
+                    await self.execute(f"ROLLBACK TO SAVEPOINT {name}")
                 raise
             await self.execute(f"RELEASE SAVEPOINT {name}")
             return
-        loop = asyncio.get_running_loop()
-        fut = self._svc.submit_lease(_aio.completer(loop), loop.create_future())
-        conn = await asyncio.wait_for(fut, self._connect_timeout + 1)
+        conn = await _shared.lease(self._svc, self._lease_timeout)
         tx = self._bound(conn)
         try:
             await tx.execute("BEGIN")
             try:
                 yield tx
             except BaseException:
-                await tx.execute("ROLLBACK")
+                # The block's own error is what the caller must see; a failed
+                # ROLLBACK (e.g. the connection broke) only closes it.
+                with contextlib.suppress(Exception):
+                    await tx.execute("ROLLBACK")
                 raise
             await tx.execute("COMMIT")
         finally:

@@ -103,6 +103,7 @@ class _Base:
         self._timeout = timeout
         self._decode = decode_responses
         self._connect_timeout = connect_timeout
+        self._lease_timeout = max(timeout or 0.0, connect_timeout)
         self._conn: int | None = None
 
     def _bound(self, conn: int) -> Any:
@@ -182,7 +183,7 @@ class Client(_Base, SyncIterCommands):
         if self._conn is not None:
             yield self
             return
-        conn = self._svc.lease(self._connect_timeout)
+        conn = self._svc.lease(self._lease_timeout)
         try:
             yield self._bound(conn)
         finally:
@@ -249,9 +250,7 @@ class AsyncClient(_Base, AsyncIterCommands):
         if self._conn is not None:
             yield self
             return
-        loop = asyncio.get_running_loop()
-        fut = self._svc.submit_lease(_aio.completer(loop), loop.create_future())
-        conn = await asyncio.wait_for(fut, self._connect_timeout + 1)
+        conn = await _shared.lease(self._svc, self._lease_timeout)
         try:
             yield self._bound(conn)
         finally:

@@ -9,10 +9,13 @@
 //!
 //! Deadlines: when a waiter's deadline passes its caller gets `TimeoutError`
 //! at once and the waiter stays as a placeholder; its late reply is read and
-//! dropped, and nobody else is disturbed. Only if the request at the *head*
-//! is overdue and the server then sends nothing at all for `STALL_GRACE` is
-//! the server considered stalled: the connection is reset (the requests
-//! behind get `ConnectionError`) and the service reconnects.
+//! dropped, and nobody else is disturbed. If the request at the *head* is
+//! overdue and stays silent for `CANCEL_SILENCE`, a protocol that can cancel
+//! out of band (PostgreSQL) is asked to, so the server stops working on it
+//! and moves on to the requests behind. If the server then still sends
+//! nothing for `STALL_GRACE`, it is considered stalled: the connection is
+//! reset (the requests behind get `ConnectionError`) and the service
+//! reconnects.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -37,6 +40,42 @@ use super::{Completion, Feed, KernelError, Protocol, Request};
 /// queue timed out before the connection is declared stalled and reset. A
 /// caller's timeout alone never disturbs the requests behind it.
 pub const STALL_GRACE: Duration = Duration::from_secs(1);
+
+/// How long an overdue head must stay silent before it is cancelled out of
+/// band (`Protocol::cancel_request`). A request that is about to finish sends
+/// bytes within this time; one still executing sends nothing. Cancelling only
+/// silent heads keeps the cancel from landing on the next request, which the
+/// server would otherwise abort instead (it cancels whatever is running).
+pub const CANCEL_SILENCE: Duration = Duration::from_millis(250);
+
+/// The head of the queue is overdue: when to cancel it, when to give up.
+#[derive(Clone, Copy)]
+struct Stall {
+    seq: u64,
+    cancel_at: Option<Instant>,
+    reset_at: Instant,
+}
+
+impl Stall {
+    fn new(seq: u64, now: Instant) -> Self {
+        Stall {
+            seq,
+            cancel_at: Some(now + CANCEL_SILENCE),
+            reset_at: now + CANCEL_SILENCE + STALL_GRACE,
+        }
+    }
+    /// Bytes arrived: whatever is slow is not stalled.
+    fn progress(&mut self, now: Instant) {
+        if self.cancel_at.is_some() {
+            self.cancel_at = Some(now + CANCEL_SILENCE);
+        }
+        self.reset_at = now + CANCEL_SILENCE + STALL_GRACE;
+    }
+    fn next(&self) -> Instant {
+        self.cancel_at
+            .map_or(self.reset_at, |c| c.min(self.reset_at))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Addr {
@@ -431,6 +470,26 @@ impl<P: Protocol> Conn<P> {
         }
     }
 
+    /// The head of the queue timed out: if the protocol can cancel it out of
+    /// band, do so on a separate short-lived connection, so the server stops
+    /// working on it and answers the requests behind it.
+    fn cancel_head(&self, proto: &P) {
+        let Some(bytes) = proto.cancel_request(&self.inner.borrow().state) else {
+            return;
+        };
+        let addr = self.addr.clone();
+        tokio::task::spawn_local(async move {
+            let send = async {
+                let (mut r, mut w) = open(&addr).await.ok()?;
+                w.write_all(&bytes).await.ok()?;
+                let mut sink = [0u8; 64];
+                let _ = r.read(&mut sink).await; // the server closes it when done
+                Some(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), send).await;
+        });
+    }
+
     /// The sequence number of the head of the queue if it is past its deadline.
     fn head_expired(&self) -> Option<u64> {
         let g = self.inner.borrow();
@@ -563,9 +622,8 @@ async fn read_loop<P: Protocol>(
     let far = Instant::now() + Duration::from_secs(86400 * 365);
     let mut timer = pin!(tokio::time::sleep_until(far));
     let mut armed = far;
-    // Set while the request at the head of the queue is past its deadline:
-    // (its sequence number, when to give up on the server).
-    let mut stall: Option<(u64, Instant)> = None;
+    // Set while the request at the head of the queue is past its deadline.
+    let mut stall: Option<Stall> = None;
     // Anything already buffered after the handshake.
     if let Err(e) = conn.on_bytes(proto, rbuf) {
         return e;
@@ -575,15 +633,15 @@ async fn read_loop<P: Protocol>(
             return KernelError::connection(format!("{}: connection closed", conn.addr));
         }
         stall = match (conn.head_expired(), stall) {
-            (Some(seq), Some((s, at))) if s == seq => Some((s, at)),
-            (Some(seq), _) => Some((seq, Instant::now() + STALL_GRACE)),
+            (Some(seq), Some(st)) if st.seq == seq => Some(st),
+            (Some(seq), _) => Some(Stall::new(seq, Instant::now())),
             (None, _) => None,
         };
         // Heartbeat only an idle connection; busy ones prove liveness by replies.
         let ping_at = idle_ping
             .filter(|_| conn.in_flight() == 0)
             .map(|p| conn.last_activity.get() + p);
-        let want = [conn.next_deadline(), ping_at, stall.map(|s| s.1)]
+        let want = [conn.next_deadline(), ping_at, stall.map(|s| s.next())]
             .into_iter()
             .flatten()
             .min()
@@ -605,8 +663,8 @@ async fn read_loop<P: Protocol>(
                     conn.last_activity.set(now);
                     conn.on_read(n);
                     // Bytes are arriving: whatever is slow is not stalled.
-                    if let Some((s, _)) = stall {
-                        stall = Some((s, now + STALL_GRACE));
+                    if let Some(st) = stall.as_mut() {
+                        st.progress(now);
                     }
                     match conn.on_bytes(proto, rbuf) {
                         Ok(n) if n > 0 => on_progress(),
@@ -622,14 +680,20 @@ async fn read_loop<P: Protocol>(
                 timer.as_mut().reset(far);
                 let now = Instant::now();
                 conn.expire(now);
-                if let Some((s, at)) = stall {
-                    if now >= at && conn.head_expired() == Some(s) {
-                        return KernelError::connection(format!(
-                            "{}: the server sent nothing for {}s after a request timed out; it looks stalled, so the \
-                             connection was reset (requests behind it could not be answered)",
-                            conn.addr,
-                            STALL_GRACE.as_secs()
-                        ));
+                if let Some(st) = stall.as_mut() {
+                    if conn.head_expired() == Some(st.seq) {
+                        if st.cancel_at.is_some_and(|c| now >= c) {
+                            st.cancel_at = None;
+                            conn.cancel_head(proto);
+                        }
+                        if now >= st.reset_at {
+                            return KernelError::connection(format!(
+                                "{}: the server sent nothing for {}s after a request timed out; it looks stalled, so the \
+                                 connection was reset (requests behind it could not be answered)",
+                                conn.addr,
+                                STALL_GRACE.as_secs()
+                            ));
+                        }
                     }
                 }
                 if let Some(p) = idle_ping {

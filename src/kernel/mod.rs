@@ -72,6 +72,14 @@ pub trait Protocol: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), KernelError>>
     where
         Self: Sized;
+    /// Bytes that, sent on a fresh connection to the same address, ask the
+    /// server to abort what this connection is executing (PostgreSQL's
+    /// CancelRequest). The kernel sends them when the request at the head of
+    /// the queue times out, so the requests behind it are not held up.
+    fn cancel_request(&self, st: &Self::ConnState) -> Option<Vec<u8>> {
+        let _ = st;
+        None
+    }
     /// A cheap request to send on an idle connection to prove the peer alive.
     fn heartbeat(&self) -> Option<(Bytes, Self::Pending)>;
     /// A short name for messages ("redis", "postgres").

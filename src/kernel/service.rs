@@ -40,6 +40,9 @@ pub struct ServiceConfig {
     /// Shared connections per address (1 for Redis; a few for PostgreSQL,
     /// whose server runs one query at a time per connection).
     pub conns_per_addr: usize,
+    /// Dedicated connections open at once (transactions, blocking commands);
+    /// more leases wait for one to be released, until their deadline.
+    pub max_dedicated: usize,
 }
 
 /// Counters shared between the kernel and submitting threads.
@@ -66,7 +69,8 @@ impl Drop for Outstanding {
 enum Cmd<P: Protocol> {
     Request(Request<P>, Outstanding),
     SetAddrs(Vec<Addr>),
-    Lease(Completion),
+    /// A dedicated connection; the caller gives up at the deadline.
+    Lease(Completion, Option<Instant>),
     Release(u64),
 }
 
@@ -159,10 +163,14 @@ impl<P: Protocol> ServiceHandle<P> {
     }
 
     /// Open a dedicated connection; the completion gets its id (`u64`).
-    pub fn lease(&self, completion: Completion) -> Result<(), KernelError> {
+    pub fn lease(
+        &self,
+        completion: Completion,
+        deadline: Option<Instant>,
+    ) -> Result<(), KernelError> {
         self.check_generation()?;
         self.tx
-            .send(Cmd::Lease(completion))
+            .send(Cmd::Lease(completion, deadline))
             .map_err(|_| KernelError::closed("the I/O kernel has stopped"))
     }
 
@@ -180,6 +188,9 @@ struct State<P: Protocol> {
     /// Set when a connect attempt failed and no connection is up: fail fast.
     last_error: Option<KernelError>,
     dedicated: HashMap<u64, Rc<Conn<P>>>,
+    /// Dedicated connections opening or open (bounded by `max_dedicated`).
+    leases: usize,
+    lease_queue: VecDeque<(Completion, Option<Instant>)>,
 }
 
 struct Core<P: Protocol> {
@@ -213,6 +224,8 @@ async fn service_task<P: Protocol>(
             queue: VecDeque::new(),
             last_error: None,
             dedicated: HashMap::new(),
+            leases: 0,
+            lease_queue: VecDeque::new(),
         }),
         next_id: Cell::new(1),
     });
@@ -235,7 +248,7 @@ async fn service_task<P: Protocol>(
                     match cmd {
                         Cmd::Request(r, g) => core.dispatch(r, g),
                         Cmd::SetAddrs(a) => core.set_addrs(a),
-                        Cmd::Lease(c) => core.clone().lease(c),
+                        Cmd::Lease(c, d) => core.clone().lease(c, d),
                         Cmd::Release(id) => core.release(id),
                     }
                 }
@@ -456,19 +469,45 @@ impl<P: Protocol> Core<P> {
         }
     }
 
-    fn lease(self: Rc<Self>, completion: Completion) {
+    fn lease(self: Rc<Self>, completion: Completion, deadline: Option<Instant>) {
+        {
+            let mut st = self.st.borrow_mut();
+            if st.leases >= self.cfg.max_dedicated.max(1) {
+                st.lease_queue.push_back((completion, deadline));
+                return;
+            }
+            st.leases += 1;
+        }
         let Some(addr) = self.st.borrow().addrs.first().cloned() else {
             completion.complete(Err(KernelError::connection(format!(
                 "{}: no address to connect to",
                 self.cfg.name
             ))));
+            self.lease_ended();
             return;
         };
+        let max = self.cfg.max_dedicated;
+        let late = move |name: &str| {
+            KernelError::timeout(format!(
+                "{name}: no dedicated connection became free within the timeout (all {max} are in use); \
+                 keep transactions short or raise max_dedicated"
+            ))
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            completion.complete(Err(late(&self.cfg.name)));
+            self.lease_ended();
+            return;
+        }
         tokio::task::spawn_local(async move {
             match conn::connect(&*self.proto, &addr, self.cfg.connect_timeout).await {
                 Err(e) => {
                     self.addr_metrics(&addr).connect_failures.add(1.0);
-                    completion.complete(Err(e))
+                    completion.complete(Err(e));
+                }
+                // The caller gave up meanwhile: do not hand over a connection
+                // nobody will release.
+                Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => {
+                    completion.complete(Err(late(&self.cfg.name)));
                 }
                 Ok(k) => {
                     let c = self.new_conn(addr, true, k.state);
@@ -489,7 +528,20 @@ impl<P: Protocol> Core<P> {
                     self.stats.dedicated.fetch_sub(1, Ordering::Relaxed);
                 }
             }
+            self.lease_ended();
         });
+    }
+
+    /// A dedicated connection closed (or never opened): start a waiting lease.
+    fn lease_ended(self: &Rc<Self>) {
+        let next = {
+            let mut st = self.st.borrow_mut();
+            st.leases = st.leases.saturating_sub(1);
+            st.lease_queue.pop_front()
+        };
+        if let Some((c, d)) = next {
+            self.clone().lease(c, d);
+        }
     }
 
     fn release(&self, id: u64) {

@@ -95,6 +95,7 @@ fn cfg(port: u16) -> ServiceConfig {
         max_queued: 1000,
         idle_ping: None,
         conns_per_addr: 1,
+        max_dedicated: 16,
     }
 }
 

@@ -234,7 +234,6 @@ impl Protocol for Postgres {
             ("database", &o.database),
             ("client_encoding", "UTF8"),
             ("DateStyle", "ISO"),
-            ("TimeZone", "UTC"),
             ("IntervalStyle", "iso_8601"),
             ("extra_float_digits", "3"),
         ];
@@ -318,6 +317,13 @@ impl Protocol for Postgres {
             }
             io.send(&out).await?;
         }
+    }
+
+    fn cancel_request(&self, st: &PgConn) -> Option<Vec<u8>> {
+        let (pid, secret) = st.backend?;
+        let mut out = BytesMut::new();
+        pg::cancel_request(&mut out, pid, secret);
+        Some(out.to_vec())
     }
 
     fn heartbeat(&self) -> Option<(Bytes, Pending)> {

@@ -194,7 +194,7 @@ impl PgService {
 #[pymethods]
 impl PgService {
     #[new]
-    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0)))]
+    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0), max_dedicated = 16))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -205,6 +205,7 @@ impl PgService {
         statement_cache_size: usize,
         connect_timeout: Option<f64>,
         idle_ping: Option<f64>,
+        max_dedicated: usize,
     ) -> PyResult<Self> {
         let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
         if connections == 0 || max_in_flight == 0 {
@@ -232,6 +233,7 @@ impl PgService {
             max_queued,
             idle_ping: idle_ping.filter(|p| *p > 0.0).map(Duration::from_secs_f64),
             conns_per_addr: connections,
+            max_dedicated,
         };
         let h = py
             .detach(|| ServiceHandle::open(Postgres { opts }, cfg))
@@ -375,8 +377,9 @@ impl PgService {
         py: Python<'py>,
         completer: &Completer,
         fut: Bound<'py, PyAny>,
+        timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        super::submit::submit_lease(py, &self.h, completer, fut)
+        super::submit::submit_lease(py, &self.h, completer, fut, timeout)
     }
 
     fn release(&self, conn: u64) {

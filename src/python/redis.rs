@@ -90,6 +90,7 @@ impl RedisService {
             max_queued,
             idle_ping: idle_ping.filter(|p| *p > 0.0).map(Duration::from_secs_f64),
             conns_per_addr: 1,
+            max_dedicated: 64,
         };
         let h = Python::attach(|py| py.detach(|| ServiceHandle::open(Redis::new(opts), cfg)))
             .map_err(|e| Python::attach(|py| to_pyerr(py, e)))?;
@@ -232,8 +233,9 @@ impl RedisService {
         py: Python<'py>,
         completer: &Completer,
         fut: Bound<'py, PyAny>,
+        timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        submit::submit_lease(py, &self.h, completer, fut)
+        submit::submit_lease(py, &self.h, completer, fut, timeout)
     }
 
     /// Close a dedicated connection.

@@ -127,20 +127,18 @@ pub fn submit<'py, P: Protocol>(
     Ok(fut)
 }
 
-/// Open a dedicated connection (blocking); returns its id.
+/// Open a dedicated connection (blocking); returns its id. The kernel gives
+/// up at the same deadline, so a connection is never handed to nobody.
 pub fn lease<P: Protocol>(
     py: Python<'_>,
     h: &ServiceHandle<P>,
     timeout: Option<f64>,
 ) -> PyResult<Py<PyAny>> {
+    let t = timeout.unwrap_or(h.config.connect_timeout.as_secs_f64());
     let slot = Slot::new();
-    h.lease(Completion::slot(slot.clone()))
+    h.lease(Completion::slot(slot.clone()), deadline(Some(t))?)
         .map_err(|e| to_pyerr(py, e))?;
-    let delivered = wait(
-        py,
-        &slot,
-        timeout.or(Some(h.config.connect_timeout.as_secs_f64())),
-    )?;
+    let delivered = wait(py, &slot, Some(t))?;
     convert(py, delivered.outcome, Conv::Lease)
 }
 
@@ -150,9 +148,11 @@ pub fn submit_lease<'py, P: Protocol>(
     h: &ServiceHandle<P>,
     completer: &Completer,
     fut: Bound<'py, PyAny>,
+    timeout: Option<f64>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let dl = deadline(timeout)?;
     let token = completer.register(fut.clone().unbind(), None, Conv::Lease);
-    if let Err(e) = h.lease(completer.completion(token)) {
+    if let Err(e) = h.lease(completer.completion(token), dl) {
         completer.unregister(token);
         return Err(to_pyerr(py, e));
     }

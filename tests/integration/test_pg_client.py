@@ -1154,11 +1154,7 @@ def test_several_loops_in_threads_share_one_client(pg_server: PostgresServer,
     assert not errors, errors
 
 
-# ------------------------------------------------ known problems (xfail, strict)
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: AsyncClient.transaction() awaits the lease with asyncio.wait_for; a task "
-    "cancelled while waiting never releases the connection that is leased afterwards "
-    "(stats()['dedicated_connections'] and pg_stat_activity stay up for good)"))
+# ------------------------------------------------ problems found and fixed: kept as regressions
 def test_cancelled_transaction_start_does_not_leak_connections(
     fresh_pg_server: PostgresServer,
 ) -> None:
@@ -1190,10 +1186,6 @@ def test_cancelled_transaction_start_does_not_leak_connections(
     asyncio.run(main())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: no limit on dedicated connections: each concurrent transaction opens its "
-    "own, and past the server's max_connections (100 here) callers get "
-    "ConnectionError 'sorry, too many clients already (53300)' instead of waiting"))
 async def test_more_concurrent_transactions_than_server_connections(
     db: Driver, pg_server: PostgresServer
 ) -> None:
@@ -1210,10 +1202,6 @@ async def test_more_concurrent_transactions_than_server_connections(
     assert results == list(range(150)), [r for r in results if not isinstance(r, int)][:3]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: transaction(): when the block raises and ROLLBACK then fails (here: the "
-    "dedicated connection was reset after the query timed out), the ROLLBACK's "
-    "ConnectionError replaces the block's own TimeoutError"))
 async def test_timeout_inside_transaction_is_what_the_block_raises(
     db: Driver, table: str, pg_server: PostgresServer
 ) -> None:
@@ -1226,11 +1214,6 @@ async def test_timeout_inside_transaction_is_what_the_block_raises(
         assert await tx.fetchval("SELECT pg_current_xact_id_if_assigned()") is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG/design: a query that times out keeps running on the server and the queries "
-    "pipelined behind it on that connection wait; after 1 s of silence the kernel "
-    "resets the connection and they fail with ConnectionError. PostgreSQL has an "
-    "out-of-band CancelRequest (codec::pg::cancel_request) for exactly this"))
 @pytest.mark.parametrize("mode", MODES)
 async def test_timed_out_query_does_not_fail_its_neighbours(pg_server: PostgresServer,
                                                            pg_dsn: str, mode: str) -> None:

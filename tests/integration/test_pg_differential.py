@@ -436,12 +436,6 @@ async def test_corpus_on_a_server_with_unusual_settings(odd_server: PostgresServ
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "iokernel sends TimeZone=UTC in its startup packet, overriding the server's (and "
-    "ALTER DATABASE/ROLE) time zone: a timestamptz literal without an offset, "
-    "now()::date, date_trunc() on timestamptz and timestamptz::timestamp then give "
-    "other answers than with asyncpg, psycopg or psql. Offsets in timestamptz text "
-    "are parsed anyway (SET LOCAL TimeZone works), so UTC need not be forced"))
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_server_time_zone_is_the_session_time_zone(odd_server: PostgresServer,
                                                          mode: str) -> None:
