@@ -43,13 +43,6 @@ class _Closed:
 CLOSED: Any = _Closed()
 
 
-async def wait(fut: Any) -> Any:
-    """The request was sent when the method was called; this coroutine only
-    waits. A coroutine (not the bare future) so that asyncio.create_task(),
-    TaskGroup and inspect treat async methods as redis-py's and asyncpg's."""
-    return await fut
-
-
 async def lease(svc: Any, timeout: float) -> int:
     """Lease a dedicated connection from `svc` for the running task. If the
     task is cancelled (or times out) while waiting, the connection that

@@ -188,10 +188,10 @@ class AsyncClient(_Base):
     def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
            timeout: Any = _DEFAULT, simple: bool = False) -> Any:
         loop = asyncio.get_running_loop()
-        return _shared.wait(self._svc.submit(
+        return self._svc.submit(
             _aio.completer(loop), loop.create_future(), shape, sql, args, column,
             self._t(timeout), self._conn, simple,
-        ))
+        )
 
     async def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
         loop = asyncio.get_running_loop()

@@ -210,13 +210,11 @@ class AsyncClient(_Base, AsyncIterCommands):
         if args[0] in _BLOCKING:
             return self._blocking(args, post)
         loop = asyncio.get_running_loop()
-        # Sent now; the coroutine only waits. A coroutine (not the bare future)
-        # so that asyncio.create_task(), TaskGroup and inspect work as with
-        # redis-py; it costs ~0.3 us a call.
-        return _shared.wait(self._svc.submit(
+        # Sent now; the returned Call only waits (and works with create_task).
+        return self._svc.submit(
             _aio.completer(loop), loop.create_future(), args, post,
             self._decode, self._timeout, self._conn,
-        ))
+        )
 
     async def _blocking(self, args: tuple[Any, ...], post: Post, timeout: Any = _DEFAULT) -> Any:
         async with self.dedicated() as d:
@@ -234,9 +232,9 @@ class AsyncClient(_Base, AsyncIterCommands):
         self._refuse(args)
         t = self._timeout if timeout is _DEFAULT else timeout
         loop = asyncio.get_running_loop()
-        return _shared.wait(self._svc.submit(
+        return self._svc.submit(
             _aio.completer(loop), loop.create_future(), args, None, self._decode, t, self._conn
-        ))
+        )
 
     execute_command = execute
 

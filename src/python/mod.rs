@@ -1,6 +1,7 @@
 //! The `iokernel._native` extension module: what Python sees of the kernel.
 
 mod admin;
+mod call;
 mod completer;
 mod convert;
 mod errors;
@@ -33,6 +34,7 @@ fn generation() -> u64 {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<completer::Completer>()?;
+    m.add_class::<call::Call>()?;
     m.add_class::<redis::RedisService>()?;
     m.add_class::<pg::PgService>()?;
     m.add_class::<pg_record::Record>()?;

@@ -13,6 +13,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::call::Call;
 use super::completer::{convert, Completer, Conv};
 use super::errors::to_pyerr;
 use crate::kernel::completion::Delivered;
@@ -87,7 +88,8 @@ pub fn blocking<P: Protocol>(
 }
 
 /// Submit for an asyncio caller: `fut` (a future of the running loop) gets
-/// the result; returns `fut`. A full service fails fast, on the future.
+/// the result; returns a `Call` that awaits it. A full service fails fast,
+/// on the future.
 #[allow(clippy::too_many_arguments)]
 pub fn submit<'py, P: Protocol>(
     py: Python<'py>,
@@ -110,7 +112,7 @@ pub fn submit<'py, P: Protocol>(
                 intern!(py, "set_exception"),
                 (to_pyerr(py, e).into_value(py),),
             )?;
-            return Ok(fut);
+            return Call::wrap(py, fut);
         }
     };
     let token = completer.register(fut.clone().unbind(), post, conv);
@@ -124,7 +126,7 @@ pub fn submit<'py, P: Protocol>(
         summary,
     };
     h.send(req, guard);
-    Ok(fut)
+    Call::wrap(py, fut)
 }
 
 /// Open a dedicated connection (blocking); returns its id. The kernel gives

