@@ -210,9 +210,12 @@ class AsyncClient(_Base, AsyncIterCommands):
         if args[0] in _BLOCKING:
             return self._blocking(args, post)
         loop = asyncio.get_running_loop()
+        last_loop, completer = _aio._last  # the common case, inlined
+        if last_loop is not loop:
+            completer = _aio.completer(loop)
         # Sent now; the returned Call only waits (and works with create_task).
         return self._svc.submit(
-            _aio.completer(loop), loop.create_future(), args, post,
+            completer, loop.create_future(), args, post,
             self._decode, self._timeout, self._conn,
         )
 

@@ -11,6 +11,7 @@
 //! shifts onto other callers).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -44,6 +45,27 @@ pub enum Conv {
     Pg { shape: u8, column: usize },
 }
 
+/// Tokens are sequential integers made here, never chosen by a peer, so
+/// they can be their own hash (no SipHash on every submit and reply).
+#[derive(Default)]
+struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Tokens = BuildHasherDefault<TokenHasher>;
+
 struct Entry {
     fut: Py<PyAny>,
     post: Option<Py<PyAny>>,
@@ -53,7 +75,7 @@ struct Entry {
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct Completer {
     q: Arc<CompletionQueue>,
-    pending: Mutex<HashMap<u64, Entry>>,
+    pending: Mutex<HashMap<u64, Entry, Tokens>>,
     next: AtomicU64,
     #[pyo3(get)]
     generation: u64,
@@ -95,7 +117,7 @@ impl Completer {
             .map_err(|e| PyOSError::new_err(format!("iokernel: cannot create eventfd: {e}")))?;
         Ok(Completer {
             q,
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
             next: AtomicU64::new(1),
             generation: runtime::generation(),
         })
