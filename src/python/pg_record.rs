@@ -6,6 +6,7 @@
 
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyDict, PySlice, PyString, PyTuple};
 
 #[pyclass(frozen, module = "iokernel.pg", name = "Record")]
@@ -75,14 +76,23 @@ impl Record {
             .unbind())
     }
 
-    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
-        if let Ok(r) = other.cast::<Record>() {
-            return self.values.bind(py).as_any().eq(r.get().values.bind(py));
-        }
-        if other.is_instance_of::<PyTuple>() {
-            return self.values.bind(py).as_any().eq(other);
-        }
-        Ok(false)
+    /// Compares like the tuple of its values (with Records and tuples), so
+    /// rows can be sorted and compared as asyncpg's can.
+    fn __richcmp__(
+        &self,
+        py: Python<'_>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let mine = self.values.bind(py).as_any();
+        let theirs = if let Ok(r) = other.cast::<Record>() {
+            r.get().values.bind(py).clone().into_any()
+        } else if other.is_instance_of::<PyTuple>() {
+            other.clone()
+        } else {
+            return Ok(py.NotImplemented());
+        };
+        Ok(mine.rich_compare(theirs, op)?.unbind())
     }
 
     fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {

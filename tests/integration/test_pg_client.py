@@ -1277,9 +1277,6 @@ def test_out_of_band_cancel_never_lands_on_the_next_query(pg_server: PostgresSer
     assert not hit, hit[:5]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Record is not ordered like a tuple (asyncpg's is): `r < (1, 2)` and "
-    "`sorted(rows)` raise TypeError"))
 async def test_records_order_like_tuples(db: Driver) -> None:
     rows = await db.fetch("SELECT g % 3 AS a, g AS b FROM generate_series(1, 6) g")
     assert [tuple(r) for r in sorted(rows)] == sorted(tuple(r) for r in rows)
