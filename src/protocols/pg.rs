@@ -44,9 +44,10 @@ pub enum Query {
     Simple(String),
     /// One statement; `params` is a pre-encoded Bind parameter section.
     Extended { sql: Arc<str>, params: Bytes },
-    /// One statement run once per parameter set, ended by one Sync (so the
-    /// batch is one implicit transaction: all rows or none).
-    Many { sql: Arc<str>, params: Vec<Bytes> },
+    /// Messages already encoded by the caller (`executemany`: an unnamed
+    /// Parse, then Bind+Execute per parameter set, then one Sync — one
+    /// implicit transaction, all rows or none). Written as they are.
+    Prebuilt(Bytes),
 }
 
 /// A request's state: its query until written, then its result as it arrives.
@@ -158,17 +159,7 @@ impl Protocol for Postgres {
                 pg::execute(out, "", 0);
                 pg::sync(out);
             }
-            Some(Query::Many { sql, params }) => {
-                let (stmt, parsed) = st.prepare(&sql, self.opts.statement_cache, out);
-                if parsed {
-                    p.parsed = Some(sql);
-                }
-                for ps in &params {
-                    pg::bind(out, "", &stmt, ps, &[]);
-                    pg::execute(out, "", 0);
-                }
-                pg::sync(out);
-            }
+            Some(Query::Prebuilt(msgs)) => out.extend_from_slice(&msgs),
             None => pg::sync(out), // written twice cannot happen; keep the stream in step anyway
         }
     }

@@ -171,23 +171,30 @@ impl PgService {
 
     fn many_of(&self, sql: &str, rows: &Bound<'_, PyAny>) -> PyResult<(Pending, Summary)> {
         check_sql(sql)?;
-        let mut params = Vec::new();
+        let mut out = BytesMut::with_capacity(64 + sql.len());
+        wire::parse(&mut out, "", sql, &[]);
+        let mut scratch = BytesMut::with_capacity(256);
         for row in rows.try_iter()? {
             let row = row?;
             let t = match row.cast::<PyTuple>() {
                 Ok(t) => t.clone(),
                 Err(_) => PyTuple::new(row.py(), row.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
             };
-            params.push(encode_params(&t)?.freeze());
+            if t.len() > u16::MAX as usize {
+                return Err(PyValueError::new_err(
+                    "PostgreSQL accepts at most 65535 parameters",
+                ));
+            }
+            scratch.clear();
+            wire::bind_params_begin(&mut scratch, t.len() as u16);
+            for a in t.iter() {
+                encode_param(&a, &mut scratch)?;
+            }
+            wire::bind(&mut out, "", "", &scratch, &[]);
+            wire::execute(&mut out, "", 0);
         }
-        let s = summary(sql);
-        Ok((
-            Pending::new(Query::Many {
-                sql: Arc::from(sql),
-                params,
-            }),
-            s,
-        ))
+        wire::sync(&mut out);
+        Ok((Pending::new(Query::Prebuilt(out.freeze())), summary(sql)))
     }
 }
 
