@@ -59,6 +59,14 @@ class RedisService:
         timeout: float | None = None,
         conn: int | None = None,
     ) -> Any: ...
+    def acall(
+        self,
+        args: tuple[Any, ...],
+        post: Callable[[Any], Any] | None = None,
+        decode: bool = False,
+        timeout: float | None = None,
+        conn: int | None = None,
+    ) -> Any: ...
     def submit_many(
         self,
         completer: Completer,

@@ -209,15 +209,9 @@ class AsyncClient(_Base, AsyncIterCommands):
     def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
         if args[0] in _BLOCKING:
             return self._blocking(args, post)
-        loop = asyncio.get_running_loop()
-        last_loop, completer = _aio._last  # the common case, inlined
-        if last_loop is not loop:
-            completer = _aio.completer(loop)
-        # Sent now; the returned Call only waits (and works with create_task).
-        return self._svc.submit(
-            completer, loop.create_future(), args, post,
-            self._decode, self._timeout, self._conn,
-        )
+        # Running loop, its completer, a future, the submission: one native
+        # call. Sent now; the returned Call only waits (works with create_task).
+        return self._svc.acall(args, post, self._decode, self._timeout, self._conn)
 
     async def _blocking(self, args: tuple[Any, ...], post: Post, timeout: Any = _DEFAULT) -> Any:
         async with self.dedicated() as d:

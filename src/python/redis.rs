@@ -22,6 +22,10 @@ use crate::kernel::Summary;
 use crate::protocols::redis::{Pending, Redis};
 use crate::protocols::redis_url;
 
+/// asyncio.get_running_loop, the iokernel._aio module, _aio.completer.
+type AioRefs = (Py<PyAny>, Py<PyModule>, Py<PyAny>);
+static AIO: pyo3::sync::PyOnceLock<AioRefs> = pyo3::sync::PyOnceLock::new();
+
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct RedisService {
     h: Arc<ServiceHandle<Redis>>,
@@ -175,6 +179,56 @@ impl RedisService {
             py,
             &self.h,
             completer,
+            fut,
+            buf.freeze(),
+            Pending::one(),
+            summary_of(args),
+            post,
+            timeout,
+            conn,
+            Conv::One { decode },
+        )
+    }
+
+    /// `AsyncClient._call` in one native call: find the running loop and
+    /// its completer (the one cached in `iokernel._aio._last`, else made by
+    /// `_aio.completer`), make the future, submit. Returns a `Call`.
+    #[pyo3(signature = (args, post = None, decode = false, timeout = None, conn = None))]
+    fn acall<'py>(
+        &self,
+        py: Python<'py>,
+        args: &Bound<'py, PyTuple>,
+        post: Option<Py<PyAny>>,
+        decode: bool,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let aio = AIO.get_or_try_init(py, || -> PyResult<_> {
+            let asyncio = py.import("asyncio")?;
+            let m = py.import("iokernel._aio")?;
+            let completer = m.getattr("completer")?.unbind();
+            Ok((
+                asyncio.getattr("get_running_loop")?.unbind(),
+                m.unbind(),
+                completer,
+            ))
+        })?;
+        let lp = aio.0.call0(py)?.into_bound(py);
+        let last = aio.1.bind(py).getattr(pyo3::intern!(py, "_last"))?;
+        let last = last.cast::<PyTuple>()?;
+        let comp_obj = if last.get_item(0)?.is(&lp) {
+            last.get_item(1)?
+        } else {
+            aio.2.bind(py).call1((&lp,))?
+        };
+        let comp = comp_obj.cast::<Completer>()?;
+        let fut = lp.call_method0(pyo3::intern!(py, "create_future"))?;
+        let mut buf = BytesMut::with_capacity(64);
+        encode_command(args, &mut buf)?;
+        submit::submit(
+            py,
+            &self.h,
+            comp.get(),
             fut,
             buf.freeze(),
             Pending::one(),
