@@ -175,6 +175,7 @@ impl RedisService {
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
+        let summary = summary_of(args);
         submit::submit(
             py,
             &self.h,
@@ -182,7 +183,7 @@ impl RedisService {
             fut,
             buf.freeze(),
             Pending::one(),
-            summary_of(args),
+            summary,
             post,
             timeout,
             conn,
@@ -223,21 +224,7 @@ impl RedisService {
         };
         let comp = comp_obj.cast::<Completer>()?;
         let fut = lp.call_method0(pyo3::intern!(py, "create_future"))?;
-        let mut buf = BytesMut::with_capacity(64);
-        encode_command(args, &mut buf)?;
-        submit::submit(
-            py,
-            &self.h,
-            comp.get(),
-            fut,
-            buf.freeze(),
-            Pending::one(),
-            summary_of(args),
-            post,
-            timeout,
-            conn,
-            Conv::One { decode },
-        )
+        self.submit(py, comp.get(), fut, args, post, decode, timeout, conn)
     }
 
     /// Asyncio form of `call_many`.
