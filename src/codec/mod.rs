@@ -7,3 +7,6 @@ pub mod pg;
 pub mod pg_auth;
 pub mod pg_text;
 pub mod resp;
+
+#[cfg(test)]
+mod test_rng;

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::codec::pg_auth::*;
+use crate::codec::test_rng::Rng;
 
 fn b(s: &'static [u8]) -> Bytes {
     Bytes::from_static(s)
@@ -817,26 +818,7 @@ fn saslprep_subset() {
 
 // ------------------------------------------------------- random and garbage
 
-/// xorshift64*: a small deterministic PRNG so tests need no dependency.
-struct Rng(u64);
-
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, max: usize) -> Vec<u8> {
-        let n = self.below(max + 1);
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-
     /// A string without NUL, sometimes non-ASCII.
     fn text(&mut self, max: usize) -> String {
         let n = self.below(max + 1);
@@ -1005,16 +987,7 @@ fn garbage_never_panics() {
                 .collect()
         } else {
             // A slice of valid input with a few bytes flipped.
-            let start = rng.below(valid.len());
-            let len = rng.below(150).min(valid.len() - start);
-            let mut d = valid[start..start + len].to_vec();
-            for _ in 0..rng.below(4) {
-                if !d.is_empty() {
-                    let at = rng.below(d.len());
-                    d[at] = rng.next() as u8;
-                }
-            }
-            d
+            rng.mutated(&valid, 150)
         };
         fuzz_decode(&data);
     }

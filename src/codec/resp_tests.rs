@@ -2,6 +2,7 @@
 //! split of the input, and randomized round trips and garbage.
 
 use super::*;
+use crate::codec::test_rng::Rng;
 
 fn b(s: &'static str) -> Bytes {
     Bytes::from_static(s.as_bytes())
@@ -490,29 +491,6 @@ fn is_error() {
 
 // ------------------------------------------------- splits, random, garbage
 
-/// xorshift64*: a small deterministic PRNG so tests need no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, max: usize, alphabet: &[u8]) -> Bytes {
-        let n = self.below(max + 1);
-        (0..n)
-            .map(|_| alphabet[self.below(alphabet.len())])
-            .collect()
-    }
-}
-
 const LINE_CHARS: &[u8] = b"abcXYZ 019:-+_$*\t\x00\xff";
 const ANY_CHARS: &[u8] = b"ab\r\n\x00\xff$*:+-";
 
@@ -520,16 +498,16 @@ fn random_frame(rng: &mut Rng, depth: usize) -> Frame {
     let kinds = if depth == 0 { 10 } else { 14 };
     let width = |rng: &mut Rng| rng.below(5);
     match rng.below(kinds) {
-        0 => Frame::Simple(rng.bytes(12, LINE_CHARS)),
-        1 => Frame::Error(rng.bytes(12, LINE_CHARS)),
-        2 => Frame::BulkError(rng.bytes(12, ANY_CHARS)),
+        0 => Frame::Simple(rng.pick(12, LINE_CHARS)),
+        1 => Frame::Error(rng.pick(12, LINE_CHARS)),
+        2 => Frame::BulkError(rng.pick(12, ANY_CHARS)),
         3 => Frame::Integer(match rng.below(4) {
             0 => i64::MIN,
             1 => i64::MAX,
             2 => rng.next() as i64,
             _ => rng.below(100) as i64 - 50,
         }),
-        4 => Frame::Bulk(rng.bytes(40, ANY_CHARS)),
+        4 => Frame::Bulk(rng.pick(40, ANY_CHARS)),
         5 => Frame::Null,
         6 => Frame::Double(loop {
             let d = match rng.below(4) {
@@ -547,12 +525,12 @@ fn random_frame(rng: &mut Rng, depth: usize) -> Frame {
             let sign: &[u8] = [&b""[..], b"-", b"+"][rng.below(3)];
             let mut digits = sign.to_vec();
             digits.push(b'1' + rng.below(9) as u8);
-            digits.extend_from_slice(&rng.bytes(30, b"0123456789"));
+            digits.extend_from_slice(&rng.pick(30, b"0123456789"));
             Frame::BigNumber(digits.into())
         }
         9 => Frame::Verbatim {
             format: if rng.below(2) == 0 { *b"txt" } else { *b"mkd" },
-            data: rng.bytes(20, ANY_CHARS),
+            data: rng.pick(20, ANY_CHARS),
         },
         10 => Frame::Array(
             (0..width(rng))
@@ -719,20 +697,10 @@ fn garbage_never_panics() {
     for i in 0..4000 {
         let data: Vec<u8> = if i % 2 == 0 {
             // Pure noise biased toward RESP-significant bytes.
-            rng.bytes(80, b"+-:$*_,#(!=%~>|\r\n0123456789-tf?x")
-                .to_vec()
+            rng.pick(80, b"+-:$*_,#(!=%~>|\r\n0123456789-tf?x").to_vec()
         } else {
             // A slice of valid input with a few bytes flipped.
-            let start = rng.below(valid.len());
-            let len = rng.below(120).min(valid.len() - start);
-            let mut d = valid[start..start + len].to_vec();
-            for _ in 0..rng.below(4) {
-                if !d.is_empty() {
-                    let at = rng.below(d.len());
-                    d[at] = rng.next() as u8;
-                }
-            }
-            d
+            rng.mutated(&valid, 120)
         };
         fuzz_decode(&data);
     }
