@@ -7,6 +7,11 @@
 //! whose caller gave up (timed out, cancelled) keeps its place: its reply is
 //! read and dropped, so replies never shift onto another caller.
 //!
+//! A request with a `Body` (bytes still being produced) is written head
+//! first, then its chunks as they arrive; requests pushed meanwhile are
+//! encoded at once but held back (`held`) until the body ends, so the wire
+//! order is still the order of waiters.
+//!
 //! Deadlines: when a waiter's deadline passes its caller gets `TimeoutError`
 //! at once and the waiter stays as a placeholder; its late reply is read and
 //! dropped, and nobody else is disturbed. If the request at the *head* is
@@ -33,6 +38,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::body::{Body, Chunk};
 use super::stats::{AddrMetrics, ServiceMetrics};
 use super::{Completion, Feed, KernelError, Protocol, Request};
 
@@ -262,6 +268,18 @@ struct Inner<P: Protocol> {
     unwritten: u64,
     state: P::ConnState,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// A request body is being written to `out`.
+    streaming: bool,
+    /// Requests pushed while a body streams, in order, not yet in `out`.
+    held: VecDeque<Held>,
+}
+
+/// Bytes of requests queued behind a streaming body, starting with waiter
+/// `first_seq`; if the last of them has a body of its own, it comes next.
+struct Held {
+    first_seq: u64,
+    bytes: BytesMut,
+    body: Option<Body>,
 }
 
 /// A live connection, shared (on the kernel thread) by its service and tasks.
@@ -310,6 +328,8 @@ impl<P: Protocol> Conn<P> {
                 unwritten: 0,
                 state,
                 deadlines: BinaryHeap::new(),
+                streaming: false,
+                held: VecDeque::new(),
             }),
             wake_writer: Notify::new(),
             wake_reader: Notify::new(),
@@ -328,7 +348,12 @@ impl<P: Protocol> Conn<P> {
     }
 
     /// Queue a request on this connection.
-    pub fn push(&self, proto: &P, req: Request<P>, guard: Option<super::service::Outstanding>) {
+    pub fn push(
+        self: &Rc<Self>,
+        proto: &P,
+        req: Request<P>,
+        guard: Option<super::service::Outstanding>,
+    ) {
         let mut g = self.inner.borrow_mut();
         let g = &mut *g;
         let seq = g.front_seq + g.waiters.len() as u64;
@@ -341,7 +366,25 @@ impl<P: Protocol> Conn<P> {
             }
         }
         let mut pending = req.pending;
-        proto.write_request(&mut g.state, &mut pending, &req.payload, &mut g.out);
+        let mut start = None;
+        if g.streaming {
+            if g.held.back().is_none_or(|h| h.body.is_some()) {
+                g.held.push_back(Held {
+                    first_seq: seq,
+                    bytes: BytesMut::new(),
+                    body: None,
+                });
+            }
+            let h = g.held.back_mut().expect("just ensured");
+            proto.write_request(&mut g.state, &mut pending, &req.payload, &mut h.bytes);
+            h.body = req.body;
+        } else {
+            proto.write_request(&mut g.state, &mut pending, &req.payload, &mut g.out);
+            if let Some(b) = req.body {
+                g.streaming = true;
+                start = Some(b);
+            }
+        }
         g.waiters.push_back(Waiter {
             pending,
             completion: req.completion,
@@ -354,6 +397,30 @@ impl<P: Protocol> Conn<P> {
         });
         self.metrics.in_flight.add(1.0);
         self.wake_writer.notify_one();
+        if let Some(b) = start {
+            tokio::task::spawn_local(stream_body(self.clone(), b));
+        }
+    }
+
+    /// The streaming body ended: release the held requests up to the next
+    /// body, if any, which starts streaming in turn.
+    fn body_ended(self: &Rc<Self>) {
+        let mut g = self.inner.borrow_mut();
+        g.streaming = false;
+        let mut next = None;
+        while let Some(h) = g.held.pop_front() {
+            g.out.extend_from_slice(&h.bytes);
+            if let Some(b) = h.body {
+                g.streaming = true;
+                next = Some(b);
+                break;
+            }
+        }
+        drop(g);
+        self.wake_writer.notify_one();
+        if let Some(b) = next {
+            tokio::task::spawn_local(stream_body(self.clone(), b));
+        }
     }
 
     /// Complete a waiter that left the queue, giving the service's
@@ -373,12 +440,18 @@ impl<P: Protocol> Conn<P> {
         let now = Instant::now();
         let mut g = self.inner.borrow_mut();
         let from = g.unwritten.saturating_sub(g.front_seq) as usize;
+        // Requests held behind a streaming body are not on the wire yet.
+        let upto = g
+            .held
+            .front()
+            .map_or(g.front_seq + g.waiters.len() as u64, |h| h.first_seq);
+        let n = upto.saturating_sub(g.front_seq) as usize;
         let mut waited = Vec::new();
-        for w in g.waiters.iter_mut().skip(from) {
+        for w in g.waiters.iter_mut().take(n).skip(from) {
             w.written = Some(now);
             waited.push((now - w.submitted).as_secs_f64());
         }
-        g.unwritten = g.front_seq + g.waiters.len() as u64;
+        g.unwritten = g.unwritten.max(upto);
         drop(g);
         for q in waited {
             self.metrics.queue_wait.observe(q);
@@ -433,7 +506,11 @@ impl<P: Protocol> Conn<P> {
         self.closed.set(true);
         self.wake_reader.notify_one();
         self.wake_writer.notify_one();
-        let waiters = std::mem::take(&mut self.inner.borrow_mut().waiters);
+        let (waiters, held) = {
+            let mut g = self.inner.borrow_mut();
+            (std::mem::take(&mut g.waiters), std::mem::take(&mut g.held))
+        };
+        drop(held); // their producers see the body gone
         for w in waiters {
             self.finish(w, Err(err.clone()));
         }
@@ -583,6 +660,37 @@ pub async fn run<P: Protocol>(
     reason
 }
 
+/// Append a body's chunks to `out` as the producer sends them.
+async fn stream_body<P: Protocol>(conn: Rc<Conn<P>>, mut body: Body) {
+    loop {
+        let chunk = body.rx.recv().await;
+        if conn.is_closed() {
+            return;
+        }
+        let (bytes, last) = match chunk {
+            Some(Chunk::More(b)) => (b, false),
+            Some(Chunk::Last(b)) => (b, true),
+            None => match body.on_abandon.take() {
+                Some(b) => (b, true),
+                None => {
+                    conn.close(&KernelError::connection(format!(
+                        "{}: a request's producer stopped before the request was complete; \
+                         the connection was reset",
+                        conn.addr
+                    )));
+                    return;
+                }
+            },
+        };
+        conn.inner.borrow_mut().out.extend_from_slice(&bytes);
+        conn.wake_writer.notify_one();
+        if last {
+            conn.body_ended();
+            return;
+        }
+    }
+}
+
 async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer) {
     let mut spare = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -708,6 +816,7 @@ async fn read_loop<P: Protocol>(
                                 route: super::Route::Shared,
                                 submitted: now.into_std(),
                                 summary: super::Summary::new(b"HEARTBEAT"),
+                                body: None,
                             }, None);
                         }
                     }

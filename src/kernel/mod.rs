@@ -13,6 +13,7 @@
 //!
 //! The kernel knows protocols only through the `Protocol` trait below.
 
+pub mod body;
 pub mod completion;
 pub mod conn;
 pub mod error;
@@ -113,6 +114,8 @@ pub struct Request<P: Protocol> {
     pub submitted: Instant,
     /// What `/inflight` shows: a command name, never arguments or values.
     pub summary: Summary,
+    /// More bytes of this request, still being produced (`body`).
+    pub body: Option<body::Body>,
 }
 
 /// A short, secret-free description of a request ("GET", "PIPELINE(3)"),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
+use super::body::{self, Body};
 use super::conn::{Addr, HandshakeIo};
 use super::service::{ServiceConfig, ServiceHandle};
 use super::{Completion, ErrorKind, Feed, KernelError, Protocol, Request, Route, Slot};
@@ -104,20 +105,35 @@ fn call(
     line: &str,
     timeout: Option<Duration>,
 ) -> Result<Bytes, KernelError> {
+    let slot = send(h, format!("{line}\n"), timeout, None)?;
+    answer(&slot)
+}
+
+fn send(
+    h: &ServiceHandle<Lines>,
+    payload: String,
+    timeout: Option<Duration>,
+    body: Option<Body>,
+) -> Result<Arc<Slot>, KernelError> {
     let guard = h.admit()?;
     let slot = Slot::new();
     h.send(
         Request {
-            payload: Bytes::from(format!("{line}\n")),
+            payload: Bytes::from(payload),
             pending: (),
             completion: Completion::slot(slot.clone()),
             deadline: timeout.map(|t| Instant::now() + t),
             route: Route::Shared,
             submitted: Instant::now(),
             summary: super::Summary::new(b"LINE"),
+            body,
         },
         guard,
     );
+    Ok(slot)
+}
+
+fn answer(slot: &Slot) -> Result<Bytes, KernelError> {
     let out = slot
         .wait(Duration::from_secs(10))
         .expect("the kernel answers");
@@ -267,4 +283,102 @@ fn garbage_is_a_protocol_error() {
     let h = ServiceHandle::open(Lines, cfg(port)).unwrap();
     let e = call(&h, "q", Some(Duration::from_secs(5))).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
+}
+
+#[test]
+fn a_streamed_body_is_never_interleaved_with_requests_behind_it() {
+    let (port, _) = server();
+    let h = ServiceHandle::open(Lines, cfg(port)).unwrap();
+    assert_eq!(call(&h, "up", None).unwrap(), Bytes::from("up"));
+    let (tx, b) = body::channel(None);
+    let head = send(&h, "head-".into(), None, Some(b)).unwrap();
+    // Pushed while the body is open: held until it ends.
+    let behind: Vec<_> = (0..20)
+        .map(|i| send(&h, format!("behind{i}\n"), None, None).unwrap())
+        .collect();
+    for i in 0..50 {
+        assert!(tx.send(Bytes::from(format!("{i}-"))));
+        if i % 10 == 0 {
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+    tx.finish(Bytes::from("end\n"));
+    let want: String = (0..50).map(|i| format!("{i}-")).collect();
+    assert_eq!(
+        answer(&head).unwrap(),
+        Bytes::from(format!("head-{want}end"))
+    );
+    for (i, s) in behind.iter().enumerate() {
+        assert_eq!(answer(s).unwrap(), Bytes::from(format!("behind{i}")));
+    }
+}
+
+#[test]
+fn bodies_queued_behind_a_body_stream_in_turn() {
+    let (port, _) = server();
+    let h = ServiceHandle::open(Lines, cfg(port)).unwrap();
+    assert_eq!(call(&h, "up", None).unwrap(), Bytes::from("up"));
+    let (tx1, b1) = body::channel(None);
+    let (tx2, b2) = body::channel(None);
+    let first = send(&h, "one-".into(), None, Some(b1)).unwrap();
+    let mid = send(&h, "mid\n".into(), None, None).unwrap();
+    let second = send(&h, "two-".into(), None, Some(b2)).unwrap();
+    let last = send(&h, "last\n".into(), None, None).unwrap();
+    // The second body's producer finishes first; its bytes still wait.
+    tx2.send(Bytes::from("b-"));
+    tx2.finish(Bytes::from("B\n"));
+    thread::sleep(Duration::from_millis(20));
+    tx1.finish(Bytes::from("A\n"));
+    assert_eq!(answer(&first).unwrap(), Bytes::from("one-A"));
+    assert_eq!(answer(&mid).unwrap(), Bytes::from("mid"));
+    assert_eq!(answer(&second).unwrap(), Bytes::from("two-b-B"));
+    assert_eq!(answer(&last).unwrap(), Bytes::from("last"));
+}
+
+#[test]
+fn an_abandoned_body_is_ended_by_its_on_abandon_bytes() {
+    let (port, accepted) = server();
+    let h = ServiceHandle::open(Lines, cfg(port)).unwrap();
+    assert_eq!(call(&h, "up", None).unwrap(), Bytes::from("up"));
+    let (tx, b) = body::channel(Some(Bytes::from("ABANDONED\n")));
+    let head = send(&h, "half-".into(), None, Some(b)).unwrap();
+    let behind = send(&h, "behind\n".into(), None, None).unwrap();
+    tx.send(Bytes::from("x-"));
+    drop(tx);
+    assert_eq!(answer(&head).unwrap(), Bytes::from("half-x-ABANDONED"));
+    assert_eq!(answer(&behind).unwrap(), Bytes::from("behind"));
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the connection was kept"
+    );
+}
+
+#[test]
+fn an_abandoned_body_without_an_ending_resets_the_connection() {
+    let (port, accepted) = server();
+    let h = ServiceHandle::open(Lines, cfg(port)).unwrap();
+    assert_eq!(call(&h, "up", None).unwrap(), Bytes::from("up"));
+    let (tx, b) = body::channel(None);
+    let head = send(&h, "half-".into(), None, Some(b)).unwrap();
+    let behind = send(&h, "behind\n".into(), None, None).unwrap();
+    drop(tx);
+    for s in [&head, &behind] {
+        let e = answer(s).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Connection, "{e}");
+        assert!(e.detail.contains("producer stopped"), "{e}");
+    }
+    // The service reconnects; the next request is answered on a fresh connection.
+    let t0 = Instant::now();
+    loop {
+        match call(&h, "again", Some(Duration::from_secs(2))) {
+            Ok(r) => {
+                assert_eq!(r, Bytes::from("again"));
+                break;
+            }
+            Err(e) => assert!(t0.elapsed() < Duration::from_secs(10), "no recovery: {e}"),
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
