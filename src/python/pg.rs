@@ -16,10 +16,12 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::completer::{Completer, Conv};
 use super::errors::{pg_error, to_pyerr};
+use super::pg_many::{self, Start};
 use super::pg_record::Record;
 use super::pg_values::{decode_cell, encode_param};
-use super::submit::{blocking, submit};
+use super::submit::{blocking, send_blocking, submit, wait_reply};
 use crate::codec::pg as wire;
+use crate::kernel::body;
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
 use crate::kernel::{Reply, Summary};
 use crate::protocols::pg::{Pending, PgOptions, PgResult, Postgres, Query};
@@ -168,34 +170,6 @@ impl PgService {
         };
         Ok((Pending::new(q), summary(sql)))
     }
-
-    fn many_of(&self, sql: &str, rows: &Bound<'_, PyAny>) -> PyResult<(Pending, Summary)> {
-        check_sql(sql)?;
-        let mut out = BytesMut::with_capacity(64 + sql.len());
-        wire::parse(&mut out, "", sql, &[]);
-        let mut scratch = BytesMut::with_capacity(256);
-        for row in rows.try_iter()? {
-            let row = row?;
-            let t = match row.cast::<PyTuple>() {
-                Ok(t) => t.clone(),
-                Err(_) => PyTuple::new(row.py(), row.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
-            };
-            if t.len() > u16::MAX as usize {
-                return Err(PyValueError::new_err(
-                    "PostgreSQL accepts at most 65535 parameters",
-                ));
-            }
-            scratch.clear();
-            wire::bind_params_begin(&mut scratch, t.len() as u16);
-            for a in t.iter() {
-                encode_param(&a, &mut scratch)?;
-            }
-            wire::bind(&mut out, "", "", &scratch, &[]);
-            wire::execute(&mut out, "", 0);
-        }
-        wire::sync(&mut out);
-        Ok((Pending::new(Query::Prebuilt(out.freeze())), summary(sql)))
-    }
 }
 
 #[pymethods]
@@ -311,10 +285,12 @@ impl PgService {
             timeout,
             conn,
             Conv::Pg { shape, column },
+            None,
         )
     }
 
-    /// Run `sql` once per parameter set, pipelined, ended by one Sync.
+    /// Run `sql` once per parameter set, pipelined, ended by one Sync
+    /// (`pg_many`: the rows stream to the server while they are encoded).
     #[pyo3(signature = (sql, rows, timeout = None, conn = None))]
     fn query_many(
         &self,
@@ -324,20 +300,41 @@ impl PgService {
         timeout: Option<f64>,
         conn: Option<u64>,
     ) -> PyResult<Py<PyAny>> {
-        let (p, s) = self.many_of(sql, rows)?;
-        blocking(
+        check_sql(sql)?;
+        let conv = Conv::Pg {
+            shape: STATUS,
+            column: 0,
+        };
+        let (head, rest) = match pg_many::start(sql, rows)? {
+            Start::Whole(msgs) => (msgs, None),
+            Start::Streamed(head, rest) => (head, Some(rest)),
+        };
+        let pending = Pending::new(Query::Prebuilt(head));
+        let Some(rest) = rest else {
+            return blocking(
+                py,
+                &self.h,
+                Bytes::new(),
+                pending,
+                summary(sql),
+                timeout,
+                conn,
+                conv,
+            );
+        };
+        let (tx, b) = body::channel(Some(pg_many::abandon()));
+        let slot = send_blocking(
             py,
             &self.h,
             Bytes::new(),
-            p,
-            s,
+            pending,
+            summary(sql),
             timeout,
             conn,
-            Conv::Pg {
-                shape: STATUS,
-                column: 0,
-            },
-        )
+            Some(b),
+        )?;
+        rest.produce(tx)?;
+        wait_reply(py, &slot, timeout, conv)
     }
 
     /// Asyncio form of `query_many`.
@@ -353,23 +350,44 @@ impl PgService {
         timeout: Option<f64>,
         conn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (p, s) = self.many_of(sql, rows)?;
-        submit(
+        check_sql(sql)?;
+        let conv = Conv::Pg {
+            shape: STATUS,
+            column: 0,
+        };
+        let (head, rest) = match pg_many::start(sql, rows)? {
+            Start::Whole(msgs) => (msgs, None),
+            Start::Streamed(head, rest) => (head, Some(rest)),
+        };
+        let (tx, b) = match rest {
+            Some(_) => {
+                let (tx, b) = body::channel(Some(pg_many::abandon()));
+                (Some(tx), Some(b))
+            }
+            None => (None, None),
+        };
+        let call = submit(
             py,
             &self.h,
             completer,
-            fut,
+            fut.clone(),
             Bytes::new(),
-            p,
-            s,
+            Pending::new(Query::Prebuilt(head)),
+            summary(sql),
             None,
             timeout,
             conn,
-            Conv::Pg {
-                shape: STATUS,
-                column: 0,
-            },
-        )
+            conv,
+            b,
+        )?;
+        if let (Some(rest), Some(tx)) = (rest, tx) {
+            if let Err(e) = rest.produce(tx) {
+                // Nobody will await the future: its (error) reply is dropped.
+                fut.call_method0(pyo3::intern!(py, "cancel"))?;
+                return Err(e);
+            }
+        }
+        Ok(call)
     }
 
     /// Open a dedicated connection (blocking); returns its id.

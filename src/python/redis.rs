@@ -188,6 +188,7 @@ impl RedisService {
             timeout,
             conn,
             Conv::One { decode },
+            None,
         )
     }
 
@@ -259,6 +260,7 @@ impl RedisService {
             timeout,
             conn,
             Conv::Many { decode },
+            None,
         )
     }
 

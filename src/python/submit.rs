@@ -16,6 +16,7 @@ use pyo3::types::PyDict;
 use super::call::Call;
 use super::completer::{convert, Completer, Conv};
 use super::errors::to_pyerr;
+use crate::kernel::body::Body;
 use crate::kernel::completion::Delivered;
 use crate::kernel::service::ServiceHandle;
 use crate::kernel::{Completion, KernelError, Protocol, Request, Route, Slot, Summary};
@@ -69,6 +70,23 @@ pub fn blocking<P: Protocol>(
     conn: Option<u64>,
     conv: Conv,
 ) -> PyResult<Py<PyAny>> {
+    let slot = send_blocking(py, h, payload, pending, summary, timeout, conn, None)?;
+    wait_reply(py, &slot, timeout, conv)
+}
+
+/// The first half of `blocking`: submit, with the rest of the request's
+/// bytes still to come through `body` if it has one.
+#[allow(clippy::too_many_arguments)]
+pub fn send_blocking<P: Protocol>(
+    py: Python<'_>,
+    h: &ServiceHandle<P>,
+    payload: Bytes,
+    pending: P::Pending,
+    summary: Summary,
+    timeout: Option<f64>,
+    conn: Option<u64>,
+    body: Option<Body>,
+) -> PyResult<Arc<Slot>> {
     let deadline = deadline(timeout)?;
     let guard = h.admit().map_err(|e| to_pyerr(py, e))?;
     let slot = Slot::new();
@@ -80,16 +98,27 @@ pub fn blocking<P: Protocol>(
         route: route(conn),
         submitted: Instant::now(),
         summary,
+        body,
     };
     h.send(req, guard);
-    let delivered = wait(py, &slot, timeout)?;
+    Ok(slot)
+}
+
+/// The second half of `blocking`: wait for the reply and convert it.
+pub fn wait_reply(
+    py: Python<'_>,
+    slot: &Arc<Slot>,
+    timeout: Option<f64>,
+    conv: Conv,
+) -> PyResult<Py<PyAny>> {
+    let delivered = wait(py, slot, timeout)?;
     delivered.picked_up();
     convert(py, delivered.outcome, conv)
 }
 
 /// Submit for an asyncio caller: `fut` (a future of the running loop) gets
 /// the result; returns a `Call` that awaits it. A full service fails fast,
-/// on the future.
+/// on the future. `body`: the rest of the request's bytes, still to come.
 #[allow(clippy::too_many_arguments)]
 pub fn submit<'py, P: Protocol>(
     py: Python<'py>,
@@ -103,6 +132,7 @@ pub fn submit<'py, P: Protocol>(
     timeout: Option<f64>,
     conn: Option<u64>,
     conv: Conv,
+    body: Option<Body>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let deadline = deadline(timeout)?;
     let guard = match h.admit() {
@@ -124,6 +154,7 @@ pub fn submit<'py, P: Protocol>(
         route: route(conn),
         submitted: Instant::now(),
         summary,
+        body,
     };
     h.send(req, guard);
     Call::wrap(py, fut)

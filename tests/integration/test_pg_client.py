@@ -16,21 +16,27 @@ client under test; connections are counted in ``pg_stat_activity`` by the
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import random
 import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 import iokernel
 from iokernel import pg
+from tests.integration.pg_driver import (
+    MODES,
+    Driver,
+    aclose,
+    drive,
+    eventually,
+    make,
+    new_app,
+)
 from tests.servers import (
     PG_MD5_PASSWORD,
     PG_MD5_USER,
@@ -41,126 +47,7 @@ from tests.servers import (
     dead_port,
 )
 
-MODES = ["sync", "async"]
 
-
-def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine that never suspends (a body over the blocking driver)."""
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    coro.close()
-    raise AssertionError("a blocking-driver body suspended")
-
-
-class Driver:
-    """One client dressed so that ``await db.fetch(...)`` works for both kinds."""
-
-    def __init__(self, client: Any, is_async: bool, app: str = "") -> None:
-        self.client = client
-        self.is_async = is_async
-        self.app = app
-
-    @property
-    def kind(self) -> str:
-        return "AsyncClient" if self.is_async else "Client"
-
-    async def resolve(self, result: Any, what: str) -> Any:
-        if self.is_async:
-            assert inspect.isawaitable(result), f"{self.kind}.{what} returned {result!r}"
-            return await result
-        assert not inspect.isawaitable(result), f"{self.kind}.{what} returned an awaitable"
-        return result
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        method = getattr(self.client, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await self.resolve(method(*args, **kwargs), name)
-
-        return call
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Driver]:
-        """``client.transaction()`` (or ``tx.transaction()``: a savepoint)."""
-        if self.is_async:
-            async with self.client.transaction() as tx:
-                yield Driver(tx if tx is not None else self.client, True, self.app)
-        else:
-            with self.client.transaction() as tx:
-                yield Driver(tx if tx is not None else self.client, False, self.app)
-
-    async def concurrently(
-        self, jobs: list[Callable[[], Awaitable[Any]]]
-    ) -> list[Any]:
-        """Run the jobs at once (tasks, or one thread each); results or exceptions, in order."""
-        if self.is_async:
-            return list(await asyncio.gather(*(j() for j in jobs), return_exceptions=True))
-
-        def one(job: Callable[[], Awaitable[Any]]) -> Any:
-            try:
-                return _drive(job())  # type: ignore[arg-type]
-            except BaseException as e:
-                return e
-
-        with ThreadPoolExecutor(max_workers=len(jobs)) as ex:
-            return list(ex.map(one, jobs))
-
-    async def close(self) -> None:
-        await aclose(self.client)
-
-
-async def aclose(client: Any) -> None:
-    closed = client.close()
-    if inspect.isawaitable(closed):
-        await closed
-
-
-def _app(tag: str = "t") -> str:
-    return f"iok-{tag}-{uuid.uuid4().hex[:10]}"
-
-
-def make(dsn: str, is_async: bool, **kwargs: Any) -> Any:
-    cls = pg.AsyncClient if is_async else pg.Client
-    return cls(dsn, **kwargs)
-
-
-@pytest.fixture(params=MODES)
-async def db(request: pytest.FixtureRequest, pg_server: PostgresServer,
-             pg_dsn: str) -> AsyncIterator[Driver]:
-    is_async = request.param == "async"
-    app = _app(request.param)
-    client = make(pg_server.dsn(application_name=app), is_async, timeout=30.0)
-    d = Driver(client, is_async, app)
-    yield d
-    await d.close()
-
-
-@pytest.fixture
-def table(pg_server: PostgresServer, pg_dsn: str) -> Iterator[str]:
-    """A fresh table (id int primary key, v text, n int), dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    pg_server.sql(f"CREATE TABLE {name} (id int PRIMARY KEY, v text, n int)")
-    yield name
-    with contextlib.suppress(Exception):
-        pg_server.sql(f"DROP TABLE IF EXISTS {name}")
-
-
-async def eventually(fn: Callable[[], Awaitable[Any]], *, within: float = 10.0,
-                     retry_on: tuple[type[BaseException], ...] = (iokernel.Error,)) -> Any:
-    """fn()'s result once it stops raising retry_on; fails after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return await fn()
-        except retry_on:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
-
-
-# ------------------------------------------------------------ results, Record
 async def test_fetch_returns_records(db: Driver) -> None:
     rows = await db.fetch("SELECT g AS n, 'x' || g AS s FROM generate_series(1, 3) g")
     assert isinstance(rows, list)
@@ -695,7 +582,7 @@ async def test_killed_backend_fails_in_flight_callers_then_reconnects(
         if db.is_async:
             tasks = [asyncio.ensure_future(sleeper()) for _ in range(5)]
         else:
-            tasks = [asyncio.ensure_future(asyncio.to_thread(_drive, sleeper()))
+            tasks = [asyncio.ensure_future(asyncio.to_thread(drive, sleeper()))
                      for _ in range(5)]
         await asyncio.sleep(0.5)
         assert not any(t.done() for t in tasks)
@@ -718,7 +605,7 @@ async def test_killed_backend_fails_in_flight_callers_then_reconnects(
 @pytest.mark.parametrize("mode", MODES)
 async def test_server_restart_and_kill(fresh_pg_server: PostgresServer, mode: str) -> None:
     srv = fresh_pg_server
-    app = _app("restart")
+    app = new_app("restart")
     d = Driver(make(srv.dsn(application_name=app, connect_timeout=2), mode == "async",
                     timeout=20.0), mode == "async", app)
     try:
@@ -730,7 +617,7 @@ async def test_server_restart_and_kill(fresh_pg_server: PostgresServer, mode: st
             return await d.fetchval("SELECT pg_sleep(20)")
 
         task = (asyncio.ensure_future(sleeper()) if d.is_async
-                else asyncio.ensure_future(asyncio.to_thread(_drive, sleeper())))
+                else asyncio.ensure_future(asyncio.to_thread(drive, sleeper())))
         await asyncio.sleep(0.5)
         t0 = time.monotonic()
         await asyncio.to_thread(srv.kill)
@@ -772,7 +659,7 @@ async def test_killed_transaction_backend(db: Driver, table: str,
 async def test_frozen_server_times_out_then_recovers(fresh_pg_server: PostgresServer,
                                                      mode: str) -> None:
     srv = fresh_pg_server
-    d = Driver(make(srv.dsn(application_name=_app("frozen")), mode == "async", timeout=0.5),
+    d = Driver(make(srv.dsn(application_name=new_app("frozen")), mode == "async", timeout=0.5),
                mode == "async")
     try:
         assert await d.fetchval("SELECT 1") == 1
@@ -790,7 +677,7 @@ async def test_frozen_server_times_out_then_recovers(fresh_pg_server: PostgresSe
 # ---------------------------------------------------------------- concurrency
 def test_many_threads_share_one_blocking_client(pg_server: PostgresServer, pg_dsn: str,
                                                 table: str) -> None:
-    app = _app("threads")
+    app = new_app("threads")
     c = pg.Client(pg_server.dsn(application_name=app), timeout=30.0)
     errors: list[BaseException] = []
 
@@ -827,7 +714,7 @@ def test_cancellation_storm_never_misroutes(pg_server: PostgresServer, pg_dsn: s
     """Thousands of tasks cancelled at random points; every row that does arrive
     is the caller's own; afterwards the client is still in step."""
     rng = random.Random(4321)
-    app = _app("storm")
+    app = new_app("storm")
     db = pg.AsyncClient(pg_server.dsn(application_name=app), timeout=60.0)
     completed = 0
 
@@ -866,7 +753,7 @@ def test_cancellation_storm_never_misroutes(pg_server: PostgresServer, pg_dsn: s
 def test_timeout_storm_never_misroutes(pg_server: PostgresServer, pg_dsn: str) -> None:
     """Blocking callers with a short timeout and queries of random length: each
     caller gets its own value or TimeoutError, never another caller's row."""
-    app = _app("tstorm")
+    app = new_app("tstorm")
     c = pg.Client(pg_server.dsn(application_name=app), timeout=0.3)
     errors: list[BaseException] = []
     timeouts = 0
@@ -909,7 +796,7 @@ async def test_timeouts_never_cancel_another_callers_query(pg_server: PostgresSe
     does about a timed-out query (wait it out, reset, or a CancelRequest, which
     cancels whatever the backend runs *when it arrives*), the fast queries pipelined
     next to it must get their own rows, never 57014 'canceling statement'."""
-    d = Driver(make(pg_server.dsn(application_name=_app("cancel")), mode == "async",
+    d = Driver(make(pg_server.dsn(application_name=new_app("cancel")), mode == "async",
                     timeout=30.0, connections=1), mode == "async")
 
     def job(i: int) -> Callable[[], Awaitable[Any]]:
@@ -981,7 +868,7 @@ async def test_statement_cache_size_zero(pg_server: PostgresServer, pg_dsn: str,
 
 
 async def test_overload_fails_fast(pg_server: PostgresServer, pg_dsn: str) -> None:
-    db = pg.AsyncClient(pg_server.dsn(application_name=_app("ovl")), max_in_flight=1,
+    db = pg.AsyncClient(pg_server.dsn(application_name=new_app("ovl")), max_in_flight=1,
                         max_queued=1, timeout=10.0, connections=1)
     await db.fetchval("SELECT 1")
     results = await asyncio.gather(
@@ -1130,7 +1017,7 @@ async def test_server_closing_idle_sessions(mode: str) -> None:
 
 def test_several_loops_in_threads_share_one_client(pg_server: PostgresServer,
                                                    pg_dsn: str) -> None:
-    db = pg.AsyncClient(pg_server.dsn(application_name=_app("loops")))
+    db = pg.AsyncClient(pg_server.dsn(application_name=new_app("loops")))
     errors: list[BaseException] = []
 
     def run(n: int) -> None:
@@ -1159,7 +1046,7 @@ def test_cancelled_transaction_start_does_not_leak_connections(
     fresh_pg_server: PostgresServer,
 ) -> None:
     pg_server = fresh_pg_server
-    app = _app("lease")
+    app = new_app("lease")
     db = pg.AsyncClient(pg_server.dsn(application_name=app), timeout=10.0)
 
     async def tx() -> None:
@@ -1218,7 +1105,7 @@ async def test_timeout_inside_transaction_is_what_the_block_raises(
 async def test_timed_out_query_does_not_fail_its_neighbours(pg_server: PostgresServer,
                                                            pg_dsn: str, mode: str) -> None:
     """One connection, so every fast query is pipelined behind the slow one."""
-    db = Driver(make(pg_server.dsn(application_name=_app("hol")), mode == "async",
+    db = Driver(make(pg_server.dsn(application_name=new_app("hol")), mode == "async",
                      timeout=10.0, connections=1), mode == "async")
     await db.fetchval("SELECT 1")
 
@@ -1255,7 +1142,7 @@ def test_out_of_band_cancel_never_lands_on_the_next_query(pg_server: PostgresSer
     """Sweep how long the overdue query runs across the moment the kernel's cancel
     arrives (2 ms steps); the queries pipelined right behind it must always get
     their own rows. (Not strict: a race that did not show is no proof of a fix.)"""
-    db = pg.AsyncClient(pg_server.dsn(application_name=_app("race")), timeout=30.0,
+    db = pg.AsyncClient(pg_server.dsn(application_name=new_app("race")), timeout=30.0,
                         connections=1)
 
     async def main() -> list[str]:

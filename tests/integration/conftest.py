@@ -1,0 +1,34 @@
+"""Fixtures for the PostgreSQL integration tests: ``db`` (each test runs
+once per client kind) and ``table`` (a fresh table per test)."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.integration.pg_driver import MODES, Driver, make, new_app
+from tests.servers import PostgresServer
+
+
+@pytest.fixture(params=MODES)
+async def db(request: pytest.FixtureRequest, pg_server: PostgresServer,
+             pg_dsn: str) -> AsyncIterator[Driver]:
+    is_async = request.param == "async"
+    app = new_app(request.param)
+    client = make(pg_server.dsn(application_name=app), is_async, timeout=30.0)
+    d = Driver(client, is_async, app)
+    yield d
+    await d.close()
+
+
+@pytest.fixture
+def table(pg_server: PostgresServer, pg_dsn: str) -> Iterator[str]:
+    """A fresh table (id int primary key, v text, n int), dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    pg_server.sql(f"CREATE TABLE {name} (id int PRIMARY KEY, v text, n int)")
+    yield name
+    with contextlib.suppress(Exception):
+        pg_server.sql(f"DROP TABLE IF EXISTS {name}")

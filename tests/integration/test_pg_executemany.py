@@ -1,0 +1,168 @@
+"""executemany streams its rows: the server works on the first ones while the
+caller still encodes the rest (src/python/pg_many.rs, src/kernel/body.rs).
+
+Checked against a real PostgreSQL, with both client kinds: that the rows
+really are on the server before the caller's iterator has finished; that a
+row which cannot be encoded mid-stream rolls the whole batch back and names
+the row; that queries from other callers, held behind the stream on the same
+connection, get their own answers; that a killed backend mid-stream gives
+``ConnectionError`` and the client recovers; that inside a transaction the
+stream is part of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import iokernel
+from iokernel import pg
+from tests.integration.pg_driver import MODES, Driver, eventually, make, new_app
+from tests.servers import PostgresServer
+
+ROWS = 20_000
+
+
+def _rows(n: int, *, bad_at: int | None = None) -> Iterator[tuple[Any, ...]]:
+    for i in range(n):
+        yield (i, object() if i == bad_at else f"v{i}", i)
+
+
+def _insert(t: str) -> str:
+    return f"INSERT INTO {t} (id, v, n) VALUES ($1, $2, $3)"
+
+
+async def test_rows_reach_the_server_while_the_iterator_still_runs(
+    db: Driver, table: str, pg_server: PostgresServer
+) -> None:
+    seen: dict[str, str] = {}
+
+    def rows() -> Iterator[tuple[int, str, int]]:
+        for i in range(ROWS):
+            if i == ROWS // 2:
+                # Half the rows are encoded: the server must already be
+                # inserting (its transaction has an id) although the caller
+                # has not finished handing them over.
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    seen["busy"] = pg_server.sql(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                        f"'{db.app}' AND backend_xid IS NOT NULL"
+                    )
+                    if seen["busy"] == "1":
+                        break
+                    time.sleep(0.05)
+            yield (i, f"v{i}", i)
+
+    assert await db.executemany(_insert(table), rows()) is None
+    assert seen["busy"] == "1", "nothing reached the server before the rows were all encoded"
+    assert pg_server.sql(f"SELECT count(*), sum(n) FROM {table}") == f"{ROWS}|{ROWS * (ROWS - 1) // 2}"
+
+
+@pytest.mark.parametrize("bad_at", [3, ROWS - 7], ids=["first-chunk", "mid-stream"])
+async def test_a_row_that_cannot_be_encoded_rolls_the_batch_back(
+    db: Driver, table: str, pg_server: PostgresServer, bad_at: int
+) -> None:
+    unretrieved: list[dict[str, Any]] = []
+    if db.is_async:
+        asyncio.get_running_loop().set_exception_handler(lambda _l, ctx: unretrieved.append(ctx))
+    with pytest.raises(TypeError, match=rf"executemany row {bad_at} .*nothing .* was kept"):
+        await db.executemany(_insert(table), _rows(ROWS, bad_at=bad_at))
+    # The rows before it were sent (mid-stream) but the server rolled them back.
+    assert await db.fetchval("SELECT $1::int * 2", 21) == 42
+    assert pg_server.sql(f"SELECT count(*) FROM {table}") == "0"
+    await db.executemany(_insert(table), _rows(ROWS))
+    assert pg_server.sql(f"SELECT count(*) FROM {table}") == str(ROWS)
+    gc.collect()
+    await asyncio.sleep(0.05)
+    assert unretrieved == [], "a future nobody awaits got an exception"
+
+
+async def test_an_exception_from_the_callers_iterator_propagates_unchanged(
+    db: Driver, table: str, pg_server: PostgresServer
+) -> None:
+    class Boom(Exception):
+        def __init__(self, a: int, b: int) -> None:  # not constructible from one message
+            super().__init__(a, b)
+
+    def rows() -> Iterator[tuple[int, str, int]]:
+        yield from ((i, "x", i) for i in range(5_000))
+        raise Boom(1, 2)
+
+    with pytest.raises(Boom) as ei:
+        await db.executemany(_insert(table), rows())
+    assert ei.value.args == (1, 2)
+    assert pg_server.sql(f"SELECT count(*) FROM {table}") == "0"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_callers_held_behind_a_stream_on_one_connection_get_their_own_answers(
+    pg_server: PostgresServer, table: str, mode: str
+) -> None:
+    d = Driver(make(pg_server.dsn(application_name=new_app("held")), mode == "async",
+                    connections=1, timeout=30.0), mode == "async")
+    try:
+        await d.fetchval("SELECT 1")
+        n_others = 40
+
+        async def other(k: int) -> Any:
+            return await d.fetchval("SELECT $1::int * 3", k)
+
+        async def many() -> Any:
+            return await d.executemany(_insert(table), _rows(ROWS))
+
+        jobs = [many] + [lambda k=k: other(k) for k in range(n_others)]  # type: ignore[misc]
+        got = await d.concurrently(jobs)
+        assert got[0] is None, got[0]
+        assert got[1:] == [3 * k for k in range(n_others)]
+        assert pg_server.sql(f"SELECT count(*) FROM {table}") == str(ROWS)
+        assert d.client.stats()["connections"] == 1
+    finally:
+        await d.close()
+
+
+async def test_a_backend_killed_mid_stream_is_a_connection_error_then_recovers(
+    db: Driver, table: str, pg_server: PostgresServer
+) -> None:
+    def rows() -> Iterator[tuple[int, str, int]]:
+        for i in range(ROWS * 2):
+            if i == ROWS:
+                assert pg_server.terminate(db.app) >= 1
+                time.sleep(0.2)  # let the kernel see the connection go
+            yield (i, "x", i)
+
+    with pytest.raises(iokernel.ConnectionError):
+        await db.executemany(_insert(table), rows())
+    assert pg_server.sql(f"SELECT count(*) FROM {table}") == "0"
+    assert await eventually(lambda: db.fetchval("SELECT 5")) == 5
+    await db.executemany(_insert(table), _rows(ROWS))
+    assert pg_server.sql(f"SELECT count(*) FROM {table}") == str(ROWS)
+
+
+async def test_a_streamed_batch_inside_a_transaction_is_part_of_it(
+    db: Driver, table: str, pg_server: PostgresServer
+) -> None:
+    with pytest.raises(RuntimeError, match="undo"):
+        async with db.transaction() as tx:
+            await tx.executemany(_insert(table), _rows(ROWS))
+            assert await tx.fetchval(f"SELECT count(*) FROM {table}") == ROWS
+            raise RuntimeError("undo")
+    assert pg_server.sql(f"SELECT count(*) FROM {table}") == "0"
+
+    # A row that cannot be encoded fails the transaction, like a failed statement.
+    with pytest.raises(TypeError, match="executemany row"):
+        async with db.transaction() as tx:
+            await tx.execute(f"INSERT INTO {table} (id) VALUES (-1)")
+            await tx.executemany(_insert(table), _rows(ROWS, bad_at=ROWS // 2))
+    assert pg_server.sql(f"SELECT count(*) FROM {table}") == "0"
+
+    async with db.transaction() as tx:
+        await tx.executemany(_insert(table), _rows(ROWS))
+    assert pg_server.sql(f"SELECT count(*) FROM {table}") == str(ROWS)
+    assert isinstance(await db.fetchval("SELECT now()"), object)
+    assert not isinstance(db.client, pg.Client) or db.client.stats()["dedicated_connections"] == 0
