@@ -251,6 +251,7 @@ struct Waiter<P: Protocol> {
     completion: Completion,
     summary: super::Summary,
     submitted: Instant,
+    deadline: Option<Instant>,
     written: Option<Instant>,
     got_first_byte: bool,
     /// Past its deadline (its caller already got `TimeoutError`).
@@ -390,6 +391,7 @@ impl<P: Protocol> Conn<P> {
             completion: req.completion,
             summary: req.summary,
             submitted: Instant::from_std(req.submitted),
+            deadline,
             written: None,
             got_first_byte: false,
             expired: false,
@@ -400,6 +402,26 @@ impl<P: Protocol> Conn<P> {
         if let Some(b) = start {
             tokio::task::spawn_local(stream_body(self.clone(), b));
         }
+    }
+
+    /// Write a request again (`Feed::Retry`) at the back of the queue, with
+    /// its original deadline, unless nobody waits for it any more.
+    fn retry(self: &Rc<Self>, proto: &P, w: Waiter<P>) {
+        self.metrics.in_flight.add(-1.0);
+        if w.expired || w.completion.is_none() {
+            return;
+        }
+        let req = Request {
+            payload: bytes::Bytes::new(),
+            pending: w.pending,
+            completion: w.completion,
+            deadline: w.deadline.map(Instant::into_std),
+            route: super::Route::Shared,
+            submitted: w.submitted.into_std(),
+            summary: w.summary,
+            body: None,
+        };
+        self.push(proto, req, w._guard);
     }
 
     /// The streaming body ended: release the held requests up to the next
@@ -551,7 +573,7 @@ impl<P: Protocol> Conn<P> {
     /// band, do so on a separate short-lived connection, so the server stops
     /// working on it and answers the requests behind it.
     fn cancel_head(&self, proto: &P) {
-        let Some(bytes) = proto.cancel_request(&self.inner.borrow().state) else {
+        let Some(bytes) = proto.cancel_request(&mut self.inner.borrow_mut().state) else {
             return;
         };
         let addr = self.addr.clone();
@@ -582,7 +604,7 @@ impl<P: Protocol> Conn<P> {
     }
 
     /// Feed decoded bytes to waiters. Returns how many requests completed.
-    fn on_bytes(&self, proto: &P, buf: &mut BytesMut) -> Result<usize, KernelError> {
+    fn on_bytes(self: &Rc<Self>, proto: &P, buf: &mut BytesMut) -> Result<usize, KernelError> {
         let mut done = 0;
         loop {
             let finished = {
@@ -615,7 +637,12 @@ impl<P: Protocol> Conn<P> {
                     Feed::Done(reply) => {
                         let w = g.waiters.pop_front().expect("front exists");
                         g.front_seq += 1;
-                        Some((w, reply))
+                        Some((w, Some(reply)))
+                    }
+                    Feed::Retry => {
+                        let w = g.waiters.pop_front().expect("front exists");
+                        g.front_seq += 1;
+                        Some((w, None))
                     }
                     Feed::Fail(why) => {
                         return Err(KernelError::protocol(format!(
@@ -625,9 +652,13 @@ impl<P: Protocol> Conn<P> {
                     }
                 }
             };
-            if let Some((w, reply)) = finished {
-                self.finish(w, Ok(reply));
-                done += 1;
+            match finished {
+                Some((w, Some(reply))) => {
+                    self.finish(w, Ok(reply));
+                    done += 1;
+                }
+                Some((w, None)) => self.retry(proto, w),
+                None => {}
             }
         }
     }

@@ -76,8 +76,9 @@ pub trait Protocol: Send + Sync + 'static {
     /// Bytes that, sent on a fresh connection to the same address, ask the
     /// server to abort what this connection is executing (PostgreSQL's
     /// CancelRequest). The kernel sends them when the request at the head of
-    /// the queue times out, so the requests behind it are not held up.
-    fn cancel_request(&self, st: &Self::ConnState) -> Option<Vec<u8>> {
+    /// the queue times out, so the requests behind it are not held up. The
+    /// protocol may note that it did (see `Feed::Retry`).
+    fn cancel_request(&self, st: &mut Self::ConnState) -> Option<Vec<u8>> {
         let _ = st;
         None
     }
@@ -93,6 +94,12 @@ pub enum Feed {
     /// The stream cannot be trusted any more (e.g. the server started a
     /// mode we do not speak): the connection is reset with this message.
     Fail(String),
+    /// The request was aborted, with no effect, by the kernel's own
+    /// out-of-band cancel meant for the request before it (the cancel
+    /// arrived just after that one finished). The kernel writes it again at
+    /// the back of the connection's queue, unless its caller has gone;
+    /// `write_request` must rebuild it from its `Pending` alone.
+    Retry,
 }
 
 /// Which connection of a service a request must use.

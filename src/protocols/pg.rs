@@ -7,6 +7,17 @@
 //! are sent in text format with unspecified types (the server infers them),
 //! results are requested in text format and decoded by column type.
 //!
+//! Out-of-band cancel (sent by the kernel for a silent overdue request) can
+//! land on the request after it when the overdue one finishes in that
+//! instant: PostgreSQL aborts whatever runs when the cancel arrives, and
+//! the postmaster signals the backend twice (its pid and its process group),
+//! so even the statement after a correctly cancelled one can be hit. A
+//! "query_canceled" (57014) within `CANCEL_WINDOW` of our cancel, on a
+//! single-statement request that left no transaction open, is therefore
+//! answered with `Feed::Retry` (once per request): that statement was rolled
+//! back, so sending it again is safe, and its caller never sees our cancel. Simple-protocol strings (may
+//! hold several statements, even a COMMIT) and `executemany` are not retried.
+//!
 //! Prepared statements: each connection keeps a bounded cache, SQL text →
 //! statement name (`PgConn`). The request carries SQL and encoded parameters;
 //! `write_request` runs on the kernel thread when the request is given to a
@@ -15,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -50,9 +62,18 @@ pub enum Query {
     Prebuilt(Bytes),
 }
 
+/// How long after our out-of-band cancel a 57014 is taken to be its doing:
+/// the kernel gives up delivering a cancel after 2 s (`Conn::cancel_head`),
+/// plus a second for the error to come back.
+const CANCEL_WINDOW: Duration = Duration::from_secs(3);
+
 /// A request's state: its query until written, then its result as it arrives.
 pub struct Pending {
     query: Option<Query>,
+    /// A copy kept while written, to send again after a misplaced cancel.
+    again: Option<Query>,
+    /// Sent again once already (never twice).
+    retried: bool,
     /// The statement this request prepared (forgotten again if Parse fails).
     parsed: Option<Arc<str>>,
     parse_ok: bool,
@@ -63,6 +84,8 @@ impl Pending {
     pub fn new(q: Query) -> Self {
         Pending {
             query: Some(q),
+            again: None,
+            retried: false,
             parsed: None,
             parse_ok: false,
             result: PgResult::default(),
@@ -88,6 +111,8 @@ pub struct PgConn {
     next_name: u64,
     tick: u64,
     pub backend: Option<(i32, i32)>,
+    /// When the kernel last sent an out-of-band cancel on this connection.
+    cancel_sent: Option<Instant>,
 }
 
 impl PgConn {
@@ -151,9 +176,12 @@ impl Protocol for Postgres {
             Some(Query::Simple(sql)) => pg::query(out, &sql),
             Some(Query::Extended { sql, params }) => {
                 let (stmt, parsed) = st.prepare(&sql, self.opts.statement_cache, out);
-                if parsed {
-                    p.parsed = Some(sql);
-                }
+                p.parsed = parsed.then(|| sql.clone());
+                p.parse_ok = false;
+                p.again = Some(Query::Extended {
+                    sql,
+                    params: params.clone(),
+                });
                 pg::bind(out, "", &stmt, &params, &[]);
                 pg::describe_portal(out, "");
                 pg::execute(out, "", 0);
@@ -192,8 +220,21 @@ impl Protocol for Postgres {
                 }
                 p.result.error.get_or_insert(e);
             }
-            Backend::ReadyForQuery(_) => {
-                return Feed::Done(Box::new(std::mem::take(&mut p.result)))
+            Backend::ReadyForQuery(status) => {
+                let canceled = p.result.error.as_ref().is_some_and(|e| e.code == "57014");
+                let ours = canceled
+                    && !p.retried
+                    && status == b'I'
+                    && st.cancel_sent.is_some_and(|t| t.elapsed() < CANCEL_WINDOW);
+                if ours {
+                    if let Some(q) = p.again.take() {
+                        p.query = Some(q);
+                        p.retried = true;
+                        p.result = PgResult::default();
+                        return Feed::Retry;
+                    }
+                }
+                return Feed::Done(Box::new(std::mem::take(&mut p.result)));
             }
             Backend::CopyInResponse | Backend::CopyOutResponse | Backend::CopyBothResponse => {
                 return Feed::Fail(
@@ -310,8 +351,9 @@ impl Protocol for Postgres {
         }
     }
 
-    fn cancel_request(&self, st: &PgConn) -> Option<Vec<u8>> {
+    fn cancel_request(&self, st: &mut PgConn) -> Option<Vec<u8>> {
         let (pid, secret) = st.backend?;
+        st.cancel_sent = Some(Instant::now());
         let mut out = BytesMut::new();
         pg::cancel_request(&mut out, pid, secret);
         Some(out.to_vec())

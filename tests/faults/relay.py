@@ -1,0 +1,95 @@
+"""A TCP relay that holds back chosen connections, for timing faults in front
+of a real server (the server stays real; only the network is scripted).
+
+    with Relay(("127.0.0.1", pg_port), delay=lambda i: 0.0 if i == 0 else 0.4) as r:
+        dsn = f"postgresql://...@127.0.0.1:{r.port}/app"
+
+Connection ``i`` (0-based, in accept order) is connected upstream only after
+``delay(i)`` seconds; then bytes flow both ways unchanged until either side
+closes. Bounded: at most ``max_conns`` connections, daemon threads, every
+socket closed by ``stop()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Self
+
+from tests.servers import LOOPBACK
+
+
+class Relay:
+    def __init__(self, upstream: tuple[str, int], *, delay: Callable[[int], float],
+                 max_conns: int = 32) -> None:
+        self.upstream = upstream
+        self.delay = delay
+        self.max_conns = max_conns
+        self.accepted = 0
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, name="relay", daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        with self._lock:
+            for s in [self._listener, *self._socks]:
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def _accept(self) -> None:
+        while not self._stopped.is_set() and self.accepted < self.max_conns:
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            i = self.accepted
+            self.accepted += 1
+            with self._lock:
+                self._socks.append(client)
+            threading.Thread(target=self._serve, args=(i, client), daemon=True).start()
+
+    def _serve(self, i: int, client: socket.socket) -> None:
+        wait = self.delay(i)
+        if wait > 0 and self._stopped.wait(wait):
+            return
+        try:
+            up = socket.create_connection(self.upstream, timeout=5)
+        except OSError:
+            client.close()
+            return
+        up.settimeout(None)
+        with self._lock:
+            self._socks.append(up)
+        threading.Thread(target=self._pump, args=(up, client), daemon=True).start()
+        self._pump(client, up)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        deadline = time.monotonic() + 300  # bounded even if nobody calls stop()
+        try:
+            while time.monotonic() < deadline:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
