@@ -167,8 +167,24 @@ class PgService:
         conn: int | None = None,
         simple: bool = False,
     ) -> Any: ...
+    def describe(
+        self, sql: str, timeout: float | None = None, conn: int | None = None
+    ) -> list[int]: ...
+    def submit_describe(
+        self,
+        completer: Completer,
+        fut: Any,
+        sql: str,
+        timeout: float | None = None,
+        conn: int | None = None,
+    ) -> Any: ...
     def query_many(
-        self, sql: str, rows: Any, timeout: float | None = None, conn: int | None = None
+        self,
+        sql: str,
+        rows: Any,
+        timeout: float | None = None,
+        conn: int | None = None,
+        types: list[int] | None = None,
     ) -> Any: ...
     def submit_many(
         self,
@@ -178,6 +194,7 @@ class PgService:
         rows: Any,
         timeout: float | None = None,
         conn: int | None = None,
+        types: list[int] | None = None,
     ) -> Any: ...
     def lease(self, timeout: float | None = None) -> int: ...
     def submit_lease(self, completer: Completer, fut: Any, timeout: float | None) -> Any: ...

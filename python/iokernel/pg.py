@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import operator
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
@@ -38,6 +39,16 @@ Record = _native.Record
 _ROWS, _ROW, _VALUE, _STATUS = 0, 1, 2, 3
 _DEFAULT = object()
 _savepoints = itertools.count(1)
+# executemany asks the server for the parameter types first (one round trip)
+# when the batch is at least this long, or of unknown length, so that ints,
+# floats, bools, bytes and UUIDs can go in binary, which the server reads
+# faster than text.
+_DESCRIBE_FROM = 64
+
+
+def _worth_describing(rows: Iterable[Any]) -> bool:
+    n = operator.length_hint(rows, -1)
+    return n < 0 or n >= _DESCRIBE_FROM
 
 class _Base:
     """Options, the shared native service, and the query methods written
@@ -110,7 +121,12 @@ class _Base:
 
     def executemany(self, sql: str, args: Iterable[Any], *, timeout: Any = _DEFAULT) -> Any:
         """Run ``sql`` once per parameter tuple, pipelined in one round trip
-        and one implicit transaction (all rows or none)."""
+        and one implicit transaction (all rows or none). ``args`` may be any
+        iterable, even a generator: rows stream to the server while later
+        ones are still being encoded. A row that cannot be encoded raises
+        (naming the row) and nothing of the batch is kept; inside
+        ``transaction()`` that aborts the transaction, like a failed
+        statement."""
         return self._many(sql, args, timeout)
 
     @property
@@ -139,7 +155,9 @@ class Client(_Base):
         return self._svc.query(shape, sql, args, column, self._t(timeout), self._conn, simple)
 
     def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
-        self._svc.query_many(sql, rows, self._t(timeout), self._conn)
+        t = self._t(timeout)
+        types = self._svc.describe(sql, t, self._conn) if _worth_describing(rows) else None
+        self._svc.query_many(sql, rows, t, self._conn, types)
 
     @contextmanager
     def transaction(self) -> Iterator[Client]:
@@ -195,8 +213,14 @@ class AsyncClient(_Base):
 
     async def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
         loop = asyncio.get_running_loop()
+        t = self._t(timeout)
+        types = None
+        if _worth_describing(rows):
+            types = await self._svc.submit_describe(
+                _aio.completer(loop), loop.create_future(), sql, t, self._conn
+            )
         await self._svc.submit_many(
-            _aio.completer(loop), loop.create_future(), sql, rows, self._t(timeout), self._conn
+            _aio.completer(loop), loop.create_future(), sql, rows, t, self._conn, types
         )
 
     @asynccontextmanager

@@ -102,6 +102,8 @@ pub struct PgResult {
     pub status: Option<String>,
     /// The first error (the server skips the rest of the request after it).
     pub error: Option<ErrorFields>,
+    /// Parameter types, if the request described a statement.
+    pub param_types: Option<Vec<u32>>,
 }
 
 /// Per connection: the prepared-statement cache and what the server told us.
@@ -198,9 +200,9 @@ impl Protocol for Postgres {
             Backend::BindComplete
             | Backend::CloseComplete
             | Backend::NoData
-            | Backend::ParameterDescription(_)
             | Backend::PortalSuspended
             | Backend::EmptyQueryResponse => {}
+            Backend::ParameterDescription(oids) => p.result.param_types = Some(oids),
             Backend::RowDescription(cols) => {
                 p.result.columns = Some(cols.into());
                 p.result.rows.clear();

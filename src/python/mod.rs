@@ -7,6 +7,7 @@ mod convert;
 mod errors;
 mod metrics;
 mod pg;
+mod pg_binary;
 mod pg_many;
 mod pg_record;
 mod pg_values;

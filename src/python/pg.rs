@@ -32,6 +32,8 @@ pub const ROWS: u8 = 0;
 pub const ROW: u8 = 1;
 pub const VALUE: u8 = 2;
 pub const STATUS: u8 = 3;
+/// The parameter types of a described statement (a list of OIDs).
+pub const PARAMS: u8 = 4;
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct PgService {
@@ -87,6 +89,12 @@ pub fn convert_result(
         return Err(pg_error(py, e));
     }
     match shape {
+        PARAMS => Ok(r
+            .param_types
+            .unwrap_or_default()
+            .into_pyobject(py)?
+            .into_any()
+            .unbind()),
         STATUS => Ok(r
             .status
             .unwrap_or_default()
@@ -289,9 +297,71 @@ impl PgService {
         )
     }
 
+    /// The parameter types (OIDs) the server infers for `sql`.
+    #[pyo3(signature = (sql, timeout = None, conn = None))]
+    fn describe(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<Py<PyAny>> {
+        check_sql(sql)?;
+        let p = Pending::new(Query::Prebuilt(pg_many::describe(sql)));
+        let conv = Conv::Pg {
+            shape: PARAMS,
+            column: 0,
+        };
+        blocking(
+            py,
+            &self.h,
+            Bytes::new(),
+            p,
+            summary(sql),
+            timeout,
+            conn,
+            conv,
+        )
+    }
+
+    /// Asyncio form of `describe`.
+    #[pyo3(signature = (completer, fut, sql, timeout = None, conn = None))]
+    fn submit_describe<'py>(
+        &self,
+        py: Python<'py>,
+        completer: &Completer,
+        fut: Bound<'py, PyAny>,
+        sql: &str,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        check_sql(sql)?;
+        let p = Pending::new(Query::Prebuilt(pg_many::describe(sql)));
+        let conv = Conv::Pg {
+            shape: PARAMS,
+            column: 0,
+        };
+        submit(
+            py,
+            &self.h,
+            completer,
+            fut,
+            Bytes::new(),
+            p,
+            summary(sql),
+            None,
+            timeout,
+            conn,
+            conv,
+            None,
+        )
+    }
+
     /// Run `sql` once per parameter set, pipelined, ended by one Sync
     /// (`pg_many`: the rows stream to the server while they are encoded).
-    #[pyo3(signature = (sql, rows, timeout = None, conn = None))]
+    /// `types`: the statement's parameter types (`describe`), for binary
+    /// parameters; None sends text and lets the server infer them.
+    #[pyo3(signature = (sql, rows, timeout = None, conn = None, types = None))]
     fn query_many(
         &self,
         py: Python<'_>,
@@ -299,13 +369,14 @@ impl PgService {
         rows: &Bound<'_, PyAny>,
         timeout: Option<f64>,
         conn: Option<u64>,
+        types: Option<Vec<u32>>,
     ) -> PyResult<Py<PyAny>> {
         check_sql(sql)?;
         let conv = Conv::Pg {
             shape: STATUS,
             column: 0,
         };
-        let (head, rest) = match pg_many::start(sql, rows)? {
+        let (head, rest) = match pg_many::start(sql, rows, types)? {
             Start::Whole(msgs) => (msgs, None),
             Start::Streamed(head, rest) => (head, Some(rest)),
         };
@@ -338,7 +409,7 @@ impl PgService {
     }
 
     /// Asyncio form of `query_many`.
-    #[pyo3(signature = (completer, fut, sql, rows, timeout = None, conn = None))]
+    #[pyo3(signature = (completer, fut, sql, rows, timeout = None, conn = None, types = None))]
     #[allow(clippy::too_many_arguments)]
     fn submit_many<'py>(
         &self,
@@ -349,13 +420,14 @@ impl PgService {
         rows: &Bound<'py, PyAny>,
         timeout: Option<f64>,
         conn: Option<u64>,
+        types: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         check_sql(sql)?;
         let conv = Conv::Pg {
             shape: STATUS,
             column: 0,
         };
-        let (head, rest) = match pg_many::start(sql, rows)? {
+        let (head, rest) = match pg_many::start(sql, rows, types)? {
             Start::Whole(msgs) => (msgs, None),
             Start::Streamed(head, rest) => (head, Some(rest)),
         };

@@ -256,6 +256,11 @@ pub fn encode_param(obj: &Bound<'_, PyAny>, out: &mut BytesMut) -> PyResult<()> 
     Ok(())
 }
 
+/// `uuid.UUID`.
+pub fn uuid_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    UUID.import(py, "uuid", "UUID")
+}
+
 const SUPPORTED: &str = "None, bool, int, float, decimal.Decimal, str, bytes, bytearray, \
     memoryview, datetime.date, datetime.datetime, datetime.time, datetime.timedelta, \
     uuid.UUID, dict (sent as JSON), list and tuple (sent as arrays)";

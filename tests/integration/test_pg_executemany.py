@@ -166,3 +166,108 @@ async def test_a_streamed_batch_inside_a_transaction_is_part_of_it(
     assert pg_server.sql(f"SELECT count(*) FROM {table}") == str(ROWS)
     assert isinstance(await db.fetchval("SELECT now()"), object)
     assert not isinstance(db.client, pg.Client) or db.client.stats()["dedicated_connections"] == 0
+
+
+# ------------------------------------------------------- binary parameters
+# A batch of 64 rows or more (or of unknown length) is described first and its
+# ints, floats, bools, bytes and UUIDs go in binary (src/python/pg_binary.rs);
+# a shorter one goes in text. Both paths must store exactly the same values.
+KINDS = "i2 int2, i4 int4, i8 int8, f8 float8, b bool, by bytea, u uuid, t text, n numeric"
+
+
+def _edge_rows() -> list[tuple[Any, ...]]:
+    import math
+    import uuid as uuid_mod
+
+    ints = [(-(2**15), -(2**31), -(2**63)), (2**15 - 1, 2**31 - 1, 2**63 - 1), (0, 0, 0),
+            (-1, -1, -1), (None, None, None)]
+    floats = [0.1, -0.0, 1e-300, 1.7976931348623157e308, math.inf, -math.inf, math.nan,
+              5e-324, None]
+    blobs = [b"", b"\x00\xff\x10", bytearray(b"\x01\x02"), bytes(range(256)), None]
+    uuids = [uuid_mod.UUID(int=0), uuid_mod.UUID(int=2**128 - 1), uuid_mod.uuid4(), None]
+    rows = []
+    for k in range(96):  # over _DESCRIBE_FROM, so the batch goes in binary
+        i2, i4, i8 = ints[k % len(ints)]
+        rows.append((i2, i4, i8, floats[k % len(floats)], [True, False, None][k % 3],
+                     blobs[k % len(blobs)], uuids[k % len(uuids)], f"t{k}", k))
+    return rows
+
+
+async def test_binary_and_text_parameters_store_the_same_values(
+    db: Driver, pg_server: PostgresServer
+) -> None:
+    tb, tt = (f"kinds_{tag}_{uuid_suffix()}" for tag in ("bin", "txt"))
+    for t in (tb, tt):
+        pg_server.sql(f"CREATE TABLE {t} (k serial, {KINDS})")
+    try:
+        rows = _edge_rows()
+        sql = "INSERT INTO {} (i2, i4, i8, f8, b, by, u, t, n) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+        await db.executemany(sql.format(tb), rows)  # described: binary
+        for i in range(0, len(rows), 8):  # short batches: text
+            await db.executemany(sql.format(tt), rows[i:i + 8])
+        cols = "i2, i4, i8, f8::text, b, by, u, t, n"
+        assert pg_server.sql(f"SELECT count(*) FROM {tb}") == str(len(rows))
+        for a, b in ((tb, tt), (tt, tb)):
+            diff = pg_server.sql(f"SELECT {cols} FROM {a} EXCEPT SELECT {cols} FROM {b}")
+            assert diff == "", f"{a} has rows {b} does not:\n{diff[:500]}"
+        # And they read back as what went in.
+        got = await db.fetch(f"SELECT i2, i4, i8, f8, b, by, u, t, n FROM {tb} ORDER BY n")
+        for g, want in zip(got, rows, strict=True):
+            for x, y in zip(tuple(g), want, strict=True):
+                if isinstance(y, float) and y != y:
+                    assert x != x
+                elif isinstance(y, bytearray):
+                    assert x == bytes(y)
+                else:
+                    assert x == y, (g, want)
+    finally:
+        pg_server.sql(f"DROP TABLE {tb}; DROP TABLE {tt}")
+
+
+def uuid_suffix() -> str:
+    import uuid as uuid_mod
+
+    return uuid_mod.uuid4().hex[:10]
+
+
+@pytest.mark.parametrize(("value", "sqlstate"), [
+    ("42", None),  # str for an int4 parameter: text, and the server parses it
+    (7.0, "22P02"),  # a float for int4: refused as in the text path ("7.0")
+    (2**40, "22003"),  # out of int4's range: the server says so
+    (True, "22P02"),  # bool is not an int here
+])
+async def test_values_of_another_kind_go_as_text(
+    db: Driver, table: str, pg_server: PostgresServer, value: Any, sqlstate: str | None
+) -> None:
+    rows = [(i, "x", i) for i in range(100)] + [(1000, "odd", value)]
+    big, small = rows, rows[-1:]
+    for batch in (big, small):  # described (binary elsewhere) and not: the same outcome
+        pg_server.sql(f"TRUNCATE {table}")
+        if sqlstate is None:
+            await db.executemany(_insert(table), batch)
+            assert pg_server.sql(f"SELECT n FROM {table} WHERE id = 1000") == "42"
+        else:
+            with pytest.raises(pg.PostgresError) as ei:
+                await db.executemany(_insert(table), batch)
+            assert ei.value.sqlstate == sqlstate
+            assert pg_server.sql(f"SELECT count(*) FROM {table}") == "0"
+
+
+async def test_types_are_described_per_call_so_schema_changes_are_seen(
+    db: Driver, pg_server: PostgresServer
+) -> None:
+    t = f"alter_{uuid_suffix()}"
+    pg_server.sql(f"CREATE TABLE {t} (a int4)")
+    try:
+        sql = f"INSERT INTO {t} (a) VALUES ($1)"
+        await db.executemany(sql, [(i,) for i in range(100)])
+        pg_server.sql(f"ALTER TABLE {t} ALTER COLUMN a TYPE text")
+        await db.executemany(sql, [(i,) for i in range(100)])  # ints, now into text
+        pg_server.sql(f"ALTER TABLE {t} ALTER COLUMN a TYPE float8 USING a::float8")
+        await db.executemany(sql, [(i + 0.5,) for i in range(100)])
+        assert pg_server.sql(f"SELECT count(*), sum(a) FROM {t}") == f"300|{2 * 4950 + 5000}"
+        with pytest.raises(pg.PostgresError) as ei:
+            await db.executemany(f"INSERT INTO {t} (nope) VALUES ($1)", _rows(100))
+        assert ei.value.sqlstate == "42703"
+    finally:
+        pg_server.sql(f"DROP TABLE {t}")
