@@ -282,25 +282,27 @@ class ConnSampler:
 
 
 def server_cpu_s(postmaster: int | None) -> float | None:
-    """CPU seconds (user + system) of the PostgreSQL server: the postmaster (with its
-    reaped children) and every live child (backends, checkpointer, ...)."""
+    """CPU seconds of the PostgreSQL server: every live process of it (postmaster,
+    backends, checkpointer, ...) from /proc/PID/schedstat, in nanoseconds, plus
+    the children the postmaster already reaped (cutime + cstime, clock ticks)."""
     if postmaster is None:
         return None
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    total = 0.0
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             raw = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
+            fields = raw[raw.rindex(")") + 2:].split()
+            if int(d) != postmaster and int(fields[1]) != postmaster:  # ppid
+                continue
+            total += int(Path(f"/proc/{d}/schedstat").read_text().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
             continue
-        fields = raw[raw.rindex(")") + 2:].split()
         if int(d) == postmaster:
-            total += sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
-        elif int(fields[1]) == postmaster:  # ppid
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+            total += (int(fields[13]) + int(fields[14])) / tick  # cutime, cstime
+    return total
 
 
 @contextlib.contextmanager
