@@ -16,12 +16,11 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::completer::{Completer, Conv};
 use super::errors::{pg_error, to_pyerr};
-use super::pg_many::{self, Start};
+use super::pg_many;
 use super::pg_record::Record;
 use super::pg_values::{decode_cell, encode_param};
 use super::submit::{blocking, send_blocking, submit, wait_reply};
 use crate::codec::pg as wire;
-use crate::kernel::body;
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
 use crate::kernel::{Reply, Summary};
 use crate::protocols::pg::{Pending, PgOptions, PgResult, Postgres, Query};
@@ -34,6 +33,16 @@ pub const VALUE: u8 = 2;
 pub const STATUS: u8 = 3;
 /// The parameter types of a described statement (a list of OIDs).
 pub const PARAMS: u8 = 4;
+/// `describe`'s reply: the parameter types.
+const DESCRIBED: Conv = Conv::Pg {
+    shape: PARAMS,
+    column: 0,
+};
+/// executemany's reply: the last command status.
+const MANY: Conv = Conv::Pg {
+    shape: STATUS,
+    column: 0,
+};
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct PgService {
@@ -308,10 +317,6 @@ impl PgService {
     ) -> PyResult<Py<PyAny>> {
         check_sql(sql)?;
         let p = Pending::new(Query::Prebuilt(pg_many::describe(sql)));
-        let conv = Conv::Pg {
-            shape: PARAMS,
-            column: 0,
-        };
         blocking(
             py,
             &self.h,
@@ -320,7 +325,7 @@ impl PgService {
             summary(sql),
             timeout,
             conn,
-            conv,
+            DESCRIBED,
         )
     }
 
@@ -337,10 +342,6 @@ impl PgService {
     ) -> PyResult<Bound<'py, PyAny>> {
         check_sql(sql)?;
         let p = Pending::new(Query::Prebuilt(pg_many::describe(sql)));
-        let conv = Conv::Pg {
-            shape: PARAMS,
-            column: 0,
-        };
         submit(
             py,
             &self.h,
@@ -352,7 +353,7 @@ impl PgService {
             None,
             timeout,
             conn,
-            conv,
+            DESCRIBED,
             None,
         )
     }
@@ -372,40 +373,14 @@ impl PgService {
         types: Option<Vec<u32>>,
     ) -> PyResult<Py<PyAny>> {
         check_sql(sql)?;
-        let conv = Conv::Pg {
-            shape: STATUS,
-            column: 0,
-        };
-        let (head, rest) = match pg_many::start(sql, rows, types)? {
-            Start::Whole(msgs) => (msgs, None),
-            Start::Streamed(head, rest) => (head, Some(rest)),
-        };
-        let pending = Pending::new(Query::Prebuilt(head));
-        let Some(rest) = rest else {
-            return blocking(
-                py,
-                &self.h,
-                Bytes::new(),
-                pending,
-                summary(sql),
-                timeout,
-                conn,
-                conv,
-            );
-        };
-        let (tx, b) = body::channel(Some(pg_many::abandon()));
-        let slot = send_blocking(
-            py,
-            &self.h,
-            Bytes::new(),
-            pending,
-            summary(sql),
-            timeout,
-            conn,
-            Some(b),
-        )?;
-        rest.produce(tx)?;
-        wait_reply(py, &slot, timeout, conv)
+        let b = pg_many::start(sql, rows, types)?;
+        let pending = Pending::new(Query::Prebuilt(b.head));
+        let s = summary(sql);
+        let slot = send_blocking(py, &self.h, Bytes::new(), pending, s, timeout, conn, b.body)?;
+        if let Some((rest, tx)) = b.rest {
+            rest.produce(tx)?;
+        }
+        wait_reply(py, &slot, timeout, MANY)
     }
 
     /// Asyncio form of `query_many`.
@@ -423,36 +398,22 @@ impl PgService {
         types: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         check_sql(sql)?;
-        let conv = Conv::Pg {
-            shape: STATUS,
-            column: 0,
-        };
-        let (head, rest) = match pg_many::start(sql, rows, types)? {
-            Start::Whole(msgs) => (msgs, None),
-            Start::Streamed(head, rest) => (head, Some(rest)),
-        };
-        let (tx, b) = match rest {
-            Some(_) => {
-                let (tx, b) = body::channel(Some(pg_many::abandon()));
-                (Some(tx), Some(b))
-            }
-            None => (None, None),
-        };
+        let b = pg_many::start(sql, rows, types)?;
         let call = submit(
             py,
             &self.h,
             completer,
             fut.clone(),
             Bytes::new(),
-            Pending::new(Query::Prebuilt(head)),
+            Pending::new(Query::Prebuilt(b.head)),
             summary(sql),
             None,
             timeout,
             conn,
-            conv,
-            b,
+            MANY,
+            b.body,
         )?;
-        if let (Some(rest), Some(tx)) = (rest, tx) {
+        if let Some((rest, tx)) = b.rest {
             if let Err(e) = rest.produce(tx) {
                 // Nobody will await the future: its (error) reply is dropped.
                 fut.call_method0(pyo3::intern!(py, "cancel"))?;

@@ -26,18 +26,19 @@ use pyo3::types::{PyIterator, PyTuple};
 use super::pg_binary::bind_params;
 use super::pg_values::encode_param;
 use crate::codec::pg as wire;
-use crate::kernel::body::BodyTx;
+use crate::kernel::body::{self, Body, BodyTx};
 
 /// Bytes of rows encoded before the request is submitted.
 const FIRST_CHUNK: usize = 8 * 1024;
 /// Bytes of rows per later chunk.
 const CHUNK: usize = 64 * 1024;
 
-/// How a batch starts: all of it (it was small), or its head and the rows
-/// still to encode.
-pub enum Start<'py> {
-    Whole(Bytes),
-    Streamed(Bytes, Rest<'py>),
+/// A batch as it is submitted: its first bytes and, if it did not fit in
+/// them, the body the rest will follow through and what produces it.
+pub struct Batch<'py> {
+    pub head: Bytes,
+    pub body: Option<Body>,
+    pub rest: Option<(Rest<'py>, BodyTx)>,
 }
 
 /// The rows not encoded yet.
@@ -54,7 +55,7 @@ pub fn start<'py>(
     sql: &str,
     rows: &Bound<'py, PyAny>,
     types: Option<Vec<u32>>,
-) -> PyResult<Start<'py>> {
+) -> PyResult<Batch<'py>> {
     let types = types.unwrap_or_default();
     if types.len() > u16::MAX as usize {
         return Err(PyValueError::new_err(
@@ -71,10 +72,18 @@ pub fn start<'py>(
     wire::parse(&mut head, "", sql, &rest.types);
     if rest.fill(&mut head, FIRST_CHUNK)? {
         wire::sync(&mut head);
-        Ok(Start::Whole(head.freeze()))
-    } else {
-        Ok(Start::Streamed(head.freeze(), rest))
+        return Ok(Batch {
+            head: head.freeze(),
+            body: None,
+            rest: None,
+        });
     }
+    let (tx, body) = body::channel(Some(abandon()));
+    Ok(Batch {
+        head: head.freeze(),
+        body: Some(body),
+        rest: Some((rest, tx)),
+    })
 }
 
 /// A request for the parameter types the server infers for `sql`.
@@ -88,7 +97,7 @@ pub fn describe(sql: &str) -> Bytes {
 
 /// What ends a request whose rows stopped coming: an error (the portal does
 /// not exist), so the server rolls the batch back, then the Sync.
-pub fn abandon() -> Bytes {
+fn abandon() -> Bytes {
     let mut out = BytesMut::new();
     wire::execute(&mut out, "iokernel: executemany stopped, roll back", 0);
     wire::sync(&mut out);
