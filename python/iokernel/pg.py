@@ -69,7 +69,10 @@ class _Base:
         max_dedicated: int = 16,
     ) -> None:
         """``timeout``: seconds per query (None: no limit), enforced by the
-        kernel. ``connections``: pipelined connections per server (the
+        kernel: the caller gets ``TimeoutError`` at once. The statement is
+        not undone by that: if it is still running 250 ms later the kernel
+        cancels it on the server (rolled back), but one that finishes in
+        between takes effect. ``connections``: pipelined connections per server (the
         server runs one query at a time per connection). ``connect_timeout``
         overrides the DSN's. ``max_dedicated``: transactions open at once;
         more wait (up to ``timeout``) for one to finish."""
