@@ -405,10 +405,11 @@ impl<P: Protocol> Conn<P> {
     }
 
     /// Write a request again (`Feed::Retry`) at the back of the queue, with
-    /// its original deadline, unless nobody waits for it any more.
+    /// its original deadline, unless nobody waits for it any more (an
+    /// expired waiter's completion was already taken).
     fn retry(self: &Rc<Self>, proto: &P, w: Waiter<P>) {
         self.metrics.in_flight.add(-1.0);
-        if w.expired || w.completion.is_none() {
+        if w.completion.is_none() {
             return;
         }
         let req = Request {

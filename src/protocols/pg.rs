@@ -15,8 +15,9 @@
 //! "query_canceled" (57014) within `CANCEL_WINDOW` of our cancel, on a
 //! single-statement request that left no transaction open, is therefore
 //! answered with `Feed::Retry` (once per request): that statement was rolled
-//! back, so sending it again is safe, and its caller never sees our cancel. Simple-protocol strings (may
-//! hold several statements, even a COMMIT) and `executemany` are not retried.
+//! back, so sending it again is safe, and its caller never sees our cancel.
+//! Simple-protocol strings (may hold several statements, even a COMMIT) and
+//! `executemany` (`Prebuilt`) are not retried.
 //!
 //! Prepared statements: each connection keeps a bounded cache, SQL text →
 //! statement name (`PgConn`). The request carries SQL and encoded parameters;
@@ -67,11 +68,10 @@ pub enum Query {
 /// plus a second for the error to come back.
 const CANCEL_WINDOW: Duration = Duration::from_secs(3);
 
-/// A request's state: its query until written, then its result as it arrives.
+/// A request's state: its query (kept until the reply, so that it can be
+/// written again after a misplaced cancel) and its result as it arrives.
 pub struct Pending {
-    query: Option<Query>,
-    /// A copy kept while written, to send again after a misplaced cancel.
-    again: Option<Query>,
+    query: Query,
     /// Sent again once already (never twice).
     retried: bool,
     /// The statement this request prepared (forgotten again if Parse fails).
@@ -83,8 +83,7 @@ pub struct Pending {
 impl Pending {
     pub fn new(q: Query) -> Self {
         Pending {
-            query: Some(q),
-            again: None,
+            query: q,
             retried: false,
             parsed: None,
             parse_ok: false,
@@ -174,23 +173,18 @@ impl Protocol for Postgres {
     }
 
     fn write_request(&self, st: &mut PgConn, p: &mut Pending, _payload: &[u8], out: &mut BytesMut) {
-        match p.query.take() {
-            Some(Query::Simple(sql)) => pg::query(out, &sql),
-            Some(Query::Extended { sql, params }) => {
-                let (stmt, parsed) = st.prepare(&sql, self.opts.statement_cache, out);
+        match &p.query {
+            Query::Simple(sql) => pg::query(out, sql),
+            Query::Extended { sql, params } => {
+                let (stmt, parsed) = st.prepare(sql, self.opts.statement_cache, out);
                 p.parsed = parsed.then(|| sql.clone());
                 p.parse_ok = false;
-                p.again = Some(Query::Extended {
-                    sql,
-                    params: params.clone(),
-                });
-                pg::bind(out, "", &stmt, &params, &[]);
+                pg::bind(out, "", &stmt, params, &[]);
                 pg::describe_portal(out, "");
                 pg::execute(out, "", 0);
                 pg::sync(out);
             }
-            Some(Query::Prebuilt(msgs)) => out.extend_from_slice(&msgs),
-            None => pg::sync(out), // written twice cannot happen; keep the stream in step anyway
+            Query::Prebuilt(msgs) => out.extend_from_slice(msgs),
         }
     }
 
@@ -223,18 +217,13 @@ impl Protocol for Postgres {
                 p.result.error.get_or_insert(e);
             }
             Backend::ReadyForQuery(status) => {
-                let canceled = p.result.error.as_ref().is_some_and(|e| e.code == "57014");
-                let ours = canceled
-                    && !p.retried
-                    && status == b'I'
+                let ours = p.result.error.as_ref().is_some_and(|e| e.code == "57014")
                     && st.cancel_sent.is_some_and(|t| t.elapsed() < CANCEL_WINDOW);
-                if ours {
-                    if let Some(q) = p.again.take() {
-                        p.query = Some(q);
-                        p.retried = true;
-                        p.result = PgResult::default();
-                        return Feed::Retry;
-                    }
+                let single = matches!(p.query, Query::Extended { .. });
+                if ours && single && status == b'I' && !p.retried {
+                    p.retried = true;
+                    p.result = PgResult::default();
+                    return Feed::Retry;
                 }
                 return Feed::Done(Box::new(std::mem::take(&mut p.result)));
             }

@@ -75,17 +75,21 @@ fn put_binary(v: &Bound<'_, PyAny>, oid: u32, out: &mut BytesMut) -> PyResult<bo
             Err(_) => return Ok(false),
         },
         BYTEA => {
-            let b = if let Ok(b) = v.cast_exact::<PyBytes>() {
-                b.as_bytes().to_vec()
+            // Over 2 GiB: the text path says it is too long.
+            if let Ok(b) = v.cast_exact::<PyBytes>() {
+                if i32::try_from(b.as_bytes().len()).is_err() {
+                    return Ok(false);
+                }
+                put(out, b.as_bytes());
             } else if let Ok(b) = v.cast_exact::<PyByteArray>() {
-                b.to_vec()
+                let bytes = b.to_vec();
+                if i32::try_from(bytes.len()).is_err() {
+                    return Ok(false);
+                }
+                put(out, &bytes);
             } else {
                 return Ok(false);
-            };
-            if i32::try_from(b.len()).is_err() {
-                return Ok(false); // the text path says it is too long
             }
-            put(out, &b);
         }
         UUID => {
             if !v.get_type().is(uuid_type(v.py())?) {

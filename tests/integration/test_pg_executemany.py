@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -176,15 +178,12 @@ KINDS = "i2 int2, i4 int4, i8 int8, f8 float8, b bool, by bytea, u uuid, t text,
 
 
 def _edge_rows() -> list[tuple[Any, ...]]:
-    import math
-    import uuid as uuid_mod
-
     ints = [(-(2**15), -(2**31), -(2**63)), (2**15 - 1, 2**31 - 1, 2**63 - 1), (0, 0, 0),
             (-1, -1, -1), (None, None, None)]
     floats = [0.1, -0.0, 1e-300, 1.7976931348623157e308, math.inf, -math.inf, math.nan,
               5e-324, None]
     blobs = [b"", b"\x00\xff\x10", bytearray(b"\x01\x02"), bytes(range(256)), None]
-    uuids = [uuid_mod.UUID(int=0), uuid_mod.UUID(int=2**128 - 1), uuid_mod.uuid4(), None]
+    uuids = [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.uuid4(), None]
     rows = []
     for k in range(96):  # over _DESCRIBE_FROM, so the batch goes in binary
         i2, i4, i8 = ints[k % len(ints)]
@@ -225,9 +224,7 @@ async def test_binary_and_text_parameters_store_the_same_values(
 
 
 def uuid_suffix() -> str:
-    import uuid as uuid_mod
-
-    return uuid_mod.uuid4().hex[:10]
+    return uuid.uuid4().hex[:10]
 
 
 @pytest.mark.parametrize(("value", "sqlstate"), [
