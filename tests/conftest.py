@@ -29,9 +29,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -126,23 +127,34 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         faulthandler.cancel_dump_traceback_later()
 
 
-# ------------------------------------------------------------------ redis
-def _start(srv: RedisServer) -> RedisServer:
+# ---------------------------------------------------------------- servers
+S = TypeVar("S", RedisServer, PostgresServer)
+
+
+@contextmanager
+def _serving(make: Callable[[], S], what: str) -> Iterator[S]:
+    """A server of the tests' own, started, stopped and removed afterwards; a
+    server that cannot be set up or started fails the test, saying why."""
+    try:
+        srv = make()
+    except ServerError as e:
+        pytest.fail(f"could not set up {what} for the tests: {e}", pytrace=False)
     try:
         srv.start()
     except ServerError as e:
         srv.stop(cleanup=True)
-        pytest.fail(f"could not start redis-server for the tests: {e}", pytrace=False)
-    return srv
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    srv = _start(RedisServer())
+        pytest.fail(f"could not start {what} for the tests: {e}", pytrace=False)
     try:
         yield srv
     finally:
         srv.stop(cleanup=True)
+
+
+# ------------------------------------------------------------------ redis
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with _serving(RedisServer, "redis-server") as srv:
+        yield srv
 
 
 @pytest.fixture
@@ -152,23 +164,18 @@ def redis_url(redis_server: RedisServer) -> str:
 
 @pytest.fixture(scope="session")
 def redis_auth_server() -> Iterator[RedisServer]:
-    srv = _start(
-        RedisServer(password=AUTH_PASSWORD, acl_users={AUTH_USER: AUTH_USER_PASSWORD})
-    )
-    try:
+    def make() -> RedisServer:
+        return RedisServer(password=AUTH_PASSWORD, acl_users={AUTH_USER: AUTH_USER_PASSWORD})
+
+    with _serving(make, "redis-server") as srv:
         yield srv
-    finally:
-        srv.stop(cleanup=True)
 
 
 @pytest.fixture
 def fresh_redis_server() -> Iterator[RedisServer]:
     """A server of this test's own: kill(), restart(), frozen() freely."""
-    srv = _start(RedisServer())
-    try:
+    with _serving(RedisServer, "redis-server") as srv:
         yield srv
-    finally:
-        srv.stop(cleanup=True)
 
 
 @pytest.fixture(autouse=True)
@@ -183,26 +190,10 @@ def _redis_clean_slate(request: pytest.FixtureRequest) -> None:
 
 
 # --------------------------------------------------------------- postgres
-def _start_pg() -> PostgresServer:
-    try:
-        srv = PostgresServer()
-    except ServerError as e:
-        pytest.fail(f"could not set up PostgreSQL for the tests: {e}", pytrace=False)
-    try:
-        srv.start()
-    except ServerError as e:
-        srv.stop(cleanup=True)
-        pytest.fail(f"could not start PostgreSQL for the tests: {e}", pytrace=False)
-    return srv
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
-    srv = _start_pg()
-    try:
+    with _serving(PostgresServer, "PostgreSQL") as srv:
         yield srv
-    finally:
-        srv.stop(cleanup=True)
 
 
 @pytest.fixture
@@ -215,11 +206,8 @@ def pg_dsn(pg_server: PostgresServer) -> str:
 @pytest.fixture
 def fresh_pg_server() -> Iterator[PostgresServer]:
     """A cluster of this test's own: kill(), restart(), frozen(), terminate() freely."""
-    srv = _start_pg()
-    try:
+    with _serving(PostgresServer, "PostgreSQL") as srv:
         yield srv
-    finally:
-        srv.stop(cleanup=True)
 
 
 # ------------------------------------------------------------ fault server

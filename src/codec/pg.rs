@@ -540,14 +540,7 @@ fn parse_error_fields(body: &Bytes, what: &'static str) -> Result<ErrorFields, D
 pub fn fuzz_decode(data: &[u8]) {
     let tight = Limits { max_message: 64 };
     let n = data.len();
-    let splits: Vec<usize> = if n <= 16 {
-        (0..n).collect()
-    } else {
-        let h = data
-            .iter()
-            .fold(n, |h, &b| h.wrapping_mul(31) ^ usize::from(b));
-        vec![1, n / 3, n / 2, n - 1, h % n, (h >> 16) % n]
-    };
+    let splits = super::fuzz_split_points(data);
     for lim in [Limits::default(), tight] {
         let whole = fuzz_run(data, n, n, &lim, true);
         assert_eq!(fuzz_run(data, 0, 1, &lim, false), whole, "bytewise");

@@ -981,10 +981,8 @@ fn garbage_never_panics() {
     for i in 0..3000 {
         let data: Vec<u8> = if i % 2 == 0 {
             // Noise made of type bytes, small lengths and NULs.
-            let alphabet = b"RSKZTDCI123ntsENAGHWd\0\0\0\x04\x05\x08\x0a\xff\x80I";
-            (0..rng.below(80))
-                .map(|_| alphabet[rng.below(alphabet.len())])
-                .collect()
+            rng.pick(80, b"RSKZTDCI123ntsENAGHWd\0\0\0\x04\x05\x08\x0a\xff\x80I")
+                .to_vec()
         } else {
             // A slice of valid input with a few bytes flipped.
             rng.mutated(&valid, 150)

@@ -737,14 +737,7 @@ pub fn fuzz_decode(data: &[u8]) {
         max_line: 32,
     };
     let n = data.len();
-    let splits: Vec<usize> = if n <= 16 {
-        (0..n).collect()
-    } else {
-        let h = data
-            .iter()
-            .fold(n, |h, &b| h.wrapping_mul(31) ^ usize::from(b));
-        vec![1, n / 3, n / 2, n - 1, h % n, (h >> 16) % n]
-    };
+    let splits = super::fuzz_split_points(data);
     for lim in [Limits::default(), tight] {
         let whole = fuzz::run(data, n, n, &lim, false, true);
         for stateful in [false, true] {
