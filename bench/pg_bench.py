@@ -40,11 +40,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
-import importlib.metadata as md
 import json
 import os
-import platform
 import random
 import re
 import shutil
@@ -64,6 +61,9 @@ ROOT = HERE.parent
 for p in (str(HERE), str(ROOT)):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+import common
+from common import fmt_ops, ratio
 
 PEERS = ("iokernel", "asyncpg", "psycopg", "psqlpy")
 POOL = 10
@@ -544,18 +544,6 @@ def run_all(scs: list[Scenario], peers: list[str], reps: int, dsn: str, admin: A
 
 
 # ------------------------------------------------------------------ reporting
-def fmt_ops(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x >= 1e6:
-        return f"{x / 1e6:.2f} M"
-    return f"{x / 1e3:,.1f} k" if x >= 1e4 else f"{x:,.0f}"
-
-
-def ratio(a: float | None, b: float | None) -> str:
-    return "-" if not a or not b else f"{a / b:.2f}×"
-
-
 def main_table(scs: list[Scenario], peers: list[str],
                summ: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     others = [p for p in peers if p != "iokernel"]
@@ -714,49 +702,12 @@ def plot(scs: list[Scenario], peers: list[str], summ: dict[str, dict[str, dict[s
 
 
 def environment(dsn: str, how: str, admin: Admin) -> dict[str, Any]:
-    def ver(dist: str) -> str | None:
-        try:
-            return md.version(dist)
-        except md.PackageNotFoundError:
-            return None
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10, check=False).stdout.rstrip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    so = None
-    with contextlib.suppress(ImportError):
-        import iokernel
-
-        so = next(Path(iokernel.__file__).parent.glob("_native*.so"), None)
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "loadavg_start": os.getloadavg(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "postgres": admin.version(),
-        "server": how,
-        "server_settings": {k: admin.sql(f"SHOW {k}")[0][0] for k in (
-            "fsync", "synchronous_commit", "shared_buffers", "max_connections")},
-        "versions": {d: ver(d) for d in ("iokernel", "asyncpg", "psycopg", "psycopg-binary",
-                                         "psycopg-pool", "psqlpy", "uvloop")},
-        "git": git("rev-parse", "--short", "HEAD"),
-        "git_dirty_files": [ln[3:] for ln in git("status", "--porcelain").splitlines()
-                            if ln[3:].startswith(("src/", "python/"))],
-        "native_module_mtime": (dt.datetime.fromtimestamp(so.stat().st_mtime, dt.timezone.utc)
-                                .isoformat(timespec="seconds") if so else None),
-    }
+    settings = ("fsync", "synchronous_commit", "shared_buffers", "max_connections")
+    return common.environment(
+        how, ("iokernel", "asyncpg", "psycopg", "psycopg-binary", "psycopg-pool", "psqlpy",
+              "uvloop"),
+        postgres=admin.version(),
+        server_settings={k: admin.sql(f"SHOW {k}")[0][0] for k in settings})
 
 
 def available_peers(wanted: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -35,11 +35,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import importlib.metadata as md
 import json
 import os
-import platform
 import shutil
 import socket
 import statistics
@@ -58,6 +55,7 @@ for p in (str(HERE), str(ROOT)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+import common
 from cases import (
     KEY,
     PIPELINE,
@@ -70,6 +68,7 @@ from cases import (
     measure_threads,
     raw_command,
 )
+from common import fmt_ops, ratio
 
 SWEEP = (1, 10, 50, 100, 500)
 PEERS_ASYNC = ("iokernel", "redis-py", "glide")
@@ -259,20 +258,6 @@ def run_all(rows: list[Row], reps: int, url: str, verbose: bool) -> dict[str, di
 
 
 # ------------------------------------------------------------------ reporting
-def fmt_ops(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x >= 1e6:
-        return f"{x / 1e6:.2f} M"
-    return f"{x / 1e3:,.1f} k" if x >= 1e4 else f"{x:,.0f}"
-
-
-def ratio(a: float | None, b: float | None) -> str:
-    if not a or not b:
-        return "-"
-    return f"{a / b:.2f}×"
-
-
 def med(results: dict[str, dict[str, Any]], row: Row, client: str) -> float | None:
     rec = results[row.id].get(client)
     return None if rec is None else float(rec["median"])
@@ -475,25 +460,6 @@ def plot(rows: list[Row], results: dict[str, dict[str, Any]], path: Path, title:
 
 
 def environment(url: str, how: str) -> dict[str, Any]:
-    def ver(dist: str) -> str | None:
-        try:
-            return md.version(dist)
-        except md.PackageNotFoundError:
-            return None
-
-    def git(*args: str) -> str:
-        try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                                  timeout=10, check=False).stdout.rstrip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     info = raw_command(url, "INFO", "server")
     redis_version = ""
     if isinstance(info, bytes):
@@ -502,27 +468,9 @@ def environment(url: str, how: str) -> dict[str, Any]:
                 redis_version = line.split(":", 1)[1].strip()
     import redis.utils
 
-    import iokernel
-
-    so = next(Path(iokernel.__file__).parent.glob("_native*.so"), None)
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "loadavg_start": os.getloadavg(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "redis_server": redis_version,
-        "server": how,
-        "versions": {d: ver(d) for d in ("iokernel", "redis", "hiredis", "valkey-glide",
-                                         "uvloop")},
-        "hiredis_in_use": bool(redis.utils.HIREDIS_AVAILABLE),
-        "git": git("rev-parse", "--short", "HEAD"),
-        "git_dirty_files": [ln[3:] for ln in git("status", "--porcelain").splitlines()
-                            if ln[3:].startswith(("src/", "python/"))],
-        "native_module_mtime": (dt.datetime.fromtimestamp(so.stat().st_mtime, dt.timezone.utc)
-                                .isoformat(timespec="seconds") if so else None),
-    }
+    return common.environment(
+        how, ("iokernel", "redis", "hiredis", "valkey-glide", "uvloop"),
+        redis_server=redis_version, hiredis_in_use=bool(redis.utils.HIREDIS_AVAILABLE))
 
 
 def main(argv: list[str] | None = None) -> int:
