@@ -10,6 +10,8 @@
 //!   deadlines, heartbeats; a cancelled caller's reply is read
 //!   and dropped, never shifted onto another caller.
 //! * `completion` — delivery back to blocking threads and asyncio loops.
+//! * `body`       — request bytes that keep arriving after the request was
+//!   sent (a streamed batch); the connection keeps them in order.
 //!
 //! The kernel knows protocols only through the `Protocol` trait below.
 
