@@ -268,3 +268,46 @@ async def test_types_are_described_per_call_so_schema_changes_are_seen(
         assert ei.value.sqlstate == "42703"
     finally:
         pg_server.sql(f"DROP TABLE {t}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_full_client_refuses_a_streamed_batch_at_once(
+    pg_server: PostgresServer, table: str, mode: str
+) -> None:
+    """Room for one request (1 connection × max_in_flight 1, no queue): while a
+    slow query holds it, executemany fails fast with OverloadedError, sends
+    nothing, and the client works once the slow query is done."""
+    d = Driver(make(pg_server.dsn(application_name=new_app("full")), mode == "async",
+                    connections=1, max_in_flight=1, max_queued=0, timeout=10.0),
+               mode == "async")
+    try:
+        await d.fetchval("SELECT 1")
+
+        async def slow() -> Any:
+            return await d.fetchval("SELECT 1 FROM pg_sleep(0.5)")
+
+        async def many() -> Any:
+            await asyncio.sleep(0.1) if d.is_async else time.sleep(0.1)
+            return await d.executemany(_insert(table), _rows(ROWS))
+
+        async def streamed_without_describe() -> Any:
+            # The native call itself (no Describe first): the streamed path's
+            # own admission check.
+            await asyncio.sleep(0.1) if d.is_async else time.sleep(0.1)
+            svc = d.client._svc
+            if not d.is_async:
+                return svc.query_many(_insert(table), _rows(ROWS), 10.0, None, None)
+            loop = asyncio.get_running_loop()
+            from iokernel import _aio
+            return await svc.submit_many(_aio.completer(loop), loop.create_future(),
+                                         _insert(table), _rows(ROWS), 10.0, None, None)
+
+        got = await d.concurrently([slow, many, streamed_without_describe])
+        assert got[0] == 1, got
+        assert isinstance(got[1], iokernel.OverloadedError), got
+        assert isinstance(got[2], iokernel.OverloadedError), got
+        assert pg_server.sql(f"SELECT count(*) FROM {table}") == "0"
+        await d.executemany(_insert(table), _rows(ROWS))
+        assert pg_server.sql(f"SELECT count(*) FROM {table}") == str(ROWS)
+    finally:
+        await d.close()
