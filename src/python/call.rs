@@ -7,11 +7,17 @@
 //! `TaskGroup.create_task` and `asyncio.iscoroutine` accept it as they accept
 //! redis-py's and asyncpg's coroutines. This replaced a Python coroutine
 //! wrapper (one coroutine object and one extra frame resumption per call).
+//!
+//! A `Call` takes part in garbage collection: a failed call's exception
+//! holds a traceback whose frames may hold the `Call` (a local, or a task
+//! made by `wait_for`), and that cycle must be collectable.
 
 use std::sync::Mutex;
 
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 
 #[pyclass(frozen, module = "iokernel._native")]
 pub struct Call {
@@ -45,6 +51,23 @@ impl Call {
 
 #[pymethods]
 impl Call {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.fut)?;
+        // The collector may run while this thread holds the lock (an
+        // allocation inside iter()); skipping the visit then only means the
+        // cycle is collected on a later pass.
+        if let Ok(it) = self.it.try_lock() {
+            visit.call(&*it)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        if let Ok(mut it) = self.it.try_lock() {
+            it.take();
+        }
+    }
+
     fn __await__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.fut.call_method0(py, intern!(py, "__await__"))
     }

@@ -9,6 +9,10 @@
 //! A cancelled future stays registered until its reply arrives; the reply is
 //! then dropped (the kernel still consumed it from the wire, so nothing
 //! shifts onto other callers).
+//!
+//! The pending futures (and their post-processing callables) are visible to
+//! the garbage collector, so a cycle through a future's callbacks back to
+//! the completer can be collected.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -23,8 +27,10 @@ fn mismatch() -> PyErr {
         "iokernel internal error: a reply arrived in an unexpected shape; please report it",
     )
 }
+use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::PyTraverseError;
 
 use super::convert::frame_to_py;
 use super::errors::{response_error, to_pyerr};
@@ -121,6 +127,26 @@ impl Completer {
             next: AtomicU64::new(1),
             generation: runtime::generation(),
         })
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // try_lock: the collector may run while this thread holds the map
+        // (an allocation in register); a skipped visit only delays collection.
+        if let Ok(map) = self.pending.try_lock() {
+            for e in map.values() {
+                visit.call(&e.fut)?;
+                visit.call(&e.post)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let taken = match self.pending.try_lock() {
+            Ok(mut map) => std::mem::take(&mut *map),
+            Err(_) => return,
+        };
+        drop(taken); // outside the lock: dropping a future may run Python code
     }
 
     /// The descriptor to watch with `loop.add_reader`.

@@ -2,12 +2,15 @@
 //! length, iteration, equality with tuples) and like a read-only mapping by
 //! column name (`r["name"]`, `get`, `keys`, `values`, `items`, `"name" in r`),
 //! as asyncpg's Record does. Rows of one result share one names tuple and one
-//! name → index dict.
+//! name → index dict. A Record's values can hold mutable objects (a jsonb
+//! dict) that may come to hold the Record, so the collector sees them.
 
 use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::types::{PyDict, PySlice, PyString, PyTuple};
+use pyo3::PyTraverseError;
 
 #[pyclass(frozen, module = "iokernel.pg", name = "Record")]
 pub struct Record {
@@ -35,6 +38,15 @@ impl Record {
 
 #[pymethods]
 impl Record {
+    /// Only visits: the fields never change, and every cycle through a
+    /// Record passes a mutable object (a dict or list) that the collector
+    /// clears instead.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.values)?;
+        visit.call(&self.names)?;
+        visit.call(&self.index)
+    }
+
     fn __len__(&self, py: Python<'_>) -> usize {
         self.values.bind(py).len()
     }
