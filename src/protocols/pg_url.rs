@@ -2,7 +2,9 @@
 //! `postgresql://[user[:password]@][host][:port][/dbname][?param=value&...]`
 //! (also `postgres://`). A Unix-socket directory can be given as the host
 //! (percent-encoded, `%2Frun%2Fpostgresql`) or as `?host=/run/postgresql`.
-//! Known parameters: `application_name`, `connect_timeout` (seconds),
+//! Known parameters: `application_name`, `connect_timeout` (seconds, at
+//! most a year; 0, which libpq reads as "no limit", keeps the default, as a
+//! connection attempt here always has a limit),
 //! `sslmode` (disable/allow/prefer: no TLS is used; require and stronger are
 //! refused, since TLS is not supported yet), `user`, `password`, `dbname`,
 //! `host`, `port`. The display form never contains the password.
@@ -22,6 +24,18 @@ pub struct PgUrl {
     pub application_name: Option<String>,
     pub connect_timeout: Option<Duration>,
     pub display: String,
+}
+
+/// `connect_timeout=`: seconds >= 0 and at most a year (0: not set); at
+/// least 1 s when set, as libpq rounds tiny values up.
+fn parse_connect_timeout(v: &str) -> Result<Option<Duration>, String> {
+    let bad =
+        || format!("connect_timeout must be a number of seconds from 0 to 31536000, not {v:?}");
+    let secs: f64 = v.parse().map_err(|_| bad())?;
+    if !(0.0..=31_536_000.0).contains(&secs) {
+        return Err(bad()); // also NaN and infinity
+    }
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs.max(1.0))))
 }
 
 pub fn parse(url: &str) -> Result<PgUrl, String> {
@@ -71,12 +85,7 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
         let v = unescape(v).map_err(bad)?;
         match k {
             "application_name" => application_name = Some(v),
-            "connect_timeout" => {
-                let secs: f64 = v.parse().map_err(|_| bad(format!("connect_timeout must be seconds, not {v:?}")))?;
-                if secs > 0.0 {
-                    connect_timeout = Some(Duration::from_secs_f64(secs.max(1.0)));
-                }
-            }
+            "connect_timeout" => connect_timeout = parse_connect_timeout(&v).map_err(bad)?,
             "sslmode" => match v.as_str() {
                 "disable" | "allow" | "prefer" => {}
                 other => {
@@ -101,7 +110,9 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
         None | Some("") => 5432,
         Some(p) => p
             .parse()
-            .map_err(|_| bad(format!("port must be 1-65535, not {p:?}")))?,
+            .ok()
+            .filter(|n| *n != 0)
+            .ok_or_else(|| bad(format!("port must be 1-65535, not {p:?}")))?,
     };
     let addr = if host.starts_with('/') {
         Addr::Unix(PathBuf::from(host).join(format!(".s.PGSQL.{port}")))
@@ -165,5 +176,24 @@ mod tests {
             .unwrap_err()
             .contains("unknown parameter"));
         assert!(parse("mysql://u@h").is_err());
+        assert!(parse("postgresql://u@h:0/db").unwrap_err().contains("port"));
+    }
+
+    #[test]
+    fn connect_timeout_is_checked() {
+        let t = |v: &str| parse(&format!("postgresql://u@h/db?connect_timeout={v}"));
+        assert_eq!(t("0").unwrap().connect_timeout, None);
+        assert_eq!(
+            t("0.2").unwrap().connect_timeout,
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            t("2.5").unwrap().connect_timeout,
+            Some(Duration::from_millis(2500))
+        );
+        for v in ["-1", "NaN", "inf", "1e300", "abc", ""] {
+            let e = t(v).unwrap_err();
+            assert!(e.contains("connect_timeout"), "{v}: {e}");
+        }
     }
 }

@@ -40,6 +40,18 @@ fn parse_db(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("database must be a number >= 0, not {s:?}"))
 }
 
+/// Redis refuses a `CLIENT SETNAME` with spaces or other characters outside
+/// `!`..`~`; say so now rather than fail every connection attempt.
+fn check_client_name(v: String) -> Result<String, String> {
+    if !v.is_empty() && v.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "client_name must be non-empty printable ASCII without spaces, not {v:?}"
+        ))
+    }
+}
+
 pub fn parse(url: &str) -> Result<RedisUrl, String> {
     let bad = |why: String| format!("invalid Redis URL {:?}: {why}", redact(url));
     let (scheme, rest) = url
@@ -89,7 +101,9 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
             let port = match port {
                 Some(p) => p
                     .parse::<u16>()
-                    .map_err(|_| bad(format!("port must be 1-65535, not {p:?}")))?,
+                    .ok()
+                    .filter(|n| *n != 0)
+                    .ok_or_else(|| bad(format!("port must be 1-65535, not {p:?}")))?,
                 None => 6379,
             };
             u.addr = Addr::Tcp(host.to_string(), port);
@@ -118,7 +132,7 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
             "db" => u.db = parse_db(&v).map_err(bad)?,
             "password" => u.opts_password = Some(v),
             "username" | "user" => u.opts_user = Some(v),
-            "client_name" | "name" => u.client_name = Some(v),
+            "client_name" | "name" => u.client_name = Some(check_client_name(v).map_err(bad)?),
             _ => {
                 return Err(bad(format!(
                     "unknown option {k:?} (known: db, username, password, client_name)"
@@ -179,5 +193,10 @@ mod tests {
         assert!(parse("redis://h?bogus=1")
             .unwrap_err()
             .contains("unknown option"));
+        assert!(parse("redis://h:0").unwrap_err().contains("port"));
+        for name in ["a%20b", "", "caf%C3%A9"] {
+            let e = parse(&format!("redis://h?client_name={name}")).unwrap_err();
+            assert!(e.contains("client_name"), "{name}: {e}");
+        }
     }
 }

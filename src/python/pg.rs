@@ -19,7 +19,7 @@ use super::errors::{pg_error, to_pyerr};
 use super::pg_many;
 use super::pg_record::Record;
 use super::pg_values::{decode_cell, encode_param};
-use super::submit::{blocking, send_blocking, submit, wait_reply};
+use super::submit::{blocking, seconds, send_blocking, submit, wait_reply};
 use crate::codec::pg as wire;
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
 use crate::kernel::{Reply, Summary};
@@ -206,13 +206,14 @@ impl PgService {
         max_dedicated: usize,
     ) -> PyResult<Self> {
         let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
-        if connections == 0 || max_in_flight == 0 {
+        if connections == 0 || max_in_flight == 0 || max_dedicated == 0 {
             return Err(PyValueError::new_err(
-                "connections and max_in_flight must be at least 1",
+                "connections, max_in_flight and max_dedicated must be at least 1",
             ));
         }
         let connect_timeout = connect_timeout
-            .map(Duration::from_secs_f64)
+            .map(|t| seconds("connect_timeout", t))
+            .transpose()?
             .or(u.connect_timeout)
             .unwrap_or(Duration::from_secs(10));
         let opts = PgOptions {
@@ -229,7 +230,7 @@ impl PgService {
             connect_timeout,
             max_in_flight,
             max_queued,
-            idle_ping: idle_ping.filter(|p| *p > 0.0).map(Duration::from_secs_f64),
+            idle_ping: idle_ping.map(|p| seconds("idle_ping", p)).transpose()?,
             conns_per_addr: connections,
             max_dedicated,
         };

@@ -6,7 +6,6 @@
 //! asyncio calls return a future that the loop's `Completer` resolves.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::BytesMut;
 use pyo3::exceptions::PyValueError;
@@ -16,7 +15,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use super::completer::{Completer, Conv};
 use super::convert::encode_command;
 use super::errors::to_pyerr;
-use super::submit::{self, blocking};
+use super::submit::{self, blocking, seconds};
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
 use crate::kernel::Summary;
 use crate::protocols::redis::{Pending, Redis};
@@ -74,11 +73,8 @@ impl RedisService {
         idle_ping: Option<f64>,
     ) -> PyResult<Self> {
         let u = redis_url::parse(url).map_err(PyValueError::new_err)?;
-        if !(connect_timeout.is_finite() && connect_timeout > 0.0) {
-            return Err(PyValueError::new_err(
-                "connect_timeout must be a positive number of seconds",
-            ));
-        }
+        let connect_timeout = seconds("connect_timeout", connect_timeout)?;
+        let idle_ping = idle_ping.map(|p| seconds("idle_ping", p)).transpose()?;
         if max_in_flight == 0 {
             return Err(PyValueError::new_err("max_in_flight must be at least 1"));
         }
@@ -89,10 +85,10 @@ impl RedisService {
         let cfg = ServiceConfig {
             name: u.display.clone(),
             addrs: vec![u.addr.clone()],
-            connect_timeout: Duration::from_secs_f64(connect_timeout),
+            connect_timeout,
             max_in_flight,
             max_queued,
-            idle_ping: idle_ping.filter(|p| *p > 0.0).map(Duration::from_secs_f64),
+            idle_ping,
             conns_per_addr: 1,
             max_dedicated: 64,
         };

@@ -21,12 +21,30 @@ use crate::kernel::completion::Delivered;
 use crate::kernel::service::ServiceHandle;
 use crate::kernel::{Completion, KernelError, Protocol, Request, Route, Slot, Summary};
 
+/// An option in seconds as a `Duration`: > 0 and representable, else a
+/// `ValueError` naming the option (never a panic on NaN, infinity or 1e300).
+pub fn seconds(name: &str, t: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(t)
+        .ok()
+        .filter(|d| !d.is_zero() && t > 0.0)
+        .ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "{name}={t} is not allowed: {name} must be a number of seconds > 0"
+            ))
+        })
+}
+
 pub fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
-        Some(t) if t.is_finite() && t > 0.0 => {
-            Ok(Some(Instant::now() + Duration::from_secs_f64(t)))
-        }
+        // Checked: a huge or infinite value is refused, never a panic.
+        Some(t) if t > 0.0 => Duration::try_from_secs_f64(t)
+            .ok()
+            .and_then(|d| Instant::now().checked_add(d))
+            .map(Some)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("timeout={t} is too long; use None for no limit"))
+            }),
         Some(t) => Err(PyValueError::new_err(format!(
             "timeout must be a positive number of seconds or None, not {t}"
         ))),
@@ -41,8 +59,10 @@ fn route(conn: Option<u64>) -> Route {
 /// 100 ms to let Ctrl-C through. The kernel enforces the deadline; the extra
 /// second here only guards against a kernel that stopped answering.
 pub fn wait(py: Python<'_>, slot: &Arc<Slot>, timeout: Option<f64>) -> PyResult<Delivered> {
-    let give_up =
-        timeout.map(|t| Instant::now() + Duration::from_secs_f64(t) + Duration::from_secs(1));
+    let give_up = timeout
+        .and_then(|t| Duration::try_from_secs_f64(t).ok())
+        .and_then(|d| d.checked_add(Duration::from_secs(1)))
+        .and_then(|d| Instant::now().checked_add(d));
     loop {
         let s = slot.clone();
         if let Some(o) = py.detach(move || s.wait(Duration::from_millis(100))) {
