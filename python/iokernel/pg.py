@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from . import _aio, _native, _shared
+from . import _aio, _native, _options, _shared
 from ._errors import PostgresError
 
 __all__ = ["AsyncClient", "Client", "PostgresError", "Record"]
@@ -38,6 +38,10 @@ Record = _native.Record
 # Result shapes understood by the native layer.
 _ROWS, _ROW, _VALUE, _STATUS = 0, 1, 2, 3
 _DEFAULT = object()
+_NO_LIMIT = "no limit"
+# Each connection gets its kernel task when the client is made: a bound well
+# past any server's max_connections, far below what would exhaust memory.
+_MAX_CONNECTIONS = 1024
 _savepoints = itertools.count(1)
 # executemany asks the server for the parameter types first (one round trip)
 # when the batch is at least this long, or of unknown length, so that ints,
@@ -72,20 +76,38 @@ class _Base:
         kernel: the caller gets ``TimeoutError`` at once. The statement is
         not undone by that: if it is still running 250 ms later the kernel
         cancels it on the server (rolled back), but one that finishes in
-        between takes effect. ``connections``: pipelined connections per server (the
-        server runs one query at a time per connection). ``connect_timeout``
-        overrides the DSN's. ``max_dedicated``: transactions open at once;
-        more wait (up to ``timeout``) for one to finish."""
+        between takes effect. ``connections``: pipelined connections per
+        server, from 1 to 1024 (the server runs one query at a time per
+        connection). ``max_in_flight`` (at least 1) queries per connection at
+        once; ``max_queued`` more may wait (0: none may).
+        ``statement_cache_size``: prepared statements kept per connection (0:
+        none; every query is parsed again). ``connect_timeout``: seconds,
+        overrides the DSN's (None: the DSN's, else 10).
+        ``health_check_interval``: check an idle connection this often (None:
+        never). ``max_dedicated``: transactions open at once, at least 1;
+        more wait (up to ``timeout``) for one to finish.
+
+        Seconds are numbers > 0 (not 0, NaN or infinity: None says "no
+        limit" where allowed); a bad value raises ``TypeError`` or
+        ``ValueError`` naming the option (see ``iokernel._options``)."""
+        timeout = _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
+        connect_timeout = _options.seconds_or_none(
+            "connect_timeout", connect_timeout, none="the DSN's connect_timeout, else 10 s"
+        )
         self._svc: _native.PgService = _shared.service(
             _native.PgService,
             dsn,
-            connections=connections,
-            max_in_flight=max_in_flight,
-            max_queued=max_queued,
-            statement_cache_size=statement_cache_size,
+            connections=_options.count("connections", connections, most=_MAX_CONNECTIONS),
+            max_in_flight=_options.count("max_in_flight", max_in_flight),
+            max_queued=_options.count("max_queued", max_queued, zero="no queue"),
+            statement_cache_size=_options.count(
+                "statement_cache_size", statement_cache_size, zero="no statement cache"
+            ),
             connect_timeout=connect_timeout,
-            idle_ping=health_check_interval,
-            max_dedicated=max_dedicated,
+            idle_ping=_options.seconds_or_none(
+                "health_check_interval", health_check_interval, none="no health checks"
+            ),
+            max_dedicated=_options.count("max_dedicated", max_dedicated),
         )
         self._timeout = timeout
         self._connect_timeout = connect_timeout or 10.0
@@ -95,7 +117,11 @@ class _Base:
         self._conn: int | None = None
 
     def _t(self, timeout: Any) -> float | None:
-        return self._timeout if timeout is _DEFAULT else timeout
+        """A call's ``timeout=`` (seconds, None: no limit), checked; the
+        client's if not given."""
+        if timeout is _DEFAULT:
+            return self._timeout
+        return _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
 
     def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
            timeout: Any = _DEFAULT, simple: bool = False) -> Any:

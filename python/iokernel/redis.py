@@ -23,7 +23,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from . import _aio, _native, _shared
+from . import _aio, _native, _options, _shared
 from ._errors import ResponseError, WatchError
 from ._redis_commands import AsyncIterCommands, Commands, SyncIterCommands
 from ._redis_commands_support import shared_connection_refusal, xread_block_ms
@@ -38,6 +38,9 @@ _BLOCKING = frozenset(
     b"BLPOP BRPOP BLMOVE BRPOPLPUSH BZPOPMIN BZPOPMAX BLMPOP BZMPOP WAIT WAITAOF".split()
 )
 _DEFAULT = object()
+_NO_LIMIT = "no limit"
+_NAME_TYPES = (str, bytes, bytearray, memoryview)
+
 
 def _upper(word: Any) -> bytes:
     if isinstance(word, str):
@@ -64,6 +67,20 @@ def _block_seconds(args: tuple[Any, ...]) -> float | None:
     return None if t <= 0 else t
 
 
+def _checked(args: tuple[Any, ...], timeout: Any) -> Any:
+    """Check ``execute()``'s arguments; the caller's timeout in seconds, or
+    ``_DEFAULT`` if none was given."""
+    if not args:
+        raise TypeError("execute() needs a command name, e.g. execute('GET', 'key')")
+    if not isinstance(args[0], _NAME_TYPES):
+        raise TypeError(
+            f"execute(): the command name must be str or bytes, not {type(args[0]).__name__}"
+        )
+    if timeout is _DEFAULT:
+        return timeout
+    return _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
+
+
 def _needs_dedicated(args: tuple[Any, ...]) -> bool:
     name = _upper(args[0])
     if name in _BLOCKING:
@@ -86,19 +103,31 @@ class _Base:
         client_name: str | None = None,
         health_check_interval: float | None = 5.0,
     ) -> None:
-        """``timeout``: seconds for each command (None: no limit), enforced
-        by the kernel. ``max_in_flight`` requests share the connection at
-        once; ``max_queued`` more may wait; past that calls fail at once with
-        ``OverloadedError``. ``health_check_interval``: PING an idle
-        connection this often to notice a dead peer."""
+        """``timeout``: seconds for each command, enforced by the kernel
+        (None: no limit). ``connect_timeout``: seconds to connect and
+        authenticate. ``max_in_flight`` (at least 1) requests share the
+        connection at once; ``max_queued`` more may wait (0: none may); past
+        that calls fail at once with ``OverloadedError``.
+        ``health_check_interval``: PING an idle connection this often to
+        notice a dead peer (None: never). ``client_name``: sent with
+        ``CLIENT SETNAME`` (printable ASCII, no spaces).
+
+        Seconds are numbers > 0 (not 0, NaN or infinity: None says "no
+        limit" where allowed); a bad value raises ``TypeError`` or
+        ``ValueError`` naming the option (see ``iokernel._options``)."""
+        timeout = _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
+        connect_timeout = _options.seconds("connect_timeout", connect_timeout)
+        decode_responses = _options.flag("decode_responses", decode_responses)
         self._svc: _native.RedisService = _shared.service(
             _native.RedisService,
             url,
             connect_timeout=connect_timeout,
-            max_in_flight=max_in_flight,
-            max_queued=max_queued,
-            client_name=client_name,
-            idle_ping=health_check_interval,
+            max_in_flight=_options.count("max_in_flight", max_in_flight),
+            max_queued=_options.count("max_queued", max_queued, zero="no queue"),
+            client_name=_options.name_text("client_name", client_name, none="no name"),
+            idle_ping=_options.seconds_or_none(
+                "health_check_interval", health_check_interval, none="no health checks"
+            ),
         )
         self._timeout = timeout
         self._decode = decode_responses
@@ -161,7 +190,10 @@ class Client(_Base, SyncIterCommands):
     def execute(self, *args: Any, timeout: Any = _DEFAULT) -> Any:
         """Run any command; the reply as the server sent it. Blocking
         commands get a connection of their own; commands that would change
-        the shared connection are refused with what to use instead."""
+        the shared connection are refused with what to use instead.
+        ``timeout``: seconds for this command (None: no limit), instead of
+        the client's."""
+        timeout = _checked(args, timeout)
         if _needs_dedicated(args):
             return self._blocking(args, None, timeout)
         self._refuse(args)
@@ -224,6 +256,7 @@ class AsyncClient(_Base, AsyncIterCommands):
     def execute(self, *args: Any, timeout: Any = _DEFAULT) -> Any:
         """Run any command; an awaitable of the reply as the server sent it
         (see ``Client.execute``)."""
+        timeout = _checked(args, timeout)
         if _needs_dedicated(args):
             return self._blocking(args, None, timeout)
         self._refuse(args)
@@ -272,7 +305,7 @@ class _PipelineBase(Commands, Generic[C]):
 
     def __init__(self, client: C, transaction: bool) -> None:
         self._client = client
-        self._transaction = transaction
+        self._transaction = _options.flag("transaction", transaction)
         self._cmds: list[tuple[Any, ...]] = []
         self._posts: list[Post] = []
 
@@ -285,6 +318,7 @@ class _PipelineBase(Commands, Generic[C]):
 
     def execute_command(self, *args: Any) -> Any:
         """Queue any command."""
+        _checked(args, _DEFAULT)
         if self._client._conn is None:
             why = shared_connection_refusal(args)
             if why is not None:
@@ -335,6 +369,7 @@ def _annotate(err: ResponseError, i: int, cmd: tuple[Any, ...]) -> ResponseError
 class Pipeline(_PipelineBase[Client]):
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send every queued command in one write; their results in order."""
+        _options.flag("raise_on_error", raise_on_error)
         if not self._cmds:
             return []
         c = self._client
@@ -351,6 +386,7 @@ class Pipeline(_PipelineBase[Client]):
 class AsyncPipeline(_PipelineBase[AsyncClient]):
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         """Send every queued command in one write; their results in order."""
+        _options.flag("raise_on_error", raise_on_error)
         if not self._cmds:
             return []
         c = self._client
