@@ -13,7 +13,9 @@ Finding a process's files: its metrics file is found through
 directory named by the target's own environment (``IOKERNEL_METRICS_DIR``,
 ``XDG_RUNTIME_DIR``), then in ours. The admin socket is ``<pid>.sock`` next to
 the metrics file unless the target's ``IOKERNEL_ADMIN`` names another address;
-a serving process also records its address in ``<pid>.admin`` there.
+a serving process also records its address in ``<pid>.admin`` there (mode
+0600). That file is trusted only if it is owned by the target's user and not
+group/world-writable, since it says where to connect (even ``tcp:host:port``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -184,14 +187,54 @@ def admin_addresses(pid: int) -> tuple[list[str], str | None]:
         note = None
         out = [configured] if configured else []
     for d in _candidate_dirs(pid):  # written by the process while it serves
-        try:
-            recorded = (d / f"{pid}.admin").read_text().strip()
-        except OSError:
-            continue
+        recorded = read_address_file(d / f"{pid}.admin", pid)
         if recorded:
             out.append(recorded)
     out += [f"unix:{d / f'{pid}.sock'}" for d in _candidate_dirs(pid)]
     return list(dict.fromkeys(out)), note
+
+
+def read_address_file(path: Path, pid: int) -> str | None:
+    """The address recorded in ``path`` by ``pid``, None if there is none
+    (or pid is gone). CLIError if the file could have been written by
+    someone else: not a regular file, not owned by pid's user, or
+    group/world-writable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        if os.path.islink(path):
+            _refuse(path, "it is a symbolic link", "remove it")
+        return None  # absent, or not ours to read: try the other candidates
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        try:
+            owner = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            return None  # the process is gone: nothing to connect to
+        if not stat.S_ISREG(st.st_mode):
+            _refuse(path, "it is not a regular file", "remove it")
+        if st.st_uid != owner:
+            _refuse(
+                path,
+                f"it is owned by uid {st.st_uid}, but pid {pid} runs as uid {owner}",
+                f"remove it (pid {pid} writes its own when it starts serving)",
+            )
+        if st.st_mode & 0o022:
+            _refuse(
+                path,
+                f"its mode {stat.S_IMODE(st.st_mode):04o} lets other users change it "
+                "(iokernel writes it 0600)",
+                "remove it, or `chmod 600` it if you trust what it says",
+            )
+        return f.read(4096).decode(errors="replace").strip()
+
+
+def _refuse(path: Path, why: str, fix: str) -> NoReturn:
+    raise CLIError(
+        f"refusing the admin address file {path}: {why}. It names the address to "
+        f"connect to, so one written by someone else could send this tool anywhere; "
+        f"{fix}, or pass --address to say where the endpoint listens."
+    )
 
 
 def _connect(address: str, timeout: float) -> socket.socket:

@@ -264,13 +264,44 @@ pub fn serve(listen: Listen, stacks: Option<(RawFd, i32)>) -> Result<String, Str
         .map_err(|_| "the I/O kernel did not start the admin endpoint in time".to_string())??;
     *BOUND.lock().unwrap_or_else(|e| e.into_inner()) = Some((gen, bound.clone()));
     // So that `python -m iokernel stacks PID` finds an endpoint on any address.
-    let _ = std::fs::write(address_file(), format!("{bound}\n"));
+    let _ = write_address_file(&bound);
     Ok(bound)
 }
 
 /// `<metrics dir>/<pid>.admin`: holds the bound address while serving.
 pub fn address_file() -> PathBuf {
     metrics::dir().join(format!("{}.admin", std::process::id()))
+}
+
+/// Write `address_file()` as 0600 whatever the umask, atomically: a fresh
+/// temporary file (`O_EXCL`, so never through someone's symlink) made 0600,
+/// then renamed over the old one. The CLI trusts it only if it is ours and
+/// not group/world-writable.
+fn write_address_file(bound: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let path = address_file();
+    if let Some(d) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(d)?;
+    }
+    let tmp = path.with_extension("admin.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    // The umask can only clear bits of 0600; this makes it exactly 0600.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    let written = f.write_all(format!("{bound}\n").as_bytes());
+    let done = written.and_then(|()| std::fs::rename(&tmp, &path));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    done
 }
 
 /// The bound address in this process, if serving.
