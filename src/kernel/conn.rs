@@ -21,6 +21,14 @@
 //! nothing for `STALL_GRACE`, it is considered stalled: the connection is
 //! reset (the requests behind get `ConnectionError`) and the service
 //! reconnects.
+//!
+//! Bytes arriving do not keep an overdue head alive for ever: a reply header
+//! that claims more than the server really sends (`$536870000` from a broken
+//! proxy) swallows the replies behind it as its payload, and callers who
+//! retry keep the bytes flowing. So while requests wait behind an overdue
+//! head, the head is cancelled `CANCEL_SILENCE` after it became overdue and
+//! the connection is reset after `STALL_GRACE`, bytes or not: nobody wants
+//! the head's reply any more, and the requests behind it are being hurt.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
@@ -55,31 +63,63 @@ pub const STALL_GRACE: Duration = Duration::from_secs(1);
 pub const CANCEL_SILENCE: Duration = Duration::from_millis(250);
 
 /// The head of the queue is overdue: when to cancel it, when to give up.
+///
+/// Alone on the connection, the head may take its time as long as bytes
+/// keep coming (a large reply): cancel after `CANCEL_SILENCE` of silence,
+/// reset after `STALL_GRACE` more. With requests waiting behind it, bytes
+/// do not buy time: cancel at `CANCEL_SILENCE` after it became overdue and
+/// reset at `STALL_GRACE`, since nobody wants its reply and they do.
 #[derive(Clone, Copy)]
 struct Stall {
     seq: u64,
-    cancel_at: Option<Instant>,
-    reset_at: Instant,
+    /// When the head was found overdue.
+    since: Instant,
+    /// When bytes last arrived (or `since`).
+    heard: Instant,
+    cancelled: bool,
 }
 
 impl Stall {
     fn new(seq: u64, now: Instant) -> Self {
         Stall {
             seq,
-            cancel_at: Some(now + CANCEL_SILENCE),
-            reset_at: now + CANCEL_SILENCE + STALL_GRACE,
+            since: now,
+            heard: now,
+            cancelled: false,
         }
     }
-    /// Bytes arrived: whatever is slow is not stalled.
-    fn progress(&mut self, now: Instant) {
-        if self.cancel_at.is_some() {
-            self.cancel_at = Some(now + CANCEL_SILENCE);
-        }
-        self.reset_at = now + CANCEL_SILENCE + STALL_GRACE;
+    fn cancel_at(&self, behind: bool) -> Option<Instant> {
+        let from = if behind { self.since } else { self.heard };
+        (!self.cancelled).then_some(from + CANCEL_SILENCE)
     }
-    fn next(&self) -> Instant {
-        self.cancel_at
-            .map_or(self.reset_at, |c| c.min(self.reset_at))
+    fn reset_at(&self, behind: bool) -> Instant {
+        let silent = self.heard + CANCEL_SILENCE + STALL_GRACE;
+        if behind {
+            silent.min(self.since + STALL_GRACE)
+        } else {
+            silent
+        }
+    }
+    fn next(&self, behind: bool) -> Instant {
+        let reset = self.reset_at(behind);
+        self.cancel_at(behind).map_or(reset, |c| c.min(reset))
+    }
+    /// Why the connection is reset.
+    fn error(&self, addr: &Addr, behind: usize) -> KernelError {
+        let grace = STALL_GRACE.as_secs_f64();
+        KernelError::connection(if self.heard == self.since {
+            format!(
+                "{addr}: the server sent nothing for {grace}s after a request timed out; it looks stalled, so \
+                 the connection was reset (requests behind it could not be answered)"
+            )
+        } else {
+            format!(
+                "{addr}: the reply to a request that timed out was still incomplete {grace}s later while \
+                 {behind} request(s) waited behind it, so the connection was reset (they could not be \
+                 answered). A reply longer than its header claimed (a corrupting proxy?) or one far larger \
+                 than expected does this; raise timeout= for large values"
+            )
+        })
     }
 }
 
@@ -365,6 +405,11 @@ impl<P: Protocol> Conn<P> {
             if earlier {
                 self.wake_reader.notify_one();
             }
+        }
+        if g.waiters.front().is_some_and(|w| w.expired) {
+            // Someone now waits behind an overdue head: the reader's stall
+            // limit applies (see `Stall::limit_at`).
+            self.wake_reader.notify_one();
         }
         let mut pending = req.pending;
         let mut start = None;
@@ -781,7 +826,8 @@ async fn read_loop<P: Protocol>(
         let ping_at = idle_ping
             .filter(|_| conn.in_flight() == 0)
             .map(|p| conn.last_activity.get() + p);
-        let want = [conn.next_deadline(), ping_at, stall.map(|s| s.next())]
+        let behind = conn.in_flight() > 1;
+        let want = [conn.next_deadline(), ping_at, stall.map(|s| s.next(behind))]
             .into_iter()
             .flatten()
             .min()
@@ -804,7 +850,7 @@ async fn read_loop<P: Protocol>(
                     conn.on_read(n);
                     // Bytes are arriving: whatever is slow is not stalled.
                     if let Some(st) = stall.as_mut() {
-                        st.progress(now);
+                        st.heard = now;
                     }
                     match conn.on_bytes(proto, rbuf) {
                         Ok(n) if n > 0 => on_progress(),
@@ -822,17 +868,13 @@ async fn read_loop<P: Protocol>(
                 conn.expire(now);
                 if let Some(st) = stall.as_mut() {
                     if conn.head_expired() == Some(st.seq) {
-                        if st.cancel_at.is_some_and(|c| now >= c) {
-                            st.cancel_at = None;
+                        let behind = conn.in_flight() - 1;
+                        if st.cancel_at(behind > 0).is_some_and(|c| now >= c) {
+                            st.cancelled = true;
                             conn.cancel_head(proto);
                         }
-                        if now >= st.reset_at {
-                            return KernelError::connection(format!(
-                                "{}: the server sent nothing for {}s after a request timed out; it looks stalled, so the \
-                                 connection was reset (requests behind it could not be answered)",
-                                conn.addr,
-                                STALL_GRACE.as_secs()
-                            ));
+                        if now >= st.reset_at(behind > 0) {
+                            return st.error(&conn.addr, behind);
                         }
                     }
                 }

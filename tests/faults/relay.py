@@ -5,8 +5,9 @@ of a real server (the server stays real; only the network is scripted).
         dsn = f"postgresql://...@127.0.0.1:{r.port}/app"
 
 Connection ``i`` (0-based, in accept order) is connected upstream only after
-``delay(i)`` seconds; then bytes flow both ways unchanged until either side
-closes. Bounded: at most ``max_conns`` connections, daemon threads, every
+``delay(i)`` seconds; then bytes flow both ways until either side closes,
+unchanged unless ``rewrite_down(i, chunk) -> bytes`` is given: it sees every
+chunk the server sends and returns what the client gets instead. Bounded: at most ``max_conns`` connections, daemon threads, every
 socket closed by ``stop()``.
 """
 
@@ -24,9 +25,11 @@ from tests.servers import LOOPBACK
 
 class Relay:
     def __init__(self, upstream: tuple[str, int], *, delay: Callable[[int], float],
-                 max_conns: int = 32) -> None:
+                 max_conns: int = 32,
+                 rewrite_down: Callable[[int, bytes], bytes] | None = None) -> None:
         self.upstream = upstream
         self.delay = delay
+        self.rewrite_down = rewrite_down
         self.max_conns = max_conns
         self.accepted = 0
         self._socks: list[socket.socket] = []
@@ -78,17 +81,23 @@ class Relay:
         up.settimeout(None)
         with self._lock:
             self._socks.append(up)
-        threading.Thread(target=self._pump, args=(up, client), daemon=True).start()
+        down = None
+        if self.rewrite_down is not None:
+            rw = self.rewrite_down
+            def down(chunk: bytes) -> bytes:
+                return rw(i, chunk)
+        threading.Thread(target=self._pump, args=(up, client, down), daemon=True).start()
         self._pump(client, up)
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket,
+              rewrite: Callable[[bytes], bytes] | None = None) -> None:
         deadline = time.monotonic() + 300  # bounded even if nobody calls stop()
         try:
             while time.monotonic() < deadline:
                 data = src.recv(65536)
                 if not data:
                     break
-                dst.sendall(data)
+                dst.sendall(rewrite(data) if rewrite else data)
         except OSError:
             pass
         with contextlib.suppress(OSError):
