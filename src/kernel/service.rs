@@ -1,7 +1,10 @@
 //! Services: what a client names. A service has a set of addresses (which can
 //! change at run time), limits, a queue for the time no connection is up, and
 //! one task per address that connects, runs the connection, and reconnects
-//! with exponential backoff and jitter when it drops.
+//! with exponential backoff and jitter when it drops. While callers want a
+//! connection and none is up, the backoff step is capped at `WANTED_STEP`,
+//! so a server that comes back after a long outage is found within that
+//! time, not after a 5 s step; an idle service backs off to the full 5 s.
 //!
 //! Health decides what happens to a new request when no connection can take
 //! it: while a connection attempt is under way it waits in the queue (bounded
@@ -201,6 +204,12 @@ struct Core<P: Protocol> {
     addr_metrics: RefCell<HashMap<Addr, AddrMetrics>>,
     st: RefCell<State<P>>,
     next_id: Cell<u64>,
+    /// When a request last found no connection up, since one last came up
+    /// (callers are waiting).
+    wanted: Cell<Option<Instant>>,
+    /// Wakes address tasks sleeping out a backoff step when callers want a
+    /// connection.
+    demand: tokio::sync::Notify,
 }
 
 async fn service_task<P: Protocol>(
@@ -228,6 +237,8 @@ async fn service_task<P: Protocol>(
             lease_queue: VecDeque::new(),
         }),
         next_id: Cell::new(1),
+        wanted: Cell::new(None),
+        demand: tokio::sync::Notify::new(),
     });
     core.set_addrs(addrs);
     let view: Rc<dyn ServiceView> = core.clone();
@@ -278,6 +289,16 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_millis(full / 2 + next_rand() % (full / 2 + 1))
 }
 
+/// The longest backoff step while callers want a connection (drawn from
+/// [half, full] like the others): at most four attempts a second per
+/// connection against a server that is down, and recovery within this long
+/// once it is back.
+pub const WANTED_STEP: Duration = Duration::from_millis(250);
+
+/// How long a caller's wish for a connection counts: as long as the longest
+/// backoff step, so a service whose callers stopped backs off fully again.
+const WANTED_FOR: Duration = Duration::from_secs(5);
+
 impl<P: Protocol> Core<P> {
     fn fresh_id(&self) -> u64 {
         let id = self.next_id.get();
@@ -317,6 +338,7 @@ impl<P: Protocol> Core<P> {
             }
         }
         if st.ready.is_empty() {
+            self.want();
             if let Some(e) = &st.last_error {
                 let e = KernelError::connection(format!("{e} (reconnecting in the background)"));
                 drop(st);
@@ -327,6 +349,35 @@ impl<P: Protocol> Core<P> {
         }
         st.queue.push_back((req, guard));
         self.metrics.queued.set(st.queue.len() as f64);
+    }
+
+    /// A caller found no connection up: shorten the backoff of the tasks
+    /// that are trying to connect.
+    fn want(&self) {
+        let first = self.wanted.get().is_none_or(|t| t.elapsed() >= WANTED_FOR);
+        self.wanted.set(Some(Instant::now()));
+        if first {
+            self.demand.notify_waiters();
+        }
+    }
+
+    /// Sleep out the backoff step after `failures` failed attempts, cut
+    /// short to `WANTED_STEP` while callers want a connection.
+    async fn backoff_sleep(&self, failures: u32) {
+        let start = tokio::time::Instant::now();
+        let full = backoff(failures);
+        let quick = full.min(WANTED_STEP / 2 + WANTED_STEP.mul_f64((next_rand() % 1000) as f64 / 2000.0));
+        loop {
+            let notified = self.demand.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let wanted = self.wanted.get().is_some_and(|t| t.elapsed() < WANTED_FOR);
+            let until = start + if wanted { quick } else { full };
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return,
+                _ = notified => {}
+            }
+        }
     }
 
     /// Move queued requests onto connections with room.
@@ -442,6 +493,7 @@ impl<P: Protocol> Core<P> {
             st.last_error = None;
             st.ready.push(c);
         }
+        self.wanted.set(None); // callers' wish is met
         self.pump();
     }
 
@@ -611,7 +663,7 @@ async fn address_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
             }
         }
         if failures > 0 {
-            tokio::time::sleep(backoff(failures)).await;
+            core.backoff_sleep(failures).await;
         }
     }
 }
