@@ -171,8 +171,12 @@ def test_metrics_readable_by_another_process_while_writer_is_stopped(
         v1 = values(first.stdout)
         a = v1[("work_total", (("kind", "a"),))]
         b = v1[("work_total", (("kind", "b"),))]
-        assert a >= 1000 and b == 2 * a
-        assert v1[("step_seconds_count", ())] == a
+        steps = v1[("step_seconds_count", ())]
+        # SIGSTOP lands anywhere in the loop, also between its updates (seen
+        # about once in 100 stops): the values are those of one point in
+        # the program's order, a, then b, then the histogram.
+        assert a >= 1000
+        assert (b, steps) in {(2 * a, a), (2 * a, a - 1), (2 * a - 2, a - 1)}, (a, b, steps)
         assert 0 <= v1[("busy_workers", ())] < 7
         time.sleep(0.2)
         second = cli("metrics", str(child.pid), env=env)
@@ -185,7 +189,7 @@ def test_metrics_readable_by_another_process_while_writer_is_stopped(
     finally:
         os.kill(child.pid, signal.SIGCONT)
     # it moves again once continued
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         v3 = values(cli("metrics", str(child.pid)).stdout)
         if v3[("work_total", (("kind", "a"),))] > a:
@@ -267,7 +271,8 @@ ADMIN_CHILD = """
             time.sleep(0.001)
 
     threading.Thread(target=ticker, daemon=True, name="ticker").start()
-    time.sleep(0.1)
+    while ticks.get() < 20:  # the ticker runs (on a busy machine it starts late)
+        time.sleep(0.01)
 
     def spin_forever_in_python():
         x = 0
@@ -333,7 +338,12 @@ def test_admin_answers_while_python_spins(mdir: str, redis_url: str, children: l
     child, addr = _spawn_admin_child(mdir, redis_url, "spin", children)
     assert addr.startswith("unix:"), addr
     assert addr == f"unix:{Path(mdir) / f'{child.pid}.sock'}"
-    time.sleep(0.3)  # well into the loop
+    # Measure only once it spins (its stack shows the loop), however late
+    # the child gets there on a busy machine.
+    deadline = time.monotonic() + 20
+    while "spin_forever_in_python" not in _get(addr, "/stacks")[3].decode():
+        assert time.monotonic() < deadline, "the child never reached its loop"
+        time.sleep(0.05)
     lat = _latencies(addr)
     _report("pure-Python spin", lat)
     assert max(max(v) for v in lat.values()) < 1.0, lat
@@ -425,7 +435,7 @@ def test_status_and_inflight_shapes(mdir: str, redis_url: str, redis_server: Red
     child = Child(code, mdir)
     children.append(child)
     addr = child.expect("admin ")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20
     inflight: dict[str, Any] = {}
     while time.monotonic() < deadline:
         inflight = json.loads(_get(addr, "/inflight")[3])
@@ -472,8 +482,18 @@ def test_inflight_names_pipelines_and_marks_timeouts(fresh_redis_server: RedisSe
             p.get("c")
             t1 = asyncio.ensure_future(p.execute())
             t2 = asyncio.ensure_future(client.get("plain-secret-key"))
-            await asyncio.sleep(0.5)  # past the 0.3 s deadline, the server still frozen
-            body = (await asyncio.to_thread(_get, addr, "/inflight"))[3]
+            # Both time out 0.3 s after they are sent; about a second later
+            # the kernel resets the silent connection and they leave
+            # /inflight. Look until both show as timed out, however late
+            # this process gets to run on a busy machine.
+            deadline = time.monotonic() + 10
+            while True:
+                body = (await asyncio.to_thread(_get, addr, "/inflight"))[3]
+                mine = [r for r in json.loads(body)["requests"] if r["service"] == url]
+                if len(mine) == 2 and all(r["timed_out"] for r in mine):
+                    break
+                assert time.monotonic() < deadline, body
+                await asyncio.sleep(0.02)
             for t in (t1, t2):
                 with pytest.raises(TimeoutError):
                     await t

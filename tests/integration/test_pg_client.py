@@ -361,8 +361,22 @@ async def test_concurrent_transactions_and_outside_queries(
     db: Driver, table: str, pg_server: PostgresServer
 ) -> None:
     """Transactions on their own connections; queries outside any block, run
-    meanwhile, never land inside one."""
+    while every transaction has written and none has ended, never land
+    inside one and see none of their rows."""
     t = table
+    # The transactions stay open until the outside queries are done, and
+    # those start once every transaction has written: nothing is committed
+    # while they run, however the jobs are scheduled.
+    inserted, outside_done = _Countdown(8), _Countdown(40)
+
+    async def wait_for(c: _Countdown) -> None:
+        deadline = time.monotonic() + 60
+        while not c.done.is_set():
+            assert time.monotonic() < deadline, "a job never got there"
+            if db.is_async:
+                await asyncio.sleep(0.005)
+            else:
+                c.done.wait(0.1)
 
     def tx_job(i: int) -> Callable[[], Awaitable[Any]]:
         async def run() -> Any:
@@ -370,7 +384,8 @@ async def test_concurrent_transactions_and_outside_queries(
                 async with db.transaction() as tx:
                     pid = await tx.fetchval("SELECT pg_backend_pid()")
                     await tx.execute(f"INSERT INTO {t} VALUES ($1, 'tx', $2)", i, pid)
-                    await tx.fetchval("SELECT pg_sleep(0.05)")
+                    inserted.tick()
+                    await wait_for(outside_done)
                     assert await tx.fetchval(f"SELECT n FROM {t} WHERE id = $1", i) == pid
                     if i % 2:
                         raise KeyError(i)
@@ -382,11 +397,15 @@ async def test_concurrent_transactions_and_outside_queries(
 
     def outside_job(i: int) -> Callable[[], Awaitable[Any]]:
         async def run() -> Any:
-            row = await db.fetchrow(
-                "SELECT pg_current_xact_id_if_assigned() IS NULL AS clean, "
-                f"(SELECT count(*) FROM {t}) AS visible, $1::int AS i",
-                i,
-            )
+            await wait_for(inserted)
+            try:
+                row = await db.fetchrow(
+                    "SELECT pg_current_xact_id_if_assigned() IS NULL AS clean, "
+                    f"(SELECT count(*) FROM {t}) AS visible, $1::int AS i",
+                    i,
+                )
+            finally:
+                outside_done.tick()
             assert row is not None and row["i"] == i
             return (row["clean"], row["visible"])
 
@@ -399,6 +418,21 @@ async def test_concurrent_transactions_and_outside_queries(
         assert clean is True
         assert visible == 0  # nothing uncommitted is ever seen outside
     assert pg_server.sql(f"SELECT string_agg(id::text, ',' ORDER BY id) FROM {t}") == "0,2,4,6"
+
+
+class _Countdown:
+    """Set `done` once tick() was called n times (from any thread or task)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def tick(self) -> None:
+        with self.lock:
+            self.n -= 1
+            if self.n <= 0:
+                self.done.set()
 
 
 # --------------------------------------------------------------- connections
