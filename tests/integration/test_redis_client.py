@@ -14,6 +14,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -200,7 +201,7 @@ def test_killed_server_fails_in_flight_at_once_then_reconnects(
     out: list[BaseException | object] = []
     t = threading.Thread(target=lambda: out.append(_catch(lambda: r.get("a"))))
     t.start()
-    time.sleep(0.3)
+    _wait_until(lambda: r.stats()["outstanding"] == 1, "the GET is in flight")
     t0 = time.monotonic()
     srv.kill()
     t.join(10)
@@ -218,6 +219,20 @@ def test_killed_server_fails_in_flight_at_once_then_reconnects(
     assert r.stats()["connects"] >= 2
 
 
+def _wait_until(cond: Callable[[], bool], what: str, within: float = 30.0) -> None:
+    """Poll for a state the test cannot order itself (another thread's or the
+    server's progress); the bound only catches one that never comes."""
+    deadline = time.monotonic() + within
+    while not cond():
+        assert time.monotonic() < deadline, f"gave up waiting until {what}"
+        time.sleep(0.01)
+
+
+def _blocked_clients(srv: RedisServer) -> int:
+    info = resp_command(srv.host, srv.port, "INFO", "clients").decode()
+    return int(info.split("blocked_clients:")[1].split()[0])
+
+
 def _catch(fn: object) -> object:
     try:
         return fn()  # type: ignore[operator]
@@ -225,29 +240,35 @@ def _catch(fn: object) -> object:
         return e
 
 
-def test_blocking_pop_uses_its_own_connection(redis_url: str) -> None:
+def test_blocking_pop_uses_its_own_connection(redis_url: str, redis_server: RedisServer) -> None:
     r = redis.Client(redis_url)
     got: list[object] = []
-    t = threading.Thread(target=lambda: got.append(r.blpop("queue", 5)))
+    blocked = _blocked_clients(redis_server)
+    t = threading.Thread(target=lambda: got.append(r.blpop("queue", 30)))
     t.start()
-    time.sleep(0.2)
+    _wait_until(lambda: _blocked_clients(redis_server) > blocked, "the BLPOP blocks in the server")
     t0 = time.monotonic()
     for i in range(50):  # the shared connection is not stalled by BLPOP
         assert r.echo(str(i)) == str(i).encode()
-    assert time.monotonic() - t0 < 2
+    # Stalled behind the BLPOP they would take its 30 s.
+    assert time.monotonic() - t0 < 10
     r.rpush("queue", b"job")
     t.join(10)
     assert got == [(b"queue", b"job")]
     assert r.blpop("queue", 0.1) is None
 
 
-def test_async_blocking_pop(redis_url: str) -> None:
+def test_async_blocking_pop(redis_url: str, redis_server: RedisServer) -> None:
     ar = redis.AsyncClient(redis_url)
 
     async def main() -> object:
-        pop = asyncio.create_task(ar.brpop(["q1", "q2"], 5))
-        await asyncio.sleep(0.1)
-        assert await ar.echo("free") == b"free"
+        blocked = _blocked_clients(redis_server)
+        pop = asyncio.create_task(ar.brpop(["q1", "q2"], 30))
+        deadline = time.monotonic() + 30
+        while _blocked_clients(redis_server) <= blocked:  # the BRPOP blocks in the server
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        assert await asyncio.wait_for(ar.echo("free"), 10) == b"free"
         await ar.lpush("q2", "x")
         return await pop
 
