@@ -6,9 +6,15 @@
 //! * `service`    — what a client names: addresses, limits, the queue while
 //!   no connection is up, reconnects with backoff, dedicated
 //!   connections; picks a connection for each request.
-//! * `conn`       — one socket: coalesced writes, in-order reply matching,
-//!   deadlines, heartbeats; a cancelled caller's reply is read
-//!   and dropped, never shifted onto another caller.
+//! * `conn`       — one connection's I/O loops: coalesced writes, reads,
+//!   deadlines, heartbeats, the stall rule.
+//! * `dispatch`   — who waits for which reply on a connection: in-order
+//!   matching; a cancelled caller's reply is read and dropped, never
+//!   shifted onto another caller.
+//! * `handshake`  — opening a connection: transport stream + protocol
+//!   handshake (which may upgrade the stream, e.g. to TLS).
+//! * `transport`  — addresses and connectors: how an address becomes a
+//!   byte stream (TCP, Unix; TLS plugs in here).
 //! * `completion` — delivery back to blocking threads and asyncio loops.
 //! * `body`       — request bytes that keep arriving after the request was
 //!   sent (a streamed batch); the connection keeps them in order.
@@ -18,10 +24,13 @@
 pub mod body;
 pub mod completion;
 pub mod conn;
+pub mod dispatch;
 pub mod error;
+pub mod handshake;
 pub mod runtime;
 pub mod service;
 pub mod stats;
+pub mod transport;
 
 #[cfg(test)]
 mod tests;
@@ -71,7 +80,7 @@ pub trait Protocol: Send + Sync + 'static {
     /// Bring a fresh connection into service (auth, options, database).
     fn handshake(
         &self,
-        io: &mut conn::HandshakeIo<'_, Self>,
+        io: &mut handshake::HandshakeIo<'_, Self>,
     ) -> impl Future<Output = Result<(), KernelError>>
     where
         Self: Sized;

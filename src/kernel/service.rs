@@ -25,11 +25,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::conn::{self, Addr, Conn};
+use super::conn;
+use super::dispatch::Conn;
+use super::handshake;
+use super::transport::{Addr, Connector};
 use super::stats::{AddrMetrics, ServiceMetrics};
 use super::{runtime, Completion, ErrorKind, KernelError, Protocol, Request, Route};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServiceConfig {
     /// Display name: the URL without secrets.
     pub name: String,
@@ -46,6 +49,9 @@ pub struct ServiceConfig {
     /// Dedicated connections open at once (transactions, blocking commands);
     /// more leases wait for one to be released, until their deadline.
     pub max_dedicated: usize,
+    /// How connections are opened (`transport::Plain` unless TLS or a test
+    /// says otherwise).
+    pub connector: Arc<dyn Connector>,
 }
 
 /// Counters shared between the kernel and submitting threads.
@@ -210,6 +216,8 @@ struct Core<P: Protocol> {
     /// Wakes address tasks sleeping out a backoff step when callers want a
     /// connection.
     demand: tokio::sync::Notify,
+    /// Opens every connection of this service (and its cancel requests).
+    connector: Arc<dyn Connector>,
 }
 
 async fn service_task<P: Protocol>(
@@ -220,6 +228,7 @@ async fn service_task<P: Protocol>(
     mut rx: mpsc::UnboundedReceiver<Cmd<P>>,
 ) {
     let addrs = cfg.addrs.clone();
+    let connector = cfg.connector.clone();
     let core = Rc::new(Core {
         proto,
         cfg,
@@ -239,6 +248,7 @@ async fn service_task<P: Protocol>(
         next_id: Cell::new(1),
         wanted: Cell::new(None),
         demand: tokio::sync::Notify::new(),
+        connector,
     });
     core.set_addrs(addrs);
     let view: Rc<dyn ServiceView> = core.clone();
@@ -476,6 +486,7 @@ impl<P: Protocol> Core<P> {
             self.metrics.clone(),
             am,
             state,
+            self.connector.clone(),
         )
     }
 
@@ -551,7 +562,7 @@ impl<P: Protocol> Core<P> {
             return;
         }
         tokio::task::spawn_local(async move {
-            match conn::connect(&*self.proto, &addr, self.cfg.connect_timeout).await {
+            match handshake::connect(&*self.proto, &*self.connector, &addr, self.cfg.connect_timeout).await {
                 Err(e) => {
                     self.addr_metrics(&addr).connect_failures.add(1.0);
                     completion.complete(Err(e));
@@ -641,7 +652,7 @@ async fn drain_then_close<P: Protocol>(c: Rc<Conn<P>>) {
 async fn address_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
     let mut failures = 0u32;
     loop {
-        match conn::connect(&*core.proto, &addr, core.cfg.connect_timeout).await {
+        match handshake::connect(&*core.proto, &*core.connector, &addr, core.cfg.connect_timeout).await {
             Ok(k) => {
                 failures = 0;
                 let c = core.new_conn(addr.clone(), false, k.state);

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::conn::Addr;
+use super::transport::Addr;
 use super::ErrorKind;
 use crate::metrics::layout::{render_labels, Kind};
 use crate::metrics::{register_or_dummy, Series, LATENCY_BUCKETS};

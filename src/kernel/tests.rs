@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use super::body::{self, Body};
-use super::conn::{Addr, HandshakeIo};
+use super::handshake::HandshakeIo;
+use super::transport::Addr;
 use super::service::{ServiceConfig, ServiceHandle};
 use super::{Completion, ErrorKind, Feed, KernelError, Protocol, Request, Route, Slot};
 
@@ -105,6 +106,7 @@ fn cfg_for(addr: Addr) -> ServiceConfig {
         idle_ping: None,
         conns_per_addr: 1,
         max_dedicated: 16,
+        connector: crate::kernel::transport::plain(),
     }
 }
 

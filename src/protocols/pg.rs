@@ -33,7 +33,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::codec::pg::{self, Backend, Column, DataRow, ErrorFields, Limits};
 use crate::codec::pg_auth::{md5_password, ScramClient};
-use crate::kernel::conn::HandshakeIo;
+use crate::kernel::handshake::HandshakeIo;
 use crate::kernel::{Feed, KernelError, Protocol};
 
 #[derive(Debug, Clone)]

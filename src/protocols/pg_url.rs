@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::url::{redact, unescape};
-use crate::kernel::conn::Addr;
+use crate::kernel::transport::Addr;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PgUrl {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::{Bytes, BytesMut};
 
 use crate::codec::resp::{self, Frame, Limits};
-use crate::kernel::conn::HandshakeIo;
+use crate::kernel::handshake::HandshakeIo;
 use crate::kernel::{Feed, KernelError, Protocol};
 
 #[derive(Debug, Clone, Default)]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::redis::RedisOptions;
 pub use super::url::redact;
 use super::url::unescape;
-use crate::kernel::conn::Addr;
+use crate::kernel::transport::Addr;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisUrl {

@@ -233,6 +233,7 @@ impl PgService {
             idle_ping: idle_ping.map(|p| seconds("idle_ping", p)).transpose()?,
             conns_per_addr: connections,
             max_dedicated,
+            connector: crate::kernel::transport::plain(),
         };
         let h = py
             .detach(|| ServiceHandle::open(Postgres { opts }, cfg))

@@ -91,6 +91,7 @@ impl RedisService {
             idle_ping,
             conns_per_addr: 1,
             max_dedicated: 64,
+            connector: crate::kernel::transport::plain(),
         };
         let h = Python::attach(|py| py.detach(|| ServiceHandle::open(Redis::new(opts), cfg)))
             .map_err(|e| Python::attach(|py| to_pyerr(py, e)))?;

@@ -1,0 +1,462 @@
+//! The dispatcher of one connection: who waits for which reply.
+//!
+//! Requests are appended to `out` and to `waiters` in the same step, so the
+//! order of bytes on the wire is the order of waiters. The reader (in
+//! `conn`) decodes messages and `on_bytes` feeds them to the waiter at the
+//! head of the queue. A waiter whose caller gave up (timed out, cancelled)
+//! keeps its place: its reply is read and dropped, so replies never shift
+//! onto another caller.
+//!
+//! A request with a `Body` (bytes still being produced) is written head
+//! first, then its chunks as they arrive; requests pushed meanwhile are
+//! encoded at once but held back (`held`) until the body ends, so the wire
+//! order is still the order of waiters.
+//!
+//! Deadlines: when a waiter's deadline passes its caller gets `TimeoutError`
+//! at once and the waiter stays as a placeholder (`expire`); what happens to
+//! a connection whose overdue head holds others up is `conn`'s stall rule.
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::body::Body;
+use super::stats::{AddrMetrics, ServiceMetrics};
+use super::transport::{Addr, Connector};
+use super::{Completion, Feed, KernelError, Protocol, Request};
+
+pub(super) struct Waiter<P: Protocol> {
+    pending: P::Pending,
+    completion: Completion,
+    summary: super::Summary,
+    submitted: Instant,
+    deadline: Option<Instant>,
+    written: Option<Instant>,
+    got_first_byte: bool,
+    /// Past its deadline (its caller already got `TimeoutError`).
+    expired: bool,
+    /// Keeps the service's outstanding count until the reply is consumed.
+    _guard: Option<super::service::Outstanding>,
+}
+
+pub(super) struct Inner<P: Protocol> {
+    pub(super) out: BytesMut,
+    waiters: VecDeque<Waiter<P>>,
+    /// Sequence number of `waiters[0]`.
+    front_seq: u64,
+    /// Sequence number of the first waiter not yet handed to the writer.
+    unwritten: u64,
+    pub(super) state: P::ConnState,
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// A request body is being written to `out`.
+    streaming: bool,
+    /// Requests pushed while a body streams, in order, not yet in `out`.
+    held: VecDeque<Held>,
+}
+
+/// Bytes of requests queued behind a streaming body, starting with waiter
+/// `first_seq`; if the last of them has a body of its own, it comes next.
+pub(super) struct Held {
+    first_seq: u64,
+    bytes: BytesMut,
+    body: Option<Body>,
+}
+
+/// A live connection, shared (on the kernel thread) by its service and tasks.
+pub struct Conn<P: Protocol> {
+    pub id: u64,
+    pub addr: Addr,
+    pub(super) inner: RefCell<Inner<P>>,
+    pub(super) wake_writer: Notify,
+    pub(super) wake_reader: Notify,
+    pub(super) closed: Cell<bool>,
+    pub last_activity: Cell<Instant>,
+    /// When the read that is being decoded arrived (first-byte stamps).
+    pub(super) last_read: Cell<Instant>,
+    pub dedicated: bool,
+    opened: Instant,
+    bytes_in: Cell<u64>,
+    bytes_out: Cell<u64>,
+    metrics: Arc<ServiceMetrics>,
+    am: AddrMetrics,
+    /// Opens the out-of-band cancel's connection.
+    connector: Arc<dyn Connector>,
+}
+
+impl<P: Protocol> Conn<P> {
+    /// A connection for `addr` whose handshake left `state` (installed now,
+    /// before any request can be pushed onto it).
+    pub fn new(
+        id: u64,
+        addr: Addr,
+        dedicated: bool,
+        metrics: Arc<ServiceMetrics>,
+        am: AddrMetrics,
+        state: P::ConnState,
+        connector: Arc<dyn Connector>,
+    ) -> Rc<Self> {
+        Rc::new(Conn {
+            id,
+            addr,
+            dedicated,
+            opened: Instant::now(),
+            bytes_in: Cell::new(0),
+            bytes_out: Cell::new(0),
+            metrics,
+            am,
+            connector,
+            inner: RefCell::new(Inner {
+                out: BytesMut::with_capacity(16 * 1024),
+                waiters: VecDeque::new(),
+                front_seq: 0,
+                unwritten: 0,
+                state,
+                deadlines: BinaryHeap::new(),
+                streaming: false,
+                held: VecDeque::new(),
+            }),
+            wake_writer: Notify::new(),
+            wake_reader: Notify::new(),
+            closed: Cell::new(false),
+            last_activity: Cell::new(Instant::now()),
+            last_read: Cell::new(Instant::now()),
+        })
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.inner.borrow().waiters.len()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Queue a request on this connection.
+    pub fn push(
+        self: &Rc<Self>,
+        proto: &P,
+        req: Request<P>,
+        guard: Option<super::service::Outstanding>,
+    ) {
+        let mut g = self.inner.borrow_mut();
+        let g = &mut *g;
+        let seq = g.front_seq + g.waiters.len() as u64;
+        let deadline = req.deadline.map(Instant::from_std);
+        if let Some(d) = deadline {
+            let earlier = g.deadlines.peek().is_none_or(|Reverse((e, _))| d < *e);
+            g.deadlines.push(Reverse((d, seq)));
+            if earlier {
+                self.wake_reader.notify_one();
+            }
+        }
+        if g.waiters.front().is_some_and(|w| w.expired) {
+            // Someone now waits behind an overdue head: the reader's stall
+            // limit applies (see `Stall::limit_at`).
+            self.wake_reader.notify_one();
+        }
+        let mut pending = req.pending;
+        let mut start = None;
+        if g.streaming {
+            if g.held.back().is_none_or(|h| h.body.is_some()) {
+                g.held.push_back(Held {
+                    first_seq: seq,
+                    bytes: BytesMut::new(),
+                    body: None,
+                });
+            }
+            let h = g.held.back_mut().expect("just ensured");
+            proto.write_request(&mut g.state, &mut pending, &req.payload, &mut h.bytes);
+            h.body = req.body;
+        } else {
+            proto.write_request(&mut g.state, &mut pending, &req.payload, &mut g.out);
+            if let Some(b) = req.body {
+                g.streaming = true;
+                start = Some(b);
+            }
+        }
+        g.waiters.push_back(Waiter {
+            pending,
+            completion: req.completion,
+            summary: req.summary,
+            submitted: Instant::from_std(req.submitted),
+            deadline,
+            written: None,
+            got_first_byte: false,
+            expired: false,
+            _guard: guard,
+        });
+        self.metrics.in_flight.add(1.0);
+        self.wake_writer.notify_one();
+        if let Some(b) = start {
+            tokio::task::spawn_local(super::conn::stream_body(self.clone(), b));
+        }
+    }
+
+    /// Write a request again (`Feed::Retry`) at the back of the queue, with
+    /// its original deadline, unless nobody waits for it any more (an
+    /// expired waiter's completion was already taken).
+    fn retry(self: &Rc<Self>, proto: &P, w: Waiter<P>) {
+        self.metrics.in_flight.add(-1.0);
+        if w.completion.is_none() {
+            return;
+        }
+        let req = Request {
+            payload: bytes::Bytes::new(),
+            pending: w.pending,
+            completion: w.completion,
+            deadline: w.deadline.map(Instant::into_std),
+            route: super::Route::Shared,
+            submitted: w.submitted.into_std(),
+            summary: w.summary,
+            body: None,
+        };
+        self.push(proto, req, w._guard);
+    }
+
+    /// The streaming body ended: release the held requests up to the next
+    /// body, if any, which starts streaming in turn.
+    pub(super) fn body_ended(self: &Rc<Self>) {
+        let mut g = self.inner.borrow_mut();
+        g.streaming = false;
+        let mut next = None;
+        while let Some(h) = g.held.pop_front() {
+            g.out.extend_from_slice(&h.bytes);
+            if let Some(b) = h.body {
+                g.streaming = true;
+                next = Some(b);
+                break;
+            }
+        }
+        drop(g);
+        self.wake_writer.notify_one();
+        if let Some(b) = next {
+            tokio::task::spawn_local(super::conn::stream_body(self.clone(), b));
+        }
+    }
+
+    /// Complete a waiter that left the queue, giving the service's
+    /// outstanding slot back first so that a woken caller never sees its own
+    /// request still counted.
+    fn finish(&self, w: Waiter<P>, outcome: super::Outcome) {
+        self.metrics.in_flight.add(-1.0);
+        if let (Ok(_), Some(t)) = (&outcome, w.written) {
+            self.metrics.network.observe(t.elapsed().as_secs_f64());
+        }
+        drop(w._guard);
+        w.completion.complete(outcome);
+    }
+
+    /// The writer took everything queued so far: stamp it written.
+    pub(super) fn mark_written(&self, n_bytes: usize) {
+        let now = Instant::now();
+        let mut g = self.inner.borrow_mut();
+        let from = g.unwritten.saturating_sub(g.front_seq) as usize;
+        // Requests held behind a streaming body are not on the wire yet.
+        let upto = g
+            .held
+            .front()
+            .map_or(g.front_seq + g.waiters.len() as u64, |h| h.first_seq);
+        let n = upto.saturating_sub(g.front_seq) as usize;
+        let mut waited = Vec::new();
+        for w in g.waiters.iter_mut().take(n).skip(from) {
+            w.written = Some(now);
+            waited.push((now - w.submitted).as_secs_f64());
+        }
+        g.unwritten = g.unwritten.max(upto);
+        drop(g);
+        for q in waited {
+            self.metrics.queue_wait.observe(q);
+        }
+        self.bytes_out.set(self.bytes_out.get() + n_bytes as u64);
+        self.am.bytes_written.add(n_bytes as f64);
+    }
+
+    pub(super) fn on_read(&self, n: usize) {
+        self.bytes_in.set(self.bytes_in.get() + n as u64);
+        self.am.bytes_read.add(n as f64);
+        self.last_read.set(Instant::now());
+    }
+
+    /// For `/status`.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "address": self.addr.to_string(),
+            "dedicated": self.dedicated,
+            "in_flight": self.in_flight(),
+            "age_s": self.opened.elapsed().as_secs_f64(),
+            "bytes_in": self.bytes_in.get(),
+            "bytes_out": self.bytes_out.get(),
+        })
+    }
+
+    /// For `/inflight`: each request waiting on this connection.
+    pub fn inflight(&self, service: &str, out: &mut Vec<serde_json::Value>, max: usize) {
+        let now = Instant::now();
+        for w in self.inner.borrow().waiters.iter() {
+            if out.len() >= max {
+                return;
+            }
+            if w.completion.is_none() && !w.expired {
+                continue; // heartbeats
+            }
+            out.push(serde_json::json!({
+                "service": service,
+                "address": self.addr.to_string(),
+                "connection": self.id,
+                "command": w.summary.as_str(),
+                "age_ms": (now - w.submitted).as_secs_f64() * 1000.0,
+                "written": w.written.is_some(),
+                "timed_out": w.expired,
+            }));
+        }
+    }
+
+    /// Close: the tasks stop and every waiter gets `err`.
+    pub fn close(&self, err: &KernelError) {
+        self.closed.set(true);
+        self.wake_reader.notify_one();
+        self.wake_writer.notify_one();
+        let (waiters, held) = {
+            let mut g = self.inner.borrow_mut();
+            (std::mem::take(&mut g.waiters), std::mem::take(&mut g.held))
+        };
+        drop(held); // their producers see the body gone
+        for w in waiters {
+            self.finish(w, Err(err.clone()));
+        }
+    }
+
+    /// Give every waiter whose deadline passed a timeout. The waiter keeps
+    /// its place (its reply will be read and dropped).
+    pub(super) fn expire(&self, now: Instant) {
+        let mut expired = Vec::new();
+        {
+            let mut g = self.inner.borrow_mut();
+            while let Some(Reverse((d, seq))) = g.deadlines.peek().copied() {
+                if d > now {
+                    break;
+                }
+                g.deadlines.pop();
+                if seq < g.front_seq {
+                    continue; // already answered
+                }
+                let idx = (seq - g.front_seq) as usize;
+                if let Some(w) = g.waiters.get_mut(idx) {
+                    w.expired = true;
+                    if !w.completion.is_none() {
+                        expired.push(std::mem::replace(&mut w.completion, Completion::none()));
+                    }
+                }
+            }
+        }
+        for c in expired {
+            c.complete(Err(KernelError::timeout(format!(
+                "no reply from {} within the timeout; raise timeout= if the command is expected to be slow",
+                self.addr
+            ))));
+        }
+    }
+
+    /// The head of the queue timed out: if the protocol can cancel it out of
+    /// band, do so on a separate short-lived connection, so the server stops
+    /// working on it and answers the requests behind it.
+    pub(super) fn cancel_head(&self, proto: &P) {
+        let Some(bytes) = proto.cancel_request(&mut self.inner.borrow_mut().state) else {
+            return;
+        };
+        let opening = self.connector.connect(&self.addr);
+        tokio::task::spawn_local(async move {
+            let send = async {
+                let mut s = opening.await.ok()?;
+                s.write_all(&bytes).await.ok()?;
+                let mut sink = [0u8; 64];
+                let _ = s.read(&mut sink).await; // the server closes it when done
+                Some(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), send).await;
+        });
+    }
+
+    /// The sequence number of the head of the queue if it is past its deadline.
+    pub(super) fn head_expired(&self) -> Option<u64> {
+        let g = self.inner.borrow();
+        g.waiters.front().filter(|w| w.expired).map(|_| g.front_seq)
+    }
+
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.inner
+            .borrow()
+            .deadlines
+            .peek()
+            .map(|Reverse((d, _))| *d)
+    }
+
+    /// Feed decoded bytes to waiters. Returns how many requests completed.
+    pub(super) fn on_bytes(self: &Rc<Self>, proto: &P, buf: &mut BytesMut) -> Result<usize, KernelError> {
+        let mut done = 0;
+        loop {
+            let finished = {
+                let mut g = self.inner.borrow_mut();
+                let g = &mut *g;
+                let msg = match proto.decode(&mut g.state, buf) {
+                    Ok(Some(m)) => m,
+                    Ok(None) => return Ok(done),
+                    Err(e) => return Err(KernelError::protocol(format!("{}: {e}", self.addr))),
+                };
+                if proto.is_unsolicited(&msg) {
+                    continue;
+                }
+                let Some(w) = g.waiters.front_mut() else {
+                    return Err(KernelError::protocol(format!(
+                        "{}: the server sent a reply nobody asked for; the connection was reset",
+                        self.addr
+                    )));
+                };
+                if !w.got_first_byte {
+                    // Its first message arrived with the read being decoded.
+                    w.got_first_byte = true;
+                    if let Some(t) = w.written {
+                        let d = self.last_read.get().saturating_duration_since(t);
+                        self.metrics.first_byte.observe(d.as_secs_f64());
+                    }
+                }
+                match proto.feed(&mut g.state, &mut w.pending, msg) {
+                    Feed::More => None,
+                    Feed::Done(reply) => {
+                        let w = g.waiters.pop_front().expect("front exists");
+                        g.front_seq += 1;
+                        Some((w, Some(reply)))
+                    }
+                    Feed::Retry => {
+                        let w = g.waiters.pop_front().expect("front exists");
+                        g.front_seq += 1;
+                        Some((w, None))
+                    }
+                    Feed::Fail(why) => {
+                        return Err(KernelError::protocol(format!(
+                            "{}: {why}; the connection was reset",
+                            self.addr
+                        )))
+                    }
+                }
+            };
+            match finished {
+                Some((w, Some(reply))) => {
+                    self.finish(w, Ok(reply));
+                    done += 1;
+                }
+                Some((w, None)) => self.retry(proto, w),
+                None => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Opening a connection: the transport's stream, then the protocol's
+//! handshake on it, all within the connect timeout.
+//!
+//! The handshake talks on the whole (unsplit) stream through `HandshakeIo`:
+//! send bytes, receive whole messages, and `upgrade` the stream in place
+//! (PostgreSQL's SSLRequest: the server says yes, then TLS starts on the same
+//! socket). Only after the handshake is the stream split for the
+//! connection's read and write loops.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::transport::{Addr, Connector, Reader, Stream, Writer};
+use super::{KernelError, Protocol};
+
+/// What a protocol's handshake gets: send bytes, read whole messages,
+/// upgrade the stream.
+pub struct HandshakeIo<'a, P: Protocol> {
+    pub proto: &'a P,
+    pub addr: &'a Addr,
+    pub state: &'a mut P::ConnState,
+    /// `None` only while an upgrade runs (or after it failed).
+    stream: Option<Stream>,
+    buf: &'a mut BytesMut,
+}
+
+impl<P: Protocol> HandshakeIo<'_, P> {
+    fn stream(&mut self) -> Result<&mut Stream, KernelError> {
+        let addr = self.addr;
+        self.stream.as_mut().ok_or_else(|| {
+            KernelError::connection(format!("{addr}: the stream was lost in an upgrade"))
+        })
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), KernelError> {
+        let addr = self.addr;
+        self.stream()?.write_all(bytes).await.map_err(|e| {
+            KernelError::connection(format!("{addr}: write failed during handshake: {e}"))
+        })
+    }
+
+    /// The next message that is not unsolicited.
+    pub async fn recv(&mut self) -> Result<P::Msg, KernelError> {
+        loop {
+            match self.proto.decode(self.state, self.buf) {
+                Ok(Some(m)) if self.proto.is_unsolicited(&m) => continue,
+                Ok(Some(m)) => return Ok(m),
+                Ok(None) => {}
+                Err(e) => return Err(KernelError::protocol(format!("{}: {e}", self.addr))),
+            }
+            self.read_some().await?;
+        }
+    }
+
+    /// Exactly `n` raw bytes, not decoded (a one-byte answer such as
+    /// PostgreSQL's 'S'/'N' to an SSLRequest).
+    pub async fn recv_raw(&mut self, n: usize) -> Result<Vec<u8>, KernelError> {
+        while self.buf.len() < n {
+            self.read_some().await?;
+        }
+        Ok(self.buf.split_to(n).to_vec())
+    }
+
+    async fn read_some(&mut self) -> Result<(), KernelError> {
+        let addr = self.addr;
+        let stream = self.stream.as_mut().ok_or_else(|| {
+            KernelError::connection(format!("{addr}: the stream was lost in an upgrade"))
+        })?;
+        let n = stream.read_buf(self.buf).await.map_err(|e| {
+            KernelError::connection(format!("{addr}: read failed during handshake: {e}"))
+        })?;
+        if n == 0 {
+            return Err(KernelError::connection(format!(
+                "{addr}: the server closed the connection during the handshake"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Replace the stream by what `layer` makes of it (a TLS session over
+    /// it). Bytes the server sent before the upgrade and nobody read are
+    /// refused: they would otherwise be taken as coming through the new
+    /// layer (a man in the middle could inject them).
+    pub async fn upgrade<F, Fut>(&mut self, layer: F) -> Result<(), KernelError>
+    where
+        F: FnOnce(Stream) -> Fut,
+        Fut: Future<Output = std::io::Result<Stream>>,
+    {
+        let addr = self.addr;
+        if !self.buf.is_empty() {
+            return Err(KernelError::protocol(format!(
+                "{addr}: the server sent {} unexpected byte(s) before the stream was upgraded; \
+                 the connection was refused",
+                self.buf.len()
+            )));
+        }
+        let plain = self.stream.take().ok_or_else(|| {
+            KernelError::connection(format!("{addr}: the stream was lost in an upgrade"))
+        })?;
+        let upgraded = layer(plain).await.map_err(|e| {
+            KernelError::connection(format!("{addr}: upgrading the connection failed: {e}"))
+        })?;
+        self.stream = Some(upgraded);
+        Ok(())
+    }
+}
+
+/// A socket that finished its handshake.
+pub struct Connected<P: Protocol> {
+    pub reader: Reader,
+    pub writer: Writer,
+    /// Bytes read past the handshake.
+    pub buf: BytesMut,
+    pub state: P::ConnState,
+}
+
+/// Connect through `connector` and run the protocol handshake, all within
+/// `timeout`.
+pub async fn connect<P: Protocol>(
+    proto: &P,
+    connector: &dyn Connector,
+    addr: &Addr,
+    timeout: Duration,
+) -> Result<Connected<P>, KernelError> {
+    let work = async {
+        let stream = connector.connect(addr).await.map_err(|e| {
+            KernelError::connection(format!("cannot connect to {} {addr}: {e}", proto.name()))
+        })?;
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let mut state = P::ConnState::default();
+        let mut io = HandshakeIo {
+            proto,
+            addr,
+            state: &mut state,
+            stream: Some(stream),
+            buf: &mut buf,
+        };
+        proto.handshake(&mut io).await?;
+        let stream = io.stream.take().ok_or_else(|| {
+            KernelError::connection(format!("{addr}: the stream was lost in an upgrade"))
+        })?;
+        let (reader, writer) = stream.split();
+        Ok(Connected {
+            reader,
+            writer,
+            buf,
+            state,
+        })
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(res) => res,
+        Err(_) => Err(KernelError::connection(format!(
+            "cannot connect to {} {addr}: no answer within {:.1}s (connect_timeout)",
+            proto.name(),
+            timeout.as_secs_f64()
+        ))),
+    }
+}
