@@ -115,4 +115,14 @@ async def eventually(fn: Callable[[], Awaitable[Any]], *, within: float = 10.0,
             await asyncio.sleep(0.1)
 
 
+async def until(cond: Callable[[], bool], what: str, *, within: float = 30.0) -> None:
+    """Wait for a state the test cannot order itself (another task's, thread's
+    or the server's progress) instead of sleeping and hoping. `cond` may block
+    (it runs in a thread); the bound only catches a state that never comes."""
+    deadline = time.monotonic() + within
+    while not await asyncio.to_thread(cond):
+        assert time.monotonic() < deadline, f"gave up waiting until {what}"
+        await asyncio.sleep(0.01)
+
+
 # ------------------------------------------------------------ results, Record

@@ -36,6 +36,7 @@ from tests.integration.pg_driver import (
     eventually,
     make,
     new_app,
+    until,
 )
 from tests.servers import (
     PG_MD5_PASSWORD,
@@ -420,6 +421,14 @@ async def test_concurrent_transactions_and_outside_queries(
     assert pg_server.sql(f"SELECT string_agg(id::text, ',' ORDER BY id) FROM {t}") == "0,2,4,6"
 
 
+def _running(srv: PostgresServer, app: str, call: str) -> int:
+    """Queries of `app` that the server is executing and that contain `call`."""
+    return int(srv.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+        f"AND application_name = '{app}' AND strpos(query, '{call}') > 0"
+    ))
+
+
 class _Countdown:
     """Set `done` once tick() was called n times (from any thread or task)."""
 
@@ -618,13 +627,18 @@ async def test_killed_backend_fails_in_flight_callers_then_reconnects(
         else:
             tasks = [asyncio.ensure_future(asyncio.to_thread(drive, sleeper()))
                      for _ in range(5)]
-        await asyncio.sleep(0.5)
+        # All five sent and the server running them, however late the tasks
+        # (threads) got going: one sent after the kill would go to a new
+        # backend and sleep its 20 s.
+        await until(lambda: db.client.stats()["outstanding"] == 5, "all five are sent")
+        await until(lambda: _running(pg_server, db.app, "pg_sleep(20)") >= 1,
+                    "the server runs them")
         assert not any(t.done() for t in tasks)
         assert await asyncio.to_thread(pg_server.terminate, db.app) >= 1
         t0 = time.monotonic()
-        _done, pending = await asyncio.wait(tasks, timeout=5)
+        _done, pending = await asyncio.wait(tasks, timeout=15)
         assert not pending, "in-flight callers not told of the killed backend"
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < 10  # told, not left to their 20 s queries
         return [t.exception() for t in tasks]
 
     errors = await run_and_kill()
@@ -652,13 +666,14 @@ async def test_server_restart_and_kill(fresh_pg_server: PostgresServer, mode: st
 
         task = (asyncio.ensure_future(sleeper()) if d.is_async
                 else asyncio.ensure_future(asyncio.to_thread(drive, sleeper())))
-        await asyncio.sleep(0.5)
+        await until(lambda: d.client.stats()["outstanding"] == 1, "the query is sent")
+        await until(lambda: _running(srv, app, "pg_sleep(20)") >= 1, "the server runs it")
         t0 = time.monotonic()
         await asyncio.to_thread(srv.kill)
-        done, _ = await asyncio.wait([task], timeout=5)
+        done, _ = await asyncio.wait([task], timeout=15)
         assert done, "an in-flight caller must hear of the dead server"
         assert isinstance(task.exception(), iokernel.ConnectionError), task.exception()
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < 10  # told, not left to its 20 s query
         # while down: fast failures, not timeouts
         t0 = time.monotonic()
         with pytest.raises(iokernel.ConnectionError):
@@ -1096,7 +1111,7 @@ def test_cancelled_transaction_start_does_not_leak_connections(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while db.stats()["dedicated_connections"] > 0 or pg_server.connections(app) > base:
             assert time.monotonic() < deadline, (
                 f"{db.stats()['dedicated_connections']} dedicated connections left, "
