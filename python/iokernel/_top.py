@@ -18,13 +18,19 @@ import json
 import math
 import re
 import shutil
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ._cli import AdminError, CLIError, admin_addresses, http_get, process_state
+from ._target import (
+    AdminError,
+    CLIError,
+    admin_addresses,
+    find_metrics_file,
+    http_get,
+    process_state,
+)
 
 __all__ = ["Snapshot", "fmt_bytes", "fmt_seconds", "parse_labels", "quantile", "render_frame"]
 
@@ -462,8 +468,6 @@ class _Admin:
 
 
 def run_top(args: argparse.Namespace, out: TextIO) -> int:
-    from ._cli import find_metrics_file
-
     pid: int | None = args.pid
     if args.file:
         path = str(args.file)
@@ -550,9 +554,3 @@ def _clip(line: str, width: int) -> str:
         visible += 1
         i += 1
     return "".join(out) + "…\x1b[0m"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from ._cli import main
-
-    sys.exit(main(["top", *sys.argv[1:]]))
