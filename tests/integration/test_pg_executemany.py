@@ -284,16 +284,24 @@ async def test_a_full_client_refuses_a_streamed_batch_at_once(
         await d.fetchval("SELECT 1")
 
         async def slow() -> Any:
-            return await d.fetchval("SELECT 1 FROM pg_sleep(0.5)")
+            return await d.fetchval("SELECT 1 FROM pg_sleep(1.5)")
+
+        async def once_slow_holds_the_room() -> None:
+            # Only slow() can be outstanding before the others submit; it
+            # then holds the room for 1.5 s, however late each job started.
+            deadline = time.monotonic() + 30
+            while d.client.stats()["outstanding"] == 0:
+                assert time.monotonic() < deadline, "the slow query was never sent"
+                await asyncio.sleep(0.005) if d.is_async else time.sleep(0.005)
 
         async def many() -> Any:
-            await asyncio.sleep(0.1) if d.is_async else time.sleep(0.1)
+            await once_slow_holds_the_room()
             return await d.executemany(_insert(table), _rows(ROWS))
 
         async def streamed_without_describe() -> Any:
             # The native call itself (no Describe first): the streamed path's
             # own admission check.
-            await asyncio.sleep(0.1) if d.is_async else time.sleep(0.1)
+            await once_slow_holds_the_room()
             svc = d.client._svc
             if not d.is_async:
                 return svc.query_many(_insert(table), _rows(ROWS), 10.0, None, None)
