@@ -605,7 +605,7 @@ async def test_timeout_is_enforced_and_client_recovers(db: Driver, pg_server: Po
         t0 = time.monotonic()
         with pytest.raises(iokernel.TimeoutError):
             await d.fetchval("SELECT pg_sleep(3)")
-        assert time.monotonic() - t0 < 1.5
+        assert time.monotonic() - t0 < 2.5  # the 0.5 s timeout, not the 3 s query
         assert await eventually(lambda: d.fetchval("SELECT $1::int", 5), within=10) == 5
         assert await d.fetchval("SELECT $1::int", 6) == 6
     finally:
@@ -716,7 +716,7 @@ async def test_frozen_server_times_out_then_recovers(fresh_pg_server: PostgresSe
             t0 = time.monotonic()
             with pytest.raises((iokernel.TimeoutError, iokernel.ConnectionError)):
                 await d.fetchval("SELECT 2")
-            assert time.monotonic() - t0 < 2
+            assert time.monotonic() - t0 < 5  # the 0.5 s timeout; frozen, it would hang
         got = await eventually(lambda: d.fetchval("SELECT $1::int", 3, timeout=5), within=15)
         assert got == 3
     finally:
