@@ -5,7 +5,7 @@
 #   docs/screenshot.sh                 # needs: make build, `apt-get install chromium`
 #   OUT=/tmp/x.png docs/screenshot.sh
 #
-# It starts a private redis-server (tests/servers.py) and a demo process that
+# It starts a private redis-server (tests/servers) and a demo process that
 # serves its admin endpoint on loopback TCP and sends traffic: a healthy
 # service, a service whose server is down, two requests parked in BLPOP, and
 # an event loop that is sometimes busy so pick-up time shows. Chromium opens

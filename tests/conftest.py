@@ -2,7 +2,7 @@
 
 Fixtures (all servers bind 127.0.0.1 on a free port; nothing needs to be running):
 
-  redis_server         session   RedisServer (tests/servers.py); TCP + unix socket
+  redis_server         session   RedisServer (tests/servers); TCP + unix socket
   redis_url            function  redis_server.url() -> "redis://127.0.0.1:PORT/0"
   redis_auth_server    session   RedisServer with requirepass AUTH_PASSWORD and the
                                  ACL user AUTH_USER / AUTH_USER_PASSWORD
@@ -11,7 +11,7 @@ Fixtures (all servers bind 127.0.0.1 on a free port; nothing needs to be running
                                  until scripted
   no_leaks             function  fails the test if it leaves Python threads, native
                                  threads or file descriptors behind
-  pg_server            session   PostgresServer (tests/servers.py): roles app (SCRAM,
+  pg_server            session   PostgresServer (tests/servers): roles app (SCRAM,
                                  superuser), md5user (md5), plainuser (cleartext)
   pg_dsn               function  pg_server.dsn() -> "postgresql://app:PW@127.0.0.1:PORT/app"
   fresh_pg_server      function  a private PostgresServer for tests that kill/restart it

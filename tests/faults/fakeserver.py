@@ -1,6 +1,6 @@
 """A scripted fake Redis server for fault tests (plain sockets, one background thread).
 
-Real behaviour belongs to the real redis-server (tests/servers.py). This one
+Real behaviour belongs to the real redis-server (tests/servers). This one
 exists to misbehave on cue: garbage, replies cut mid-frame, stalls, half-closes,
 closes on accept, late replies. Until told otherwise it behaves like a small
 in-memory Redis (RESP2, or RESP3 after HELLO 3) so a client can connect, do its
