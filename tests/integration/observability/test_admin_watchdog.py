@@ -1,33 +1,20 @@
-"""Seeing inside a running service, even when its Python is stuck (issue #4).
-
-* Metrics live in a shared-memory file that another process reads while the
-  writer is stopped (SIGSTOP) or dead; a forked child writes its own file.
-* The admin endpoint is served by the kernel thread: it answers while the
-  Python main thread spins in pure Python or holds the GIL inside a C call,
-  dumps every Python thread's stack without the GIL, and never shows secrets.
-* Kernel timestamps tell network time from Python pick-up delay.
-
-Target processes are separate child processes (scripts below), so the test
-process is never the one stopped, spinning or forked.
+"""The admin endpoint, served by the kernel thread: it answers while Python spins
+or holds the GIL in a C call, its metrics/status/inflight shapes, no secrets
+in its output, its socket and address rules, the dashboard; and the watchdog
+that counts and logs a blocked event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import re
-import signal
 import stat
 import subprocess
-import sys
-import tempfile
 import textwrap
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,217 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from iokernel import _cli, _native, redis
 from tests.conftest import AUTH_USER, AUTH_USER_PASSWORD
+from tests.integration.observability.child import PY, ROOT, Child, cli
 from tests.servers import RedisServer
-
-ROOT = Path(__file__).resolve().parents[2]
-PY = sys.executable
-
-
-# --------------------------------------------------------------- helpers
-@pytest.fixture
-def mdir() -> Iterator[str]:
-    """A private, short metrics dir (AF_UNIX paths must stay < 108 bytes)."""
-    with tempfile.TemporaryDirectory(prefix="iokobs") as d:
-        yield d
-
-
-class Child:
-    """A Python child process running `code`, talking through lines on stdout."""
-
-    def __init__(self, code: str, mdir: str, env: dict[str, str] | None = None) -> None:
-        full_env = {**os.environ, "IOKERNEL_METRICS_DIR": mdir, "PYTHONUNBUFFERED": "1"}
-        full_env.pop("IOKERNEL_ADMIN", None)
-        full_env.update(env or {})
-        self.proc = subprocess.Popen(
-            [PY, "-c", textwrap.dedent(code)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=full_env,
-            cwd=ROOT,
-        )
-        self.pid = self.proc.pid
-        self.lines: list[str] = []
-
-    def expect(self, prefix: str, timeout: float = 20.0) -> str:
-        """The rest of the next stdout line starting with `prefix`."""
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        result: list[str] = []
-
-        def read() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                self.lines.append(line)
-                if line.startswith(prefix):
-                    result.append(line[len(prefix):].strip())
-                    return
-
-        t = threading.Thread(target=read, daemon=True)
-        t.start()
-        t.join(max(0.0, deadline - time.monotonic()))
-        if not result:
-            self.kill()
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            pytest.fail(f"child never printed {prefix!r}; stdout={self.lines!r} stderr={err}")
-        return result[0]
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGCONT)
-            self.proc.kill()
-        self.proc.wait(10)
-
-    def stderr(self) -> str:
-        self.kill()
-        return self.proc.stderr.read() if self.proc.stderr else ""
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    made: list[Child] = []
-    yield made
-    for c in made:
-        c.kill()
-
-
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PY, "-m", "iokernel", *args], capture_output=True, text=True, timeout=timeout,
-        cwd=ROOT, env={**os.environ, **(env or {})},
-    )
-
-
-def values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-# ------------------------------------------------- metrics from outside
-WRITER = """
-    import sys, time
-    from iokernel import metrics
-    c = metrics.counter("work_total", "units of work", labels=("kind",))
-    g = metrics.gauge("busy_workers", "workers busy")
-    h = metrics.histogram("step_seconds", "step time", buckets=(0.001, 0.01, 0.1))
-    print("path", metrics.path(), flush=True)
-    n = 0
-    while True:
-        n += 1
-        c.labels(kind="a").inc()
-        c.labels("b").inc(2)
-        g.set(n % 7)
-        h.observe(0.005)
-        if n == 1000:
-            print("ready", flush=True)
-        if n % 100 == 0:
-            time.sleep(0.001)
-"""
-
-
-def test_metrics_readable_by_another_process_while_writer_is_stopped(
-    mdir: str, children: list[Child]
-) -> None:
-    child = Child(WRITER, mdir)
-    children.append(child)
-    path = child.expect("path ")
-    assert Path(path) == Path(mdir) / f"{child.pid}.metrics"
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    child.expect("ready")
-    os.kill(child.pid, signal.SIGSTOP)
-    try:
-        # wait until the kernel reports it stopped
-        deadline = time.monotonic() + 5
-        while _cli.process_state(child.pid) != "stopped" and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert _cli.process_state(child.pid) == "stopped"
-        # Another process finds the file through /proc/PID/maps: our own
-        # IOKERNEL_METRICS_DIR is not the child's.
-        env = {"IOKERNEL_METRICS_DIR": "/nonexistent-elsewhere"}
-        first = cli("metrics", str(child.pid), env=env)
-        assert first.returncode == 0, first.stderr
-        v1 = values(first.stdout)
-        a = v1[("work_total", (("kind", "a"),))]
-        b = v1[("work_total", (("kind", "b"),))]
-        steps = v1[("step_seconds_count", ())]
-        # SIGSTOP lands anywhere in the loop, also between its updates (seen
-        # about once in 100 stops): the values are those of one point in
-        # the program's order, a, then b, then the histogram.
-        assert a >= 1000
-        assert (b, steps) in {(2 * a, a), (2 * a, a - 1), (2 * a - 2, a - 1)}, (a, b, steps)
-        assert 0 <= v1[("busy_workers", ())] < 7
-        time.sleep(0.2)
-        second = cli("metrics", str(child.pid), env=env)
-        assert values(second.stdout) == v1, "a stopped writer's values must not move"
-        top = cli("top", str(child.pid), "--once", "--interval", "0.2", "--no-admin", env=env)
-        assert top.returncode == 0, top.stderr
-        assert "stopped" in top.stdout and 'work_total{kind="a"}' in top.stdout
-        st = cli("stacks", str(child.pid), "--timeout", "1")
-        assert st.returncode == 1 and "is stopped" in st.stderr, st.stderr
-    finally:
-        os.kill(child.pid, signal.SIGCONT)
-    # it moves again once continued
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        v3 = values(cli("metrics", str(child.pid)).stdout)
-        if v3[("work_total", (("kind", "a"),))] > a:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("counter did not move after SIGCONT")
-    # killed (no atexit): the file stays and is still readable by pid
-    child.kill()
-    assert Path(path).exists()
-    dead = cli("metrics", str(child.pid), env={"IOKERNEL_METRICS_DIR": mdir})
-    assert dead.returncode == 0, dead.stderr
-    assert values(dead.stdout)[("work_total", (("kind", "a"),))] >= a
-    os.unlink(path)
-    gone = cli("metrics", str(child.pid), env={"IOKERNEL_METRICS_DIR": mdir})
-    assert gone.returncode == 1 and "no metrics file" in gone.stderr
-
-
-FORKER = """
-    import os, sys
-    from iokernel import metrics, _native
-    c = metrics.counter("forked_total", "x")
-    h = metrics.histogram("forked_seconds", "x", buckets=(1.0,))
-    c.inc(5)
-    h.observe(0.5)
-    parent_path = metrics.path()
-    pid = os.fork()
-    if pid == 0:
-        c.inc(100)
-        h.observe(2.0)
-        print("child", os.getpid(), metrics.path(), c.get(), flush=True)
-        os._exit(0)  # no atexit: the child's file stays for the parent to read
-    os.waitpid(pid, 0)
-    c.inc(1)
-    print("parent", os.getpid(), parent_path, metrics.path(), c.get(), flush=True)
-"""
-
-
-def test_fork_child_writes_its_own_file(mdir: str, children: list[Child]) -> None:
-    child = Child(FORKER, mdir)
-    children.append(child)
-    cpid, cpath, cval = child.expect("child ").split()
-    ppid, ppath_before, ppath_after, pval = child.expect("parent ").split()
-    assert child.proc.wait(20) == 0, child.stderr()
-    assert int(ppid) == child.pid and int(cpid) != child.pid
-    assert ppath_before == ppath_after == str(Path(mdir) / f"{ppid}.metrics")
-    assert cpath == str(Path(mdir) / f"{cpid}.metrics")
-    # the child starts from zero in its own file
-    assert float(cval) == 100
-    assert float(pval) == 6  # 5 before the fork + 1 after: the child's 100 never reached it
-    cv = values(_native.render_metrics(cpath))
-    assert cv[("forked_total", ())] == 100
-    assert cv[("forked_seconds_count", ())] == 1 and cv[("forked_seconds_sum", ())] == 2.0
-    pid, _, _ = _native.read_metrics(cpath)
-    assert pid == int(cpid)
-    # the parent exited cleanly and removed its own file; the child's is left
-    assert not Path(ppath_after).exists()
 
 
 # ------------------------------------------------------- admin endpoint
@@ -692,50 +470,3 @@ def test_stalls_counter_exists_before_the_first_stall(
     fams = {f.name: f for f in text_string_to_metric_families(_get(addr, "/metrics")[3].decode())}
     assert "iokernel_stalls" in fams, sorted(fams)
     assert [s.value for s in fams["iokernel_stalls"].samples if s.name.endswith("_total")] == [0]
-
-
-# ------------------------------------------- pick-up delay vs network time
-def _hist(service: str, name: str) -> list[tuple[float, int]]:
-    merged: dict[float, int] = {}
-    for r in _native.read_metrics()[2]:
-        if r["name"] == name and f'service="{service}"' in r["labels"]:
-            for upper, n in r["buckets"]:
-                merged[upper] = merged.get(upper, 0) + n
-    return sorted(merged.items())
-
-
-def _delta(a: list[tuple[float, int]], b: list[tuple[float, int]]) -> list[tuple[float, int]]:
-    before = dict(a)
-    return [(u, n - before.get(u, 0)) for u, n in b]
-
-
-def test_busy_loop_raises_pickup_not_network_time(redis_url: str) -> None:
-    from iokernel._top import quantile
-
-    client = redis.AsyncClient(redis_url)
-    svc = redis_url
-
-    async def main() -> None:
-        await client.ping()
-        net0 = _hist(svc, "iokernel_network_seconds")
-        pick0 = _hist(svc, "iokernel_pickup_seconds")
-        for _ in range(3):
-            tasks = [asyncio.ensure_future(client.get(f"k{i}")) for i in range(20)]
-            await asyncio.sleep(0)  # let the tasks submit
-            t0 = time.perf_counter()
-            while time.perf_counter() - t0 < 0.3:  # the loop is busy: nothing is picked up
-                pass
-            await asyncio.gather(*tasks)
-        net = _delta(net0, _hist(svc, "iokernel_network_seconds"))
-        pick = _delta(pick0, _hist(svc, "iokernel_pickup_seconds"))
-        assert sum(n for _, n in net) >= 60, net
-        assert sum(n for _, n in pick) >= 60, pick
-        n50 = quantile(net, 0.5)
-        p50 = quantile(pick, 0.5)
-        assert n50 is not None and p50 is not None
-        print(f"network p50 {n50[0] * 1e3:.3f} ms, pickup p50 {p50[0] * 1e3:.1f} ms")
-        assert p50[0] > 0.1, pick
-        assert p50[0] > 10 * n50[0], (net, pick)
-
-    asyncio.run(main())
-    asyncio.run(client.close())
