@@ -8,6 +8,9 @@
 //!   burst of replies costs one wake-up and the loop drains them in one
 //!   callback; an idle kernel wakes nobody.
 //!
+//! * `Items` — a stream (`items.rs`): the reply comes in parts, each
+//!   delivered as it arrives (`Feed::Item`), the last by `complete`.
+//!
 //! A `Completion` completes exactly once: dropping it unfinished (kernel shut
 //! down, connection task gone) delivers a `Closed` error, so no caller can be
 //! left waiting forever.
@@ -19,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::error::KernelError;
+use super::items::Items;
 use super::stats::ServiceMetrics;
 
 /// A parsed reply. Concrete type chosen by the protocol; the Python binding
@@ -47,6 +51,7 @@ impl Delivered {
 enum Target {
     Slot(Arc<Slot>),
     Queue(Arc<CompletionQueue>, u64),
+    Items(Arc<Items>),
 }
 
 pub struct Completion {
@@ -67,6 +72,13 @@ impl Completion {
             metrics: None,
         }
     }
+    /// A reply in parts: each item goes to `items` as it arrives.
+    pub fn stream(items: Arc<Items>) -> Self {
+        Completion {
+            target: Some(Target::Items(items)),
+            metrics: None,
+        }
+    }
     /// A completion nobody waits for (heartbeats, kernel-internal requests).
     pub fn none() -> Self {
         Completion {
@@ -81,6 +93,23 @@ impl Completion {
     }
     pub fn is_none(&self) -> bool {
         self.target.is_none()
+    }
+    /// One part of a reply in parts. Returns false when the consumer is
+    /// `capacity` items behind: stop reading until `Items::room`. A
+    /// completion that is not a stream has nowhere to put parts: the
+    /// protocol must only stream for requests that asked for it.
+    pub fn item(&self, reply: Reply) -> Result<bool, Reply> {
+        match &self.target {
+            Some(Target::Items(items)) => Ok(items.push(Ok(reply))),
+            _ => Err(reply),
+        }
+    }
+    /// The stream this completion feeds, if it is one.
+    pub fn items(&self) -> Option<&Arc<Items>> {
+        match &self.target {
+            Some(Target::Items(items)) => Some(items),
+            _ => None,
+        }
     }
     pub fn complete(mut self, outcome: Outcome) {
         if let Some(t) = self.target.take() {
@@ -107,6 +136,7 @@ fn deliver(target: Target, outcome: Outcome, metrics: Option<Arc<ServiceMetrics>
             completed,
             metrics,
         }),
+        Target::Items(items) => items.end(outcome),
     }
 }
 
@@ -218,7 +248,7 @@ impl CompletionQueue {
         self.efd.as_raw_fd()
     }
 
-    fn push(&self, d: Delivered) {
+    pub(super) fn push(&self, d: Delivered) {
         let mut g = self.items.lock().unwrap_or_else(|e| e.into_inner());
         let was_empty = g.is_empty();
         g.push(d);

@@ -20,6 +20,7 @@
 
 use std::pin::pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -27,10 +28,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::body::{Body, Chunk};
-use super::dispatch::Conn;
+use super::dispatch::{Conn, Redirected};
+use super::items::Items;
 use super::transport::{Addr, Reader, Writer};
-use super::{Completion, KernelError, Protocol, Request};
-
+use super::{Completion, KernelError, Protocol, Reason, Request};
 
 /// How long a server may stay silent after the request at the head of the
 /// queue timed out before the connection is declared stalled and reset. A
@@ -89,7 +90,7 @@ impl Stall {
     /// Why the connection is reset.
     fn error(&self, addr: &Addr, behind: usize) -> KernelError {
         let grace = STALL_GRACE.as_secs_f64();
-        KernelError::connection(if self.heard == self.since {
+        lost(if self.heard == self.since {
             format!(
                 "{addr}: the server sent nothing for {grace}s after a request timed out; it looks stalled, so \
                  the connection was reset (requests behind it could not be answered)"
@@ -105,28 +106,27 @@ impl Stall {
     }
 }
 
-/// Run a connected socket until it fails or is closed. `on_progress` runs
-/// after each batch of completed replies (the service uses it to move queued
-/// requests in). Returns why the connection ended.
+/// What a running connection tells its service.
+pub trait Link<P: Protocol> {
+    /// Replies completed: queued requests may move in.
+    fn progress(&self);
+    /// The server sent a request to another endpoint (`Feed::Redirect`).
+    fn redirect(&self, r: Redirected<P>);
+}
+
+/// Run a connected socket until it fails or is closed, telling `link` of
+/// progress and redirects. Returns why the connection ended.
 pub async fn run<P: Protocol>(
     conn: Rc<Conn<P>>,
     proto: &P,
     io: (Reader, Writer, BytesMut),
     idle_ping: Option<Duration>,
-    on_progress: impl Fn(),
+    link: &dyn Link<P>,
 ) -> KernelError {
     let (mut reader, writer, mut rbuf) = io;
     let wconn = conn.clone();
     let write_task = tokio::task::spawn_local(write_loop(wconn, writer));
-    let reason = read_loop(
-        &conn,
-        proto,
-        &mut reader,
-        &mut rbuf,
-        idle_ping,
-        &on_progress,
-    )
-    .await;
+    let reason = read_loop(&conn, proto, &mut reader, &mut rbuf, idle_ping, link).await;
     write_task.abort();
     conn.close(&reason);
     reason
@@ -183,7 +183,7 @@ async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer) {
         }
         conn.mark_written(spare.len());
         if let Err(e) = w.write_all(&spare).await {
-            let err = KernelError::connection(format!("{}: write failed: {e}", conn.addr));
+            let err = lost(format!("{}: write failed: {e}", conn.addr));
             conn.close(&err);
             return;
         }
@@ -197,20 +197,22 @@ async fn read_loop<P: Protocol>(
     reader: &mut Reader,
     rbuf: &mut BytesMut,
     idle_ping: Option<Duration>,
-    on_progress: &impl Fn(),
+    link: &dyn Link<P>,
 ) -> KernelError {
     let far = Instant::now() + Duration::from_secs(86400 * 365);
     let mut timer = pin!(tokio::time::sleep_until(far));
     let mut armed = far;
     // Set while the request at the head of the queue is past its deadline.
     let mut stall: Option<Stall> = None;
+    // Set while a stream's consumer is full: read nothing until it has room.
+    let mut blocked: Option<Arc<Items>> = None;
     // Anything already buffered after the handshake.
-    if let Err(e) = conn.on_bytes(proto, rbuf) {
+    if let Err(e) = feed(conn, proto, rbuf, link, &mut blocked) {
         return e;
     }
     loop {
         if conn.is_closed() {
-            return KernelError::connection(format!("{}: connection closed", conn.addr));
+            return lost(format!("{}: connection closed", conn.addr));
         }
         stall = match (conn.head_expired(), stall) {
             (Some(seq), Some(st)) if st.seq == seq => Some(st),
@@ -236,9 +238,13 @@ async fn read_loop<P: Protocol>(
         }
         tokio::select! {
             biased;
-            r = reader.read_buf(rbuf) => match r {
-                Ok(0) => return KernelError::connection(format!(
-                    "{}: the server closed the connection", conn.addr)),
+            r = reader.read_buf(rbuf), if blocked.is_none() => match r {
+                Ok(0) => {
+                    if conn.on_eof(proto) {
+                        link.progress();
+                    }
+                    return lost(format!("{}: the server closed the connection", conn.addr));
+                }
                 Ok(n) => {
                     let now = Instant::now();
                     conn.last_activity.set(now);
@@ -247,14 +253,18 @@ async fn read_loop<P: Protocol>(
                     if let Some(st) = stall.as_mut() {
                         st.heard = now;
                     }
-                    match conn.on_bytes(proto, rbuf) {
-                        Ok(n) if n > 0 => on_progress(),
-                        Ok(_) => {}
-                        Err(e) => return e,
+                    if let Err(e) = feed(conn, proto, rbuf, link, &mut blocked) {
+                        return e;
                     }
                 }
-                Err(e) => return KernelError::connection(format!("{}: read failed: {e}", conn.addr)),
+                Err(e) => return lost(format!("{}: read failed: {e}", conn.addr)),
             },
+            _ = room(&blocked), if blocked.is_some() => {
+                blocked = None;
+                if let Err(e) = feed(conn, proto, rbuf, link, &mut blocked) {
+                    return e;
+                }
+            }
             _ = conn.wake_reader.notified() => {}
             _ = &mut timer => {
                 armed = far;
@@ -293,4 +303,34 @@ async fn read_loop<P: Protocol>(
             }
         }
     }
+}
+
+/// Decode what `rbuf` holds into the dispatcher; tell the service.
+fn feed<P: Protocol>(
+    conn: &Rc<Conn<P>>,
+    proto: &P,
+    rbuf: &mut BytesMut,
+    link: &dyn Link<P>,
+    blocked: &mut Option<Arc<Items>>,
+) -> Result<(), KernelError> {
+    let fed = conn.on_bytes(proto, rbuf);
+    for r in conn.take_redirects() {
+        link.redirect(r);
+    }
+    let fed = fed?;
+    if fed.done > 0 {
+        link.progress();
+    }
+    *blocked = fed.blocked;
+    Ok(())
+}
+
+async fn room(blocked: &Option<Arc<Items>>) {
+    if let Some(items) = blocked {
+        items.room().await;
+    }
+}
+
+fn lost(detail: String) -> KernelError {
+    KernelError::connection(detail).because(Reason::ConnectionLost)
 }

@@ -29,9 +29,10 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::body::Body;
+use super::items::Items;
 use super::stats::{AddrMetrics, ServiceMetrics};
 use super::transport::{Addr, Connector};
-use super::{Completion, Feed, KernelError, Protocol, Request};
+use super::{Completion, Feed, KernelError, Protocol, Reason, Request, Stage};
 
 pub(super) struct Waiter<P: Protocol> {
     pending: P::Pending,
@@ -89,6 +90,10 @@ pub struct Conn<P: Protocol> {
     am: AddrMetrics,
     /// Opens the out-of-band cancel's connection.
     connector: Arc<dyn Connector>,
+    /// Where server pushes go (`subscribe`); dropped when unset.
+    sink: RefCell<Option<Arc<Items>>>,
+    /// Requests sent elsewhere by the server, for the service to route.
+    redirects: RefCell<Vec<Redirected<P>>>,
 }
 
 impl<P: Protocol> Conn<P> {
@@ -113,6 +118,8 @@ impl<P: Protocol> Conn<P> {
             metrics,
             am,
             connector,
+            sink: RefCell::new(None),
+            redirects: RefCell::new(Vec::new()),
             inner: RefCell::new(Inner {
                 out: BytesMut::with_capacity(16 * 1024),
                 waiters: VecDeque::new(),
@@ -200,13 +207,17 @@ impl<P: Protocol> Conn<P> {
         }
     }
 
-    /// Write a request again (`Feed::Retry`) at the back of the queue, with
-    /// its original deadline, unless nobody waits for it any more (an
-    /// expired waiter's completion was already taken).
-    fn retry(self: &Rc<Self>, proto: &P, w: Waiter<P>) {
+    /// The request of a waiter that left the queue unanswered, rebuilt to
+    /// be written again (`Feed::Retry`, `Feed::Redirect`) with its original
+    /// deadline — unless nobody waits for it any more (an expired waiter's
+    /// completion was already taken).
+    fn unanswered(
+        &self,
+        w: Waiter<P>,
+    ) -> Option<(Request<P>, Option<super::service::Outstanding>)> {
         self.metrics.in_flight.add(-1.0);
         if w.completion.is_none() {
-            return;
+            return None;
         }
         let req = Request {
             payload: bytes::Bytes::new(),
@@ -218,7 +229,7 @@ impl<P: Protocol> Conn<P> {
             summary: w.summary,
             body: None,
         };
-        self.push(proto, req, w._guard);
+        Some((req, w._guard))
     }
 
     /// The streaming body ended: release the held requests up to the next
@@ -245,10 +256,25 @@ impl<P: Protocol> Conn<P> {
     /// Complete a waiter that left the queue, giving the service's
     /// outstanding slot back first so that a woken caller never sees its own
     /// request still counted.
-    fn finish(&self, w: Waiter<P>, outcome: super::Outcome) {
+    ///
+    /// An error learns here where the request got to (`Stage`): written or
+    /// not, from this waiter's own stamp.
+    fn finish(&self, w: Waiter<P>, mut outcome: super::Outcome) {
         self.metrics.in_flight.add(-1.0);
-        if let (Ok(_), Some(t)) = (&outcome, w.written) {
-            self.metrics.network.observe(t.elapsed().as_secs_f64());
+        match &mut outcome {
+            Ok(_) => {
+                if let Some(t) = w.written {
+                    self.metrics.network.observe(t.elapsed().as_secs_f64());
+                }
+            }
+            Err(e) if e.stage != Stage::Answered => {
+                e.stage = if w.written.is_some() {
+                    Stage::Written
+                } else {
+                    Stage::NotSent
+                };
+            }
+            Err(_) => {}
         }
         drop(w._guard);
         w.completion.complete(outcome);
@@ -333,6 +359,21 @@ impl<P: Protocol> Conn<P> {
         for w in waiters {
             self.finish(w, Err(err.clone()));
         }
+        if let Some(sink) = self.sink.borrow_mut().take() {
+            // Not the end of the subscription: a gap in it (pushes sent
+            // while no connection is up are lost). The service re-subscribes.
+            sink.push(Err(err.clone()));
+        }
+    }
+
+    /// Hand this connection's server pushes to `sink` (see `Protocol::push`).
+    pub fn subscribe(&self, sink: Arc<Items>) {
+        *self.sink.borrow_mut() = Some(sink);
+    }
+
+    /// Requests a server sent elsewhere (`Feed::Redirect`) since last asked.
+    pub(super) fn take_redirects(&self) -> Vec<Redirected<P>> {
+        std::mem::take(&mut *self.redirects.borrow_mut())
     }
 
     /// Give every waiter whose deadline passed a timeout. The waiter keeps
@@ -353,16 +394,26 @@ impl<P: Protocol> Conn<P> {
                 if let Some(w) = g.waiters.get_mut(idx) {
                     w.expired = true;
                     if !w.completion.is_none() {
-                        expired.push(std::mem::replace(&mut w.completion, Completion::none()));
+                        let stage = if w.written.is_some() {
+                            Stage::Written
+                        } else {
+                            Stage::NotSent
+                        };
+                        expired.push((
+                            std::mem::replace(&mut w.completion, Completion::none()),
+                            stage,
+                        ));
                     }
                 }
             }
         }
-        for c in expired {
+        for (c, stage) in expired {
             c.complete(Err(KernelError::timeout(format!(
                 "no reply from {} within the timeout; raise timeout= if the command is expected to be slow",
                 self.addr
-            ))));
+            ))
+            .because(Reason::ReplyTimeout)
+            .at(stage)));
         }
     }
 
@@ -400,19 +451,36 @@ impl<P: Protocol> Conn<P> {
             .map(|Reverse((d, _))| *d)
     }
 
-    /// Feed decoded bytes to waiters. Returns how many requests completed.
-    pub(super) fn on_bytes(self: &Rc<Self>, proto: &P, buf: &mut BytesMut) -> Result<usize, KernelError> {
-        let mut done = 0;
-        loop {
-            let finished = {
+    /// Feed decoded bytes to waiters and the subscription sink. Stops early
+    /// (leaving bytes in `buf`) when a stream's consumer is full: the reader
+    /// waits for `Fed::blocked` to have room, then calls again.
+    pub(super) fn on_bytes(
+        self: &Rc<Self>,
+        proto: &P,
+        buf: &mut BytesMut,
+    ) -> Result<Fed, KernelError> {
+        let mut fed = Fed::default();
+        while fed.blocked.is_none() {
+            let step = {
                 let mut g = self.inner.borrow_mut();
                 let g = &mut *g;
                 let msg = match proto.decode(&mut g.state, buf) {
                     Ok(Some(m)) => m,
-                    Ok(None) => return Ok(done),
-                    Err(e) => return Err(KernelError::protocol(format!("{}: {e}", self.addr))),
+                    Ok(None) => break,
+                    Err(e) => {
+                        return Err(KernelError::protocol(format!("{}: {e}", self.addr))
+                            .because(Reason::ConnectionLost))
+                    }
                 };
                 if proto.is_unsolicited(&msg) {
+                    let sink = self.sink.borrow().clone();
+                    if let Some(sink) = sink {
+                        if let Some(item) = proto.push(&mut g.state, msg) {
+                            if !sink.push(Ok(item)) {
+                                fed.blocked = Some(sink);
+                            }
+                        }
+                    }
                     continue;
                 }
                 let Some(w) = g.waiters.front_mut() else {
@@ -429,34 +497,112 @@ impl<P: Protocol> Conn<P> {
                         self.metrics.first_byte.observe(d.as_secs_f64());
                     }
                 }
-                match proto.feed(&mut g.state, &mut w.pending, msg) {
-                    Feed::More => None,
-                    Feed::Done(reply) => {
-                        let w = g.waiters.pop_front().expect("front exists");
-                        g.front_seq += 1;
-                        Some((w, Some(reply)))
+                let feed = proto.feed(&mut g.state, &mut w.pending, msg);
+                if let Feed::Item(item) = feed {
+                    match w.completion.item(item) {
+                        Ok(true) => {}
+                        Ok(false) => fed.blocked = w.completion.items().cloned(),
+                        // Its caller gave up (or did not ask for a stream):
+                        // the part is read and dropped, like a late reply.
+                        Err(_) => {}
                     }
-                    Feed::Retry => {
-                        let w = g.waiters.pop_front().expect("front exists");
-                        g.front_seq += 1;
-                        Some((w, None))
-                    }
+                    continue;
+                }
+                match feed {
+                    Feed::More | Feed::Item(_) => continue,
                     Feed::Fail(why) => {
                         return Err(KernelError::protocol(format!(
                             "{}: {why}; the connection was reset",
                             self.addr
-                        )))
+                        ))
+                        .because(Reason::ConnectionLost))
                     }
+                    Feed::Done(r) => Step::Done(Self::pop(g), r),
+                    Feed::DoneThenClose(r) => Step::Close(Self::pop(g), r),
+                    Feed::Retry => Step::Retry(Self::pop(g)),
+                    Feed::Redirect(to) => Step::Redirect(Self::pop(g), to),
                 }
             };
-            match finished {
-                Some((w, Some(reply))) => {
+            match step {
+                Step::Done(w, reply) => {
                     self.finish(w, Ok(reply));
-                    done += 1;
+                    fed.done += 1;
                 }
-                Some((w, None)) => self.retry(proto, w),
-                None => {}
+                Step::Close(w, reply) => {
+                    self.finish(w, Ok(reply));
+                    return Err(KernelError::connection(format!(
+                        "{}: the server closed the connection after answering the request before this one \
+                         (as it said it would); this request was not answered",
+                        self.addr
+                    ))
+                    .because(Reason::ConnectionLost));
+                }
+                Step::Retry(w) => {
+                    if let Some((req, guard)) = self.unanswered(w) {
+                        self.push(proto, req, guard);
+                    }
+                }
+                Step::Redirect(w, to) => {
+                    if let Some((req, guard)) = self.unanswered(w) {
+                        self.redirects
+                            .borrow_mut()
+                            .push(Redirected { req, guard, to });
+                    }
+                }
             }
         }
+        Ok(fed)
     }
+
+    fn pop(g: &mut Inner<P>) -> Waiter<P> {
+        g.front_seq += 1;
+        g.waiters.pop_front().expect("front exists")
+    }
+
+    /// The server closed the connection: the request at the head may end
+    /// well by that (`Protocol::eof`). Returns whether it did.
+    pub(super) fn on_eof(&self, proto: &P) -> bool {
+        let head = {
+            let mut g = self.inner.borrow_mut();
+            let g = &mut *g;
+            let Some(w) = g.waiters.front_mut() else {
+                return false;
+            };
+            match proto.eof(&mut g.state, &mut w.pending) {
+                Some(reply) => Some((Self::pop(g), reply)),
+                None => None,
+            }
+        };
+        match head {
+            Some((w, reply)) => {
+                self.finish(w, Ok(reply));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What `on_bytes` did with a batch.
+#[derive(Default)]
+pub(super) struct Fed {
+    /// Requests completed.
+    pub done: usize,
+    /// A consumer that is full: read nothing more until it has room.
+    pub blocked: Option<Arc<Items>>,
+}
+
+enum Step<P: Protocol> {
+    Done(Waiter<P>, super::Reply),
+    Close(Waiter<P>, super::Reply),
+    Retry(Waiter<P>),
+    Redirect(Waiter<P>, Addr),
+}
+
+/// A request a server sent to another endpoint, on its way back to the
+/// service (with its place in the service's limits).
+pub struct Redirected<P: Protocol> {
+    pub req: Request<P>,
+    pub guard: Option<super::service::Outstanding>,
+    pub to: Addr,
 }

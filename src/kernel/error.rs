@@ -4,6 +4,15 @@
 //! each kind to one exception class (`iokernel.ConnectionError`, ...); the
 //! `detail` string is the human message and always names the address or
 //! service and, where there is one, what to do about it.
+//!
+//! Two more facts travel with every error, for code that must decide what
+//! to do next (failover, retries):
+//! * `stage` — where the request got to: never written (safe to send
+//!   elsewhere), written with no answer (the outcome is unknown: a write may
+//!   have happened), or answered. The dispatcher sets it from what it knows
+//!   of each request, so error sites need not.
+//! * `reason` — which of the failures that share a kind it was (a connect
+//!   timeout, no connection available, a reply timeout, ...).
 
 use std::fmt;
 
@@ -21,10 +30,64 @@ pub enum ErrorKind {
     Closed,
 }
 
+/// Where a request got to when it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Never written to any connection: nothing happened on the server.
+    NotSent,
+    /// Written, and no (complete) answer: the server may or may not have
+    /// acted on it.
+    Written,
+    /// The server answered (the failure is about the answer).
+    Answered,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::NotSent => "not_sent",
+            Stage::Written => "written",
+            Stage::Answered => "answered",
+        }
+    }
+}
+
+/// Which failure of its kind an error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Nothing more specific to say.
+    Other,
+    /// A connection could not be opened (refused, unreachable, handshake).
+    ConnectFailed,
+    /// Opening a connection took longer than `connect_timeout`.
+    ConnectTimeout,
+    /// No connection became available for the request within its timeout.
+    NoConnection,
+    /// The request was sent; its reply did not arrive within its timeout.
+    ReplyTimeout,
+    /// An open connection was lost (closed, reset, stalled).
+    ConnectionLost,
+}
+
+impl Reason {
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Reason::Other => return None,
+            Reason::ConnectFailed => "connect_failed",
+            Reason::ConnectTimeout => "connect_timeout",
+            Reason::NoConnection => "no_connection",
+            Reason::ReplyTimeout => "reply_timeout",
+            Reason::ConnectionLost => "connection_lost",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelError {
     pub kind: ErrorKind,
     pub detail: String,
+    pub stage: Stage,
+    pub reason: Reason,
 }
 
 impl KernelError {
@@ -32,6 +95,8 @@ impl KernelError {
         KernelError {
             kind,
             detail: detail.into(),
+            stage: Stage::NotSent,
+            reason: Reason::Other,
         }
     }
     pub fn connection(detail: impl Into<String>) -> Self {
@@ -49,6 +114,14 @@ impl KernelError {
     pub fn closed(detail: impl Into<String>) -> Self {
         Self::new(ErrorKind::Closed, detail)
     }
+    pub fn because(mut self, reason: Reason) -> Self {
+        self.reason = reason;
+        self
+    }
+    pub fn at(mut self, stage: Stage) -> Self {
+        self.stage = stage;
+        self
+    }
 }
 
 impl fmt::Display for KernelError {
@@ -58,3 +131,33 @@ impl fmt::Display for KernelError {
 }
 
 impl std::error::Error for KernelError {}
+
+/// Why a protocol could not decode the bytes a server sent. After any of
+/// these the stream cannot be trusted: the connection is reset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not the protocol (bad type byte, bad length, missing terminator).
+    Malformed(String),
+    /// A message, length or count over a limit; `option` names the setting
+    /// that raises the limit, if there is one.
+    TooLarge {
+        detail: String,
+        option: Option<&'static str>,
+    },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Malformed(d) => f.write_str(d),
+            DecodeError::TooLarge {
+                detail,
+                option: Some(o),
+            } => write!(f, "{detail} (raise {o} if such replies are expected)"),
+            DecodeError::TooLarge {
+                detail,
+                option: None,
+            } => f.write_str(detail),
+        }
+    }
+}

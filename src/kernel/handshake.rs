@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::transport::{Addr, Connector, Reader, Stream, Writer};
-use super::{KernelError, Protocol};
+use super::{KernelError, Protocol, Reason};
 
 /// What a protocol's handshake gets: send bytes, read whole messages,
 /// upgrade the stream.
@@ -151,11 +151,12 @@ pub async fn connect<P: Protocol>(
         })
     };
     match tokio::time::timeout(timeout, work).await {
-        Ok(res) => res,
+        Ok(res) => res.map_err(|e: KernelError| e.because(Reason::ConnectFailed)),
         Err(_) => Err(KernelError::connection(format!(
             "cannot connect to {} {addr}: no answer within {:.1}s (connect_timeout)",
             proto.name(),
             timeout.as_secs_f64()
-        ))),
+        ))
+        .because(Reason::ConnectTimeout)),
     }
 }

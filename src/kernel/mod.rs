@@ -16,6 +16,8 @@
 //! * `transport`  — addresses and connectors: how an address becomes a
 //!   byte stream (TCP, Unix; TLS plugs in here).
 //! * `completion` — delivery back to blocking threads and asyncio loops.
+//! * `items`      — replies in parts and server pushes: a bounded stream to
+//!   one consumer, with backpressure on the connection.
 //! * `body`       — request bytes that keep arriving after the request was
 //!   sent (a streamed batch); the connection keeps them in order.
 //!
@@ -27,6 +29,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod error;
 pub mod handshake;
+pub mod items;
 pub mod runtime;
 pub mod service;
 pub mod stats;
@@ -41,7 +44,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 pub use completion::{Completion, CompletionQueue, Outcome, Reply, Slot};
-pub use error::{ErrorKind, KernelError};
+pub use error::{DecodeError, ErrorKind, KernelError, Reason, Stage};
+pub use items::Items;
 
 /// What the kernel needs to know about a wire protocol. Implementations live
 /// in `crate::protocols`; they wrap a sans-IO codec from `crate::codec`.
@@ -58,11 +62,25 @@ pub trait Protocol: Send + Sync + 'static {
         &self,
         st: &mut Self::ConnState,
         buf: &mut BytesMut,
-    ) -> Result<Option<Self::Msg>, String>;
+    ) -> Result<Option<Self::Msg>, DecodeError>;
     /// Messages the server sends on its own (not a reply to a request).
     fn is_unsolicited(&self, msg: &Self::Msg) -> bool;
+    /// What of an unsolicited message goes to the connection's subscription
+    /// sink (a pub/sub message, a cache invalidation, a NOTIFY); `None`
+    /// (the default) drops it. Only asked when a sink is set.
+    fn push(&self, st: &mut Self::ConnState, msg: Self::Msg) -> Option<Reply> {
+        let _ = (st, msg);
+        None
+    }
     /// Feed a message to the request at the head of the connection's queue.
     fn feed(&self, st: &mut Self::ConnState, pending: &mut Self::Pending, msg: Self::Msg) -> Feed;
+    /// The server closed the connection while this request was at the head
+    /// of the queue: `Some(reply)` if that ends it well (an HTTP/1.0 body
+    /// that runs until close); `None` (the default) fails it.
+    fn eof(&self, st: &mut Self::ConnState, pending: &mut Self::Pending) -> Option<Reply> {
+        let _ = (st, pending);
+        None
+    }
     /// Write a request's bytes when it is given to a connection (on the
     /// kernel thread). The default writes the payload encoded by the caller;
     /// a protocol with per-connection state (prepared statements) builds
@@ -102,6 +120,21 @@ pub trait Protocol: Send + Sync + 'static {
 pub enum Feed {
     More,
     Done(Reply),
+    /// One item of a reply that comes in parts (rows of a big result, chunks
+    /// of a body): delivered to the request's stream completion at once,
+    /// the request stays at the head. The reader stops reading while the
+    /// consumer is `Items::capacity` items behind (backpressure).
+    Item(Reply),
+    /// The reply is complete and the server closes the connection after it
+    /// (HTTP `Connection: close`): requests written behind it fail with the
+    /// connection error (outcome unknown), and the service reconnects.
+    DoneThenClose(Reply),
+    /// The server says another endpoint must answer this request (Redis
+    /// Cluster's MOVED/ASK): the service sends it there, rebuilt from its
+    /// `Pending` by `write_request` (as for `Retry`). The server did not act
+    /// on it here. The protocol bounds the number of hops (count them in
+    /// `Pending`).
+    Redirect(transport::Addr),
     /// The stream cannot be trusted any more (e.g. the server started a
     /// mode we do not speak): the connection is reset with this message.
     Fail(String),

@@ -26,11 +26,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::conn;
-use super::dispatch::Conn;
+use super::dispatch::{Conn, Redirected};
 use super::handshake;
-use super::transport::{Addr, Connector};
 use super::stats::{AddrMetrics, ServiceMetrics};
-use super::{runtime, Completion, ErrorKind, KernelError, Protocol, Request, Route};
+use super::transport::{Addr, Connector};
+use super::{runtime, Completion, ErrorKind, Items, KernelError, Protocol, Reason, Request, Route};
 
 #[derive(Clone)]
 pub struct ServiceConfig {
@@ -81,6 +81,8 @@ enum Cmd<P: Protocol> {
     /// A dedicated connection; the caller gives up at the deadline.
     Lease(Completion, Option<Instant>),
     Release(u64),
+    /// Server pushes of every shared connection go to this stream.
+    Subscribe(Arc<Items>),
 }
 
 /// The thread-safe handle that clients hold. Dropping the last one stops the
@@ -171,6 +173,16 @@ impl<P: Protocol> ServiceHandle<P> {
             .map_err(|_| KernelError::closed("the I/O kernel has stopped"))
     }
 
+    /// Send the server pushes of every shared connection (now and after
+    /// reconnects) to `sink`; a lost connection puts its error in the
+    /// stream as a gap notice (pushes may have been missed meanwhile).
+    pub fn subscribe(&self, sink: Arc<Items>) -> Result<(), KernelError> {
+        self.check_generation()?;
+        self.tx
+            .send(Cmd::Subscribe(sink))
+            .map_err(|_| KernelError::closed("the I/O kernel has stopped"))
+    }
+
     /// Open a dedicated connection; the completion gets its id (`u64`).
     pub fn lease(
         &self,
@@ -200,6 +212,8 @@ struct State<P: Protocol> {
     /// Dedicated connections opening or open (bounded by `max_dedicated`).
     leases: usize,
     lease_queue: VecDeque<(Completion, Option<Instant>)>,
+    /// Where server pushes go (every shared connection, now and later).
+    sink: Option<Arc<Items>>,
 }
 
 struct Core<P: Protocol> {
@@ -244,6 +258,7 @@ async fn service_task<P: Protocol>(
             dedicated: HashMap::new(),
             leases: 0,
             lease_queue: VecDeque::new(),
+            sink: None,
         }),
         next_id: Cell::new(1),
         wanted: Cell::new(None),
@@ -271,6 +286,7 @@ async fn service_task<P: Protocol>(
                         Cmd::SetAddrs(a) => core.set_addrs(a),
                         Cmd::Lease(c, d) => core.clone().lease(c, d),
                         Cmd::Release(id) => core.release(id),
+                        Cmd::Subscribe(sink) => core.subscribe(sink),
                     }
                 }
             }
@@ -376,7 +392,8 @@ impl<P: Protocol> Core<P> {
     async fn backoff_sleep(&self, failures: u32) {
         let start = tokio::time::Instant::now();
         let full = backoff(failures);
-        let quick = full.min(WANTED_STEP / 2 + WANTED_STEP.mul_f64((next_rand() % 1000) as f64 / 2000.0));
+        let quick =
+            full.min(WANTED_STEP / 2 + WANTED_STEP.mul_f64((next_rand() % 1000) as f64 / 2000.0));
         loop {
             let notified = self.demand.notified();
             let mut notified = std::pin::pin!(notified);
@@ -422,7 +439,8 @@ impl<P: Protocol> Core<P> {
             r.completion.complete(Err(KernelError::timeout(format!(
                 "{}: no connection became available within the timeout",
                 self.cfg.name
-            ))));
+            ))
+            .because(Reason::NoConnection)));
         }
     }
 
@@ -502,6 +520,9 @@ impl<P: Protocol> Core<P> {
         {
             let mut st = self.st.borrow_mut();
             st.last_error = None;
+            if let Some(sink) = &st.sink {
+                c.subscribe(sink.clone());
+            }
             st.ready.push(c);
         }
         self.wanted.set(None); // callers' wish is met
@@ -562,7 +583,14 @@ impl<P: Protocol> Core<P> {
             return;
         }
         tokio::task::spawn_local(async move {
-            match handshake::connect(&*self.proto, &*self.connector, &addr, self.cfg.connect_timeout).await {
+            match handshake::connect(
+                &*self.proto,
+                &*self.connector,
+                &addr,
+                self.cfg.connect_timeout,
+            )
+            .await
+            {
                 Err(e) => {
                     self.addr_metrics(&addr).connect_failures.add(1.0);
                     completion.complete(Err(e));
@@ -583,7 +611,7 @@ impl<P: Protocol> Core<P> {
                         &*self.proto,
                         (k.reader, k.writer, k.buf),
                         None,
-                        || {},
+                        &*self,
                     )
                     .await;
                     self.conn_gone(&c);
@@ -605,6 +633,14 @@ impl<P: Protocol> Core<P> {
         if let Some((c, d)) = next {
             self.clone().lease(c, d);
         }
+    }
+
+    fn subscribe(&self, sink: Arc<Items>) {
+        let mut st = self.st.borrow_mut();
+        for c in &st.ready {
+            c.subscribe(sink.clone());
+        }
+        st.sink = Some(sink);
     }
 
     fn release(&self, id: u64) {
@@ -636,6 +672,35 @@ impl<P: Protocol> Core<P> {
     }
 }
 
+impl<P: Protocol> conn::Link<P> for Core<P> {
+    fn progress(&self) {
+        self.pump();
+    }
+
+    /// Send a redirected request to a shared connection of the endpoint the
+    /// server named, or fail it (it was not acted on: not sent).
+    fn redirect(&self, r: Redirected<P>) {
+        let conn = {
+            let st = self.st.borrow();
+            st.ready
+                .iter()
+                .filter(|c| c.addr == r.to && !c.is_closed())
+                .min_by_key(|c| c.in_flight())
+                .cloned()
+        };
+        match conn {
+            Some(c) => c.push(&self.proto, r.req, r.guard),
+            None => r
+                .req
+                .completion
+                .complete(Err(KernelError::connection(format!(
+                "{}: the server sent the request to {}, which has no connection in this service",
+                self.cfg.name, r.to
+            )))),
+        }
+    }
+}
+
 async fn drain_then_close<P: Protocol>(c: Rc<Conn<P>>) {
     for _ in 0..600 {
         if c.in_flight() == 0 || c.is_closed() {
@@ -652,18 +717,24 @@ async fn drain_then_close<P: Protocol>(c: Rc<Conn<P>>) {
 async fn address_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
     let mut failures = 0u32;
     loop {
-        match handshake::connect(&*core.proto, &*core.connector, &addr, core.cfg.connect_timeout).await {
+        match handshake::connect(
+            &*core.proto,
+            &*core.connector,
+            &addr,
+            core.cfg.connect_timeout,
+        )
+        .await
+        {
             Ok(k) => {
                 failures = 0;
                 let c = core.new_conn(addr.clone(), false, k.state);
                 core.on_ready(c.clone());
-                let pump_core = core.clone();
                 conn::run(
                     c.clone(),
                     &*core.proto,
                     (k.reader, k.writer, k.buf),
                     core.cfg.idle_ping,
-                    move || pump_core.pump(),
+                    &*core,
                 )
                 .await;
                 core.on_lost(&c);

@@ -15,9 +15,11 @@ use bytes::{Bytes, BytesMut};
 
 use super::body::{self, Body};
 use super::handshake::HandshakeIo;
-use super::transport::Addr;
 use super::service::{ServiceConfig, ServiceHandle};
-use super::{Completion, ErrorKind, Feed, KernelError, Protocol, Request, Route, Slot};
+use super::transport::Addr;
+use super::{
+    Completion, DecodeError, ErrorKind, Feed, KernelError, Protocol, Request, Route, Slot,
+};
 
 struct Lines;
 
@@ -25,10 +27,10 @@ impl Protocol for Lines {
     type Msg = Bytes;
     type Pending = ();
     type ConnState = ();
-    fn decode(&self, _: &mut (), buf: &mut BytesMut) -> Result<Option<Bytes>, String> {
+    fn decode(&self, _: &mut (), buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
         match buf.iter().position(|b| *b == b'\n') {
             Some(i) => Ok(Some(buf.split_to(i + 1).freeze().slice(..i))),
-            None if buf.len() > 1024 => Err("line too long".into()),
+            None if buf.len() > 1024 => Err(DecodeError::Malformed("line too long".into())),
             None => Ok(None),
         }
     }

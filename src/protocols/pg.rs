@@ -34,7 +34,7 @@ use bytes::{Bytes, BytesMut};
 use crate::codec::pg::{self, Backend, Column, DataRow, ErrorFields, Limits};
 use crate::codec::pg_auth::{md5_password, ScramClient};
 use crate::kernel::handshake::HandshakeIo;
-use crate::kernel::{Feed, KernelError, Protocol};
+use crate::kernel::{DecodeError, Feed, KernelError, Protocol};
 
 #[derive(Debug, Clone)]
 pub struct PgOptions {
@@ -159,8 +159,14 @@ impl Protocol for Postgres {
     type Pending = Pending;
     type ConnState = PgConn;
 
-    fn decode(&self, _: &mut PgConn, buf: &mut BytesMut) -> Result<Option<Backend>, String> {
-        pg::decode(buf, &self.opts.limits).map_err(|e| e.to_string())
+    fn decode(&self, _: &mut PgConn, buf: &mut BytesMut) -> Result<Option<Backend>, DecodeError> {
+        pg::decode(buf, &self.opts.limits).map_err(|e| match e {
+            pg::DecodeError::TooLarge { .. } => DecodeError::TooLarge {
+                detail: e.to_string(),
+                option: None,
+            },
+            pg::DecodeError::Syntax { .. } => DecodeError::Malformed(e.to_string()),
+        })
     }
 
     fn is_unsolicited(&self, msg: &Backend) -> bool {

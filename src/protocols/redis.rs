@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::codec::resp::{self, Frame, Limits};
 use crate::kernel::handshake::HandshakeIo;
-use crate::kernel::{Feed, KernelError, Protocol};
+use crate::kernel::{DecodeError, Feed, KernelError, Protocol};
 
 #[derive(Debug, Clone, Default)]
 pub struct RedisOptions {
@@ -97,9 +97,18 @@ impl Protocol for Redis {
     type Pending = Pending;
     type ConnState = RedisConn;
 
-    fn decode(&self, st: &mut RedisConn, buf: &mut BytesMut) -> Result<Option<Frame>, String> {
-        st.0.decode(buf)
-            .map_err(|e| format!("invalid RESP reply: {e}"))
+    fn decode(&self, st: &mut RedisConn, buf: &mut BytesMut) -> Result<Option<Frame>, DecodeError> {
+        st.0.decode(buf).map_err(|e| match e {
+            resp::DecodeError::TooLarge { .. } | resp::DecodeError::TooDeep { .. } => {
+                DecodeError::TooLarge {
+                    detail: format!("RESP reply over a limit: {e}"),
+                    option: None,
+                }
+            }
+            resp::DecodeError::Syntax { .. } => {
+                DecodeError::Malformed(format!("invalid RESP reply: {e}"))
+            }
+        })
     }
 
     fn is_unsolicited(&self, msg: &Frame) -> bool {
