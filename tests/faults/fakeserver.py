@@ -27,6 +27,9 @@ then `then`. An action may also be a callable argv -> Action.
 Replies leave each connection in order: a Delay holds back everything after it.
 Everything is bounded: stop() joins the thread with a timeout, incoming frames
 have size limits, the number of connections is capped.
+
+The actions and ConnScript are in fake_script.py, the RESP parsing and reply
+builders in fake_resp.py; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -38,207 +41,71 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
+
+from tests.faults.fake_resp import (
+    MAX_ARGS,
+    MAX_BULK,
+    MAX_INLINE,
+    FrameError,
+    bulk,
+    encode_command,
+    error,
+    integer,
+    parse_command,
+    simple,
+)
+from tests.faults.fake_script import (
+    Action,
+    ActionLike,
+    Close,
+    ConnScript,
+    CutAndClose,
+    Delay,
+    Garbage,
+    HalfClose,
+    Normal,
+    Reply,
+    Reset,
+    Stall,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+__all__ = [
+    "HANDSHAKE_COMMANDS",
+    "LOOPBACK",
+    "MAX_ARGS",
+    "MAX_BULK",
+    "MAX_CONNECTIONS",
+    "MAX_INLINE",
+    "Action",
+    "ActionLike",
+    "Close",
+    "ConnScript",
+    "CutAndClose",
+    "Delay",
+    "FakeRedis",
+    "FrameError",
+    "Garbage",
+    "HalfClose",
+    "Normal",
+    "Reply",
+    "Reset",
+    "Stall",
+    "bulk",
+    "encode_command",
+    "error",
+    "integer",
+    "parse_command",
+    "simple",
+]
+
 LOOPBACK = "127.0.0.1"
-MAX_ARGS = 1024 * 1024
-MAX_BULK = 64 * 1024 * 1024
-MAX_INLINE = 64 * 1024
 MAX_CONNECTIONS = 256
 HANDSHAKE_COMMANDS = frozenset({"HELLO", "AUTH", "SELECT", "CLIENT", "READONLY"})
-
-
-# ------------------------------------------------------------------- actions
-class Action:
-    """What the server does with one received command (or on accept)."""
-
-
-@dataclass(frozen=True)
-class Normal(Action):
-    """Answer like Redis would."""
-
-
-@dataclass(frozen=True)
-class Reply(Action):
-    """Send exactly these bytes as the reply."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Garbage(Action):
-    """Send bytes that are not RESP (by default a reply type byte no RESP version has)."""
-
-    data: bytes = b"\x00\xffgarbage that is not RESP\r\n"
-
-
-@dataclass(frozen=True)
-class CutAndClose(Action):
-    """Send the first `keep` bytes of `data` and close the connection.
-
-    data defaults to the normal reply of the command; keep defaults to half of
-    it (at least 1 byte, never the whole reply).
-    """
-
-    data: bytes | None = None
-    keep: int | None = None
-
-
-@dataclass(frozen=True)
-class Stall(Action):
-    """Answer nothing more on this connection (commands are read and held back).
-
-    heal() makes a stalled connection answer what it held, in order.
-    """
-
-
-@dataclass(frozen=True)
-class Delay(Action):
-    """Answer with `then` after `seconds` (and hold back every later reply)."""
-
-    seconds: float
-    then: Action = Normal()
-
-
-@dataclass(frozen=True)
-class HalfClose(Action):
-    """Send `data`, then shutdown(SHUT_WR): the client reads EOF; we keep reading."""
-
-    data: bytes = b""
-
-
-@dataclass(frozen=True)
-class Close(Action):
-    """Send `data` (if any), then close the connection."""
-
-    data: bytes = b""
-
-
-@dataclass(frozen=True)
-class Reset(Action):
-    """Close with a TCP RST (SO_LINGER 0) instead of a FIN."""
-
-
-ActionLike = Action | Callable[[list[bytes]], Action]
-
-
-@dataclass
-class ConnScript:
-    on_accept: Action | None = None
-    actions: Sequence[ActionLike] = ()
-    then: ActionLike = field(default_factory=Normal)
-    handshake: bool = True
-    only: Collection[str] | None = None
-
-    @classmethod
-    def nth(cls, n: int, action: ActionLike, *, then: ActionLike | None = None,
-            only: Collection[str] | None = None) -> ConnScript:
-        """Normal for counted commands 1..n-1, `action` on the n-th, then `then` (Normal)."""
-        if n < 1:
-            raise ValueError("n counts from 1")
-        return cls(actions=[Normal()] * (n - 1) + [action],
-                   then=then if then is not None else Normal(), only=only)
-
-    @classmethod
-    def always(cls, action: ActionLike, *, only: Collection[str] | None = None) -> ConnScript:
-        return cls(then=action, only=only)
-
-
-# -------------------------------------------------------------- RESP helpers
-class FrameError(Exception):
-    pass
-
-
-def parse_command(buf: bytes | bytearray, start: int = 0) -> tuple[list[bytes], int] | None:
-    """Parse one client command (RESP array of bulk strings, or an inline command).
-
-    Returns (argv, end offset) or None if more bytes are needed. Raises
-    FrameError on malformed or oversized input.
-    """
-    n = len(buf)
-    if start >= n:
-        return None
-    if buf[start] != ord("*"):
-        end = buf.find(b"\n", start)
-        if end < 0:
-            if n - start > MAX_INLINE:
-                raise FrameError("inline command too long")
-            return None
-        line = bytes(buf[start:end]).rstrip(b"\r")
-        return line.split(), end + 1
-
-    def read_line(pos: int) -> tuple[bytes, int] | None:
-        end = buf.find(b"\r\n", pos)
-        if end < 0:
-            if n - pos > 64:
-                raise FrameError("header line too long")
-            return None
-        return bytes(buf[pos:end]), end + 2
-
-    got = read_line(start + 1)
-    if got is None:
-        return None
-    header, pos = got
-    try:
-        count = int(header)
-    except ValueError:
-        raise FrameError(f"bad array length {header!r}") from None
-    if count < 0 or count > MAX_ARGS:
-        raise FrameError(f"array length {count} out of range")
-    argv: list[bytes] = []
-    for _ in range(count):
-        if pos >= n:
-            return None
-        if buf[pos] != ord("$"):
-            raise FrameError(f"expected bulk string, got {bytes(buf[pos:pos + 1])!r}")
-        got = read_line(pos + 1)
-        if got is None:
-            return None
-        header, pos = got
-        try:
-            size = int(header)
-        except ValueError:
-            raise FrameError(f"bad bulk length {header!r}") from None
-        if size < 0 or size > MAX_BULK:
-            raise FrameError(f"bulk length {size} out of range")
-        if n < pos + size + 2:
-            return None
-        if buf[pos + size:pos + size + 2] != b"\r\n":
-            raise FrameError("bulk string not terminated by CRLF")
-        argv.append(bytes(buf[pos:pos + size]))
-        pos += size + 2
-    return argv, pos
-
-
-def encode_command(*args: bytes | str | int) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(parts)
-
-
-def bulk(b: bytes | None, proto: int = 2) -> bytes:
-    if b is None:
-        return b"_\r\n" if proto == 3 else b"$-1\r\n"
-    return b"$%d\r\n%s\r\n" % (len(b), b)
-
-
-def simple(s: str) -> bytes:
-    return b"+" + s.encode() + b"\r\n"
-
-
-def error(s: str) -> bytes:
-    return b"-" + s.encode() + b"\r\n"
-
-
-def integer(i: int) -> bytes:
-    return b":%d\r\n" % i
 
 
 # ---------------------------------------------------------------- connection
