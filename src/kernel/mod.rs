@@ -37,6 +37,8 @@ pub mod transport;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_seams;
 
 use std::future::Future;
 use std::time::Instant;

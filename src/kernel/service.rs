@@ -366,7 +366,8 @@ impl<P: Protocol> Core<P> {
         if st.ready.is_empty() {
             self.want();
             if let Some(e) = &st.last_error {
-                let e = KernelError::connection(format!("{e} (reconnecting in the background)"));
+                let e = KernelError::connection(format!("{e} (reconnecting in the background)"))
+                    .because(e.reason);
                 drop(st);
                 drop(guard);
                 req.completion.complete(Err(e));
