@@ -6,6 +6,7 @@ registers names of its own (``_name()``) and looks at its own series only.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -322,31 +323,58 @@ def _dead_pid() -> int:
     return p.pid
 
 
-def test_cli_top_once_on_this_process() -> None:
-    n = _name("topc")
-    c = metrics.counter(n, "x")
-    h = metrics.histogram(_name("toph"), "x", buckets=(0.001, 0.01, 0.1))
-    c.inc(5)
-    h.observe(0.005)
-    buf = io.StringIO()
-    rc = _cli.main(
-        ["top", str(os.getpid()), "--once", "--interval", "0.05", "--no-admin"], out=buf
-    )
+@contextlib.contextmanager
+def _process_with_metrics(code: str) -> Iterator[int]:
+    """The pid of a fresh process that holds only the metrics `code` makes.
+
+    `top` does work for every service of its target; pointed at the test
+    process, it would take as long as the services that the tests before it
+    left there (hundreds after the integration tests: over 30 s on a busy
+    machine), which no test here controls."""
+    prog = "\n".join([
+        "import sys",
+        "from iokernel import metrics",
+        textwrap.dedent(code),
+        "print('ready', flush=True)",
+        "sys.stdin.read()",  # until the test is done
+    ])
+    p = subprocess.Popen([sys.executable, "-c", prog], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert p.stdin is not None and p.stdout is not None
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        yield p.pid
+    finally:
+        p.stdin.close()
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+
+
+def test_cli_top_once() -> None:
+    n, hn = _name("topc"), _name("toph")
+    with _process_with_metrics(f"""
+        metrics.counter({n!r}, "x").inc(5)
+        metrics.histogram({hn!r}, "x", buckets=(0.001, 0.01, 0.1)).observe(0.005)
+    """) as pid:
+        buf = io.StringIO()
+        rc = _cli.main(["top", str(pid), "--once", "--interval", "0.05", "--no-admin"], out=buf)
     assert rc == 0
     text = buf.getvalue()
-    assert f"pid {os.getpid()}" in text
+    assert f"pid {pid}" in text
     assert "APPLICATION METRICS" in text
-    assert n in text and h.name in text
+    assert n in text and hn in text
     assert "\x1b[" not in text  # not a tty: no escape codes
 
 
 def test_cli_top_iterations_in_subprocess() -> None:
     n = _name("topsub")
-    metrics.counter(n, "x").inc(3)
-    out = _run_cli(
-        "top", str(os.getpid()), "--iterations", "2", "--interval", "0.05", "--no-admin"
-    )
+    with _process_with_metrics(f"metrics.counter({n!r}, 'x').inc(3)") as pid:
+        out = _run_cli("top", str(pid), "--iterations", "2", "--interval", "0.05", "--no-admin")
     assert out.returncode == 0, out.stderr
+    assert n in out.stdout
     assert out.stdout.count("iokernel top — pid") == 2
     assert "rates averaged since start" in out.stdout
     assert "rates over the last interval" in out.stdout
