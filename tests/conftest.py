@@ -257,7 +257,9 @@ class LeakCheck:
     tolerate more long-lived fds it knows about.
     """
 
-    settle_timeout = 3.0
+    # The kernel thread closes what a test let go of on its own time; a busy
+    # machine delays that, not a leak. The check ends as soon as all is gone.
+    settle_timeout = 15.0
 
     def __init__(self) -> None:
         self.fd_slack = 0
