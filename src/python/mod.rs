@@ -1,18 +1,10 @@
 //! The `iokernel._native` extension module: what Python sees of the kernel.
 
 mod admin;
-mod call;
-mod completer;
-mod convert;
-mod errors;
+mod core;
 mod metrics;
 mod pg;
-mod pg_binary;
-mod pg_many;
-mod pg_record;
-mod pg_values;
 mod redis;
-mod submit;
 
 use std::time::Duration;
 
@@ -35,11 +27,11 @@ fn generation() -> u64 {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<completer::Completer>()?;
-    m.add_class::<call::Call>()?;
+    m.add_class::<self::core::completer::Completer>()?;
+    m.add_class::<self::core::call::Call>()?;
     m.add_class::<redis::RedisService>()?;
     m.add_class::<pg::PgService>()?;
-    m.add_class::<pg_record::Record>()?;
+    m.add_class::<pg::record::Record>()?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_class::<metrics::CounterSeries>()?;
     m.add_class::<metrics::GaugeSeries>()?;
@@ -54,8 +46,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(admin::admin_serve, m)?,
         wrap_pyfunction!(admin::admin_address, m)?,
         wrap_pyfunction!(admin::metrics_dir, m)?,
-        wrap_pyfunction!(pg_values::_pg_decode_cell, m)?,
-        wrap_pyfunction!(pg_values::_pg_encode_param, m)?,
+        wrap_pyfunction!(pg::values::_pg_decode_cell, m)?,
+        wrap_pyfunction!(pg::values::_pg_encode_param, m)?,
     ] {
         m.add_function(f)?;
     }

@@ -32,11 +32,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
-use super::convert::frame_to_py;
 use super::errors::{response_error, to_pyerr};
 use crate::codec::resp::Frame;
 use crate::kernel::{runtime, Completion, CompletionQueue, Outcome};
 use crate::protocols::redis::Frames;
+use crate::python::redis::convert::frame_to_py;
 
 /// How to turn a reply into a Python value.
 #[derive(Clone, Copy)]
@@ -107,7 +107,7 @@ pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAn
             }
             Ok(pyo3::types::PyList::new(py, out)?.into_any().unbind())
         }
-        Conv::Pg { shape, column } => super::pg::convert_result(py, reply, shape, column),
+        Conv::Pg { shape, column } => crate::python::pg::convert_result(py, reply, shape, column),
         Conv::Lease => {
             let id = reply.downcast::<u64>().map_err(|_| mismatch())?;
             Ok((*id).into_pyobject(py)?.into_any().unbind())

@@ -13,7 +13,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt};
 
-use super::pg_values::{encode_param, uuid_type};
+use super::values::{encode_param, uuid_type};
 
 const BOOL: u32 = 16;
 const BYTEA: u32 = 17;

@@ -23,8 +23,8 @@ use pyo3::prelude::*;
 use pyo3::type_object::PyTypeInfo;
 use pyo3::types::{PyIterator, PyTuple};
 
-use super::pg_binary::bind_params;
-use super::pg_values::encode_param;
+use super::binary::bind_params;
+use super::values::encode_param;
 use crate::codec::pg as wire;
 use crate::kernel::body::{self, Body, BodyTx};
 

@@ -14,17 +14,22 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::completer::{Completer, Conv};
-use super::errors::{pg_error, to_pyerr};
-use super::pg_many;
-use super::pg_record::Record;
-use super::pg_values::{decode_cell, encode_param};
-use super::submit::{blocking, seconds, send_blocking, submit, wait_reply};
+mod binary;
+mod many;
+pub mod record;
+pub mod values;
+
 use crate::codec::pg as wire;
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
 use crate::kernel::{Reply, Summary};
 use crate::protocols::pg::{Pending, PgOptions, PgResult, Postgres, Query};
 use crate::protocols::pg_url;
+use crate::python::core::completer::{Completer, Conv};
+use crate::python::core::errors::{pg_error, to_pyerr};
+use crate::python::core::submit::{blocking, seconds, send_blocking, submit, wait_reply};
+use many as pg_many;
+use record::Record;
+use values::{decode_cell, encode_param};
 
 /// What the caller wants from a result.
 pub const ROWS: u8 = 0;
@@ -428,7 +433,7 @@ impl PgService {
     /// Open a dedicated connection (blocking); returns its id.
     #[pyo3(signature = (timeout = None))]
     fn lease(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        super::submit::lease(py, &self.h, timeout)
+        crate::python::core::submit::lease(py, &self.h, timeout)
     }
 
     /// Asyncio form of `lease`.
@@ -439,7 +444,7 @@ impl PgService {
         fut: Bound<'py, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        super::submit::submit_lease(py, &self.h, completer, fut, timeout)
+        crate::python::core::submit::submit_lease(py, &self.h, completer, fut, timeout)
     }
 
     fn release(&self, conn: u64) {
@@ -447,6 +452,6 @@ impl PgService {
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        super::submit::stats(py, &self.h)
+        crate::python::core::submit::stats(py, &self.h)
     }
 }

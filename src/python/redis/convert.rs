@@ -7,8 +7,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PySet, PyString, PyTuple};
 
-use super::errors::response_error;
 use crate::codec::resp::{self, Frame};
+use crate::python::core::errors::response_error;
 
 fn encode_one(a: &Bound<'_, PyAny>, out: &mut BytesMut) -> PyResult<()> {
     if let Ok(b) = a.cast::<PyBytes>() {

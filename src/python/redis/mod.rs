@@ -12,14 +12,16 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::completer::{Completer, Conv};
-use super::convert::encode_command;
-use super::errors::to_pyerr;
-use super::submit::{self, blocking, seconds};
+pub mod convert;
+
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
 use crate::kernel::Summary;
 use crate::protocols::redis::{Pending, Redis};
 use crate::protocols::redis_url;
+use crate::python::core::completer::{Completer, Conv};
+use crate::python::core::errors::to_pyerr;
+use crate::python::core::submit::{self, blocking, seconds};
+use convert::encode_command;
 
 /// asyncio.get_running_loop, the iokernel._aio module, _aio.completer.
 type AioRefs = (Py<PyAny>, Py<PyModule>, Py<PyAny>);
