@@ -139,17 +139,23 @@ async def test_blocking_list_pops(r: Driver, ref: Any) -> None:
     assert await r.blmove("src", "dst", 0.1) is None
 
 
-async def test_blocking_pop_does_not_stall_other_callers(r: Driver) -> None:
+async def test_blocking_pop_does_not_stall_other_callers(r: Driver, ref: Any) -> None:
     """A BLPOP waiting for data must leave the shared connection free."""
-    waiting = r.background("blpop", "q", timeout=5)
-    await asyncio.sleep(0.2)
+    blocked = ref.info("clients")["blocked_clients"]
+    waiting = r.background("blpop", "q", timeout=20)
+    # It waits in the server before the others go (on a busy machine the
+    # background caller may start late; a sleep would only make it likely).
+    deadline = time.monotonic() + 30
+    while ref.info("clients")["blocked_clients"] <= blocked:
+        assert time.monotonic() < deadline, "the BLPOP never reached the server"
+        await asyncio.sleep(0.01)
     assert not waiting.done()
     started = time.monotonic()
     assert await r.set("k", "v") is True
     assert await r.get("k") == r.v("v")
     assert await r.rpush("q", "item") == 1
-    assert time.monotonic() - started < 1.0
-    assert await asyncio.wait_for(waiting, 5) == (r.v("q"), r.v("item"))
+    assert time.monotonic() - started < 5  # behind the BLPOP they would wait its 20 s
+    assert await asyncio.wait_for(waiting, 10) == (r.v("q"), r.v("item"))
 
 
 # -- sets ----------------------------------------------------------------------
