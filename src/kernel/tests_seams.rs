@@ -481,6 +481,10 @@ fn decode_errors_are_typed_and_name_the_option() {
 fn errors_say_where_the_request_got_to() {
     let s = server();
     let h = open(None, &[s.port]);
+    // The connection is up first: "hold" is written at once, whereas its
+    // 100 ms might otherwise run out while it waits for the connect (which
+    // is a different stage and reason) on a busy machine.
+    call(&h, "warm").unwrap();
     let slot = Slot::new();
     submit(
         &h,
