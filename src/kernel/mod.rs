@@ -3,9 +3,12 @@
 //! Layers, in the order a request passes them:
 //! * `runtime`    — the `iokernel` thread (single-threaded tokio + LocalSet),
 //!   started on first use, replaced after `fork()`.
-//! * `service`    — what a client names: addresses, limits, the queue while
-//!   no connection is up, reconnects with backoff, dedicated
-//!   connections; picks a connection for each request.
+//! * `service`    — what a client names: its endpoints, limits, the queue
+//!   while no connection is up, reconnects with backoff, dedicated
+//!   connections; routes each request to a connection.
+//! * `endpoint`   — endpoint sets (address, origin, role, weight), their
+//!   changes, and which endpoints a route may use.
+//! * `balance`    — which connection takes a request (`Balancer`).
 //! * `conn`       — one connection's I/O loops: coalesced writes, reads,
 //!   deadlines, heartbeats, the stall rule.
 //! * `dispatch`   — who waits for which reply on a connection: in-order
@@ -23,10 +26,12 @@
 //!
 //! The kernel knows protocols only through the `Protocol` trait below.
 
+pub mod balance;
 pub mod body;
 pub mod completion;
 pub mod conn;
 pub mod dispatch;
+pub mod endpoint;
 pub mod error;
 pub mod handshake;
 pub mod items;
@@ -148,11 +153,23 @@ pub enum Feed {
     Retry,
 }
 
-/// Which connection of a service a request must use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which connection of a service a request must use. Every route but
+/// `Dedicated` is resolved against the service's current endpoints
+/// (`endpoint::EndpointSet::target`), and the service's balancer picks among
+/// the shared connections of those that fit; when no endpoint fits, the
+/// request fails at once with `endpoint::NoEndpoint`'s message.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// Any shared (pipelined) connection.
     Shared,
+    /// A shared connection to an endpoint with this role.
+    Role(endpoint::Role),
+    /// A shared connection to the one endpoint this key maps to: a stable
+    /// choice among the current endpoints (weighted rendezvous hashing) that
+    /// moves only when that endpoint leaves or one ranking higher arrives.
+    Key(u64),
+    /// A shared connection to this endpoint (a redirect: Redis MOVED/ASK).
+    Endpoint(transport::Addr),
     /// A dedicated connection leased by one caller.
     Dedicated(u64),
 }
