@@ -101,7 +101,7 @@ fn cfg_for(addr: Addr) -> ServiceConfig {
     let n = SERVICES.fetch_add(1, Ordering::SeqCst);
     ServiceConfig {
         name: format!("lines://{addr}#{n}"),
-        addrs: vec![addr],
+        names: vec![addr],
         connect_timeout: Duration::from_secs(2),
         max_in_flight: 1000,
         max_queued: 1000,
@@ -109,6 +109,7 @@ fn cfg_for(addr: Addr) -> ServiceConfig {
         conns_per_addr: 1,
         max_dedicated: 16,
         connector: crate::kernel::transport::plain(),
+        balancer: crate::kernel::balance::fewest_in_flight(),
     }
 }
 

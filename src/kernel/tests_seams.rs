@@ -262,7 +262,7 @@ fn open(upgrade: Option<&'static str>, ports: &[u16]) -> Arc<ServiceHandle<Toy>>
     static N: AtomicUsize = AtomicUsize::new(0);
     let cfg = ServiceConfig {
         name: format!("toy://#{}", N.fetch_add(1, Ordering::SeqCst)),
-        addrs: ports
+        names: ports
             .iter()
             .map(|p| Addr::Tcp("127.0.0.1".into(), *p))
             .collect(),
@@ -273,6 +273,7 @@ fn open(upgrade: Option<&'static str>, ports: &[u16]) -> Arc<ServiceHandle<Toy>>
         conns_per_addr: 1,
         max_dedicated: 4,
         connector: super::transport::plain(),
+        balancer: super::balance::fewest_in_flight(),
     };
     ServiceHandle::open(Toy { upgrade }, cfg).unwrap()
 }

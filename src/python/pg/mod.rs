@@ -231,7 +231,7 @@ impl PgService {
         };
         let cfg = ServiceConfig {
             name: u.display.clone(),
-            addrs: vec![u.addr.clone()],
+            names: vec![u.addr.clone()],
             connect_timeout,
             max_in_flight,
             max_queued,
@@ -239,6 +239,7 @@ impl PgService {
             conns_per_addr: connections,
             max_dedicated,
             connector: crate::kernel::transport::plain(),
+            balancer: crate::kernel::balance::fewest_in_flight(),
         };
         let h = py
             .detach(|| ServiceHandle::open(Postgres { opts }, cfg))

@@ -86,7 +86,7 @@ impl RedisService {
         }
         let cfg = ServiceConfig {
             name: u.display.clone(),
-            addrs: vec![u.addr.clone()],
+            names: vec![u.addr.clone()],
             connect_timeout,
             max_in_flight,
             max_queued,
@@ -94,6 +94,7 @@ impl RedisService {
             conns_per_addr: 1,
             max_dedicated: 64,
             connector: crate::kernel::transport::plain(),
+            balancer: crate::kernel::balance::fewest_in_flight(),
         };
         let h = Python::attach(|py| py.detach(|| ServiceHandle::open(Redis::new(opts), cfg)))
             .map_err(|e| Python::attach(|py| to_pyerr(py, e)))?;

@@ -1,0 +1,302 @@
+//! A service's endpoints at work: applying changes to the set, and per
+//! endpoint the tasks that connect, run shared connections and reconnect
+//! with exponential backoff and jitter when one drops. While callers want a
+//! connection and none is up, the backoff step is capped at `WANTED_STEP`,
+//! so a server that comes back after a long outage is found within that
+//! time, not after a 5 s step; an idle service backs off to the full 5 s.
+//!
+//! An added endpoint takes requests once a connection to it is up (its
+//! connections join `Pool::ready` only then). A removed one takes no new
+//! requests at once; its connection tasks stop, but each connection runs in
+//! a task of its own, so the requests already on it are answered, and it
+//! closes when none is left (checked as replies complete, bounded by
+//! `DRAIN_LIMIT`). Every change recomputes the admission limit and looks at
+//! the queue again (a request may now have somewhere to go, or nowhere).
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::{backoff, next_rand, Core, WANTED_FOR, WANTED_STEP};
+use crate::kernel::conn;
+use crate::kernel::dispatch::{Conn, Redirected};
+use crate::kernel::endpoint::{Applied, Change, Endpoint};
+use crate::kernel::handshake;
+use crate::kernel::stats::AddrMetrics;
+use crate::kernel::transport::{Addr, Reader, Writer};
+use crate::kernel::{KernelError, Protocol};
+
+/// How long a removed endpoint's connection may take to answer what is on
+/// it before it is closed anyway (those requests then fail).
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+/// One endpoint's share of the service.
+pub(super) struct Pool<P: Protocol> {
+    /// Its `conns_per_addr` connection tasks.
+    pub tasks: Vec<JoinHandle<()>>,
+    /// Its shared connections that are up.
+    pub ready: Vec<Rc<Conn<P>>>,
+    /// Set when a connect attempt failed while none of its connections was
+    /// up; cleared when one is.
+    pub last_error: Option<KernelError>,
+    /// Dedicated connections open or opening to it.
+    pub leased: usize,
+}
+
+impl<P: Protocol> Core<P> {
+    /// Apply changes to the endpoint set.
+    pub(super) fn change(self: &Rc<Self>, changes: Vec<Change>) {
+        for c in changes {
+            self.apply(c);
+        }
+        self.changed();
+    }
+
+    /// Make the endpoint set `new`.
+    pub(super) fn replace(self: &Rc<Self>, new: Vec<Endpoint>) {
+        let changes = self.st.borrow().endpoints.diff(&new);
+        self.change(changes);
+    }
+
+    fn apply(self: &Rc<Self>, change: Change) {
+        let mut st = self.st.borrow_mut();
+        let applied = st.endpoints.apply(change, |ep| Pool {
+            tasks: (0..self.cfg.conns_per_addr.max(1))
+                .map(|_| tokio::task::spawn_local(endpoint_task(self.clone(), ep.addr.clone())))
+                .collect(),
+            ready: Vec::new(),
+            last_error: None,
+            leased: 0,
+        });
+        let Applied::Removed(ep, pool) = applied else {
+            return; // added (its tasks are connecting) or updated in place
+        };
+        for t in pool.tasks {
+            t.abort();
+        }
+        let (idle, busy): (Vec<_>, Vec<_>) =
+            pool.ready.into_iter().partition(|c| c.in_flight() == 0);
+        st.draining.extend(busy.iter().cloned());
+        drop(st);
+        let removed = move || {
+            KernelError::connection(format!("{}: endpoint removed from the service", ep.addr))
+        };
+        for c in idle {
+            c.close(&removed());
+        }
+        if !busy.is_empty() {
+            let busy: Vec<_> = busy.iter().map(Rc::downgrade).collect();
+            tokio::task::spawn_local(async move {
+                tokio::time::sleep(DRAIN_LIMIT).await;
+                for c in busy.iter().filter_map(std::rc::Weak::upgrade) {
+                    c.close(&removed());
+                }
+            });
+        }
+    }
+
+    /// After changes: the limit follows the set; queued requests may have
+    /// somewhere to go now, or nowhere.
+    fn changed(&self) {
+        let n = self.st.borrow().endpoints.len();
+        self.stats.limit.store(self.cfg.limit(n), Ordering::Relaxed);
+        self.settle(true);
+    }
+
+    /// Replies completed on `c`: move queued requests in; a removed
+    /// endpoint's connection closes once nothing is left on it.
+    fn progress(&self, c: &Conn<P>) {
+        self.pump();
+        let drained = {
+            let st = self.st.borrow();
+            !st.draining.is_empty()
+                && c.in_flight() == 0
+                && st.draining.iter().any(|d| std::ptr::eq(&**d, c))
+        };
+        if drained {
+            c.close(&KernelError::connection(format!(
+                "{}: endpoint removed from the service",
+                c.addr
+            )));
+        }
+    }
+
+    fn addr_metrics(&self, a: &Addr) -> AddrMetrics {
+        self.addr_metrics
+            .borrow_mut()
+            .entry(a.clone())
+            .or_insert_with(|| self.metrics.for_addr(a))
+            .clone()
+    }
+
+    pub(super) fn new_conn(&self, addr: Addr, dedicated: bool, state: P::ConnState) -> Rc<Conn<P>> {
+        let am = self.addr_metrics(&addr);
+        am.connects.add(1.0);
+        am.connections.add(1.0);
+        Conn::new(
+            self.fresh_id(),
+            addr,
+            dedicated,
+            self.metrics.clone(),
+            am,
+            state,
+            self.connector.clone(),
+        )
+    }
+
+    pub(super) fn conn_gone(&self, c: &Conn<P>) {
+        let am = self.addr_metrics(&c.addr);
+        am.connections.add(-1.0);
+        am.disconnects.add(1.0);
+    }
+
+    pub(super) fn connect_failed(&self, addr: &Addr) {
+        self.addr_metrics(addr).connect_failures.add(1.0);
+    }
+
+    /// A shared connection is up. False if its endpoint left meanwhile.
+    fn on_ready(&self, c: &Rc<Conn<P>>) -> bool {
+        {
+            let mut st = self.st.borrow_mut();
+            let Some(m) = st.endpoints.find_mut(&c.addr) else {
+                return false;
+            };
+            m.data.ready.push(c.clone());
+            m.data.last_error = None;
+            st.last_error = None;
+            if let Some(sink) = &st.sink {
+                c.subscribe(sink.clone());
+            }
+        }
+        self.stats.connects.fetch_add(1, Ordering::Relaxed);
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        self.wanted.set(None); // callers' wish is met
+        self.pump();
+        true
+    }
+
+    fn on_lost(&self, c: &Rc<Conn<P>>) {
+        self.conn_gone(c);
+        self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+        self.stats.connections.fetch_sub(1, Ordering::Relaxed);
+        let mut st = self.st.borrow_mut();
+        if let Some(m) = st.endpoints.find_mut(&c.addr) {
+            m.data.ready.retain(|x| !Rc::ptr_eq(x, c));
+        }
+        st.draining.retain(|x| !Rc::ptr_eq(x, c));
+    }
+
+    fn on_connect_failed(&self, addr: &Addr, e: &KernelError) {
+        self.connect_failed(addr);
+        self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
+        let down = {
+            let mut st = self.st.borrow_mut();
+            let Some(m) = st.endpoints.find_mut(addr) else {
+                return;
+            };
+            if !m.data.ready.is_empty() {
+                return;
+            }
+            m.data.last_error = Some(e.clone());
+            if st.endpoints.iter().all(|m| m.data.ready.is_empty()) {
+                st.last_error = Some(e.clone());
+            }
+            true
+        };
+        if down {
+            // Requests waiting only for endpoints that are all down now fail.
+            self.settle(true);
+        }
+    }
+
+    /// Sleep out the backoff step after `failures` failed attempts, cut
+    /// short to `WANTED_STEP` while callers want a connection.
+    async fn backoff_sleep(&self, failures: u32) {
+        let start = tokio::time::Instant::now();
+        let full = backoff(failures);
+        let quick =
+            full.min(WANTED_STEP / 2 + WANTED_STEP.mul_f64((next_rand() % 1000) as f64 / 2000.0));
+        loop {
+            let notified = self.demand.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let wanted = self.wanted.get().is_some_and(|t| t.elapsed() < WANTED_FOR);
+            let until = start + if wanted { quick } else { full };
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => return,
+                _ = notified => {}
+            }
+        }
+    }
+}
+
+/// One of an endpoint's connection tasks: connect, run, reconnect; until the
+/// endpoint leaves the set (the task is aborted then; a connection it runs
+/// is not).
+async fn endpoint_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
+    let mut failures = 0u32;
+    loop {
+        match handshake::connect(
+            &*core.proto,
+            &*core.connector,
+            &addr,
+            core.cfg.connect_timeout,
+        )
+        .await
+        {
+            Ok(k) => {
+                failures = 0;
+                let c = core.new_conn(addr.clone(), false, k.state);
+                if !core.on_ready(&c) {
+                    core.conn_gone(&c);
+                    return;
+                }
+                let running = tokio::task::spawn_local(run_shared(
+                    core.clone(),
+                    c,
+                    (k.reader, k.writer, k.buf),
+                ));
+                let _ = running.await;
+            }
+            Err(e) => {
+                failures += 1;
+                core.on_connect_failed(&addr, &e);
+            }
+        }
+        if failures > 0 {
+            core.backoff_sleep(failures).await;
+        }
+    }
+}
+
+/// Run a shared connection until it ends.
+async fn run_shared<P: Protocol>(
+    core: Rc<Core<P>>,
+    c: Rc<Conn<P>>,
+    io: (Reader, Writer, bytes::BytesMut),
+) {
+    let link = Shared {
+        core: core.clone(),
+        conn: c.clone(),
+    };
+    conn::run(c.clone(), &*core.proto, io, core.cfg.idle_ping, &link).await;
+    core.on_lost(&c);
+}
+
+/// What a shared connection tells its service.
+struct Shared<P: Protocol> {
+    core: Rc<Core<P>>,
+    conn: Rc<Conn<P>>,
+}
+
+impl<P: Protocol> conn::Link<P> for Shared<P> {
+    fn progress(&self) {
+        self.core.progress(&self.conn);
+    }
+
+    fn redirect(&self, r: Redirected<P>) {
+        self.core.reroute(r);
+    }
+}

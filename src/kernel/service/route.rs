@@ -1,0 +1,298 @@
+//! Routing a request: which endpoints its route allows, which of their
+//! connections takes it (the balancer's pick), and what happens when none
+//! can — it waits in the service queue, fails fast while those endpoints are
+//! down, or fails at once when no endpoint fits the route.
+//!
+//! The queue is first in, first out among requests that could use the same
+//! connections: `pump` moves requests in from the front and stops at the
+//! first `Route::Shared` one that still finds no room (nothing behind it
+//! could find any either), stepping over narrower routes that wait for their
+//! own endpoints. With only shared requests (every client today) that is
+//! the old rule: a request never overtakes one queued before it.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::members::Pool;
+use super::{Core, Outstanding, State, WANTED_FOR};
+use crate::kernel::balance::{Balancer, Candidate, Candidates};
+use crate::kernel::dispatch::{Conn, Redirected};
+use crate::kernel::endpoint::{EndpointSet, NoEndpoint};
+use crate::kernel::{KernelError, Protocol, Reason, Request, Route};
+
+/// One candidate of a pick: endpoint `m`, its connection `c` (0 for a
+/// lease), and its load.
+#[derive(Clone, Copy)]
+pub(super) struct Slot {
+    pub m: usize,
+    pub c: usize,
+    pub load: usize,
+}
+
+/// The balancer's view of the candidates in `slots`.
+pub(super) struct View<'a, P: Protocol> {
+    pub endpoints: &'a EndpointSet<Pool<P>>,
+    pub slots: &'a [Slot],
+}
+
+impl<P: Protocol> Candidates for View<'_, P> {
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+    fn get(&self, i: usize) -> Candidate<'_> {
+        let s = self.slots[i];
+        Candidate {
+            endpoint: &self.endpoints.get(s.m).endpoint,
+            load: s.load,
+        }
+    }
+}
+
+/// Where a request can go now.
+enum Place<P: Protocol> {
+    Conn(Rc<Conn<P>>),
+    /// Wait in the queue; `up`: some endpoint that fits has a connection.
+    Wait {
+        up: bool,
+    },
+    /// Every endpoint that fits failed to connect and none is up.
+    Down(KernelError),
+    NoFit,
+}
+
+/// Where a request with `route` can go. With `take`, the balancer picks
+/// among the fitting connections that have room; without, only health is
+/// looked at. One pass over the endpoints and their connections; the
+/// candidates go to `scratch`, whose allocation is kept.
+fn place<P: Protocol>(
+    endpoints: &EndpointSet<Pool<P>>,
+    scratch: &mut Vec<Slot>,
+    route: &Route,
+    max_in_flight: usize,
+    balancer: &dyn Balancer,
+    take: bool,
+) -> Place<P> {
+    let target = endpoints.target(route);
+    scratch.clear();
+    let (mut fits, mut up) = (false, false);
+    let mut down: Option<&KernelError> = None;
+    let mut all_down = true;
+    for (m, member) in endpoints.iter().enumerate() {
+        if !target.includes(m, &member.endpoint) {
+            continue;
+        }
+        fits = true;
+        let pool = &member.data;
+        if !pool.ready.is_empty() {
+            up = true;
+        }
+        match (&pool.last_error, pool.ready.is_empty()) {
+            (Some(e), true) => down = down.or(Some(e)),
+            _ => all_down = false,
+        }
+        if take {
+            for (c, conn) in pool.ready.iter().enumerate() {
+                let load = conn.in_flight();
+                if !conn.is_closed() && load < max_in_flight {
+                    scratch.push(Slot { m, c, load });
+                }
+            }
+        }
+    }
+    if !fits {
+        return Place::NoFit;
+    }
+    if !scratch.is_empty() {
+        let view = View {
+            endpoints,
+            slots: scratch,
+        };
+        if let Some(s) = balancer.pick(&view).and_then(|i| scratch.get(i)) {
+            return Place::Conn(endpoints.get(s.m).data.ready[s.c].clone());
+        }
+    }
+    match down {
+        Some(e) if all_down && !up => Place::Down(e.clone()),
+        _ => Place::Wait { up },
+    }
+}
+
+impl<P: Protocol> Core<P> {
+    fn place(&self, st: &mut State<P>, route: &Route, take: bool) -> Place<P> {
+        place(
+            &st.endpoints,
+            &mut st.scratch,
+            route,
+            self.cfg.max_in_flight,
+            &*self.cfg.balancer,
+            take,
+        )
+    }
+
+    pub(super) fn no_endpoint(&self, st: &State<P>, route: Route) -> KernelError {
+        NoEndpoint {
+            service: self.cfg.name.clone(),
+            route,
+            endpoints: st.endpoints.describe(),
+        }
+        .into()
+    }
+
+    pub(super) fn dispatch(&self, req: Request<P>, guard: Option<Outstanding>) {
+        if let Route::Dedicated(id) = req.route {
+            let conn = self.st.borrow().dedicated.get(&id).cloned();
+            match conn {
+                Some(c) if !c.is_closed() => c.push(&self.proto, req, guard),
+                _ => {
+                    drop(guard);
+                    req.completion.complete(Err(KernelError::connection(format!(
+                        "{}: dedicated connection {id} is gone (released or lost); open a new one",
+                        self.cfg.name
+                    ))))
+                }
+            }
+            return;
+        }
+        let mut st = self.st.borrow_mut();
+        // Behind queued requests it only takes a connection through `pump`
+        // (first in, first out); its health is looked at either way.
+        let queued = !st.queue.is_empty();
+        let fail = match self.place(&mut st, &req.route, !queued) {
+            Place::Conn(c) => {
+                drop(st);
+                c.push(&self.proto, req, guard);
+                return;
+            }
+            Place::Wait { up } => {
+                if !up {
+                    self.want();
+                }
+                None
+            }
+            Place::Down(e) => {
+                self.want();
+                Some(
+                    KernelError::connection(format!("{e} (reconnecting in the background)"))
+                        .because(e.reason),
+                )
+            }
+            Place::NoFit => Some(self.no_endpoint(&st, req.route.clone())),
+        };
+        if let Some(e) = fail {
+            drop(st);
+            drop(guard);
+            req.completion.complete(Err(e));
+            return;
+        }
+        st.queue.push_back((req, guard));
+        self.metrics.queued.set(st.queue.len() as f64);
+        drop(st);
+        if queued {
+            self.pump();
+        }
+    }
+
+    /// A caller found no connection up: shorten the backoff of the tasks
+    /// that are trying to connect.
+    fn want(&self) {
+        let first = self.wanted.get().is_none_or(|t| t.elapsed() >= WANTED_FOR);
+        self.wanted.set(Some(Instant::now()));
+        if first {
+            self.demand.notify_waiters();
+        }
+    }
+
+    /// Move queued requests onto connections with room.
+    pub(super) fn pump(&self) {
+        self.settle(false);
+    }
+
+    /// Go through the queue: requests that can go now go; with `all`
+    /// (after a failed connect or an endpoint change) every request is
+    /// looked at, and those whose endpoints are all down, or that no
+    /// endpoint fits any more, fail.
+    pub(super) fn settle(&self, all: bool) {
+        let mut i = 0;
+        loop {
+            let (req, g, outcome) = {
+                let mut st = self.st.borrow_mut();
+                let st = &mut *st;
+                let Some((req, _)) = st.queue.get(i) else {
+                    return;
+                };
+                let shared = req.route == Route::Shared;
+                let place = place(
+                    &st.endpoints,
+                    &mut st.scratch,
+                    &req.route,
+                    self.cfg.max_in_flight,
+                    &*self.cfg.balancer,
+                    true,
+                );
+                let outcome = match place {
+                    Place::Conn(c) => Ok(c),
+                    Place::Down(e) if all => Err(e),
+                    Place::NoFit => Err(self.no_endpoint(st, req.route.clone())),
+                    Place::Wait { .. } | Place::Down(_) if shared && !all => return,
+                    Place::Wait { .. } | Place::Down(_) => {
+                        i += 1;
+                        continue;
+                    }
+                };
+                let (req, g) = st.queue.remove(i).expect("looked at");
+                self.metrics.queued.set(st.queue.len() as f64);
+                (req, g, outcome)
+            };
+            match outcome {
+                Ok(c) => c.push(&self.proto, req, g),
+                Err(e) => {
+                    drop(g);
+                    req.completion.complete(Err(e));
+                }
+            }
+        }
+    }
+
+    pub(super) fn expire_queued(&self) {
+        let now = Instant::now();
+        let expired: Vec<_> = {
+            let mut st = self.st.borrow_mut();
+            let (gone, keep): (std::collections::VecDeque<_>, _) = st
+                .queue
+                .drain(..)
+                .partition(|(r, _)| r.deadline.is_some_and(|d| d <= now));
+            st.queue = keep;
+            self.metrics.queued.set(st.queue.len() as f64);
+            gone.into_iter().collect()
+        };
+        for (r, g) in expired {
+            drop(g);
+            r.completion.complete(Err(KernelError::timeout(format!(
+                "{}: no connection became available within the timeout",
+                self.cfg.name
+            ))
+            .because(Reason::NoConnection)));
+        }
+    }
+
+    pub(super) fn fail_queued(&self, err: &KernelError) {
+        let q = std::mem::take(&mut self.st.borrow_mut().queue);
+        self.metrics.queued.set(0.0);
+        for (r, g) in q {
+            drop(g);
+            r.completion.complete(Err(err.clone()));
+        }
+    }
+}
+
+impl<P: Protocol> Core<P> {
+    /// The server sent a request to another endpoint (it was not acted on):
+    /// route it there, as any request for that endpoint (it waits for a
+    /// connection that is coming up; it fails if the endpoint is not in the
+    /// set).
+    pub(super) fn reroute(&self, r: Redirected<P>) {
+        let mut req = r.req;
+        req.route = Route::Endpoint(r.to);
+        self.dispatch(req, r.guard);
+    }
+}
