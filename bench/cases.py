@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import socket
 import threading
 import time
@@ -35,6 +34,7 @@ from urllib.parse import urlparse
 
 from floor import MODES as FLOOR_MODES
 from floor import FloorKernel
+from harness import Clock, Measurement
 
 KEY = "bench:key"
 VALUE = b"v" * 16
@@ -43,46 +43,6 @@ PIPELINE = 100  # commands per explicit pipeline
 
 ASYNC_CLIENTS = ("iokernel", "redis-py", "glide", *(f"floor-{m}" for m in FLOOR_MODES))
 SYNC_CLIENTS = ("iokernel", "redis-py")
-
-
-@dataclass
-class Measurement:
-    ops: int
-    seconds: float
-    conns_server: int | None = None  # connections with this client's tag, seen by the server
-    conns_stats: int | None = None  # iokernel's own stats(): connections + dedicated
-    cpu_s: float | None = None  # CPU time of this whole process (all threads) while timed
-    server_cpu_s: float | None = None  # CPU time of redis-server while timed
-
-    @property
-    def ops_per_s(self) -> float:
-        return self.ops / self.seconds
-
-
-class Clock:
-    """Wall time, this process's CPU time and redis-server's CPU time of one timed run.
-
-    CPU per op is much less disturbed by other load on the machine than
-    throughput is, so it is recorded next to it. The server is asked
-    (INFO cpu, raw socket) before and after, outside the timed section.
-    """
-
-    def __init__(self, url: str | None) -> None:
-        self.url = url
-
-    def start(self) -> None:
-        self.srv0 = server_cpu(self.url) if self.url else None
-        self.cpu0 = time.process_time()
-        self.t0 = time.perf_counter()
-
-    def stop(self) -> None:
-        self.seconds = time.perf_counter() - self.t0
-        self.cpu = time.process_time() - self.cpu0
-        srv1 = server_cpu(self.url) if self.url else None
-        self.server = None if self.srv0 is None or srv1 is None else srv1 - self.srv0
-
-    def measurement(self, ops: int) -> Measurement:
-        return Measurement(ops, self.seconds, cpu_s=self.cpu, server_cpu_s=self.server)
 
 
 # ------------------------------------------------------------------ raw RESP
@@ -309,7 +269,7 @@ async def _async_case(
             warm = [3] * conc
         await run(warm)
         gc.collect()
-        clock = Clock(None if client.startswith("floor-") else url)
+        clock = Clock(None if client.startswith("floor-") else lambda: server_cpu(url))
         clock.start()
         await run(counts)
         clock.stop()
@@ -410,7 +370,7 @@ def measure_threads(client: str, op: str, conc: int, ops: int, url: str, tag: st
             counts = split(ops, conc)
             warm = 3
 
-        clock = Clock(url)
+        clock = Clock(lambda: server_cpu(url))
         if conc == 1:
             body(warm)
             gc.collect()
@@ -451,7 +411,3 @@ def measure_threads(client: str, op: str, conc: int, ops: int, url: str, tag: st
         return m
     finally:
         h.close()
-
-
-def env_url() -> str | None:
-    return os.environ.get("IOKERNEL_BENCH_REDIS_URL") or None

@@ -28,33 +28,31 @@ Usage:
     python bench/pg_bench.py             # full run, ~4-5 min on 2 cores
     python bench/pg_bench.py --quick     # ~1 min: fewer ops, 3 repetitions, pgbench -T 5
     python bench/pg_bench.py --only select-50 --reps 7 --peers iokernel,asyncpg
+    python bench/pg_bench.py --from-json bench/results/pg-latest.json   # redo report + plot
 
-Starts its own PostgreSQL (tests/servers.py PostgresServer) unless
+Starts its own PostgreSQL (tests/servers PostgresServer) unless
 $IOKERNEL_BENCH_PG_DSN names one. Writes bench/results/pg-latest.json and
 .md (quick: pg-quick.*) and the plot docs/img/bench-pg.png (quick: in
 bench/results/). Benchmarks, not tests: nothing here asserts on timings.
+
+This file holds the PostgreSQL cases, the pgbench ceiling and the goals; the
+servers, the interleaved run, CPU accounting, tables, plot plumbing and
+command line are bench/harness.py's, shared with run.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
 import os
-import random
 import re
 import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -62,262 +60,12 @@ for p in (str(HERE), str(ROOT)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import common
-from common import fmt_ops, ratio
+import harness
+from harness import fmt_ops
+from pg_cases import PEERS, POOL, SCALE, Admin, Scenario, available_peers, measure, scenarios
 
-PEERS = ("iokernel", "asyncpg", "psycopg", "psqlpy")
-POOL = 10
-SCALE = 10  # pgbench -i -s 10: 1,000,000 accounts
-ACCOUNTS = 100_000 * SCALE
-MANY_ROWS = 10_000
-MANY_CALLS = 2  # executemany calls per measurement
 
-SQL_ADD = ("SELECT $1::int + 1", "SELECT %s::int + 1")
-SQL_PK = ("SELECT abalance FROM pgbench_accounts WHERE aid = $1",
-          "SELECT abalance FROM pgbench_accounts WHERE aid = %s")
-SQL_MANY = ("INSERT INTO bench_many (a, b, c) VALUES ($1, $2, $3)",
-            "INSERT INTO bench_many (a, b, c) VALUES (%s, %s, %s)")
-
-
-@dataclass(frozen=True)
-class Scenario:
-    id: str
-    label: str
-    kind: str  # "select" | "pk" | "many"
-    conc: int
-    ops: int  # queries (select, pk) or rows (many) per measurement
-
-
-def scenarios(scale: float) -> list[Scenario]:
-    def n(base: int, unit: int) -> int:
-        return max(unit, int(base * scale) // unit * unit)
-
-    return [
-        Scenario("select-1", "SELECT $1::int + 1, 1 task", "select", 1, n(3_000, 1)),
-        Scenario("select-50", "SELECT $1::int + 1, 50 tasks", "select", 50, n(20_000, 50)),
-        Scenario("select-500", "SELECT $1::int + 1, 500 tasks", "select", 500, n(20_000, 500)),
-        Scenario("pk-50", "primary-key lookup (pgbench_accounts), 50 tasks", "pk", 50,
-                 n(20_000, 50)),
-        Scenario("many", f"executemany of {MANY_ROWS:,} rows, 1 caller", "many", 1,
-                 MANY_ROWS * MANY_CALLS),
-    ]
-
-
-# ------------------------------------------------------------------ clients
-class Client:
-    """One peer, opened for one measurement."""
-
-    name = ""
-
-    async def open(self, dsn: str, app: str) -> None:
-        raise NotImplementedError
-
-    async def val(self, sql: tuple[str, str], arg: int) -> Any:
-        raise NotImplementedError
-
-    async def many(self, sql: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        raise NotImplementedError
-
-    def stats_connections(self) -> int | None:
-        return None
-
-
-class IokernelClient(Client):
-    name = "iokernel"
-
-    async def open(self, dsn: str, app: str) -> None:
-        from iokernel import pg
-
-        self.db = pg.AsyncClient(with_params(dsn, application_name=app), timeout=60.0)
-
-    async def val(self, sql: tuple[str, str], arg: int) -> Any:
-        return await self.db.fetchval(sql[0], arg)
-
-    async def many(self, sql: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
-        await self.db.executemany(sql[0], rows)
-
-    async def close(self) -> None:
-        closed = self.db.close()
-        if asyncio.iscoroutine(closed):
-            await closed
-
-    def stats_connections(self) -> int | None:
-        s = self.db.stats()
-        return int(s.get("connections", 0)) + int(s.get("dedicated_connections", 0))
-
-
-class AsyncpgClient(Client):
-    name = "asyncpg"
-
-    async def open(self, dsn: str, app: str) -> None:
-        import asyncpg
-
-        self.pool = await asyncpg.create_pool(
-            dsn, min_size=POOL, max_size=POOL, server_settings={"application_name": app}
-        )
-
-    async def val(self, sql: tuple[str, str], arg: int) -> Any:
-        return await self.pool.fetchval(sql[0], arg)
-
-    async def many(self, sql: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
-        await self.pool.executemany(sql[0], rows)
-
-    async def close(self) -> None:
-        await self.pool.close()
-
-
-class PsycopgClient(Client):
-    name = "psycopg"
-
-    async def open(self, dsn: str, app: str) -> None:
-        from psycopg_pool import AsyncConnectionPool
-
-        self.pool = AsyncConnectionPool(
-            dsn, min_size=POOL, max_size=POOL, open=False,
-            kwargs={"application_name": app, "autocommit": True},
-        )
-        await self.pool.open(wait=True)
-
-    async def val(self, sql: tuple[str, str], arg: int) -> Any:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(sql[1], (arg,))
-            row = await cur.fetchone()
-            return None if row is None else row[0]
-
-    async def many(self, sql: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
-        async with self.pool.connection() as conn, conn.cursor() as cur:
-            await cur.executemany(sql[1], rows)
-
-    async def close(self) -> None:
-        await self.pool.close()
-
-
-class PsqlpyClient(Client):
-    name = "psqlpy"
-
-    async def open(self, dsn: str, app: str) -> None:
-        import psqlpy
-
-        self.pool = psqlpy.ConnectionPool(dsn=with_params(dsn, application_name=app),
-                                          max_db_pool_size=POOL)
-
-    async def val(self, sql: tuple[str, str], arg: int) -> Any:
-        async with self.pool.acquire() as conn:
-            return await conn.fetch_val(sql[0], [arg])
-
-    async def many(self, sql: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute_many(sql[0], [list(r) for r in rows])
-
-    async def close(self) -> None:
-        self.pool.close()
-
-
-CLIENTS: dict[str, type[Client]] = {
-    c.name: c for c in (IokernelClient, AsyncpgClient, PsycopgClient, PsqlpyClient)
-}
-
-
-def with_params(dsn: str, **params: str) -> str:
-    parts = urlsplit(dsn)
-    q = dict(parse_qsl(parts.query))
-    q.update(params)
-    return urlunsplit(parts._replace(query=urlencode(q)))
-
-
-# ------------------------------------------------------------------ server side
-class Admin:
-    """A psycopg (blocking) connection of the benchmark's own: setup, connection counts."""
-
-    def __init__(self, dsn: str) -> None:
-        import psycopg
-
-        self.conn = psycopg.connect(with_params(dsn, application_name="iok-bench-admin"),
-                                    autocommit=True)
-        self.lock = threading.Lock()
-
-    def sql(self, query: str, *args: Any) -> Any:
-        with self.lock:
-            cur = self.conn.execute(query, args or None)
-            return cur.fetchall() if cur.description else None
-
-    def connections(self, app: str) -> int:
-        return int(self.sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", app)[0][0])
-
-    def version(self) -> str:
-        return str(self.sql("SHOW server_version")[0][0])
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class ConnSampler:
-    """Max connections with this application_name, sampled while a run is timed."""
-
-    def __init__(self, admin: Admin, app: str, every: float = 0.05) -> None:
-        self.admin, self.app, self.every = admin, app, every
-        self.max = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(Exception):
-                self.max = max(self.max, self.admin.connections(self.app))
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> ConnSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        with contextlib.suppress(Exception):
-            self.max = max(self.max, self.admin.connections(self.app))
-
-
-def server_cpu_s(postmaster: int | None) -> float | None:
-    """CPU seconds of the PostgreSQL server: every live process of it (postmaster,
-    backends, checkpointer, ...) from /proc/PID/schedstat, in nanoseconds, plus
-    the children the postmaster already reaped (cutime + cstime, clock ticks)."""
-    if postmaster is None:
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{d}/stat").read_text()
-            fields = raw[raw.rindex(")") + 2:].split()
-            if int(d) != postmaster and int(fields[1]) != postmaster:  # ppid
-                continue
-            total += int(Path(f"/proc/{d}/schedstat").read_text().split()[0]) / 1e9
-        except (OSError, ValueError, IndexError):
-            continue
-        if int(d) == postmaster:
-            total += (int(fields[13]) + int(fields[14])) / tick  # cutime, cstime
-    return total
-
-
-@contextlib.contextmanager
-def pg_server() -> Iterator[tuple[str, str, int | None, Any]]:
-    """(dsn, how, postmaster pid, PostgresServer or None)."""
-    dsn = os.environ.get("IOKERNEL_BENCH_PG_DSN")
-    if dsn:
-        yield dsn, "given by IOKERNEL_BENCH_PG_DSN", None, None
-        return
-    from tests.servers import PostgresServer
-
-    with PostgresServer() as srv:
-        yield srv.dsn(), "started by tests/servers.py PostgresServer", srv.pid, srv
-
-
+# ------------------------------------------------------------------ the pgbench ceiling
 def pgbench_bin() -> str:
     found = shutil.which("pgbench")
     if found:
@@ -350,10 +98,10 @@ def pgbench_run(dsn: str, seconds: int, postmaster: int | None) -> dict[str, Any
     conn, env = pgbench_env(dsn)
     argv = [pgbench_bin(), "-S", "-M", "prepared", "-c", str(POOL), "-j", "2",
             "-T", str(seconds), "-n", *conn]
-    cpu0, srv0 = _children_cpu(), server_cpu_s(postmaster)
+    cpu0, srv0 = _children_cpu(), harness.process_tree_cpu(postmaster)
     out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True,
                          timeout=seconds + 120).stdout
-    cpu1, srv1 = _children_cpu(), server_cpu_s(postmaster)
+    cpu1, srv1 = _children_cpu(), harness.process_tree_cpu(postmaster)
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
     n = re.search(r"number of transactions actually processed: (\d+)", out)
     if not m:
@@ -374,220 +122,75 @@ def _children_cpu() -> float:
     return t.children_user + t.children_system
 
 
-# ------------------------------------------------------------------ measuring
-@dataclass
-class Measurement:
-    ops: int
-    seconds: float
-    conns_server: int
-    conns_stats: int | None
-    cpu_s: float
-    server_cpu_s: float | None
-
-    @property
-    def ops_per_s(self) -> float:
-        return self.ops / self.seconds
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--peers", default=",".join(PEERS), help=f"comma list of {', '.join(PEERS)}")
+    ap.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
+    ap.add_argument("--pgbench-seconds", type=int, default=None,
+                    help="pgbench -T per repetition (default 10, quick 5; 0: no ceiling)")
 
 
-_tag = 0
+def run(r: harness.Run) -> dict[str, Any]:
+    args = r.args
+    pgbench_s = args.pgbench_seconds if args.pgbench_seconds is not None else (
+        5 if args.quick else 10)
+    peers, missing = available_peers([p.strip() for p in args.peers.split(",") if p.strip()])
+    for p, why in missing.items():
+        print(f"# peer {p} unavailable: {why}", file=sys.stderr)
+    if not peers:
+        raise harness.UsageError("no peer available")
+    scs = harness.select(scenarios(r.scale), args.only, "scenario")
 
+    with harness.server("postgres", "IOKERNEL_BENCH_PG_DSN") as srv:
+        dsn, postmaster = srv.url, srv.pid
+        admin = Admin(dsn)
+        try:
+            t_init = pgbench_init(dsn)
+            admin.sql("DROP TABLE IF EXISTS bench_many")
+            admin.sql("CREATE UNLOGGED TABLE bench_many (a int, b text, c float8)")
+            admin.sql("VACUUM ANALYZE")
+            env = environment(dsn, srv.how, admin)
+            env["pgbench_init_s"] = round(t_init, 1)
+            env["loop"] = args.loop
+            env["peers_missing"] = missing
+            print(f"# {r.command}\n# {srv.how}; PostgreSQL {env['postgres']}; "
+                  f"{env['cpus']} CPUs; {r.reps} reps; pgbench -i -s {SCALE} took {t_init:.1f}s; "
+                  f"load {env['loadavg_start']}", file=sys.stderr, flush=True)
+            ceiling: list[dict[str, Any]] = []
 
-def new_app(client: str) -> str:
-    global _tag
-    _tag += 1
-    return f"iok-bench-{client}-{os.getpid()}-{_tag}"
+            def pgbench_ceiling(rep: int) -> str | None:
+                if pgbench_s <= 0:
+                    return None
+                c = pgbench_run(dsn, pgbench_s, postmaster)
+                ceiling.append(c)
+                return f"pgbench -S -c {POOL}: {c['tps']:,.0f} tps"
 
+            results = harness.interleave(
+                scs, lambda sc: peers, r.reps,
+                lambda sc, client: measure(sc, client, dsn, admin, postmaster, args.loop),
+                before_rep=pgbench_ceiling, keep_going=True, verbose=r.verbose, env=env)
+        finally:
+            admin.close()
 
-def many_rows(n: int, salt: int) -> list[tuple[int, str, float]]:
-    return [(i, f"row {i} of {salt}", i * 0.5) for i in range(n)]
-
-
-async def _measure(sc: Scenario, client_name: str, dsn: str, admin: Admin,
-                   postmaster: int | None) -> Measurement:
-    app = new_app(client_name)
-    client = CLIENTS[client_name]()
-    await client.open(dsn, app)
-    rng = random.Random(hash((sc.id, client_name)) & 0xFFFF)
-    try:
-        if sc.kind == "many":
-            rows = many_rows(MANY_ROWS, 1)
-            admin.sql("TRUNCATE bench_many")
-            await client.many(SQL_MANY, rows[:100])  # warm up: prepare, connect
-            admin.sql("TRUNCATE bench_many")
-            batches = [many_rows(MANY_ROWS, k) for k in range(MANY_CALLS)]
-
-            async def timed() -> None:
-                for b in batches:
-                    await client.many(SQL_MANY, b)
-        else:
-            sql = SQL_ADD if sc.kind == "select" else SQL_PK
-            per_task = sc.ops // sc.conc
-            args = ([rng.randrange(1, ACCOUNTS + 1) for _ in range(per_task)]
-                    if sc.kind == "pk" else list(range(per_task)))
-
-            async def warm(i: int) -> None:
-                for j in range(3):
-                    got = await client.val(sql, i + j if sc.kind == "select" else 1 + i)
-                    if sc.kind == "select" and got != i + j + 1:
-                        raise AssertionError(f"{client_name}: {sql[0]} with {i + j} gave {got!r}")
-
-            await asyncio.gather(*(warm(i) for i in range(sc.conc)))
-
-            async def task() -> None:
-                for a in args:
-                    await client.val(sql, a)
-
-            async def timed() -> None:
-                if sc.conc == 1:
-                    await task()
-                else:
-                    await asyncio.gather(*(task() for _ in range(sc.conc)))
-
-        with ConnSampler(admin, app) as sampler:
-            srv0 = server_cpu_s(postmaster)
-            cpu0 = time.process_time()
-            t0 = time.perf_counter()
-            await timed()
-            seconds = time.perf_counter() - t0
-            cpu = time.process_time() - cpu0
-            srv1 = server_cpu_s(postmaster)
-        if sc.kind == "many":
-            got_rows = admin.sql("SELECT count(*) FROM bench_many")[0][0]
-            if got_rows != sc.ops:
-                raise AssertionError(f"{client_name}: executemany left {got_rows} rows, not {sc.ops}")
-        return Measurement(
-            ops=sc.ops, seconds=seconds, conns_server=sampler.max,
-            conns_stats=client.stats_connections(), cpu_s=cpu,
-            server_cpu_s=None if srv0 is None or srv1 is None else srv1 - srv0,
-        )
-    finally:
-        await client.close()
-
-
-def measure(sc: Scenario, client: str, dsn: str, admin: Admin, postmaster: int | None,
-            loop: str) -> Measurement:
-    coro = _measure(sc, client, dsn, admin, postmaster)
-    if loop == "uvloop":
-        import uvloop
-
-        return uvloop.run(coro)  # type: ignore[no-any-return]
-    return asyncio.run(coro)
-
-
-@dataclass
-class Record:
-    ops_per_s: list[float] = field(default_factory=list)
-    conns_server: list[int] = field(default_factory=list)
-    conns_stats: list[int | None] = field(default_factory=list)
-    cpu_us_per_op: list[float] = field(default_factory=list)
-    server_cpu_us_per_op: list[float | None] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def summary(self) -> dict[str, Any]:
-        v = self.ops_per_s
-        out: dict[str, Any] = {
-            "ops_per_s": v, "conns_server": self.conns_server, "conns_stats": self.conns_stats,
-            "cpu_us_per_op": self.cpu_us_per_op,
-            "server_cpu_us_per_op": self.server_cpu_us_per_op, "errors": self.errors,
-        }
-        if v:
-            med_v = statistics.median(v)
-            out.update(median=med_v, min=min(v), max=max(v), spread=(max(v) - min(v)) / med_v,
-                       conns_server_max=max(self.conns_server),
-                       cpu_us_per_op_median=statistics.median(self.cpu_us_per_op))
-            st = [c for c in self.conns_stats if c is not None]
-            out["conns_stats_max"] = max(st) if st else None
-            sv = [c for c in self.server_cpu_us_per_op if c is not None]
-            out["server_cpu_us_per_op_median"] = statistics.median(sv) if sv else None
-        return out
-
-
-def run_all(scs: list[Scenario], peers: list[str], reps: int, dsn: str, admin: Admin,
-            postmaster: int | None, loop: str, pgbench_s: int,
-            verbose: bool) -> tuple[dict[str, dict[str, Record]], list[dict[str, Any]]]:
-    results = {sc.id: {c: Record() for c in peers} for sc in scs}
-    ceiling: list[dict[str, Any]] = []
-    total = reps * len(scs) * len(peers)
-    done = 0
-    t_start = time.monotonic()
-
-    def log(msg: str) -> None:
-        if verbose:
-            print(f"[{time.monotonic() - t_start:5.0f}s] {msg}", file=sys.stderr, flush=True)
-
-    for rep in range(reps):
-        if pgbench_s > 0:
-            c = pgbench_run(dsn, pgbench_s, postmaster)
-            ceiling.append(c)
-            log(f"rep {rep + 1} pgbench -S -c {POOL}: {c['tps']:,.0f} tps")
-        for sc in scs:
-            k = rep % len(peers)
-            for client in peers[k:] + peers[:k]:
-                rec = results[sc.id][client]
-                done += 1
-                try:
-                    m = measure(sc, client, dsn, admin, postmaster, loop)
-                except Exception as e:  # a peer failing is reported, not fatal
-                    rec.errors.append(f"{type(e).__name__}: {e}")
-                    log(f"[{done}/{total}] rep {rep + 1} {sc.id:10s} {client:9s} FAILED: {e}")
-                    continue
-                rec.ops_per_s.append(m.ops_per_s)
-                rec.conns_server.append(m.conns_server)
-                rec.conns_stats.append(m.conns_stats)
-                rec.cpu_us_per_op.append(m.cpu_s * 1e6 / m.ops)
-                rec.server_cpu_us_per_op.append(
-                    None if m.server_cpu_s is None else m.server_cpu_s * 1e6 / m.ops)
-                log(f"[{done}/{total}] rep {rep + 1} {sc.id:10s} {client:9s} "
-                    f"{m.ops_per_s:>10,.0f} ops/s  conns={m.conns_server}"
-                    + ("" if m.conns_stats is None else f" (stats {m.conns_stats})"))
-    return results, ceiling
+    summ = harness.summaries(results)
+    ceiling_tps = statistics.median(c["tps"] for c in ceiling) if ceiling else None
+    return {
+        "command": r.command, "reps": r.reps, "scale": r.scale, "environment": env,
+        "pool_size": POOL, "peers": peers, "ceiling": ceiling, "ceiling_tps_median": ceiling_tps,
+        "scenarios": [{"id": s.id, "scenario": s.label, "kind": s.kind, "concurrency": s.conc,
+                       "ops": s.ops, "clients": summ[s.id]} for s in scs],
+        "goals": goals(summ, ceiling_tps)[1],
+    }
 
 
 # ------------------------------------------------------------------ reporting
-def main_table(scs: list[Scenario], peers: list[str],
-               summ: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    others = [p for p in peers if p != "iokernel"]
-    ratio_heads = [f"iokernel / {p}" for p in others] if "iokernel" in peers else []
-    head = ("| scenario | " + " | ".join([*(f"{p} ops/s" for p in peers), *ratio_heads])
-            + " | connections " + " / ".join(peers) + " | spread |")
-    ncols = len(peers) + (len(others) if "iokernel" in peers else 0)
-    out = [head, "|---|" + "--:|" * ncols + ":-:|--:|"]
-    def conn(s: dict[str, dict[str, Any]], p: str) -> str:
-        if "conns_server_max" not in s[p]:
-            return "-"
-        st = s[p].get("conns_stats_max")
-        return f"{s[p]['conns_server_max']}" + ("" if st is None else f" ({st})")
-
-    for sc in scs:
-        s = summ[sc.id]
-        meds = {p: s[p].get("median") for p in peers}
-        cells = [fmt_ops(meds[p]) + (" rows" if sc.kind == "many" and meds[p] else "")
-                 for p in peers]
-        ratios = [ratio(meds["iokernel"], meds[p]) for p in others] if "iokernel" in peers else []
-
-        spreads = [s[p]["spread"] for p in peers if "spread" in s[p]]
-        out.append(f"| {sc.label} | " + " | ".join(cells)
-                   + (" | " + " | ".join(ratios) if ratios else "")
-                   + f" | {' / '.join(conn(s, p) for p in peers)} | "
-                   + (f"{max(spreads) * 100:.0f}%" if spreads else "-") + " |")
-    return out
-
-
-def cpu_table(scs: list[Scenario], peers: list[str],
-              summ: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
-    out = ["| scenario | " + " | ".join(peers) + " | server, with " + " / ".join(peers) + " |",
-           "|---|" + "--:|" * len(peers) + ":-:|"]
-
-    def f(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1f}"
-
-    for sc in scs:
-        s = summ[sc.id]
-        out.append(f"| {sc.label} | "
-                   + " | ".join(f(s[p].get("cpu_us_per_op_median")) for p in peers) + " | "
-                   + " / ".join(f(s[p].get("server_cpu_us_per_op_median")) for p in peers)
-                   + " |")
-    return out
+def from_json(data: dict[str, Any]) -> tuple[list[Scenario], dict[str, dict[str, dict[str, Any]]],
+                                             list[str]]:
+    """The scenarios, their per-client summaries and the peers, back from the results."""
+    scs = [Scenario(s["id"], s["scenario"], s["kind"], s["concurrency"], s["ops"])
+           for s in data["scenarios"]]
+    summ = {s["id"]: s["clients"] for s in data["scenarios"]}
+    peers = data.get("peers") or list(data["scenarios"][0]["clients"])
+    return scs, summ, peers
 
 
 def goals(summ: dict[str, dict[str, dict[str, Any]]], ceiling_tps: float | None
@@ -643,16 +246,10 @@ def plot(scs: list[Scenario], peers: list[str], summ: dict[str, dict[str, dict[s
          ceiling_tps: float | None, path: Path, title: str) -> None:
     """Left: SELECT $1::int + 1 against concurrency; middle: PK lookups (with the
     pgbench ceiling); right: executemany rows/s."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     colors = {"iokernel": "tab:blue", "asyncpg": "tab:orange", "psycopg": "tab:green",
               "psqlpy": "tab:purple"}
     markers = {"iokernel": "o", "asyncpg": "s", "psycopg": "^", "psqlpy": "D"}
-    fig, (ax, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 5.5), dpi=100,
-                                       gridspec_kw={"width_ratios": [3, 1.4, 1.4]})
+    fig, (ax, ax2, ax3) = harness.figure([3, 1.4, 1.4], (15, 5.5))
     sweep = [sc for sc in scs if sc.kind == "select"]
     for p in peers:
         pts = [(sc.conc, summ[sc.id][p]["median"]) for sc in sweep
@@ -695,123 +292,23 @@ def plot(scs: list[Scenario], peers: list[str], summ: dict[str, dict[str, dict[s
 
     bars(ax2, "pk", "lookups/s")
     bars(ax3, "many", "rows/s")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    harness.save_figure(fig, path)
 
 
 def environment(dsn: str, how: str, admin: Admin) -> dict[str, Any]:
     settings = ("fsync", "synchronous_commit", "shared_buffers", "max_connections")
-    return common.environment(
+    return harness.environment(
         how, ("iokernel", "asyncpg", "psycopg", "psycopg-binary", "psycopg-pool", "psqlpy",
               "uvloop"),
         postgres=admin.version(),
         server_settings={k: admin.sql(f"SHOW {k}")[0][0] for k in settings})
 
 
-def available_peers(wanted: list[str]) -> tuple[list[str], dict[str, str]]:
-    ok, missing = [], {}
-    modules = {"iokernel": "iokernel.pg", "asyncpg": "asyncpg", "psycopg": "psycopg_pool",
-               "psqlpy": "psqlpy"}
-    for p in wanted:
-        try:
-            __import__(modules[p])
-            ok.append(p)
-        except ImportError as e:
-            missing[p] = str(e)
-    return ok, missing
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="~1 min: fewer ops, 3 reps, pgbench -T 5")
-    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 3)")
-    ap.add_argument("--scale", type=float, default=None,
-                    help="multiply every scenario's op count (default 1, quick 0.3)")
-    ap.add_argument("--peers", default=",".join(PEERS), help=f"comma list of {', '.join(PEERS)}")
-    ap.add_argument("--only", default=None, help="substring filter on scenario ids")
-    ap.add_argument("--loop", default="asyncio", choices=("asyncio", "uvloop"))
-    ap.add_argument("--pgbench-seconds", type=int, default=None,
-                    help="pgbench -T per repetition (default 10, quick 5; 0: no ceiling)")
-    ap.add_argument("--out", default=None, help="JSON (default bench/results/pg-latest.json)")
-    ap.add_argument("--plot", default=None, help="PNG (default docs/img/bench-pg.png)")
-    ap.add_argument("--from-json", default=None, metavar="JSON",
-                    help="no run: rewrite the report (.md next to it) and the plot from results")
-    ap.add_argument("-q", "--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    if args.from_json:
-        src = Path(args.from_json)
-        render(json.loads(src.read_text()), src.with_suffix(".md"),
-               Path(args.plot) if args.plot else ROOT / "docs" / "img" / "bench-pg.png")
-        return 0
-
-    reps = args.reps or (3 if args.quick else 5)
-    scale = args.scale or (0.3 if args.quick else 1.0)
-    pgbench_s = args.pgbench_seconds if args.pgbench_seconds is not None else (
-        5 if args.quick else 10)
-    peers, missing = available_peers([p.strip() for p in args.peers.split(",") if p.strip()])
-    for p, why in missing.items():
-        print(f"# peer {p} unavailable: {why}", file=sys.stderr)
-    if not peers:
-        ap.error("no peer available")
-    scs = scenarios(scale)
-    if args.only:
-        scs = [s for s in scs if args.only in s.id]
-        if not scs:
-            ap.error(f"--only {args.only!r} matches no scenario")
-    name = "pg-quick" if args.quick else "pg-latest"
-    out = Path(args.out) if args.out else HERE / "results" / f"{name}.json"
-    png = Path(args.plot) if args.plot else (
-        HERE / "results" / "pg-quick.png" if args.quick else ROOT / "docs" / "img" / "bench-pg.png")
-    command = "python bench/pg_bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
-
-    with pg_server() as (dsn, how, postmaster, _srv):
-        admin = Admin(dsn)
-        try:
-            t_init = pgbench_init(dsn)
-            admin.sql("DROP TABLE IF EXISTS bench_many")
-            admin.sql("CREATE UNLOGGED TABLE bench_many (a int, b text, c float8)")
-            admin.sql("VACUUM ANALYZE")
-            env = environment(dsn, how, admin)
-            env["pgbench_init_s"] = round(t_init, 1)
-            env["loop"] = args.loop
-            env["peers_missing"] = missing
-            print(f"# {command.strip()}\n# {how}; PostgreSQL {env['postgres']}; "
-                  f"{env['cpus']} CPUs; {reps} reps; pgbench -i -s {SCALE} took {t_init:.1f}s; "
-                  f"load {env['loadavg_start']}", file=sys.stderr, flush=True)
-            t0 = time.monotonic()
-            results, ceiling = run_all(scs, peers, reps, dsn, admin, postmaster, args.loop, pgbench_s,
-                                       verbose=not args.quiet)
-            env["elapsed_s"] = round(time.monotonic() - t0, 1)
-            env["loadavg_end"] = os.getloadavg()
-        finally:
-            admin.close()
-
-    summ = {sid: {p: rec.summary() for p, rec in recs.items()} for sid, recs in results.items()}
-    ceiling_tps = statistics.median(c["tps"] for c in ceiling) if ceiling else None
-    data = {
-        "command": command.strip(), "reps": reps, "scale": scale, "environment": env,
-        "pool_size": POOL, "peers": peers, "ceiling": ceiling, "ceiling_tps_median": ceiling_tps,
-        "scenarios": [{"id": s.id, "scenario": s.label, "kind": s.kind, "concurrency": s.conc,
-                       "ops": s.ops, "clients": summ[s.id]} for s in scs],
-        "goals": goals(summ, ceiling_tps)[1],
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=1) + "\n")
-    render(data, out.with_suffix(".md"), png)
-    print(f"results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}",
-          file=sys.stderr)
-    return 0
-
-
-def render(data: dict[str, Any], md_path: Path, png: Path) -> str:
-    """The markdown report and the plot, from the JSON results."""
+def render(data: dict[str, Any]) -> str:
+    """The markdown report from the JSON results."""
     env = data["environment"]
-    scs = [Scenario(s["id"], s["scenario"], s["kind"], s["concurrency"], s["ops"])
-           for s in data["scenarios"]]
-    summ = {s["id"]: s["clients"] for s in data["scenarios"]}
-    peers = data.get("peers") or list(data["scenarios"][0]["clients"])
+    scs, summ, peers = from_json(data)
+    trows = [((sc.label,), summ[sc.id], " rows" if sc.kind == "many" else "") for sc in scs]
     ceiling = data["ceiling"]
     ceiling_tps = data["ceiling_tps_median"]
     missing = env.get("peers_missing") or {}
@@ -819,13 +316,10 @@ def render(data: dict[str, Any], md_path: Path, png: Path) -> str:
     errors = [f"{sid} / {p}: {e}" for sid, recs in summ.items() for p, s in recs.items()
               for e in s["errors"]]
     report = [
-        (f"Command: `{data['command']}` — {data['reps']} repetitions, interleaved; median "
-         f"ops/s ({env['loop']} loop). {env['cpus']} CPUs ({env['cpu_model']}), Python "
-         f"{env['python']}, PostgreSQL {env['postgres']} (fsync off), run took "
-         f"{env['elapsed_s']} s, load average {env['loadavg_start'][0]:.2f} → "
-         f"{env['loadavg_end'][0]:.2f}."),
+        harness.run_line(data, f"PostgreSQL {env['postgres']} (fsync off)",
+                         f" ({env['loop']} loop)"),
         "",
-        *main_table(scs, peers, summ),
+        *harness.throughput_table(("scenario",), trows, peers),
         "",
         ("Connections: max seen in pg_stat_activity (by application_name, sampled every 50 ms "
          "while timed); iokernel's own `stats()` in parentheses. Peers use pools of "
@@ -837,7 +331,7 @@ def render(data: dict[str, Any], md_path: Path, png: Path) -> str:
         ("CPU time per operation (per row for executemany), µs, median: the benchmark process "
          "(all threads), and the PostgreSQL server (all its processes):"),
         "",
-        *cpu_table(scs, peers, summ),
+        *harness.cpu_table(("scenario",), trows, peers, "server"),
         "",
         "Goals:", "", *gtable, "",
     ]
@@ -845,16 +339,29 @@ def render(data: dict[str, Any], md_path: Path, png: Path) -> str:
         report += [f"Peers not run: {', '.join(f'{p} ({w})' for p, w in missing.items())}", ""]
     if errors:
         report += ["Failed measurements:", "", *[f"* {e}" for e in errors], ""]
-    text = "\n".join(report)
-    print(text)
-    md_path.write_text(text + "\n")
-    plot(scs, peers, summ, ceiling_tps, png,
+    return "\n".join(report)
+
+
+def draw(data: dict[str, Any], png: Path) -> bool:
+    env = data["environment"]
+    scs, summ, peers = from_json(data)
+    plot(scs, peers, summ, data["ceiling_tps_median"], png,
          f"PostgreSQL {env['postgres'].split(' ')[0]} on loopback, {env['cpus']} CPUs, "
          f"median of {data['reps']}")
-    print(f"plot: {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}", file=sys.stderr)
-    return text
+    return True
+
+
+BENCH = harness.Bench(
+    doc=__doc__, script="pg_bench.py", results="pg-latest", quick_results="pg-quick",
+    plot=ROOT / "docs" / "img" / "bench-pg.png", quick_plot=HERE / "results" / "pg-quick.png",
+    quick_help="~1 min: fewer ops, 3 reps, pgbench -T 5", quick_scale=0.3,
+    add_arguments=add_arguments, run=run, render=render, draw=draw,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.main(BENCH, argv)
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -22,24 +22,27 @@ own stats().
 Usage:
     python bench/run.py            # full run, about 3-4 minutes on 2 cores
     python bench/run.py --quick    # about 30 s, fewer ops and repetitions
-    make bench                     # the same, server started by tests/servers.py
+    make bench                     # the same, server started by tests/servers
+    python bench/run.py --from-json bench/results/latest.json   # redo report + plot
 
 Uses $IOKERNEL_BENCH_REDIS_URL if set; otherwise starts redis-server itself
-(tests/servers.py's RedisServer, or a bare redis-server if that is missing).
+(tests/servers' RedisServer, or a bare redis-server if that is missing).
 Writes bench/results/latest.json (quick: quick.json), the markdown report
 next to it, and the plot docs/img/bench-concurrency.png (quick: in
 bench/results/). Benchmarks, not tests: nothing here asserts on timings.
+
+This file holds the Redis cases and goals; the servers, the interleaved
+run, CPU accounting, tables, plot plumbing and command line are
+bench/harness.py's, shared with pg_bench.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,20 +58,18 @@ for p in (str(HERE), str(ROOT)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import common
+import harness
 from cases import (
     KEY,
     PIPELINE,
     POOL_CAP,
     VALUE,
-    Measurement,
     connected_clients,
-    env_url,
     measure_async,
     measure_threads,
     raw_command,
 )
-from common import fmt_ops, ratio
+from harness import Measurement, Server, fmt_ops
 
 SWEEP = (1, 10, 50, 100, 500)
 PEERS_ASYNC = ("iokernel", "redis-py", "glide")
@@ -143,24 +144,12 @@ def build_rows(loops: list[str], scale: float, floors: bool) -> list[Row]:
 @contextlib.contextmanager
 def redis_server() -> Iterator[tuple[str, str]]:
     """(url, how) of the server to use; started here unless the env names one."""
-    url = env_url()
-    if url:
-        yield url, "given by IOKERNEL_BENCH_REDIS_URL"
-        return
-    try:
-        from tests.servers import RedisServer
-    except ImportError:
-        RedisServer = None
-    if RedisServer is not None:
-        with RedisServer() as srv:
-            yield srv.url(), "started by tests/servers.py RedisServer"
-        return
-    with _bare_redis() as url:
-        yield url, "started by bench/run.py (bare redis-server)"
+    with harness.server("redis", "IOKERNEL_BENCH_REDIS_URL", _bare_redis) as srv:
+        yield srv.url, srv.how
 
 
 @contextlib.contextmanager
-def _bare_redis() -> Iterator[str]:
+def _bare_redis() -> Iterator[Server]:
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -181,7 +170,7 @@ def _bare_redis() -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {port}")
             time.sleep(0.05)
-        yield url
+        yield Server(url, "started by bench/run.py (bare redis-server)")
     finally:
         proc.terminate()
         try:
@@ -205,116 +194,49 @@ def measure(row: Row, client: str, url: str) -> Measurement:
     return measure_threads(client, row.op, row.conc, row.ops, url, tag)
 
 
-def run_all(rows: list[Row], reps: int, url: str, verbose: bool) -> dict[str, dict[str, Any]]:
-    """Round-robin: every rep runs every row, every client of a row in turn."""
-    results: dict[str, dict[str, Any]] = {
-        r.id: {
-            c: {"ops_per_s": [], "conns_server": [], "conns_stats": [], "cpu_us_per_op": [],
-                "server_cpu_us_per_op": []}
-            for c in r.clients
-        }
-        for r in rows
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--loops", default="asyncio,uvloop", help="comma list: asyncio,uvloop")
+    ap.add_argument("--no-floor", action="store_true", help="skip the floor measurements")
+
+
+def run(r: harness.Run) -> dict[str, Any]:
+    loops = [x.strip() for x in r.args.loops.split(",") if x.strip()]
+    rows = harness.select(build_rows(loops, r.scale, floors=not r.args.no_floor),
+                          r.args.only, "row")
+    with redis_server() as (url, how):
+        raw_command(url, "SET", KEY, VALUE.decode())
+        env = environment(url, how)
+        print(f"# {r.command}\n# server {url} ({how}), redis {env['redis_server']}; "
+              f"{env['cpus']} CPUs; {r.reps} reps; load {env['loadavg_start']}",
+              file=sys.stderr, flush=True)
+        results = harness.interleave(rows, lambda row: row.clients, r.reps,
+                                     lambda row, client: measure(row, client, url),
+                                     verbose=r.verbose, env=env)
+        env["connected_clients_after"] = connected_clients(url)
+    summ = harness.summaries(results)
+    return {
+        "command": r.command,
+        "reps": r.reps,
+        "scale": r.scale,
+        "environment": env,
+        "rows": [{"id": row.id, "scenario": row.scenario, "kind": row.kind, "op": row.op,
+                  "concurrency": row.conc, "loop": row.loop, "ops": row.ops,
+                  "clients": summ[row.id]} for row in rows],
+        "goals": goals(rows, summ)[1],
     }
-    total = reps * sum(len(r.clients) for r in rows)
-    done = 0
-    t_start = time.monotonic()
-    for rep in range(reps):
-        for row in rows:
-            k = rep % len(row.clients)
-            order = row.clients[k:] + row.clients[:k]
-            for client in order:
-                m = measure(row, client, url)
-                rec = results[row.id][client]
-                rec["ops_per_s"].append(m.ops_per_s)
-                rec["conns_server"].append(m.conns_server)
-                rec["conns_stats"].append(m.conns_stats)
-                rec["cpu_us_per_op"].append(None if m.cpu_s is None else m.cpu_s * 1e6 / m.ops)
-                rec["server_cpu_us_per_op"].append(
-                    None if m.server_cpu_s is None else m.server_cpu_s * 1e6 / m.ops)
-                done += 1
-                if verbose:
-                    el = time.monotonic() - t_start
-                    print(
-                        f"[{done:3d}/{total} {el:5.0f}s] rep {rep + 1} {row.id:24s} "
-                        f"{client:18s} {m.ops_per_s:>11,.0f} ops/s  "
-                        f"conns server={m.conns_server} stats={m.conns_stats}",
-                        file=sys.stderr, flush=True,
-                    )
-    for row in rows:
-        for rec in results[row.id].values():
-            v = rec["ops_per_s"]
-            rec["median"] = statistics.median(v)
-            rec["min"] = min(v)
-            rec["max"] = max(v)
-            rec["spread"] = (max(v) - min(v)) / statistics.median(v)
-            cs = [c for c in rec["conns_server"] if c is not None]
-            rec["conns_server_max"] = max(cs) if cs else None
-            st = [c for c in rec["conns_stats"] if c is not None]
-            rec["conns_stats_max"] = max(st) if st else None
-            for k in ("cpu_us_per_op", "server_cpu_us_per_op"):
-                xs = [x for x in rec[k] if x is not None]
-                rec[k + "_median"] = statistics.median(xs) if xs else None
-    return results
 
 
 # ------------------------------------------------------------------ reporting
+def rows_from(data: dict[str, Any]) -> tuple[list[Row], dict[str, dict[str, Any]]]:
+    """The rows and their per-client summaries, back from the JSON results."""
+    rows = [Row(r["kind"], r["op"], r["concurrency"], r["loop"], tuple(r["clients"]), r["ops"])
+            for r in data["rows"]]
+    return rows, {r["id"]: r["clients"] for r in data["rows"]}
+
+
 def med(results: dict[str, dict[str, Any]], row: Row, client: str) -> float | None:
     rec = results[row.id].get(client)
-    return None if rec is None else float(rec["median"])
-
-
-def conns(results: dict[str, dict[str, Any]], row: Row, client: str) -> str:
-    rec = results[row.id].get(client)
-    if rec is None:
-        return "-"
-    return "?" if rec["conns_server_max"] is None else str(rec["conns_server_max"])
-
-
-def main_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> list[str]:
-    out = [
-        (
-            "| scenario | loop | iokernel ops/s | redis-py ops/s | glide ops/s "
-            "| iokernel / redis-py | iokernel / glide "
-            "| connections iokernel / redis-py / glide | spread |"
-        ),
-        "|---|---|--:|--:|--:|--:|--:|:-:|--:|",
-    ]
-    for row in rows:
-        iok = med(results, row, "iokernel")
-        rp = med(results, row, "redis-py")
-        gl = med(results, row, "glide")
-        spread = max(results[row.id][c]["spread"] for c in row.clients if c in PEERS_ASYNC)
-        st = results[row.id]["iokernel"]["conns_stats_max"]
-        ci = conns(results, row, "iokernel") + ("" if st is None else f" ({st})")
-        cc = f"{ci} / {conns(results, row, 'redis-py')} / {conns(results, row, 'glide')}"
-        out.append(
-            f"| {row.scenario} | {row.loop} | {fmt_ops(iok)} | {fmt_ops(rp)} | {fmt_ops(gl)} "
-            f"| {ratio(iok, rp)} | {ratio(iok, gl)} | {cc} | {spread * 100:.0f}% |"
-        )
-    return out
-
-
-def cpu_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> list[str]:
-    out = [
-        (
-            "| scenario | loop | iokernel | redis-py | glide "
-            "| redis-server, with iokernel / redis-py / glide |"
-        ),
-        "|---|---|--:|--:|--:|:-:|",
-    ]
-
-    def cell(row: Row, client: str, key: str) -> str:
-        rec = results[row.id].get(client)
-        v = None if rec is None else rec.get(key + "_median")
-        return "-" if v is None else f"{v:.1f}"
-
-    for row in rows:
-        k = "cpu_us_per_op"
-        srv = " / ".join(cell(row, c, "server_cpu_us_per_op")
-                         for c in ("iokernel", "redis-py", "glide") if c in row.clients)
-        out.append(f"| {row.scenario} | {row.loop} | {cell(row, 'iokernel', k)} "
-                   f"| {cell(row, 'redis-py', k)} | {cell(row, 'glide', k)} | {srv} |")
-    return out
+    return None if rec is None or rec.get("median") is None else float(rec["median"])
 
 
 def floor_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> list[str]:
@@ -403,13 +325,7 @@ def goals(rows: list[Row], results: dict[str, dict[str, Any]]) -> tuple[list[str
 
 def plot(rows: list[Row], results: dict[str, dict[str, Any]], path: Path, title: str) -> None:
     """Left: GET throughput against concurrency; right: CPU time per GET."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 5.5), dpi=100,
-                                  gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, ax2) = harness.figure([3, 2], (13, 5.5))
     styles = {
         "iokernel": ("tab:blue", "o"),
         "redis-py": ("tab:red", "s"),
@@ -453,10 +369,7 @@ def plot(rows: list[Row], results: dict[str, dict[str, Any]], path: Path, title:
     ax2.set_ylabel("client CPU µs per GET (whole process, median)")
     ax2.set_title("CPU per operation (lower is better)", fontsize=10)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    harness.save_figure(fig, path)
 
 
 def environment(url: str, how: str) -> dict[str, Any]:
@@ -468,66 +381,21 @@ def environment(url: str, how: str) -> dict[str, Any]:
                 redis_version = line.split(":", 1)[1].strip()
     import redis.utils
 
-    return common.environment(
+    return harness.environment(
         how, ("iokernel", "redis", "hiredis", "valkey-glide", "uvloop"),
         redis_server=redis_version, hiredis_in_use=bool(redis.utils.HIREDIS_AVAILABLE))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="~30 s: fewer ops and repetitions")
-    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 5, quick 3)")
-    ap.add_argument("--scale", type=float, default=None,
-                    help="multiply every row's op count (default 1, quick 0.25)")
-    ap.add_argument("--loops", default="asyncio,uvloop", help="comma list: asyncio,uvloop")
-    ap.add_argument("--only", default=None,
-                    help="substring filter on row ids, e.g. 'async-get-50' or 'threads'")
-    ap.add_argument("--no-floor", action="store_true", help="skip the floor measurements")
-    ap.add_argument("--out", default=None, help="JSON results (default bench/results/latest.json)")
-    ap.add_argument("--plot", default=None,
-                    help="PNG (default docs/img/bench-concurrency.png; quick: bench/results/)")
-    ap.add_argument("-q", "--quiet", action="store_true", help="no per-measurement lines")
-    args = ap.parse_args(argv)
-
-    reps = args.reps or (3 if args.quick else 5)
-    scale = args.scale or (0.25 if args.quick else 1.0)
-    loops = [x.strip() for x in args.loops.split(",") if x.strip()]
-    rows = build_rows(loops, scale, floors=not args.no_floor)
-    if args.only:
-        rows = [r for r in rows if args.only in r.id]
-        if not rows:
-            ap.error(f"--only {args.only!r} matches no row")
-    name = "quick" if args.quick else "latest"
-    out = Path(args.out) if args.out else HERE / "results" / f"{name}.json"
-    png = Path(args.plot) if args.plot else (
-        HERE / "results" / "quick-concurrency.png" if args.quick
-        else ROOT / "docs" / "img" / "bench-concurrency.png")
-    command = "python bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
-
-    with redis_server() as (url, how):
-        raw_command(url, "SET", KEY, VALUE.decode())
-        env = environment(url, how)
-        print(f"# {command.strip()}\n# server {url} ({how}), redis {env['redis_server']}; "
-              f"{env['cpus']} CPUs; {reps} reps; load {env['loadavg_start']}",
-              file=sys.stderr, flush=True)
-        t0 = time.monotonic()
-        results = run_all(rows, reps, url, verbose=not args.quiet)
-        env["elapsed_s"] = round(time.monotonic() - t0, 1)
-        env["loadavg_end"] = os.getloadavg()
-        env["connected_clients_after"] = connected_clients(url)
-
-    table = main_table(rows, results)
+def render(data: dict[str, Any]) -> str:
+    rows, results = rows_from(data)
+    env = data["environment"]
+    trows = [((row.scenario, row.loop), results[row.id], "") for row in rows]
     ftable = floor_table(rows, results)
-    gtable, gitems = goals(rows, results)
+    gtable, _ = goals(rows, results)
     report = [
-        (
-            f"Command: `{command.strip()}` — {reps} repetitions, interleaved; median ops/s. "
-            f"{env['cpus']} CPUs ({env['cpu_model']}), Python {env['python']}, "
-            f"redis-server {env['redis_server']}, run took {env['elapsed_s']} s, "
-            f"load average {env['loadavg_start'][0]:.2f} → {env['loadavg_end'][0]:.2f}."
-        ),
+        harness.run_line(data, f"redis-server {env['redis_server']}"),
         "",
-        *table,
+        *harness.throughput_table(("scenario", "loop"), trows, PEERS_ASYNC),
         "",
         (
             "Connections: counted on the server (CLIENT LIST by client name) at the end of "
@@ -545,34 +413,35 @@ def main(argv: list[str] | None = None) -> int:
             "its threads; less disturbed by other load than throughput):"
         ),
         "",
-        *cpu_table(rows, results),
+        *harness.cpu_table(("scenario", "loop"), trows, PEERS_ASYNC, "redis-server"),
         "",
         "Goals:", "", *gtable, "",
     ]
-    text = "\n".join(report)
-    print(text)
+    return "\n".join(report)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "command": command.strip(),
-        "reps": reps,
-        "scale": scale,
-        "environment": env,
-        "rows": [{"id": r.id, "scenario": r.scenario, "kind": r.kind, "op": r.op,
-                  "concurrency": r.conc, "loop": r.loop, "ops": r.ops,
-                  "clients": results[r.id]} for r in rows],
-        "goals": gitems,
-    }, indent=1) + "\n")
-    out.with_suffix(".md").write_text(text + "\n")
-    if any(r.kind == "async" and r.op == "get" for r in rows):
-        plot(rows, results, png,
-             f"GET throughput vs concurrency — {env['cpus']} CPUs, redis-server "
-             f"{env['redis_server']} on loopback, median of {reps}")
-        print(f"plot: {png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}",
-              file=sys.stderr)
-    print(f"results: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}",
-          file=sys.stderr)
-    return 0
+
+def draw(data: dict[str, Any], png: Path) -> bool:
+    rows, results = rows_from(data)
+    if not any(r.kind == "async" and r.op == "get" for r in rows):
+        return False
+    env = data["environment"]
+    plot(rows, results, png,
+         f"GET throughput vs concurrency — {env['cpus']} CPUs, redis-server "
+         f"{env['redis_server']} on loopback, median of {data['reps']}")
+    return True
+
+
+BENCH = harness.Bench(
+    doc=__doc__, script="run.py", results="latest", quick_results="quick",
+    plot=ROOT / "docs" / "img" / "bench-concurrency.png",
+    quick_plot=HERE / "results" / "quick-concurrency.png",
+    quick_help="~30 s: fewer ops and repetitions", quick_scale=0.25,
+    add_arguments=add_arguments, run=run, render=render, draw=draw,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return harness.main(BENCH, argv)
 
 
 if __name__ == "__main__":
