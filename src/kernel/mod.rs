@@ -43,6 +43,8 @@ pub mod transport;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_endpoints;
+#[cfg(test)]
 mod tests_seams;
 
 use std::future::Future;

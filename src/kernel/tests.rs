@@ -21,7 +21,7 @@ use super::{
     Completion, DecodeError, ErrorKind, Feed, KernelError, Protocol, Request, Route, Slot,
 };
 
-struct Lines;
+pub(super) struct Lines;
 
 impl Protocol for Lines {
     type Msg = Bytes;
@@ -94,7 +94,7 @@ fn cfg(port: u16) -> ServiceConfig {
     cfg_for(Addr::Tcp("127.0.0.1".into(), port))
 }
 
-fn cfg_for(addr: Addr) -> ServiceConfig {
+pub(super) fn cfg_for(addr: Addr) -> ServiceConfig {
     // A name of its own per service, so that its metrics (which tests read)
     // are its own even if a port is used again.
     static SERVICES: AtomicUsize = AtomicUsize::new(0);
@@ -146,7 +146,7 @@ fn send(
     Ok(slot)
 }
 
-fn answer(slot: &Slot) -> Result<Bytes, KernelError> {
+pub(super) fn answer(slot: &Slot) -> Result<Bytes, KernelError> {
     let out = slot
         .wait(Duration::from_secs(10))
         .expect("the kernel answers");
@@ -156,7 +156,7 @@ fn answer(slot: &Slot) -> Result<Bytes, KernelError> {
 /// Wait for a state the test cannot order by itself (what the kernel thread
 /// has done). The bound only turns a kernel that never gets there into a
 /// failure; a busy machine merely takes longer.
-fn wait_until(what: &str, cond: impl Fn() -> bool) {
+pub(super) fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let end = Instant::now() + Duration::from_secs(20);
     while !cond() {
         assert!(Instant::now() < end, "gave up waiting until {what}");
