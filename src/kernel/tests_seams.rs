@@ -46,6 +46,8 @@ struct ToyPending {
     line: Bytes,
     raw: bool,
     got: Vec<u8>,
+    /// Redirects followed so far (the protocol bounds them).
+    hops: u8,
 }
 
 fn pending(line: &str) -> ToyPending {
@@ -53,6 +55,7 @@ fn pending(line: &str) -> ToyPending {
         line: Bytes::copy_from_slice(line.as_bytes()),
         raw: line == "until-close",
         got: Vec::new(),
+        hops: 0,
     }
 }
 
@@ -92,6 +95,14 @@ impl Protocol for Toy {
         }
         if let Some(part) = msg.strip_prefix(b"part:") {
             return Feed::Item(Box::new(Bytes::copy_from_slice(part)));
+        }
+        if let Some(port) = msg.strip_prefix(b"MOVED ") {
+            p.hops += 1;
+            if p.hops > 3 {
+                return Feed::Done(Box::new(Bytes::from_static(b"too many redirects")));
+            }
+            let port = std::str::from_utf8(port).unwrap().parse().unwrap();
+            return Feed::Redirect(Addr::Tcp("127.0.0.1".into(), port));
         }
         if &msg[..] == b"bye" {
             return Feed::DoneThenClose(Box::new(msg));
@@ -169,28 +180,37 @@ impl AsyncWrite for Xor {
 /// "part:i" then "end"; "pushme X" → "push:X" first; "bye" → waits for the
 /// next line, answers "bye" and closes; "until-close" → "abc", "def" with
 /// no newline, then closes; "long" → 2000 bytes with no newline; "hold" →
-/// never answers (nor anything after it on that connection).
+/// never answers (nor anything after it on that connection); "moved:P:x"
+/// → "MOVED P" unless this server listens on P; "bounce" → "MOVED <own>".
 struct Server {
     port: u16,
     accepted: Arc<AtomicUsize>,
+    /// MOVED replies sent.
+    moved: Arc<AtomicUsize>,
 }
 
 fn server() -> Server {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
-    let acc = accepted.clone();
+    let moved = Arc::new(AtomicUsize::new(0));
+    let (acc, mv) = (accepted.clone(), moved.clone());
     thread::spawn(move || {
         for s in l.incoming() {
             let Ok(s) = s else { return };
             acc.fetch_add(1, Ordering::SeqCst);
-            thread::spawn(move || serve(port, s));
+            let mv = mv.clone();
+            thread::spawn(move || serve(port, s, &mv));
         }
     });
-    Server { port, accepted }
+    Server {
+        port,
+        accepted,
+        moved,
+    }
 }
 
-fn serve(port: u16, mut s: TcpStream) {
+fn serve(port: u16, mut s: TcpStream, moved: &AtomicUsize) {
     let mut xor = false;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -238,6 +258,15 @@ fn serve(port: u16, mut s: TcpStream) {
                         }
                         out.extend(b"end\n");
                     }
+                    "bounce" => {
+                        moved.fetch_add(1, Ordering::SeqCst);
+                        out.extend(format!("MOVED {port}\n").as_bytes());
+                    }
+                    l if l.starts_with("moved:") && !l.starts_with(&format!("moved:{port}:")) => {
+                        moved.fetch_add(1, Ordering::SeqCst);
+                        let to = l.split(':').nth(1).unwrap();
+                        out.extend(format!("MOVED {to}\n").as_bytes());
+                    }
                     l => {
                         if let Some(x) = l.strip_prefix("pushme ") {
                             out.extend(format!("push:{x}\n").as_bytes());
@@ -279,6 +308,16 @@ fn open(upgrade: Option<&'static str>, ports: &[u16]) -> Arc<ServiceHandle<Toy>>
 }
 
 fn submit(h: &ServiceHandle<Toy>, line: &str, completion: Completion, timeout: Duration) {
+    submit_to(h, line, completion, timeout, Route::Shared);
+}
+
+fn submit_to(
+    h: &ServiceHandle<Toy>,
+    line: &str,
+    completion: Completion,
+    timeout: Duration,
+    route: Route,
+) {
     let guard = h.admit().unwrap();
     h.send(
         Request {
@@ -286,7 +325,7 @@ fn submit(h: &ServiceHandle<Toy>, line: &str, completion: Completion, timeout: D
             pending: pending(line),
             completion,
             deadline: Some(Instant::now() + timeout),
-            route: Route::Shared,
+            route,
             submitted: Instant::now(),
             summary: super::Summary::new(b"TOY"),
             body: None,
@@ -508,4 +547,44 @@ fn errors_say_where_the_request_got_to() {
     assert_eq!(e.kind, ErrorKind::Connection, "{e}");
     assert_eq!(e.stage, Stage::NotSent, "{e}");
     assert_eq!(e.reason, Reason::ConnectFailed, "{e}");
+}
+
+#[test]
+fn a_redirect_sends_the_request_to_the_endpoint_the_server_names() {
+    let (a, b) = (server(), server());
+    let h = open(None, &[a.port, b.port]);
+    let to_a = Route::Endpoint(Addr::Tcp("127.0.0.1".into(), a.port));
+    for i in 0..10 {
+        let slot = Slot::new();
+        let line = format!("moved:{}:k{i}", b.port);
+        submit_to(
+            &h,
+            &line,
+            Completion::slot(slot.clone()),
+            Duration::from_secs(20),
+            to_a.clone(),
+        );
+        // A answers MOVED; the kernel sends it on to B, which answers.
+        assert_eq!(answer(&slot).unwrap(), format!("{}:{line}", b.port));
+    }
+    assert_eq!(
+        a.moved.load(Ordering::SeqCst),
+        10,
+        "every request went to A first"
+    );
+    // A server that keeps redirecting: the protocol stops after 3 hops.
+    let slot = Slot::new();
+    submit_to(
+        &h,
+        "bounce",
+        Completion::slot(slot.clone()),
+        Duration::from_secs(20),
+        to_a,
+    );
+    assert_eq!(answer(&slot).unwrap(), "too many redirects");
+    assert_eq!(
+        a.moved.load(Ordering::SeqCst),
+        14,
+        "1 + 3 hops, then the protocol stopped"
+    );
 }
