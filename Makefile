@@ -8,6 +8,8 @@
 #   make test-loaded   just that loaded run, after make build (scripts/loaded.sh)
 #   make demo      examples/demo.py against a throw-away redis-server
 #   make bench     bench/run.py against a throw-away redis-server
+#   make soak      bench/soak.py: 1,000,000 mixed calls with faults injected, ~4 min
+#                  (not in `make test`; SOAK_CALLS=20000 for a smoke run)
 #   make image | image-check | compose-demo   container image, its checks, the
 #                  compose demo (docs/deployment.md); image-check is in `make test`
 #   make fmt | lint | clean
@@ -106,6 +108,14 @@ demo: build
 
 bench: build
 	$(SERVERS) redis --reuse-env --env IOKERNEL_BENCH_REDIS_URL -- $(PY) bench/run.py $(BENCH_ARGS)
+
+# bench/soak.py starts its own redis-server and PostgreSQL, since it kills,
+# stops and restarts them; exit status 1 unless its verdict is PASS
+# (docs/operations.md, "Soak test"). Knobs: SOAK_CALLS, SOAK_RATE,
+# SOAK_TIME_LIMIT, SOAK_SEED, SOAK_ARGS=-v.
+.PHONY: soak
+soak: build
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 ## ---- container image (docs/deployment.md) -----------------------------------
 # Local base images are made (docker/base-images.sh) where no public ones can
