@@ -148,9 +148,10 @@ class RolledBack(Exception):
 class Unexplained(Exception):
     """A server error on a call that could not have caused it."""
 
-    def __init__(self, err: BaseException) -> None:
+    def __init__(self, err: BaseException, expected: str = "") -> None:
         super().__init__(f"{err_key(err)}: {err}")
         self.err = err
+        self.expected = expected  # the error the call should have had, if any
 
 
 def err_key(e: BaseException) -> str:
@@ -223,6 +224,7 @@ class Tally:
 PROBLEMS: dict[str, list[str]] = {}  # the first few of each kind, in full
 PROBLEMS_LOCK = threading.Lock()
 SAMPLES: dict[str, str] = {}  # one message per error type
+UNEXPLAINED: Counter[str] = Counter()  # by error, what was expected, and op
 
 
 def note_problem(kind: str, text: str) -> None:
@@ -279,6 +281,9 @@ def settle_exception(t: Tally, op: str, started: float, e: BaseException,
                                     f"this worker's calls before it:{fmt_history(history)}")
     elif isinstance(e, Unexplained) or unexplained(e):
         t.unexplained += 1
+        cause = e.err if isinstance(e, Unexplained) else e
+        instead = f" instead of {e.expected}" if isinstance(e, Unexplained) and e.expected else ""
+        UNEXPLAINED[f"{err_key(cause)}{instead} in {t.kind.split('.')[0]}.{op}"] += 1
         note_problem("unexplained", f"UNEXPLAINED SERVER ERROR in {t.kind}.{op}: {err_key(e)}: {e}")
     elif isinstance(e, iokernel.Error):
         key = err_key(e)
@@ -625,7 +630,7 @@ class PgOps:
             return
         if e.sqlstate in PG_FAULT_STATES:
             raise e
-        raise Unexplained(e) from e
+        raise Unexplained(e, sqlstate) from e
 
     # -- ops
     def op_add(self) -> Op:
@@ -1398,6 +1403,8 @@ class Soak:
                  f"(limit {RSS_GROWTH_LIMIT_MB:.0f} MB); fds {fds0} at baseline, {fds1} after; "
                  f"wrong values {s['wrong']}; untyped errors {s['untyped']}; unexplained server "
                  f"errors {s['unexplained']}")
+        if UNEXPLAINED:
+            self.say(f"unexplained server errors: {fmt_counter(UNEXPLAINED)}")
         for kind, seen in PROBLEMS.items():
             self.say(f"first {kind} problems:")
             for p in seen:
