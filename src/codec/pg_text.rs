@@ -14,12 +14,19 @@
 //!
 //! Arrays (`{1,2,NULL}`, `{{1,2},{3,4}}`, `[0:1]={1,2}`) are parsed in
 //! `pg_text_array.rs`; their elements go through `decode` with the element
-//! type's OID. Types not listed in `oid` decode to lossy `Value::Text`.
+//! type's OID. Dates, times, timestamps and intervals are parsed in
+//! `pg_text_datetime.rs`; this file keeps the other scalar types. Types not
+//! listed in `oid` decode to lossy `Value::Text`.
 
 #[path = "pg_text_array.rs"]
 mod array;
 
 pub use array::element_oid;
+
+#[path = "pg_text_datetime.rs"]
+mod datetime;
+
+use datetime::{parse_date, parse_interval, parse_time, parse_timestamp, Cur};
 
 /// Type OIDs this module knows (from `pg_type.dat`).
 pub mod oid {
@@ -175,19 +182,7 @@ pub fn decode(type_oid: u32, text: &[u8]) -> Result<Value, String> {
             .ok_or_else(|| fail("invalid UTF-8")),
         BYTEA => parse_bytea(text).map(Value::Bytes).map_err(&fail),
         DATE => parse_date(text).map_err(&fail),
-        TIME => {
-            let mut c = Cur::new(text);
-            let (hour, minute, second, micro) = c.time().ok_or_else(|| fail(HMS))?;
-            if !c.done() {
-                return Err(fail("unexpected text after the time"));
-            }
-            Ok(Value::Time {
-                hour,
-                minute,
-                second,
-                micro,
-            })
-        }
+        TIME => parse_time(text).map_err(&fail),
         TIMESTAMP => parse_timestamp(text, false).map_err(&fail),
         TIMESTAMPTZ => parse_timestamp(text, true).map_err(&fail),
         INTERVAL => parse_interval(text).map_err(|w| fail(&w)),
@@ -202,8 +197,6 @@ pub fn decode(type_oid: u32, text: &[u8]) -> Result<Value, String> {
         },
     }
 }
-
-const HMS: &str = "expected HH:MM:SS[.ffffff]";
 
 /// `invalid <type> value "<text>": <what>`, with long text cut short.
 pub(crate) fn bad(type_oid: u32, text: &[u8], what: &str) -> String {
@@ -329,98 +322,6 @@ fn parse_uuid(text: &[u8]) -> Option<[u8; 16]> {
     Some(out)
 }
 
-/// A cursor over ASCII text, for the date/time grammars.
-struct Cur<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Cur<'a> {
-    fn new(s: &'a [u8]) -> Self {
-        Cur { s, i: 0 }
-    }
-    fn done(&self) -> bool {
-        self.i == self.s.len()
-    }
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-    fn eat(&mut self, b: u8) -> bool {
-        let hit = self.peek() == Some(b);
-        self.i += usize::from(hit);
-        hit
-    }
-    fn eat_str(&mut self, s: &[u8]) -> bool {
-        let hit = self.s[self.i..].starts_with(s);
-        if hit {
-            self.i += s.len();
-        }
-        hit
-    }
-    /// Skip bytes matching `f`; how many.
-    fn run(&mut self, f: impl Fn(u8) -> bool) -> usize {
-        let start = self.i;
-        while self.peek().is_some_and(&f) {
-            self.i += 1;
-        }
-        self.i - start
-    }
-    /// Between `min` and `max` (at most 18) decimal digits.
-    fn num(&mut self, min: usize, max: usize) -> Option<i64> {
-        let start = self.i;
-        let n = self.run(|b| b.is_ascii_digit());
-        if n < min || n > max {
-            return None;
-        }
-        Some(
-            self.s[start..self.i]
-                .iter()
-                .fold(0, |a, &d| a * 10 + i64::from(d - b'0')),
-        )
-    }
-    /// `.ffffff` (1 to 6 digits) as microseconds, 0 if absent.
-    fn micros(&mut self) -> Option<u32> {
-        if !self.eat(b'.') {
-            return Some(0);
-        }
-        let start = self.i;
-        let f = self.num(1, 6)?;
-        Some((f * 10i64.pow((6 - (self.i - start)) as u32)) as u32)
-    }
-    /// `YYYY-MM-DD` (4 to 9 year digits), checked; the year is as printed.
-    fn date(&mut self) -> Option<(i64, u8, u8)> {
-        let y = self.num(4, 9)?;
-        let m = self.eat(b'-').then(|| self.num(2, 2))??;
-        let d = self.eat(b'-').then(|| self.num(2, 2))??;
-        (y >= 1 && (1..=12).contains(&m) && d >= 1 && d <= max_day(m as u8))
-            .then_some((y, m as u8, d as u8))
-    }
-    /// `HH:MM:SS[.ffffff]`, checked; `24:00:00` allowed.
-    fn time(&mut self) -> Option<(u8, u8, u8, u32)> {
-        let h = self.num(2, 2)?;
-        let mi = self.eat(b':').then(|| self.num(2, 2))??;
-        let s = self.eat(b':').then(|| self.num(2, 2))??;
-        let us = self.micros()?;
-        let ok = (h < 24 || (h == 24 && mi == 0 && s == 0 && us == 0)) && mi < 60 && s < 60;
-        ok.then_some((h as u8, mi as u8, s as u8, us))
-    }
-}
-
-fn is_leap(astro_year: i64) -> bool {
-    astro_year.rem_euclid(4) == 0
-        && (astro_year.rem_euclid(100) != 0 || astro_year.rem_euclid(400) == 0)
-}
-
-/// The most days the month can have; February 29th is checked later, once
-/// the ` BC` suffix has told which (astronomical) year it is.
-fn max_day(month: u8) -> i64 {
-    match month {
-        2 => 29,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant).
 pub(crate) fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
     let (m, d) = (i64::from(m), i64::from(d));
@@ -443,170 +344,6 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u8, u8) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u8;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// The printed year and the ` BC` suffix to an astronomical year, checking
-/// the day of February 29th against the real (astronomical) leap years.
-fn astro_year(c: &mut Cur<'_>, y: i64, m: u8, d: u8) -> Result<i32, &'static str> {
-    let y = if c.eat_str(b" BC") { 1 - y } else { y };
-    if m == 2 && d == 29 && !is_leap(y) {
-        return Err("February 29th in a year that is not a leap year");
-    }
-    i32::try_from(y).map_err(|_| "year out of range")
-}
-
-fn parse_date(text: &[u8]) -> Result<Value, &'static str> {
-    match text {
-        b"infinity" => return Ok(Value::DateInfinity(true)),
-        b"-infinity" => return Ok(Value::DateInfinity(false)),
-        _ => {}
-    }
-    let mut c = Cur::new(text);
-    let (y, month, day) = c.date().ok_or("expected YYYY-MM-DD")?;
-    let year = astro_year(&mut c, y, month, day)?;
-    if !c.done() {
-        return Err("unexpected text after the date");
-    }
-    Ok(Value::Date { year, month, day })
-}
-
-/// `YYYY-MM-DD HH:MM:SS[.ffffff]`, then for timestamptz an offset
-/// `+HH[:MM[:SS]]`, then ` BC`. Timestamptz values are moved to UTC.
-fn parse_timestamp(text: &[u8], tz: bool) -> Result<Value, &'static str> {
-    match text {
-        b"infinity" => return Ok(Value::TimestampInfinity(true)),
-        b"-infinity" => return Ok(Value::TimestampInfinity(false)),
-        _ => {}
-    }
-    let mut c = Cur::new(text);
-    let (y, month, day) = c.date().ok_or("expected YYYY-MM-DD HH:MM:SS")?;
-    if !c.eat(b' ') && !c.eat(b'T') {
-        return Err("expected YYYY-MM-DD HH:MM:SS");
-    }
-    let (hour, minute, second, micro) = c.time().ok_or(HMS)?;
-    let offset = if tz {
-        let sign = match c.peek() {
-            Some(b'+') => 1,
-            Some(b'-') => -1,
-            _ => return Err("expected a UTC offset like +00 or -08:00"),
-        };
-        c.i += 1;
-        let h = c.num(2, 2).ok_or("invalid UTC offset")?;
-        let m = if c.eat(b':') {
-            c.num(2, 2).ok_or("invalid UTC offset")?
-        } else {
-            0
-        };
-        let s = if c.eat(b':') {
-            c.num(2, 2).ok_or("invalid UTC offset")?
-        } else {
-            0
-        };
-        if m >= 60 || s >= 60 {
-            return Err("invalid UTC offset");
-        }
-        sign * (h * 3600 + m * 60 + s)
-    } else {
-        0
-    };
-    let year = astro_year(&mut c, y, month, day)?;
-    if !c.done() {
-        return Err("unexpected text after the timestamp");
-    }
-    if !tz {
-        return Ok(Value::Timestamp {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            micro,
-        });
-    }
-    let secs = days_from_civil(year.into(), month, day) * 86_400
-        + i64::from(hour) * 3600
-        + i64::from(minute) * 60
-        + i64::from(second)
-        - offset;
-    let (y, month, day) = civil_from_days(secs.div_euclid(86_400));
-    let tod = secs.rem_euclid(86_400);
-    Ok(Value::TimestampTz {
-        year: i32::try_from(y).map_err(|_| "year out of range")?,
-        month,
-        day,
-        hour: (tod / 3600) as u8,
-        minute: (tod / 60 % 60) as u8,
-        second: (tod % 60) as u8,
-        micro,
-    })
-}
-
-/// ISO 8601 `P[nY][nM][nW][nD][T[nH][nM][n[.f]S]]`, each number with its own
-/// sign, only the seconds with a fraction; `PT0S` is zero.
-fn parse_interval(text: &[u8]) -> Result<Value, String> {
-    let mut c = Cur::new(text);
-    if !c.eat(b'P') {
-        return Err("expected ISO 8601 form P...".into());
-    }
-    let (mut months, mut days, mut micros) = (0i128, 0i128, 0i128);
-    let mut in_time = false;
-    let mut rank = 0; // the designators must come in order, each once
-    let mut any = false;
-    while !c.done() {
-        if !in_time && c.eat(b'T') {
-            in_time = true;
-            continue;
-        }
-        let neg = c.eat(b'-');
-        if !neg {
-            c.eat(b'+');
-        }
-        let n = i128::from(c.num(1, 18).ok_or("expected a number")?);
-        let frac = if in_time && c.peek() == Some(b'.') {
-            Some(i128::from(c.micros().ok_or("at most 6 fraction digits")?))
-        } else {
-            None
-        };
-        let unit = c.peek().ok_or("number without a unit")?;
-        c.i += 1;
-        let (r, scale) = match (in_time, unit) {
-            (false, b'Y') => (1, 12),
-            (false, b'M') => (2, 1),
-            (false, b'W') => (3, 7),
-            (false, b'D') => (4, 1),
-            (true, b'H') => (5, 3_600_000_000),
-            (true, b'M') => (6, 60_000_000),
-            (true, b'S') => (7, 1_000_000),
-            _ => return Err(format!("unexpected unit {:?}", char::from(unit))),
-        };
-        if r <= rank {
-            return Err(format!("unit {:?} out of order", char::from(unit)));
-        }
-        if frac.is_some() && r != 7 {
-            return Err("only seconds may have a fraction".into());
-        }
-        rank = r;
-        any = true;
-        let v = n * scale + frac.unwrap_or(0);
-        let v = if neg { -v } else { v };
-        match r {
-            1 | 2 => months += v,
-            3 | 4 => days += v,
-            _ => micros += v,
-        }
-    }
-    if !any {
-        return Err("no components".into());
-    }
-    if in_time && rank < 5 {
-        return Err("nothing after T".into());
-    }
-    Ok(Value::Interval {
-        months: i32::try_from(months).map_err(|_| "months out of range")?,
-        days: i32::try_from(days).map_err(|_| "days out of range")?,
-        micros: i64::try_from(micros).map_err(|_| "time out of range")?,
-    })
 }
 
 #[cfg(test)]
