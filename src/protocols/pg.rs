@@ -105,10 +105,19 @@ pub struct PgResult {
     pub param_types: Option<Vec<u32>>,
 }
 
+/// A prepared statement of one connection.
+struct Cached {
+    name: String,
+    used: u64,
+    /// The server confirmed its Parse (ParseComplete). Until then a Bind to
+    /// it could fail with 26000 for a reason that is not the caller's.
+    confirmed: bool,
+}
+
 /// Per connection: the prepared-statement cache and what the server told us.
 #[derive(Default)]
 pub struct PgConn {
-    cache: HashMap<Arc<str>, (String, u64)>,
+    cache: HashMap<Arc<str>, Cached>,
     next_name: u64,
     tick: u64,
     pub backend: Option<(i32, i32)>,
@@ -119,33 +128,49 @@ pub struct PgConn {
 impl PgConn {
     /// The statement name to Bind for `sql`, writing Parse (and a Close for an
     /// evicted statement) first when needed. Returns the name and whether
-    /// this call prepared it.
+    /// this call prepared it under that name (to be cached).
+    ///
+    /// While a statement's Parse is in flight, callers of the same SQL parse
+    /// it again as the unnamed statement instead of binding to it: if that
+    /// Parse fails (a missing table), each of them gets the server's own
+    /// error for its own query, not "prepared statement does not exist".
     fn prepare(&mut self, sql: &Arc<str>, capacity: usize, out: &mut BytesMut) -> (String, bool) {
         self.tick += 1;
         if capacity == 0 {
             pg::parse(out, "", sql, &[]);
-            return (String::new(), true);
+            return (String::new(), false);
         }
-        if let Some((name, used)) = self.cache.get_mut(sql) {
-            *used = self.tick;
-            return (name.clone(), false);
+        if let Some(c) = self.cache.get_mut(sql) {
+            c.used = self.tick;
+            if c.confirmed {
+                return (c.name.clone(), false);
+            }
+            pg::parse(out, "", sql, &[]);
+            return (String::new(), false);
         }
         if self.cache.len() >= capacity {
             if let Some(old) = self
                 .cache
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
+                .min_by_key(|(_, c)| c.used)
                 .map(|(k, _)| k.clone())
             {
-                if let Some((name, _)) = self.cache.remove(&old) {
-                    pg::close_statement(out, &name);
+                if let Some(c) = self.cache.remove(&old) {
+                    pg::close_statement(out, &c.name);
                 }
             }
         }
         self.next_name += 1;
         let name = format!("iok{}", self.next_name);
         pg::parse(out, &name, sql, &[]);
-        self.cache.insert(sql.clone(), (name.clone(), self.tick));
+        self.cache.insert(
+            sql.clone(),
+            Cached {
+                name: name.clone(),
+                used: self.tick,
+                confirmed: false,
+            },
+        );
         (name, true)
     }
 }
@@ -196,7 +221,12 @@ impl Protocol for Postgres {
 
     fn feed(&self, st: &mut PgConn, p: &mut Pending, msg: Backend) -> Feed {
         match msg {
-            Backend::ParseComplete => p.parse_ok = true,
+            Backend::ParseComplete => {
+                p.parse_ok = true;
+                if let Some(c) = p.parsed.as_ref().and_then(|sql| st.cache.get_mut(sql)) {
+                    c.confirmed = true;
+                }
+            }
             Backend::BindComplete
             | Backend::CloseComplete
             | Backend::NoData

@@ -139,3 +139,22 @@ def test_out_of_band_cancel_never_lands_on_the_next_query(pg_server: PostgresSer
 
     hit = asyncio.run(main())
     assert not hit, hit[:5]
+
+
+async def test_concurrent_callers_of_a_failing_statement_each_get_its_error(pg_dsn: str) -> None:
+    """Found by the soak: callers of the same new statement pipelined behind
+    its failing Parse got 26000 ("prepared statement does not exist") instead
+    of the statement's own error. Each now gets 42P01."""
+    db = pg.AsyncClient(pg_dsn, connections=1)
+    try:
+        for sql in ("SELECT * FROM no_such_table_a", "SELECT * FROM no_such_table_b WHERE x = $1"):
+            args = (1,) if "$1" in sql else ()
+            got = await asyncio.gather(*[db.fetch(sql, *args) for _ in range(10)],
+                                       return_exceptions=True)
+            codes = [getattr(e, "sqlstate", None) for e in got]
+            assert codes == ["42P01"] * 10, codes
+        # A good statement sent by many at once is still prepared once and works.
+        vals = await asyncio.gather(*[db.fetchval("SELECT $1::int + 1", i) for i in range(50)])
+        assert vals == [i + 1 for i in range(50)]
+    finally:
+        await db.close()
