@@ -330,7 +330,7 @@ impl fmt::Display for NoEndpoint {
 
 impl From<NoEndpoint> for KernelError {
     fn from(e: NoEndpoint) -> Self {
-        KernelError::connection(e.to_string())
+        KernelError::connection(e.to_string()).because(super::Reason::NoEndpoint)
     }
 }
 

@@ -63,6 +63,9 @@ pub enum Reason {
     ConnectTimeout,
     /// No connection became available for the request within its timeout.
     NoConnection,
+    /// No endpoint of the service fits the request's route (a role none
+    /// has, an address not in the set).
+    NoEndpoint,
     /// The request was sent; its reply did not arrive within its timeout.
     ReplyTimeout,
     /// An open connection was lost (closed, reset, stalled).
@@ -76,6 +79,7 @@ impl Reason {
             Reason::ConnectFailed => "connect_failed",
             Reason::ConnectTimeout => "connect_timeout",
             Reason::NoConnection => "no_connection",
+            Reason::NoEndpoint => "no_endpoint",
             Reason::ReplyTimeout => "reply_timeout",
             Reason::ConnectionLost => "connection_lost",
         })

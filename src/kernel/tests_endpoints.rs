@@ -402,6 +402,7 @@ fn a_route_no_endpoint_fits_fails_naming_service_and_route() {
     let e = call_to(&h, "x", Route::Role(Role::Replica)).unwrap_err();
     assert_eq!(e, no(Route::Role(Role::Replica), only_a.clone()));
     assert_eq!(e.kind, ErrorKind::Connection);
+    assert_eq!(e.reason, super::Reason::NoEndpoint);
     assert!(
         e.detail.contains(&h.config.name) && e.detail.contains("role replica"),
         "{e}"
