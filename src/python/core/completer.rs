@@ -4,7 +4,8 @@
 //! token and hands the kernel a `Completion` for that token. The loop watches
 //! `fileno()` (an eventfd) with `add_reader`; `drain()` runs once per wake-up
 //! and resolves every ready future in one pass with one GIL acquisition —
-//! the Python objects are built here, never in the kernel.
+//! the Python objects are built here, never in the kernel, each by the
+//! conversion (`Conv`) its protocol binding chose when it submitted it.
 //!
 //! A cancelled future stays registered until its reply arrives; the reply is
 //! then dropped (the kernel still consumed it from the wire, so nothing
@@ -20,36 +21,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyOSError;
-
-fn mismatch() -> PyErr {
-    // A bug in iokernel, not in the caller's code: say so plainly.
-    PyOSError::new_err(
-        "iokernel internal error: a reply arrived in an unexpected shape; please report it",
-    )
-}
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyModule, PyTuple};
 use pyo3::PyTraverseError;
 
-use super::errors::{response_error, to_pyerr};
-use crate::codec::resp::Frame;
+use super::conv::Conv;
 use crate::kernel::{runtime, Completion, CompletionQueue, Outcome};
-use crate::protocols::redis::Frames;
-use crate::python::redis::convert::frame_to_py;
-
-/// How to turn a reply into a Python value.
-#[derive(Clone, Copy)]
-pub enum Conv {
-    /// One Redis frame; error frames raise.
-    One { decode: bool },
-    /// A list of Redis frames; error frames become exception instances.
-    Many { decode: bool },
-    /// A dedicated-connection id.
-    Lease,
-    /// A PostgreSQL result, shaped (`pg::ROWS`, `ROW`, `VALUE`, `STATUS`).
-    Pg { shape: u8, column: usize },
-}
 
 /// Tokens are sequential integers made here, never chosen by a peer, so
 /// they can be their own hash (no SipHash on every submit and reply).
@@ -85,34 +65,6 @@ pub struct Completer {
     next: AtomicU64,
     #[pyo3(get)]
     generation: u64,
-}
-
-pub fn convert(py: Python<'_>, outcome: Outcome, conv: Conv) -> PyResult<Py<PyAny>> {
-    let reply = outcome.map_err(|e| to_pyerr(py, e))?;
-    match conv {
-        Conv::One { decode } => {
-            let f = reply.downcast::<Frame>().map_err(|_| mismatch())?;
-            match *f {
-                Frame::Error(m) | Frame::BulkError(m) => {
-                    Err(PyErr::from_value(response_error(py, &m)?.into_bound(py)))
-                }
-                f => frame_to_py(py, f, decode),
-            }
-        }
-        Conv::Many { decode } => {
-            let fs = reply.downcast::<Frames>().map_err(|_| mismatch())?;
-            let mut out = Vec::with_capacity(fs.0.len());
-            for f in fs.0 {
-                out.push(frame_to_py(py, f, decode)?);
-            }
-            Ok(pyo3::types::PyList::new(py, out)?.into_any().unbind())
-        }
-        Conv::Pg { shape, column } => crate::python::pg::convert_result(py, reply, shape, column),
-        Conv::Lease => {
-            let id = reply.downcast::<u64>().map_err(|_| mismatch())?;
-            Ok((*id).into_pyobject(py)?.into_any().unbind())
-        }
-    }
 }
 
 #[pymethods]
@@ -181,7 +133,7 @@ impl Completer {
         let n = work.len();
         for (entry, outcome) in work {
             let Some(e) = entry else { continue };
-            let mut value = convert(py, outcome, e.conv);
+            let mut value = e.conv.apply(py, outcome);
             if let (Ok(v), Some(post)) = (&value, &e.post) {
                 value = post.call1(py, (v,));
             }
@@ -196,10 +148,44 @@ impl Completer {
     }
 }
 
+/// asyncio.get_running_loop, the iokernel._aio module, _aio.completer.
+type AioRefs = (Py<PyAny>, Py<PyModule>, Py<PyAny>);
+static AIO: PyOnceLock<AioRefs> = PyOnceLock::new();
+
 impl Completer {
+    /// The running loop's completer and a new future of that loop, for an
+    /// asyncio call made in one native call: the completer is the one
+    /// cached in `iokernel._aio._last` when that is this loop's, else the
+    /// one `_aio.completer` finds or makes.
+    #[inline]
+    pub fn running(py: Python<'_>) -> PyResult<(Bound<'_, Completer>, Bound<'_, PyAny>)> {
+        let aio = AIO.get_or_try_init(py, || -> PyResult<_> {
+            let asyncio = py.import("asyncio")?;
+            let m = py.import("iokernel._aio")?;
+            let completer = m.getattr("completer")?.unbind();
+            Ok((
+                asyncio.getattr("get_running_loop")?.unbind(),
+                m.unbind(),
+                completer,
+            ))
+        })?;
+        let lp = aio.0.call0(py)?.into_bound(py);
+        let last = aio.1.bind(py).getattr(intern!(py, "_last"))?;
+        let last = last.cast::<PyTuple>()?;
+        let comp = if last.get_item(0)?.is(&lp) {
+            last.get_item(1)?
+        } else {
+            aio.2.bind(py).call1((&lp,))?
+        };
+        let comp = comp.cast_into::<Completer>()?;
+        let fut = lp.call_method0(intern!(py, "create_future"))?;
+        Ok((comp, fut))
+    }
+
     /// Register a future (made by the caller's loop) under a fresh token.
     /// The completer holds no reference to the loop itself, so a loop that
     /// is dropped is not kept alive by a cycle through its reader callback.
+    #[inline]
     pub fn register(&self, fut: Py<PyAny>, post: Option<Py<PyAny>>, conv: Conv) -> u64 {
         let token = self.next.fetch_add(1, Ordering::Relaxed);
         self.pending

@@ -1,6 +1,23 @@
-//! The protocol-neutral half of the binding.
+//! The protocol-neutral half of the binding: how any protocol's request gets
+//! from a Python call to the kernel, and its reply back to Python.
+//!
+//! * `service`   — `Service<P>`: what each protocol's pyclass holds; the
+//!   blocking and asyncio request paths, leases, stats, written once.
+//! * `completer` — one per asyncio loop: resolves every ready future in one
+//!   callback per wake-up.
+//! * `call`      — the awaitable an asyncio method returns.
+//! * `conv`      — `Conv`: how a reply becomes a Python object, chosen per
+//!   request by the protocol binding, so nothing here names a protocol.
+//! * `errors`    — kernel error kinds to iokernel exceptions; the class
+//!   lookup protocol bindings use for their own errors.
+//! * `wait`      — time limits from Python; a blocking caller's wait.
+//!
+//! A protocol binding (`python::redis`, `python::pg`) encodes its requests,
+//! picks their `Conv`, and exposes a pyclass whose methods call `Service`.
 
 pub mod call;
 pub mod completer;
+pub mod conv;
 pub mod errors;
-pub mod submit;
+pub mod service;
+pub mod wait;

@@ -9,7 +9,7 @@
 //!
 //! With the statement's parameter types (`describe`, one round trip, done by
 //! the caller for big batches) the Parse declares them and values of the
-//! matching kind go in binary (`pg_binary`), which saves the server work on
+//! matching kind go in binary (`binary`), which saves the server work on
 //! every row.
 //!
 //! A row that cannot be encoded stops the stream: the kernel then ends the

@@ -4,56 +4,46 @@
 //! and hands SQL + parameters to the kernel, which prepares the statement on
 //! whichever connection takes the request. Results come back as raw rows and
 //! are turned into `Record`s (or a single row, value or status) on the Python
-//! side, by the consumer.
+//! side, by the consumer, through the conversion the request carries
+//! (`result`). Requests go through the protocol-neutral `Service`
+//! (`python::core`).
+//!
+//! Here: `values` (Python values ↔ PostgreSQL text), `binary` (binary
+//! parameters for executemany), `many` (executemany, streamed), `record`
+//! (`Record`), `result` (results → Python), `errors` (`PostgresError`).
+
+mod binary;
+mod errors;
+mod many;
+pub mod record;
+mod result;
+pub mod values;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
-
-mod binary;
-mod many;
-pub mod record;
-pub mod values;
+use pyo3::types::{PyDict, PyTuple};
 
 use crate::codec::pg as wire;
-use crate::kernel::service::{ServiceConfig, ServiceHandle};
-use crate::kernel::{Reply, Summary};
-use crate::protocols::pg::{Pending, PgOptions, PgResult, Postgres, Query};
+use crate::kernel::service::ServiceConfig;
+use crate::kernel::Summary;
+use crate::protocols::pg::{Pending, PgOptions, Postgres, Query};
 use crate::protocols::pg_url;
-use crate::python::core::completer::{Completer, Conv};
-use crate::python::core::errors::{pg_error, to_pyerr};
-use crate::python::core::submit::{blocking, seconds, send_blocking, submit, wait_reply};
-use many as pg_many;
-use record::Record;
-use values::{decode_cell, encode_param};
-
-/// What the caller wants from a result.
-pub const ROWS: u8 = 0;
-pub const ROW: u8 = 1;
-pub const VALUE: u8 = 2;
-pub const STATUS: u8 = 3;
-/// The parameter types of a described statement (a list of OIDs).
-pub const PARAMS: u8 = 4;
-/// `describe`'s reply: the parameter types.
-const DESCRIBED: Conv = Conv::Pg {
-    shape: PARAMS,
-    column: 0,
-};
-/// executemany's reply: the last command status.
-const MANY: Conv = Conv::Pg {
-    shape: STATUS,
-    column: 0,
-};
+use crate::python::core::completer::Completer;
+use crate::python::core::service::{wait_reply, Service};
+use crate::python::core::wait::seconds;
+use result::{COMMAND_STATUS, PARAM_TYPES};
+use values::encode_param;
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct PgService {
-    h: Arc<ServiceHandle<Postgres>>,
+    s: Service<Postgres>,
 }
 
+#[inline]
 fn check_sql(sql: &str) -> PyResult<()> {
     if sql.contains('\0') {
         return Err(PyValueError::new_err(
@@ -63,6 +53,7 @@ fn check_sql(sql: &str) -> PyResult<()> {
     Ok(())
 }
 
+#[inline]
 fn encode_params(args: &Bound<'_, PyTuple>) -> PyResult<BytesMut> {
     if args.len() > u16::MAX as usize {
         return Err(PyValueError::new_err(
@@ -77,6 +68,7 @@ fn encode_params(args: &Bound<'_, PyTuple>) -> PyResult<BytesMut> {
     Ok(out)
 }
 
+#[inline]
 fn summary(sql: &str) -> Summary {
     // The first word only ("SELECT", "INSERT"): never values.
     let word: String = sql
@@ -86,92 +78,6 @@ fn summary(sql: &str) -> Summary {
         .take(20)
         .collect();
     Summary::new(word.as_bytes())
-}
-
-/// Turn a result into what the caller asked for; server errors raise.
-pub fn convert_result(
-    py: Python<'_>,
-    reply: Reply,
-    shape: u8,
-    column: usize,
-) -> PyResult<Py<PyAny>> {
-    let r = reply.downcast::<PgResult>().map_err(|_| {
-        PyTypeError::new_err("iokernel internal error: unexpected PostgreSQL reply")
-    })?;
-    let r = *r;
-    if let Some(e) = &r.error {
-        return Err(pg_error(py, e));
-    }
-    match shape {
-        PARAMS => Ok(r
-            .param_types
-            .unwrap_or_default()
-            .into_pyobject(py)?
-            .into_any()
-            .unbind()),
-        STATUS => Ok(r
-            .status
-            .unwrap_or_default()
-            .into_pyobject(py)?
-            .into_any()
-            .unbind()),
-        VALUE => {
-            let (Some(cols), Some(row)) = (&r.columns, r.rows.first()) else {
-                return Ok(py.None());
-            };
-            let vals = row
-                .values()
-                .map_err(|e| PyValueError::new_err(e.to_string()))?;
-            let c = cols.get(column).ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "column {column} does not exist (the result has {})",
-                    cols.len()
-                ))
-            })?;
-            decode_cell(py, c.type_oid, vals[column].as_deref())
-        }
-        ROWS | ROW => {
-            let Some(cols) = &r.columns else {
-                return Ok(if shape == ROW {
-                    py.None()
-                } else {
-                    PyList::empty(py).into_any().unbind()
-                });
-            };
-            let names = PyTuple::new(py, cols.iter().map(|c| c.name.as_str()))?.unbind();
-            let index = PyDict::new(py);
-            for (i, c) in cols.iter().enumerate().rev() {
-                index.set_item(&c.name, i)?; // the first column wins on duplicate names
-            }
-            let index = index.unbind();
-            let take = if shape == ROW {
-                r.rows.len().min(1)
-            } else {
-                r.rows.len()
-            };
-            let mut out = Vec::with_capacity(take);
-            for row in r.rows.iter().take(take) {
-                let mut vals = Vec::with_capacity(cols.len());
-                for (c, v) in cols.iter().zip(row.iter()) {
-                    vals.push(decode_cell(py, c.type_oid, v.as_deref())?);
-                }
-                let rec = Record::new(
-                    PyTuple::new(py, vals)?.unbind(),
-                    names.clone_ref(py),
-                    index.clone_ref(py),
-                );
-                out.push(Py::new(py, rec)?.into_any());
-            }
-            if shape == ROW {
-                Ok(out.pop().unwrap_or_else(|| py.None()))
-            } else {
-                Ok(PyList::new(py, out)?.into_any().unbind())
-            }
-        }
-        other => Err(PyValueError::new_err(format!(
-            "unknown result shape {other}"
-        ))),
-    }
 }
 
 impl PgService {
@@ -241,15 +147,14 @@ impl PgService {
             connector: crate::kernel::transport::plain(),
             balancer: crate::kernel::balance::fewest_in_flight(),
         };
-        let h = py
-            .detach(|| ServiceHandle::open(Postgres { opts }, cfg))
-            .map_err(|e| to_pyerr(py, e))?;
-        Ok(PgService { h })
+        Ok(PgService {
+            s: Service::open(py, Postgres { opts }, cfg)?,
+        })
     }
 
     #[getter]
     fn name(&self) -> String {
-        self.h.config.name.clone()
+        self.s.name()
     }
 
     /// Run one statement and wait. `shape`: 0 rows, 1 first row, 2 value of
@@ -268,17 +173,9 @@ impl PgService {
         conn: Option<u64>,
         simple: bool,
     ) -> PyResult<Py<PyAny>> {
+        let conv = result::conv(shape, column)?;
         let (p, s) = self.query_of(sql, args, simple)?;
-        blocking(
-            py,
-            &self.h,
-            Bytes::new(),
-            p,
-            s,
-            timeout,
-            conn,
-            Conv::Pg { shape, column },
-        )
+        self.s.blocking(py, Bytes::new(), p, s, timeout, conn, conv)
     }
 
     /// Asyncio form of `query`; `fut` gets the result.
@@ -297,10 +194,10 @@ impl PgService {
         conn: Option<u64>,
         simple: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let conv = result::conv(shape, column)?;
         let (p, s) = self.query_of(sql, args, simple)?;
-        submit(
+        self.s.submit(
             py,
-            &self.h,
             completer,
             fut,
             Bytes::new(),
@@ -309,7 +206,7 @@ impl PgService {
             None,
             timeout,
             conn,
-            Conv::Pg { shape, column },
+            conv,
             None,
         )
     }
@@ -324,16 +221,15 @@ impl PgService {
         conn: Option<u64>,
     ) -> PyResult<Py<PyAny>> {
         check_sql(sql)?;
-        let p = Pending::new(Query::Prebuilt(pg_many::describe(sql)));
-        blocking(
+        let p = Pending::new(Query::Prebuilt(many::describe(sql)));
+        self.s.blocking(
             py,
-            &self.h,
             Bytes::new(),
             p,
             summary(sql),
             timeout,
             conn,
-            DESCRIBED,
+            PARAM_TYPES,
         )
     }
 
@@ -349,10 +245,9 @@ impl PgService {
         conn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         check_sql(sql)?;
-        let p = Pending::new(Query::Prebuilt(pg_many::describe(sql)));
-        submit(
+        let p = Pending::new(Query::Prebuilt(many::describe(sql)));
+        self.s.submit(
             py,
-            &self.h,
             completer,
             fut,
             Bytes::new(),
@@ -361,13 +256,13 @@ impl PgService {
             None,
             timeout,
             conn,
-            DESCRIBED,
+            PARAM_TYPES,
             None,
         )
     }
 
     /// Run `sql` once per parameter set, pipelined, ended by one Sync
-    /// (`pg_many`: the rows stream to the server while they are encoded).
+    /// (`many`: the rows stream to the server while they are encoded).
     /// `types`: the statement's parameter types (`describe`), for binary
     /// parameters; None sends text and lets the server infer them.
     #[pyo3(signature = (sql, rows, timeout = None, conn = None, types = None))]
@@ -381,14 +276,16 @@ impl PgService {
         types: Option<Vec<u32>>,
     ) -> PyResult<Py<PyAny>> {
         check_sql(sql)?;
-        let b = pg_many::start(sql, rows, types)?;
+        let b = many::start(sql, rows, types)?;
         let pending = Pending::new(Query::Prebuilt(b.head));
         let s = summary(sql);
-        let slot = send_blocking(py, &self.h, Bytes::new(), pending, s, timeout, conn, b.body)?;
+        let slot = self
+            .s
+            .send_blocking(py, Bytes::new(), pending, s, timeout, conn, b.body)?;
         if let Some((rest, tx)) = b.rest {
             rest.produce(tx)?;
         }
-        wait_reply(py, &slot, timeout, MANY)
+        wait_reply(py, &slot, timeout, COMMAND_STATUS)
     }
 
     /// Asyncio form of `query_many`.
@@ -406,10 +303,9 @@ impl PgService {
         types: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         check_sql(sql)?;
-        let b = pg_many::start(sql, rows, types)?;
-        let call = submit(
+        let b = many::start(sql, rows, types)?;
+        let call = self.s.submit(
             py,
-            &self.h,
             completer,
             fut.clone(),
             Bytes::new(),
@@ -418,7 +314,7 @@ impl PgService {
             None,
             timeout,
             conn,
-            MANY,
+            COMMAND_STATUS,
             b.body,
         )?;
         if let Some((rest, tx)) = b.rest {
@@ -434,7 +330,7 @@ impl PgService {
     /// Open a dedicated connection (blocking); returns its id.
     #[pyo3(signature = (timeout = None))]
     fn lease(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        crate::python::core::submit::lease(py, &self.h, timeout)
+        self.s.lease(py, timeout)
     }
 
     /// Asyncio form of `lease`.
@@ -445,14 +341,14 @@ impl PgService {
         fut: Bound<'py, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        crate::python::core::submit::submit_lease(py, &self.h, completer, fut, timeout)
+        self.s.submit_lease(py, completer, fut, timeout)
     }
 
     fn release(&self, conn: u64) {
-        self.h.release(conn);
+        self.s.release(conn);
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        crate::python::core::submit::stats(py, &self.h)
+        self.s.stats(py)
     }
 }

@@ -1,14 +1,50 @@
 //! Python-side conversion: request arguments into RESP bytes, reply frames
 //! into the Python objects redis-py users expect. Runs on the calling thread
 //! with the GIL held; the kernel never sees a Python object.
+//!
+//! `one` and `many` are the conversions a request carries to whoever picks
+//! its reply up (the blocking caller, or the loop's completer).
 
 use bytes::BytesMut;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PySet, PyString, PyTuple};
 
+use super::errors::response_error;
 use crate::codec::resp::{self, Frame};
-use crate::python::core::errors::response_error;
+use crate::kernel::Reply;
+use crate::protocols::redis::Frames;
+use crate::python::core::conv::{downcast, Conv};
+
+/// One command's reply; an error reply raises `ResponseError`. `decode`:
+/// text as str (bytes where it is not UTF-8).
+pub const fn one(decode: bool) -> Conv {
+    Conv::new(one_frame, decode as usize)
+}
+
+/// A pipeline's replies as a list; error replies are `ResponseError`
+/// instances in place.
+pub const fn many(decode: bool) -> Conv {
+    Conv::new(frame_list, decode as usize)
+}
+
+fn one_frame(py: Python<'_>, reply: Reply, decode: usize) -> PyResult<Py<PyAny>> {
+    match *downcast::<Frame>(reply)? {
+        Frame::Error(m) | Frame::BulkError(m) => {
+            Err(PyErr::from_value(response_error(py, &m)?.into_bound(py)))
+        }
+        f => frame_to_py(py, f, decode != 0),
+    }
+}
+
+fn frame_list(py: Python<'_>, reply: Reply, decode: usize) -> PyResult<Py<PyAny>> {
+    let fs = downcast::<Frames>(reply)?;
+    let mut out = Vec::with_capacity(fs.0.len());
+    for f in fs.0 {
+        out.push(frame_to_py(py, f, decode != 0)?);
+    }
+    Ok(PyList::new(py, out)?.into_any().unbind())
+}
 
 fn encode_one(a: &Bound<'_, PyAny>, out: &mut BytesMut) -> PyResult<()> {
     if let Ok(b) = a.cast::<PyBytes>() {

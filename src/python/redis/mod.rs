@@ -1,35 +1,32 @@
 //! `RedisService`: the native half of `iokernel.redis.Client`/`AsyncClient`.
 //!
-//! Each call encodes its arguments into a Rust buffer with the GIL held,
-//! reserves room under the service limits (one atomic add), and hands the
-//! request to the kernel. Blocking calls then wait with the GIL released;
-//! asyncio calls return a future that the loop's `Completer` resolves.
+//! Each call encodes its arguments into a Rust buffer with the GIL held
+//! (`convert`) and hands the request, with the conversion its reply needs,
+//! to the protocol-neutral `Service` (`python::core`): blocking calls wait
+//! with the GIL released; asyncio calls return a `Call` that the loop's
+//! `Completer` resolves. Server error replies become `ResponseError`
+//! (`errors`).
 
-use std::sync::Arc;
+mod convert;
+mod errors;
 
 use bytes::BytesMut;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-pub mod convert;
-
-use crate::kernel::service::{ServiceConfig, ServiceHandle};
+use crate::kernel::service::ServiceConfig;
 use crate::kernel::Summary;
 use crate::protocols::redis::{Pending, Redis};
 use crate::protocols::redis_url;
-use crate::python::core::completer::{Completer, Conv};
-use crate::python::core::errors::to_pyerr;
-use crate::python::core::submit::{self, blocking, seconds};
+use crate::python::core::completer::Completer;
+use crate::python::core::service::Service;
+use crate::python::core::wait::seconds;
 use convert::encode_command;
-
-/// asyncio.get_running_loop, the iokernel._aio module, _aio.completer.
-type AioRefs = (Py<PyAny>, Py<PyModule>, Py<PyAny>);
-static AIO: pyo3::sync::PyOnceLock<AioRefs> = pyo3::sync::PyOnceLock::new();
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct RedisService {
-    h: Arc<ServiceHandle<Redis>>,
+    s: Service<Redis>,
 }
 
 /// The command name of `args` for `/inflight` (never arguments).
@@ -67,6 +64,7 @@ impl RedisService {
     #[new]
     #[pyo3(signature = (url, *, connect_timeout = 5.0, max_in_flight = 4096, max_queued = 16384, client_name = None, idle_ping = Some(5.0)))]
     fn new(
+        py: Python<'_>,
         url: &str,
         connect_timeout: f64,
         max_in_flight: usize,
@@ -96,15 +94,15 @@ impl RedisService {
             connector: crate::kernel::transport::plain(),
             balancer: crate::kernel::balance::fewest_in_flight(),
         };
-        let h = Python::attach(|py| py.detach(|| ServiceHandle::open(Redis::new(opts), cfg)))
-            .map_err(|e| Python::attach(|py| to_pyerr(py, e)))?;
-        Ok(RedisService { h })
+        Ok(RedisService {
+            s: Service::open(py, Redis::new(opts), cfg)?,
+        })
     }
 
     /// The URL without secrets.
     #[getter]
     fn name(&self) -> String {
-        self.h.config.name.clone()
+        self.s.name()
     }
 
     /// Run one command and wait for its reply (GIL released while waiting).
@@ -119,15 +117,14 @@ impl RedisService {
     ) -> PyResult<Py<PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
-        blocking(
+        self.s.blocking(
             py,
-            &self.h,
             buf.freeze(),
             Pending::one(),
             summary_of(args),
             timeout,
             conn,
-            Conv::One { decode },
+            convert::one(decode),
         )
     }
 
@@ -146,15 +143,14 @@ impl RedisService {
         if n == 0 {
             return Ok(PyList::empty(py).into_any().unbind());
         }
-        blocking(
+        self.s.blocking(
             py,
-            &self.h,
             buf.freeze(),
             Pending::many(n),
             batch_summary(n),
             timeout,
             conn,
-            Conv::Many { decode },
+            convert::many(decode),
         )
     }
 
@@ -176,9 +172,8 @@ impl RedisService {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
         let summary = summary_of(args);
-        submit::submit(
+        self.s.submit(
             py,
-            &self.h,
             completer,
             fut,
             buf.freeze(),
@@ -187,7 +182,7 @@ impl RedisService {
             post,
             timeout,
             conn,
-            Conv::One { decode },
+            convert::one(decode),
             None,
         )
     }
@@ -205,26 +200,7 @@ impl RedisService {
         timeout: Option<f64>,
         conn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let aio = AIO.get_or_try_init(py, || -> PyResult<_> {
-            let asyncio = py.import("asyncio")?;
-            let m = py.import("iokernel._aio")?;
-            let completer = m.getattr("completer")?.unbind();
-            Ok((
-                asyncio.getattr("get_running_loop")?.unbind(),
-                m.unbind(),
-                completer,
-            ))
-        })?;
-        let lp = aio.0.call0(py)?.into_bound(py);
-        let last = aio.1.bind(py).getattr(pyo3::intern!(py, "_last"))?;
-        let last = last.cast::<PyTuple>()?;
-        let comp_obj = if last.get_item(0)?.is(&lp) {
-            last.get_item(1)?
-        } else {
-            aio.2.bind(py).call1((&lp,))?
-        };
-        let comp = comp_obj.cast::<Completer>()?;
-        let fut = lp.call_method0(pyo3::intern!(py, "create_future"))?;
+        let (comp, fut) = Completer::running(py)?;
         self.submit(py, comp.get(), fut, args, post, decode, timeout, conn)
     }
 
@@ -248,9 +224,8 @@ impl RedisService {
                 "submit_many needs at least one command",
             ));
         }
-        submit::submit(
+        self.s.submit(
             py,
-            &self.h,
             completer,
             fut,
             buf.freeze(),
@@ -259,7 +234,7 @@ impl RedisService {
             post,
             timeout,
             conn,
-            Conv::Many { decode },
+            convert::many(decode),
             None,
         )
     }
@@ -267,7 +242,7 @@ impl RedisService {
     /// Open a dedicated connection (blocking); returns its id.
     #[pyo3(signature = (timeout = None))]
     fn lease(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        submit::lease(py, &self.h, timeout)
+        self.s.lease(py, timeout)
     }
 
     /// Asyncio form of `lease`.
@@ -278,16 +253,16 @@ impl RedisService {
         fut: Bound<'py, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        submit::submit_lease(py, &self.h, completer, fut, timeout)
+        self.s.submit_lease(py, completer, fut, timeout)
     }
 
     /// Close a dedicated connection.
     fn release(&self, conn: u64) {
-        self.h.release(conn);
+        self.s.release(conn);
     }
 
     /// Counters of this service (shared by every client with the same URL).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        submit::stats(py, &self.h)
+        self.s.stats(py)
     }
 }

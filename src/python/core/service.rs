@@ -1,0 +1,207 @@
+//! `Service<P>`: what every protocol's pyclass holds, and all that a service
+//! does the same way whatever its protocol — open it, send a request and
+//! wait (blocking callers) or hand back a future the loop's `Completer`
+//! resolves (asyncio), lease and release a dedicated connection, report its
+//! counters. pyo3 classes cannot be generic, so each protocol's class
+//! (`RedisService`, `PgService`) keeps its own `#[pymethods]`, each a line
+//! calling these; what is protocol-specific (encoding the request, choosing
+//! the reply's `Conv`) stays in the protocol's folder.
+//!
+//! A request costs here what it cost before this was shared: one atomic add
+//! to reserve room under the limits, the `Request`, one queue push.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::call::Call;
+use super::completer::Completer;
+use super::conv::{self, Conv};
+use super::errors::to_pyerr;
+use super::wait::{deadline, wait};
+use crate::kernel::body::Body;
+use crate::kernel::service::{ServiceConfig, ServiceHandle};
+use crate::kernel::{Completion, Protocol, Request, Route, Slot, Summary};
+
+pub struct Service<P: Protocol> {
+    h: Arc<ServiceHandle<P>>,
+}
+
+fn route(conn: Option<u64>) -> Route {
+    conn.map_or(Route::Shared, Route::Dedicated)
+}
+
+impl<P: Protocol> Service<P> {
+    /// Open the kernel service (with the GIL released).
+    pub fn open(py: Python<'_>, proto: P, config: ServiceConfig) -> PyResult<Self> {
+        let h = py
+            .detach(|| ServiceHandle::open(proto, config))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(Service { h })
+    }
+
+    /// The URL without secrets.
+    pub fn name(&self) -> String {
+        self.h.config.name.clone()
+    }
+
+    /// Submit and wait (GIL released while waiting).
+    #[allow(clippy::too_many_arguments)]
+    pub fn blocking(
+        &self,
+        py: Python<'_>,
+        payload: Bytes,
+        pending: P::Pending,
+        summary: Summary,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+        conv: Conv,
+    ) -> PyResult<Py<PyAny>> {
+        let slot = self.send_blocking(py, payload, pending, summary, timeout, conn, None)?;
+        wait_reply(py, &slot, timeout, conv)
+    }
+
+    /// The first half of `blocking`: submit, with the rest of the request's
+    /// bytes still to come through `body` if it has one. `wait_reply` is
+    /// the second half.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_blocking(
+        &self,
+        py: Python<'_>,
+        payload: Bytes,
+        pending: P::Pending,
+        summary: Summary,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+        body: Option<Body>,
+    ) -> PyResult<Arc<Slot>> {
+        let deadline = deadline(timeout)?;
+        let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
+        let slot = Slot::new();
+        let req = Request {
+            payload,
+            pending,
+            completion: Completion::slot(slot.clone()).with_metrics(self.h.metrics.clone()),
+            deadline,
+            route: route(conn),
+            submitted: Instant::now(),
+            summary,
+            body,
+        };
+        self.h.send(req, guard);
+        Ok(slot)
+    }
+
+    /// Submit for an asyncio caller: `fut` (a future of the running loop)
+    /// gets the result, converted by `conv` and then by `post` if given;
+    /// returns a `Call` that awaits it. A full service fails fast, on the
+    /// future. `body`: the rest of the request's bytes, still to come.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit<'py>(
+        &self,
+        py: Python<'py>,
+        completer: &Completer,
+        fut: Bound<'py, PyAny>,
+        payload: Bytes,
+        pending: P::Pending,
+        summary: Summary,
+        post: Option<Py<PyAny>>,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+        conv: Conv,
+        body: Option<Body>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let deadline = deadline(timeout)?;
+        let guard = match self.h.admit() {
+            Ok(g) => g,
+            Err(e) => {
+                fut.call_method1(
+                    intern!(py, "set_exception"),
+                    (to_pyerr(py, e).into_value(py),),
+                )?;
+                return Call::wrap(py, fut);
+            }
+        };
+        let token = completer.register(fut.clone().unbind(), post, conv);
+        let req = Request {
+            payload,
+            pending,
+            completion: completer
+                .completion(token)
+                .with_metrics(self.h.metrics.clone()),
+            deadline,
+            route: route(conn),
+            submitted: Instant::now(),
+            summary,
+            body,
+        };
+        self.h.send(req, guard);
+        Call::wrap(py, fut)
+    }
+
+    /// Open a dedicated connection (blocking); returns its id. The kernel
+    /// gives up at the same deadline, so a connection is never handed to
+    /// nobody.
+    pub fn lease(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let t = timeout.unwrap_or(self.h.config.connect_timeout.as_secs_f64());
+        let slot = Slot::new();
+        self.h
+            .lease(Completion::slot(slot.clone()), deadline(Some(t))?)
+            .map_err(|e| to_pyerr(py, e))?;
+        let delivered = wait(py, &slot, Some(t))?;
+        conv::LEASE.apply(py, delivered.outcome)
+    }
+
+    /// Asyncio form of `lease`: `fut` gets the id.
+    pub fn submit_lease<'py>(
+        &self,
+        py: Python<'py>,
+        completer: &Completer,
+        fut: Bound<'py, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let dl = deadline(timeout)?;
+        let token = completer.register(fut.clone().unbind(), None, conv::LEASE);
+        if let Err(e) = self.h.lease(completer.completion(token), dl) {
+            completer.unregister(token);
+            return Err(to_pyerr(py, e));
+        }
+        Ok(fut)
+    }
+
+    /// Close a dedicated connection.
+    pub fn release(&self, conn: u64) {
+        self.h.release(conn);
+    }
+
+    /// Counters of the service (shared by every client with the same URL).
+    pub fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.h.stats;
+        let d = PyDict::new(py);
+        d.set_item("outstanding", s.outstanding.load(Relaxed))?;
+        d.set_item("requests", s.requests.load(Relaxed))?;
+        d.set_item("connections", s.connections.load(Relaxed))?;
+        d.set_item("dedicated_connections", s.dedicated.load(Relaxed))?;
+        d.set_item("connects", s.connects.load(Relaxed))?;
+        d.set_item("connect_failures", s.connect_failures.load(Relaxed))?;
+        d.set_item("disconnects", s.disconnects.load(Relaxed))?;
+        Ok(d)
+    }
+}
+
+/// Wait for a blocking request's reply (`send_blocking`) and convert it.
+pub fn wait_reply(
+    py: Python<'_>,
+    slot: &Arc<Slot>,
+    timeout: Option<f64>,
+    conv: Conv,
+) -> PyResult<Py<PyAny>> {
+    let delivered = wait(py, slot, timeout)?;
+    delivered.picked_up();
+    conv.apply(py, delivered.outcome)
+}

@@ -1,0 +1,137 @@
+//! PostgreSQL results into what the caller asked for: all rows as
+//! `Record`s, the first row, one value, the command status, or a described
+//! statement's parameter types. Each is a conversion (`Conv`) the request
+//! carries to whoever picks its reply up; a server error raises
+//! `PostgresError` whichever was asked for.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use super::errors::pg_error;
+use super::record::Record;
+use super::values::decode_cell;
+use crate::kernel::Reply;
+use crate::protocols::pg::PgResult;
+use crate::python::core::conv::Conv;
+
+/// What the caller wants from a result (`shape` in `PgService.query`).
+pub const ROWS: u8 = 0;
+pub const ROW: u8 = 1;
+pub const VALUE: u8 = 2;
+pub const STATUS: u8 = 3;
+/// The parameter types of a described statement (a list of OIDs).
+pub const PARAMS: u8 = 4;
+
+/// The parameter types (`describe`'s reply).
+pub const PARAM_TYPES: Conv = Conv::new(param_types, 0);
+/// The (last) command status (executemany's reply).
+pub const COMMAND_STATUS: Conv = Conv::new(status, 0);
+
+/// The conversion for `shape` (`column`: which value, for `VALUE`).
+pub fn conv(shape: u8, column: usize) -> PyResult<Conv> {
+    Ok(match shape {
+        ROWS => Conv::new(rows, 0),
+        ROW => Conv::new(row, 0),
+        VALUE => Conv::new(value, column),
+        STATUS => COMMAND_STATUS,
+        PARAMS => PARAM_TYPES,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown result shape {other}"
+            )))
+        }
+    })
+}
+
+/// The result; a server error raises.
+fn result(py: Python<'_>, reply: Reply) -> PyResult<PgResult> {
+    let r = reply.downcast::<PgResult>().map_err(|_| {
+        PyTypeError::new_err("iokernel internal error: unexpected PostgreSQL reply")
+    })?;
+    match &r.error {
+        Some(e) => Err(pg_error(py, e)),
+        None => Ok(*r),
+    }
+}
+
+fn param_types(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
+    let r = result(py, reply)?;
+    Ok(r.param_types
+        .unwrap_or_default()
+        .into_pyobject(py)?
+        .into_any()
+        .unbind())
+}
+
+fn status(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
+    let r = result(py, reply)?;
+    Ok(r.status
+        .unwrap_or_default()
+        .into_pyobject(py)?
+        .into_any()
+        .unbind())
+}
+
+fn value(py: Python<'_>, reply: Reply, column: usize) -> PyResult<Py<PyAny>> {
+    let r = result(py, reply)?;
+    let (Some(cols), Some(row)) = (&r.columns, r.rows.first()) else {
+        return Ok(py.None());
+    };
+    let vals = row
+        .values()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let c = cols.get(column).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "column {column} does not exist (the result has {})",
+            cols.len()
+        ))
+    })?;
+    decode_cell(py, c.type_oid, vals[column].as_deref())
+}
+
+fn rows(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
+    let r = result(py, reply)?;
+    if r.columns.is_none() {
+        return Ok(PyList::empty(py).into_any().unbind());
+    }
+    let out = records(py, &r, r.rows.len())?;
+    Ok(PyList::new(py, out)?.into_any().unbind())
+}
+
+fn row(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
+    let r = result(py, reply)?;
+    if r.columns.is_none() {
+        return Ok(py.None());
+    }
+    let mut out = records(py, &r, r.rows.len().min(1))?;
+    Ok(out.pop().unwrap_or_else(|| py.None()))
+}
+
+/// The first `take` rows as `Record`s sharing one names tuple and one
+/// name → index dict.
+fn records(py: Python<'_>, r: &PgResult, take: usize) -> PyResult<Vec<Py<PyAny>>> {
+    let Some(cols) = &r.columns else {
+        return Ok(Vec::new());
+    };
+    let names = PyTuple::new(py, cols.iter().map(|c| c.name.as_str()))?.unbind();
+    let index = PyDict::new(py);
+    for (i, c) in cols.iter().enumerate().rev() {
+        index.set_item(&c.name, i)?; // the first column wins on duplicate names
+    }
+    let index = index.unbind();
+    let mut out = Vec::with_capacity(take);
+    for row in r.rows.iter().take(take) {
+        let mut vals = Vec::with_capacity(cols.len());
+        for (c, v) in cols.iter().zip(row.iter()) {
+            vals.push(decode_cell(py, c.type_oid, v.as_deref())?);
+        }
+        let rec = Record::new(
+            PyTuple::new(py, vals)?.unbind(),
+            names.clone_ref(py),
+            index.clone_ref(py),
+        );
+        out.push(Py::new(py, rec)?.into_any());
+    }
+    Ok(out)
+}
