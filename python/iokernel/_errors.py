@@ -12,7 +12,21 @@ import builtins
 
 
 class Error(Exception):
-    """Base class of every error iokernel raises."""
+    """Base class of every error iokernel raises.
+
+    ``stage`` says where the request got to, for code that decides whether
+    it may be sent again: ``"not_sent"`` (never written: nothing happened on
+    the server), ``"written"`` (written, no complete answer: the server may
+    or may not have acted on it), ``"answered"`` (the server answered; the
+    error is about the answer). ``reason`` says which failure of its kind it
+    was, where that is known: ``"connect_failed"``, ``"connect_timeout"``,
+    ``"no_connection"`` (none became available within the timeout),
+    ``"no_endpoint"`` (no endpoint fits the request), ``"reply_timeout"``,
+    ``"connection_lost"``; ``None`` otherwise.
+    """
+
+    stage: str | None = None
+    reason: str | None = None
 
 
 class ConnectionError(Error, builtins.ConnectionError):  # noqa: A001
@@ -41,6 +55,8 @@ class ResponseError(Error):
     """The server answered with an error (Redis ``-ERR ...``). The connection
     stays usable."""
 
+    stage = "answered"
+
 
 class WatchError(Error):
     """A transaction was aborted because a WATCHed key changed."""
@@ -52,6 +68,7 @@ class PostgresError(Error):
     ``message``, ``detail``, ``hint``, ``position``, ``schema_name``,
     ``table_name``, ``column_name``, ``constraint_name``."""
 
+    stage = "answered"
     sqlstate: str = ""
     severity: str = ""
     message: str = ""

@@ -145,9 +145,12 @@ impl Drop for Completion {
         if let Some(t) = self.target.take() {
             deliver(
                 t,
+                // Whether it was written is not known here: say "written"
+                // (the outcome is unknown), never "not sent".
                 Err(KernelError::closed(
                     "the I/O kernel dropped this request (it is shutting down); retry after restarting the client",
-                )),
+                )
+                .at(super::error::Stage::Written)),
                 self.metrics.take(),
             );
         }

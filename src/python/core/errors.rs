@@ -2,8 +2,11 @@
 //! bindings use for their own (`redis.ResponseError`, `pg.PostgresError`).
 //!
 //! The classes are defined in Python (`iokernel/_errors.py`) so that users
-//! can read and subclass them; each is looked up once and cached.
+//! can read and subclass them; each is looked up once and cached. Every
+//! kernel error also tells where its request got to (`stage`) and, where
+//! known, which failure of its kind it was (`reason`).
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
@@ -46,8 +49,13 @@ pub fn to_pyerr(py: Python<'_>, e: KernelError) -> PyErr {
         ErrorKind::Protocol => &PROTOCOL,
         ErrorKind::Overloaded => &OVERLOADED,
     };
-    match class.get(py) {
-        Ok(c) => PyErr::from_type(c.clone(), e.detail),
-        Err(err) => err,
-    }
+    let made = class.get(py).and_then(|c| {
+        let exc = c.call1((e.detail,))?;
+        exc.setattr(intern!(py, "stage"), e.stage.name())?;
+        if let Some(r) = e.reason.name() {
+            exc.setattr(intern!(py, "reason"), r)?;
+        }
+        Ok(PyErr::from_value(exc))
+    });
+    made.unwrap_or_else(|err| err)
 }
