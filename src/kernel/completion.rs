@@ -16,19 +16,31 @@
 //! left waiting forever.
 
 use std::any::Any;
+use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::error::KernelError;
-use super::items::Items;
 use super::stats::ServiceMetrics;
 
 /// A parsed reply. Concrete type chosen by the protocol; the Python binding
 /// of that protocol downcasts it.
 pub type Reply = Box<dyn Any + Send>;
 pub type Outcome = Result<Reply, KernelError>;
+
+/// Where the parts of a reply in parts go, in order (`items::Items` is the
+/// kernel's own, a bounded stream to one consumer).
+pub trait Parts: Send + Sync {
+    /// Add a part; false when the consumer is full (stop reading).
+    fn push(&self, part: Outcome) -> bool;
+    /// The last part (or the error that ended the reply).
+    fn end(&self, last: Outcome);
+    /// Resolves when the consumer has room again (or has gone).
+    fn room(&self) -> Pin<Box<dyn Future<Output = ()> + '_>>;
+}
 
 /// A finished request on its way to Python.
 pub struct Delivered {
@@ -51,7 +63,7 @@ impl Delivered {
 enum Target {
     Slot(Arc<Slot>),
     Queue(Arc<CompletionQueue>, u64),
-    Items(Arc<Items>),
+    Parts(Arc<dyn Parts>),
 }
 
 pub struct Completion {
@@ -72,10 +84,10 @@ impl Completion {
             metrics: None,
         }
     }
-    /// A reply in parts: each item goes to `items` as it arrives.
-    pub fn stream(items: Arc<Items>) -> Self {
+    /// A reply in parts: each part goes to `parts` as it arrives.
+    pub fn stream(parts: Arc<dyn Parts>) -> Self {
         Completion {
-            target: Some(Target::Items(items)),
+            target: Some(Target::Parts(parts)),
             metrics: None,
         }
     }
@@ -95,19 +107,19 @@ impl Completion {
         self.target.is_none()
     }
     /// One part of a reply in parts. Returns false when the consumer is
-    /// `capacity` items behind: stop reading until `Items::room`. A
+    /// `capacity` items behind: stop reading until `Parts::room`. A
     /// completion that is not a stream has nowhere to put parts: the
     /// protocol must only stream for requests that asked for it.
     pub fn item(&self, reply: Reply) -> Result<bool, Reply> {
         match &self.target {
-            Some(Target::Items(items)) => Ok(items.push(Ok(reply))),
+            Some(Target::Parts(parts)) => Ok(parts.push(Ok(reply))),
             _ => Err(reply),
         }
     }
     /// The stream this completion feeds, if it is one.
-    pub fn items(&self) -> Option<&Arc<Items>> {
+    pub fn parts(&self) -> Option<&Arc<dyn Parts>> {
         match &self.target {
-            Some(Target::Items(items)) => Some(items),
+            Some(Target::Parts(parts)) => Some(parts),
             _ => None,
         }
     }
@@ -136,7 +148,7 @@ fn deliver(target: Target, outcome: Outcome, metrics: Option<Arc<ServiceMetrics>
             completed,
             metrics,
         }),
-        Target::Items(items) => items.end(outcome),
+        Target::Parts(parts) => parts.end(outcome),
     }
 }
 

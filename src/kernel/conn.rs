@@ -27,9 +27,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::body::{Body, Chunk};
+use super::completion::Parts;
 use super::dispatch::{Conn, Redirected};
-use super::items::Items;
 use super::transport::{Addr, Reader, Writer};
 use super::{Completion, KernelError, Protocol, Reason, Request};
 
@@ -132,37 +131,6 @@ pub async fn run<P: Protocol>(
     reason
 }
 
-/// Append a body's chunks to `out` as the producer sends them.
-pub(super) async fn stream_body<P: Protocol>(conn: Rc<Conn<P>>, mut body: Body) {
-    loop {
-        let chunk = body.rx.recv().await;
-        if conn.is_closed() {
-            return;
-        }
-        let (bytes, last) = match chunk {
-            Some(Chunk::More(b)) => (b, false),
-            Some(Chunk::Last(b)) => (b, true),
-            None => match body.on_abandon.take() {
-                Some(b) => (b, true),
-                None => {
-                    conn.close(&KernelError::connection(format!(
-                        "{}: a request's producer stopped before the request was complete; \
-                         the connection was reset",
-                        conn.addr
-                    )));
-                    return;
-                }
-            },
-        };
-        conn.inner.borrow_mut().out.extend_from_slice(&bytes);
-        conn.wake_writer.notify_one();
-        if last {
-            conn.body_ended();
-            return;
-        }
-    }
-}
-
 async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer) {
     let mut spare = BytesMut::with_capacity(16 * 1024);
     loop {
@@ -205,7 +173,7 @@ async fn read_loop<P: Protocol>(
     // Set while the request at the head of the queue is past its deadline.
     let mut stall: Option<Stall> = None;
     // Set while a stream's consumer is full: read nothing until it has room.
-    let mut blocked: Option<Arc<Items>> = None;
+    let mut blocked: Option<Arc<dyn Parts>> = None;
     // Anything already buffered after the handshake.
     if let Err(e) = feed(conn, proto, rbuf, link, &mut blocked) {
         return e;
@@ -311,7 +279,7 @@ fn feed<P: Protocol>(
     proto: &P,
     rbuf: &mut BytesMut,
     link: &dyn Link<P>,
-    blocked: &mut Option<Arc<Items>>,
+    blocked: &mut Option<Arc<dyn Parts>>,
 ) -> Result<(), KernelError> {
     let fed = conn.on_bytes(proto, rbuf);
     for r in conn.take_redirects() {
@@ -325,9 +293,9 @@ fn feed<P: Protocol>(
     Ok(())
 }
 
-async fn room(blocked: &Option<Arc<Items>>) {
-    if let Some(items) = blocked {
-        items.room().await;
+async fn room(blocked: &Option<Arc<dyn Parts>>) {
+    if let Some(parts) = blocked {
+        parts.room().await;
     }
 }
 

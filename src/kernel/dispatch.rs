@@ -32,7 +32,7 @@ mod feed;
 
 pub use feed::Redirected;
 
-use super::body::Body;
+use super::body::{Body, Chunk};
 use super::items::Items;
 use super::stats::{AddrMetrics, ServiceMetrics};
 use super::transport::{Addr, Connector};
@@ -49,7 +49,7 @@ pub(super) struct Waiter<P: Protocol> {
     /// Past its deadline (its caller already got `TimeoutError`).
     expired: bool,
     /// Keeps the service's outstanding count until the reply is consumed.
-    _guard: Option<super::service::Outstanding>,
+    _guard: Option<super::stats::Outstanding>,
 }
 
 pub(super) struct Inner<P: Protocol> {
@@ -155,7 +155,7 @@ impl<P: Protocol> Conn<P> {
         self: &Rc<Self>,
         proto: &P,
         req: Request<P>,
-        guard: Option<super::service::Outstanding>,
+        guard: Option<super::stats::Outstanding>,
     ) {
         let mut g = self.inner.borrow_mut();
         let g = &mut *g;
@@ -207,7 +207,7 @@ impl<P: Protocol> Conn<P> {
         self.metrics.in_flight.add(1.0);
         self.wake_writer.notify_one();
         if let Some(b) = start {
-            tokio::task::spawn_local(super::conn::stream_body(self.clone(), b));
+            tokio::task::spawn_local(stream_body(self.clone(), b));
         }
     }
 
@@ -215,10 +215,7 @@ impl<P: Protocol> Conn<P> {
     /// be written again (`Feed::Retry`, `Feed::Redirect`) with its original
     /// deadline — unless nobody waits for it any more (an expired waiter's
     /// completion was already taken).
-    fn unanswered(
-        &self,
-        w: Waiter<P>,
-    ) -> Option<(Request<P>, Option<super::service::Outstanding>)> {
+    fn unanswered(&self, w: Waiter<P>) -> Option<(Request<P>, Option<super::stats::Outstanding>)> {
         self.metrics.in_flight.add(-1.0);
         if w.completion.is_none() {
             return None;
@@ -253,7 +250,7 @@ impl<P: Protocol> Conn<P> {
         drop(g);
         self.wake_writer.notify_one();
         if let Some(b) = next {
-            tokio::task::spawn_local(super::conn::stream_body(self.clone(), b));
+            tokio::task::spawn_local(stream_body(self.clone(), b));
         }
     }
 
@@ -453,5 +450,36 @@ impl<P: Protocol> Conn<P> {
             .deadlines
             .peek()
             .map(|Reverse((d, _))| *d)
+    }
+}
+
+/// Append a body's chunks to `out` as the producer sends them.
+async fn stream_body<P: Protocol>(conn: Rc<Conn<P>>, mut body: Body) {
+    loop {
+        let chunk = body.rx.recv().await;
+        if conn.is_closed() {
+            return;
+        }
+        let (bytes, last) = match chunk {
+            Some(Chunk::More(b)) => (b, false),
+            Some(Chunk::Last(b)) => (b, true),
+            None => match body.on_abandon.take() {
+                Some(b) => (b, true),
+                None => {
+                    conn.close(&KernelError::connection(format!(
+                        "{}: a request's producer stopped before the request was complete; \
+                         the connection was reset",
+                        conn.addr
+                    )));
+                    return;
+                }
+            },
+        };
+        conn.inner.borrow_mut().out.extend_from_slice(&bytes);
+        conn.wake_writer.notify_one();
+        if last {
+            conn.body_ended();
+            return;
+        }
     }
 }

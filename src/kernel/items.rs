@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::completion::{Completion, CompletionQueue, Outcome};
+use super::completion::{Completion, CompletionQueue, Outcome, Parts};
 
 /// What the consumer gets from `next`.
 pub enum Next {
@@ -196,6 +196,18 @@ impl Items {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Parts for Items {
+    fn push(&self, part: Outcome) -> bool {
+        Items::push(self, part)
+    }
+    fn end(&self, last: Outcome) {
+        Items::end(self, last)
+    }
+    fn room(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
+        Box::pin(Items::room(self))
     }
 }
 

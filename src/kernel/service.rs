@@ -27,7 +27,7 @@ mod view;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,28 +80,7 @@ impl ServiceConfig {
     }
 }
 
-/// Counters shared between the kernel and submitting threads.
-#[derive(Default, Debug)]
-pub struct Stats {
-    pub outstanding: AtomicUsize,
-    /// The admission limit (`ServiceConfig::limit` of the current endpoints).
-    pub limit: AtomicUsize,
-    pub requests: AtomicU64,
-    pub connects: AtomicU64,
-    pub connect_failures: AtomicU64,
-    pub disconnects: AtomicU64,
-    pub connections: AtomicUsize,
-    pub dedicated: AtomicUsize,
-}
-
-/// One admitted request's share of the outstanding count.
-pub struct Outstanding(Arc<Stats>);
-
-impl Drop for Outstanding {
-    fn drop(&mut self) {
-        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
-    }
-}
+pub use super::stats::{Outstanding, Stats};
 
 enum Cmd<P: Protocol> {
     Request(Request<P>, Outstanding),
@@ -173,7 +152,7 @@ impl<P: Protocol> ServiceHandle<P> {
     pub fn admit(&self) -> Result<Outstanding, KernelError> {
         self.check_generation()?;
         let n = self.stats.outstanding.fetch_add(1, Ordering::Relaxed);
-        let guard = Outstanding(self.stats.clone());
+        let guard = Outstanding::held(self.stats.clone());
         let limit = self.limit();
         if n >= limit {
             self.metrics.error(ErrorKind::Overloaded);

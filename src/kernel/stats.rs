@@ -3,6 +3,7 @@
 //! docs/operations.md). Each is a handle to one atomic value: updating one
 //! from the kernel thread or a submitting thread is a single atomic add.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -145,4 +146,34 @@ pub fn stalls() -> &'static Series {
             Kind::Counter,
         )
     })
+}
+
+/// Counters shared between the kernel and submitting threads.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub outstanding: AtomicUsize,
+    /// The admission limit (`ServiceConfig::limit` of the current endpoints).
+    pub limit: AtomicUsize,
+    pub requests: AtomicU64,
+    pub connects: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub disconnects: AtomicU64,
+    pub connections: AtomicUsize,
+    pub dedicated: AtomicUsize,
+}
+
+/// One admitted request's share of the outstanding count.
+pub struct Outstanding(Arc<Stats>);
+
+impl Outstanding {
+    /// Take one share of `stats.outstanding` (already counted by the caller).
+    pub fn held(stats: Arc<Stats>) -> Self {
+        Outstanding(stats)
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
 }

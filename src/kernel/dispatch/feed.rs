@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use super::{Conn, Inner, Waiter};
-use crate::kernel::items::Items;
+use crate::kernel::completion::Parts;
 use crate::kernel::transport::Addr;
 use crate::kernel::{Feed, KernelError, Protocol, Reason, Request};
 
@@ -40,7 +40,7 @@ impl<P: Protocol> Conn<P> {
                     if let Some(sink) = sink {
                         if let Some(item) = proto.push(&mut g.state, msg) {
                             if !sink.push(Ok(item)) {
-                                fed.blocked = Some(sink);
+                                fed.blocked = Some(sink as Arc<dyn Parts>);
                             }
                         }
                     }
@@ -64,7 +64,7 @@ impl<P: Protocol> Conn<P> {
                 if let Feed::Item(item) = feed {
                     match w.completion.item(item) {
                         Ok(true) => {}
-                        Ok(false) => fed.blocked = w.completion.items().cloned(),
+                        Ok(false) => fed.blocked = w.completion.parts().cloned(),
                         // Its caller gave up (or did not ask for a stream):
                         // the part is read and dropped, like a late reply.
                         Err(_) => {}
@@ -152,7 +152,7 @@ pub(crate) struct Fed {
     /// Requests completed.
     pub done: usize,
     /// A consumer that is full: read nothing more until it has room.
-    pub blocked: Option<Arc<Items>>,
+    pub blocked: Option<Arc<dyn Parts>>,
 }
 
 enum Step<P: Protocol> {
@@ -166,6 +166,6 @@ enum Step<P: Protocol> {
 /// service (with its place in the service's limits).
 pub struct Redirected<P: Protocol> {
     pub req: Request<P>,
-    pub guard: Option<crate::kernel::service::Outstanding>,
+    pub guard: Option<crate::kernel::stats::Outstanding>,
     pub to: Addr,
 }

@@ -1,0 +1,110 @@
+//! The contract between the kernel and a wire protocol: what the kernel asks
+//! of a protocol (`Protocol`) and what a protocol answers about each message
+//! it is fed (`Feed`). Implementations live in `crate::protocols`.
+
+use std::future::Future;
+
+use bytes::{Bytes, BytesMut};
+
+use super::completion::Reply;
+use super::error::{DecodeError, KernelError};
+use super::{handshake, transport};
+
+/// What the kernel needs to know about a wire protocol. Implementations live
+/// in `crate::protocols`; they wrap a sans-IO codec from `crate::codec`.
+pub trait Protocol: Send + Sync + 'static {
+    /// One decoded message from the server.
+    type Msg;
+    /// Per-request state that assembles its reply from messages.
+    type Pending: Send + 'static;
+    /// Per-connection state (decoder progress, statement cache), kernel thread only.
+    type ConnState: Default + 'static;
+
+    /// Decode one message off the front of `buf`; `Ok(None)` = need more bytes.
+    fn decode(
+        &self,
+        st: &mut Self::ConnState,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Self::Msg>, DecodeError>;
+    /// Messages the server sends on its own (not a reply to a request).
+    fn is_unsolicited(&self, msg: &Self::Msg) -> bool;
+    /// What of an unsolicited message goes to the connection's subscription
+    /// sink (a pub/sub message, a cache invalidation, a NOTIFY); `None`
+    /// (the default) drops it. Only asked when a sink is set.
+    fn push(&self, st: &mut Self::ConnState, msg: Self::Msg) -> Option<Reply> {
+        let _ = (st, msg);
+        None
+    }
+    /// Feed a message to the request at the head of the connection's queue.
+    fn feed(&self, st: &mut Self::ConnState, pending: &mut Self::Pending, msg: Self::Msg) -> Feed;
+    /// The server closed the connection while this request was at the head
+    /// of the queue: `Some(reply)` if that ends it well (an HTTP/1.0 body
+    /// that runs until close); `None` (the default) fails it.
+    fn eof(&self, st: &mut Self::ConnState, pending: &mut Self::Pending) -> Option<Reply> {
+        let _ = (st, pending);
+        None
+    }
+    /// Write a request's bytes when it is given to a connection (on the
+    /// kernel thread). The default writes the payload encoded by the caller;
+    /// a protocol with per-connection state (prepared statements) builds
+    /// them here instead.
+    fn write_request(
+        &self,
+        st: &mut Self::ConnState,
+        pending: &mut Self::Pending,
+        payload: &[u8],
+        out: &mut BytesMut,
+    ) {
+        let _ = (st, pending);
+        out.extend_from_slice(payload);
+    }
+    /// Bring a fresh connection into service (auth, options, database).
+    fn handshake(
+        &self,
+        io: &mut handshake::HandshakeIo<'_, Self>,
+    ) -> impl Future<Output = Result<(), KernelError>>
+    where
+        Self: Sized;
+    /// Bytes that, sent on a fresh connection to the same address, ask the
+    /// server to abort what this connection is executing (PostgreSQL's
+    /// CancelRequest). The kernel sends them when the request at the head of
+    /// the queue times out, so the requests behind it are not held up. The
+    /// protocol may note that it did (see `Feed::Retry`).
+    fn cancel_request(&self, st: &mut Self::ConnState) -> Option<Vec<u8>> {
+        let _ = st;
+        None
+    }
+    /// A cheap request to send on an idle connection to prove the peer alive.
+    fn heartbeat(&self) -> Option<(Bytes, Self::Pending)>;
+    /// A short name for messages ("redis", "postgres").
+    fn name(&self) -> &'static str;
+}
+
+pub enum Feed {
+    More,
+    Done(Reply),
+    /// One item of a reply that comes in parts (rows of a big result, chunks
+    /// of a body): delivered to the request's stream completion at once,
+    /// the request stays at the head. The reader stops reading while the
+    /// consumer is `Items::capacity` items behind (backpressure).
+    Item(Reply),
+    /// The reply is complete and the server closes the connection after it
+    /// (HTTP `Connection: close`): requests written behind it fail with the
+    /// connection error (outcome unknown), and the service reconnects.
+    DoneThenClose(Reply),
+    /// The server says another endpoint must answer this request (Redis
+    /// Cluster's MOVED/ASK): the service sends it there, rebuilt from its
+    /// `Pending` by `write_request` (as for `Retry`). The server did not act
+    /// on it here. The protocol bounds the number of hops (count them in
+    /// `Pending`).
+    Redirect(transport::Addr),
+    /// The stream cannot be trusted any more (e.g. the server started a
+    /// mode we do not speak): the connection is reset with this message.
+    Fail(String),
+    /// The request was aborted, with no effect, by the kernel's own
+    /// out-of-band cancel meant for the request before it (the cancel
+    /// arrived just after that one finished). The kernel writes it again at
+    /// the back of the connection's queue, unless its caller has gone;
+    /// `write_request` must rebuild it from its `Pending` alone.
+    Retry,
+}
