@@ -19,81 +19,29 @@
 //! add and refuses past `max_in_flight * connections + max_queued`, a limit
 //! the kernel recomputes whenever the endpoint set changes.
 
+mod config;
 mod lease;
 mod members;
 mod route;
+mod task;
 mod view;
 
-use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::balance::Balancer;
-use super::dispatch::Conn;
-use super::endpoint::{Change, Endpoint, EndpointSet};
-use super::stats::{AddrMetrics, ServiceMetrics};
-use super::transport::{Addr, Connector};
+use super::endpoint::{Change, Endpoint};
+use super::stats::ServiceMetrics;
+use super::transport::Addr;
 use super::{runtime, Completion, ErrorKind, Items, KernelError, Protocol, Request, Route};
-
-pub use view::{views, ServiceView};
-
-#[derive(Clone)]
-pub struct ServiceConfig {
-    /// Display name: the URL without secrets.
-    pub name: String,
-    /// What the URL names (a host and port, or a socket path). Each stands
-    /// for its one endpoint (`Endpoint::named`) until name discovery
-    /// resolves names into sets; `ServiceHandle::set_endpoints` and
-    /// `change_endpoints` change the set at run time.
-    pub names: Vec<Addr>,
-    pub connect_timeout: Duration,
-    /// Per connection; more requests wait in the service queue.
-    pub max_in_flight: usize,
-    /// Requests allowed to wait beyond those in flight.
-    pub max_queued: usize,
-    pub idle_ping: Option<Duration>,
-    /// Shared connections per endpoint (1 for Redis; a few for PostgreSQL,
-    /// whose server runs one query at a time per connection).
-    pub conns_per_addr: usize,
-    /// Dedicated connections open at once (transactions, blocking commands);
-    /// more leases wait for one to be released, until their deadline.
-    pub max_dedicated: usize,
-    /// How connections are opened (`transport::Plain` unless TLS or a test
-    /// says otherwise).
-    pub connector: Arc<dyn Connector>,
-    /// Which connection takes a request, which endpoint a lease
-    /// (`balance::fewest_in_flight()` unless said otherwise).
-    pub balancer: Arc<dyn Balancer>,
-}
-
-impl ServiceConfig {
-    /// Requests admitted at once with `endpoints` endpoints.
-    fn limit(&self, endpoints: usize) -> usize {
-        self.max_in_flight
-            .saturating_mul(endpoints.max(1) * self.conns_per_addr.max(1))
-            .saturating_add(self.max_queued)
-    }
-}
+use task::{Cmd, Core};
 
 pub use super::stats::{Outstanding, Stats};
-
-enum Cmd<P: Protocol> {
-    Request(Request<P>, Outstanding),
-    /// Changes to the endpoint set, in order.
-    Change(Vec<Change>),
-    /// A whole new endpoint set.
-    Replace(Vec<Endpoint>),
-    /// A dedicated connection; the caller gives up at the deadline.
-    Lease(Completion, Option<Instant>, Route),
-    Release(u64),
-    /// Server pushes of every shared connection go to this stream.
-    Subscribe(Arc<Items>),
-}
+pub use config::ServiceConfig;
+pub use task::{backoff, WANTED_STEP};
+pub use view::{views, ServiceView};
 
 /// The thread-safe handle that clients hold. Dropping the last one stops the
 /// service and closes its connections.
@@ -235,47 +183,6 @@ impl<P: Protocol> ServiceHandle<P> {
     }
 }
 
-/// The service's state on the kernel thread.
-struct State<P: Protocol> {
-    /// Per endpoint, its connection tasks and connections (`members::Pool`).
-    endpoints: EndpointSet<members::Pool<P>>,
-    /// Connections of endpoints that left, closing once their requests are
-    /// answered.
-    draining: Vec<Rc<Conn<P>>>,
-    /// Requests no connection could take yet, each with its place in the
-    /// limits (none for a redirected heartbeat).
-    queue: VecDeque<(Request<P>, Option<Outstanding>)>,
-    /// For `/status`: the error of a connect attempt that failed while no
-    /// connection was up (until one is).
-    last_error: Option<KernelError>,
-    dedicated: HashMap<u64, Rc<Conn<P>>>,
-    /// Dedicated connections opening or open (bounded by `max_dedicated`).
-    leases: usize,
-    lease_queue: VecDeque<(Completion, Option<Instant>, Route)>,
-    /// The candidates of the current pick (kept for its allocation).
-    scratch: Vec<route::Slot>,
-    /// Where server pushes go (every shared connection, now and later).
-    sink: Option<Arc<Items>>,
-}
-
-struct Core<P: Protocol> {
-    proto: Arc<P>,
-    cfg: ServiceConfig,
-    stats: Arc<Stats>,
-    metrics: Arc<ServiceMetrics>,
-    addr_metrics: RefCell<HashMap<Addr, AddrMetrics>>,
-    st: RefCell<State<P>>,
-    next_id: Cell<u64>,
-    /// When a request last found no connection up, since one last came up
-    /// (callers are waiting).
-    wanted: Cell<Option<Instant>>,
-    /// Wakes connection tasks sleeping out a backoff step when callers want
-    /// a connection.
-    demand: tokio::sync::Notify,
-    /// Opens every connection of this service (and its cancel requests).
-    connector: Arc<dyn Connector>,
-}
-
 async fn service_task<P: Protocol>(
     proto: Arc<P>,
     cfg: ServiceConfig,
@@ -284,29 +191,7 @@ async fn service_task<P: Protocol>(
     mut rx: mpsc::UnboundedReceiver<Cmd<P>>,
 ) {
     let first: Vec<Endpoint> = cfg.names.iter().cloned().map(Endpoint::named).collect();
-    let connector = cfg.connector.clone();
-    let core = Rc::new(Core {
-        proto,
-        cfg,
-        stats,
-        metrics,
-        addr_metrics: RefCell::new(HashMap::new()),
-        st: RefCell::new(State {
-            endpoints: EndpointSet::default(),
-            draining: Vec::new(),
-            queue: VecDeque::new(),
-            last_error: None,
-            dedicated: HashMap::new(),
-            leases: 0,
-            lease_queue: VecDeque::new(),
-            scratch: Vec::new(),
-            sink: None,
-        }),
-        next_id: Cell::new(1),
-        wanted: Cell::new(None),
-        demand: tokio::sync::Notify::new(),
-        connector,
-    });
+    let core = Core::new(proto, cfg, stats, metrics);
     core.replace(first);
     view::register(&core);
     let mut batch = Vec::with_capacity(256);
@@ -332,72 +217,4 @@ async fn service_task<P: Protocol>(
         }
     }
     core.stop();
-}
-
-fn next_rand() -> u64 {
-    thread_local!(static SEED: Cell<u64> = Cell::new(0x9E37_79B9_7F4A_7C15 ^ std::process::id() as u64));
-    SEED.with(|s| {
-        let mut x = s.get() ^ (Instant::now().elapsed().as_nanos() as u64);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        x
-    })
-}
-
-/// Exponential backoff with jitter: 50 ms doubling to 5 s, each drawn
-/// uniformly from [half, full].
-pub fn backoff(failures: u32) -> Duration {
-    let full = 50u64.saturating_mul(1 << failures.min(7)).min(5000);
-    Duration::from_millis(full / 2 + next_rand() % (full / 2 + 1))
-}
-
-/// The longest backoff step while callers want a connection (drawn from
-/// [half, full] like the others): at most four attempts a second per
-/// connection against a server that is down, and recovery within this long
-/// once it is back.
-pub const WANTED_STEP: Duration = Duration::from_millis(250);
-
-/// How long a caller's wish for a connection counts: as long as the longest
-/// backoff step, so a service whose callers stopped backs off fully again.
-const WANTED_FOR: Duration = Duration::from_secs(5);
-
-impl<P: Protocol> Core<P> {
-    fn fresh_id(&self) -> u64 {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        id
-    }
-
-    fn subscribe(&self, sink: Arc<Items>) {
-        let mut st = self.st.borrow_mut();
-        for c in st.endpoints.iter().flat_map(|m| m.data.ready.iter()) {
-            c.subscribe(sink.clone());
-        }
-        st.sink = Some(sink);
-    }
-
-    /// The client was closed: every connection closes, queued requests fail.
-    fn stop(&self) {
-        let err = KernelError::closed(format!("{}: the client was closed", self.cfg.name));
-        let (tasks, conns) = {
-            let mut st = self.st.borrow_mut();
-            let mut tasks = Vec::new();
-            let mut conns: Vec<_> = st.draining.drain(..).collect();
-            for m in st.endpoints.iter_mut() {
-                tasks.append(&mut m.data.tasks);
-                conns.append(&mut m.data.ready);
-            }
-            conns.extend(st.dedicated.drain().map(|(_, c)| c));
-            (tasks, conns)
-        };
-        for c in conns {
-            c.close(&err);
-        }
-        for t in tasks {
-            t.abort();
-        }
-        self.fail_queued(&err);
-    }
 }

@@ -359,6 +359,22 @@ def test_the_native_binding_has_no_module_cycles() -> None:
     assert not cycles(binding), describe(binding)
 
 
+def test_the_native_sources_have_no_module_cycles() -> None:
+    """The whole of src/: the kernel's layers (transport, handshake, dispatch,
+    conn, service and its parts) only depend downwards."""
+    g = rust_graph()
+    assert "kernel::dispatch" in g["kernel::conn"]  # the reader works
+    assert not cycles(g), describe(g)
+
+
+def test_the_kernel_names_no_protocol() -> None:
+    g = rust_graph()
+    kernel = {k: v for k, v in g.items() if k == "kernel" or k.startswith("kernel::")}
+    for module, deps in sorted(kernel.items()):
+        named = {d for d in deps if d.startswith(("protocols", "codec", "python"))}
+        assert not named, f"{module} depends on protocol modules {sorted(named)}"
+
+
 def test_the_binding_core_names_no_protocol() -> None:
     g = rust_graph()
     core = {k: v for k, v in g.items() if k == "python::core" or k.startswith("python::core::")}

@@ -10,8 +10,8 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::route::{Slot, View};
-use super::Core;
+use super::route::View;
+use super::task::{Core, Pool, Slot};
 use crate::kernel::conn;
 use crate::kernel::dispatch::Redirected;
 use crate::kernel::handshake;
@@ -174,6 +174,6 @@ impl<P: Protocol> conn::Link<P> for Core<P> {
 
 /// Known to be down: its last connect attempt failed and none of its shared
 /// connections is up.
-fn down<P: Protocol>(pool: &super::members::Pool<P>) -> bool {
+fn down<P: Protocol>(pool: &Pool<P>) -> bool {
     pool.last_error.is_some() && pool.ready.is_empty()
 }

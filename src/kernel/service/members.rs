@@ -17,9 +17,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-
-use super::{backoff, next_rand, Core, WANTED_FOR, WANTED_STEP};
+use super::task::{backoff, next_rand, Core, Pool, WANTED_FOR, WANTED_STEP};
 use crate::kernel::conn;
 use crate::kernel::dispatch::{Conn, Redirected};
 use crate::kernel::endpoint::{Applied, Change, Endpoint};
@@ -31,19 +29,6 @@ use crate::kernel::{KernelError, Protocol};
 /// How long a removed endpoint's connection may take to answer what is on
 /// it before it is closed anyway (those requests then fail).
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
-
-/// One endpoint's share of the service.
-pub(super) struct Pool<P: Protocol> {
-    /// Its `conns_per_addr` connection tasks.
-    pub tasks: Vec<JoinHandle<()>>,
-    /// Its shared connections that are up.
-    pub ready: Vec<Rc<Conn<P>>>,
-    /// Set when a connect attempt failed while none of its connections was
-    /// up; cleared when one is.
-    pub last_error: Option<KernelError>,
-    /// Dedicated connections open or opening to it.
-    pub leased: usize,
-}
 
 impl<P: Protocol> Core<P> {
     /// Apply changes to the endpoint set.

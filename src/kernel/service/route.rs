@@ -13,21 +13,12 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::members::Pool;
-use super::{Core, Outstanding, State, WANTED_FOR};
+use super::task::{Core, Pool, Slot, State, WANTED_FOR};
 use crate::kernel::balance::{Balancer, Candidate, Candidates};
 use crate::kernel::dispatch::{Conn, Redirected};
 use crate::kernel::endpoint::{EndpointSet, NoEndpoint};
+use crate::kernel::stats::Outstanding;
 use crate::kernel::{KernelError, Protocol, Reason, Request, Route};
-
-/// One candidate of a pick: endpoint `m`, its connection `c` (0 for a
-/// lease), and its load.
-#[derive(Clone, Copy)]
-pub(super) struct Slot {
-    pub m: usize,
-    pub c: usize,
-    pub load: usize,
-}
 
 /// The balancer's view of the candidates in `slots`.
 pub(super) struct View<'a, P: Protocol> {

@@ -7,7 +7,7 @@ use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::Core;
+use super::task::Core;
 use crate::kernel::Protocol;
 
 /// What the admin endpoint can ask of a service (on the kernel thread).

@@ -1,0 +1,46 @@
+//! What a service is configured with: its names, limits, timeouts, and the
+//! connector and balancer it uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::kernel::balance::Balancer;
+use crate::kernel::transport::{Addr, Connector};
+
+#[derive(Clone)]
+pub struct ServiceConfig {
+    /// Display name: the URL without secrets.
+    pub name: String,
+    /// What the URL names (a host and port, or a socket path). Each stands
+    /// for its one endpoint (`Endpoint::named`) until name discovery
+    /// resolves names into sets; `ServiceHandle::set_endpoints` and
+    /// `change_endpoints` change the set at run time.
+    pub names: Vec<Addr>,
+    pub connect_timeout: Duration,
+    /// Per connection; more requests wait in the service queue.
+    pub max_in_flight: usize,
+    /// Requests allowed to wait beyond those in flight.
+    pub max_queued: usize,
+    pub idle_ping: Option<Duration>,
+    /// Shared connections per endpoint (1 for Redis; a few for PostgreSQL,
+    /// whose server runs one query at a time per connection).
+    pub conns_per_addr: usize,
+    /// Dedicated connections open at once (transactions, blocking commands);
+    /// more leases wait for one to be released, until their deadline.
+    pub max_dedicated: usize,
+    /// How connections are opened (`transport::Plain` unless TLS or a test
+    /// says otherwise).
+    pub connector: Arc<dyn Connector>,
+    /// Which connection takes a request, which endpoint a lease
+    /// (`balance::fewest_in_flight()` unless said otherwise).
+    pub balancer: Arc<dyn Balancer>,
+}
+
+impl ServiceConfig {
+    /// Requests admitted at once with `endpoints` endpoints.
+    pub(super) fn limit(&self, endpoints: usize) -> usize {
+        self.max_in_flight
+            .saturating_mul(endpoints.max(1) * self.conns_per_addr.max(1))
+            .saturating_add(self.max_queued)
+    }
+}
