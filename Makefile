@@ -98,7 +98,7 @@ test-loaded:
 	PY=$(PY) PYTEST_TIMEOUT=$(PYTEST_TIMEOUT) CARGO_TEST_ARGS="$(CARGO_TEST_ARGS)" scripts/loaded.sh
 
 ## ---- run ---------------------------------------------------------------------
-# tests/servers.py starts a private redis-server on a free loopback port, puts
+# tests/servers starts a private redis-server on a free loopback port, puts
 # its URL in the named variables, runs the command and stops the server.
 # If IOKERNEL_DEMO_REDIS_URL / IOKERNEL_BENCH_REDIS_URL is already set, that
 # server is used instead.

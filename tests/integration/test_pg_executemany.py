@@ -1,5 +1,5 @@
 """executemany streams its rows: the server works on the first ones while the
-caller still encodes the rest (src/python/pg_many.rs, src/kernel/body.rs).
+caller still encodes the rest (src/python/pg/many.rs, src/kernel/body.rs).
 
 Checked against a real PostgreSQL, with both client kinds: that the rows
 really are on the server before the caller's iterator has finished; that a
@@ -172,7 +172,7 @@ async def test_a_streamed_batch_inside_a_transaction_is_part_of_it(
 
 # ------------------------------------------------------- binary parameters
 # A batch of 64 rows or more (or of unknown length) is described first and its
-# ints, floats, bools, bytes and UUIDs go in binary (src/python/pg_binary.rs);
+# ints, floats, bools, bytes and UUIDs go in binary (src/python/pg/binary.rs);
 # a shorter one goes in text. Both paths must store exactly the same values.
 KINDS = "i2 int2, i4 int4, i8 int8, f8 float8, b bool, by bytea, u uuid, t text, n numeric"
 

@@ -1,4 +1,4 @@
-"""PostgreSQL TEXT-format values to Python and back (src/python/pg_values.rs).
+"""PostgreSQL TEXT-format values to Python and back (src/python/pg/values.rs).
 
 Through two test hooks of the native module: ``_pg_decode_cell(oid, text)``
 decodes one result cell as the client does, ``_pg_encode_param(obj)`` returns
