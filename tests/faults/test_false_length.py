@@ -93,39 +93,26 @@ def check(load: Load, what: str) -> None:
 
 
 # ------------------------------------------------------------------ redis
-@pytest.mark.parametrize("callers", [1, 8, 50])
-async def test_redis_false_bulk_length_under_load(no_leaks: Any, callers: int) -> None:
+@pytest.mark.parametrize(
+    ("header", "callers"),
+    [(b"$536870000\r\n", 1), (b"$536870000\r\n", 8), (b"$536870000\r\n", 50),
+     (b"*16000000\r\n", 8)],
+    ids=["bulk-1", "bulk-8", "bulk-50", "array-8"],
+)
+async def test_redis_false_length_under_load(no_leaks: Any, header: bytes, callers: int) -> None:
     with FakeRedis() as srv:
         data = seed(srv)
         keys = sorted(data)
         c = redis.AsyncClient(srv.url(), timeout=T, connect_timeout=2.0)
         try:
             assert await c.get(keys[0]) == data[keys[0]]
-            await aarm(srv, c, ConnScript.nth(1, Reply(b"$536870000\r\n"), only={"GET"}))
+            await aarm(srv, c, ConnScript.nth(1, Reply(header), only={"GET"}))
 
             async def call(n: int) -> tuple[Any, Any]:
                 k = keys[n % len(keys)]
                 return await c.get(k), data[k]
 
-            check(await run_load(callers, call), f"redis, {callers} callers")
-        finally:
-            await c.close()
-
-
-async def test_redis_false_array_length_under_load(no_leaks: Any) -> None:
-    with FakeRedis() as srv:
-        data = seed(srv)
-        keys = sorted(data)
-        c = redis.AsyncClient(srv.url(), timeout=T, connect_timeout=2.0)
-        try:
-            assert await c.get(keys[0]) == data[keys[0]]
-            await aarm(srv, c, ConnScript.nth(1, Reply(b"*16000000\r\n"), only={"GET"}))
-
-            async def call(n: int) -> tuple[Any, Any]:
-                k = keys[n % len(keys)]
-                return await c.get(k), data[k]
-
-            check(await run_load(8, call), "redis array, 8 callers")
+            check(await run_load(callers, call), f"redis {header!r}, {callers} callers")
         finally:
             await c.close()
 
