@@ -282,5 +282,20 @@ fn fuzz_round_trip(msg: &Backend) {
 }
 
 #[cfg(test)]
-#[path = "pg_tests.rs"]
-mod tests;
+#[path = "pg_auth_tests.rs"]
+mod auth_tests;
+#[cfg(test)]
+#[path = "pg_backend_tests.rs"]
+mod backend_tests;
+#[cfg(test)]
+#[path = "pg_encode_tests.rs"]
+mod encode_tests;
+#[cfg(test)]
+#[path = "pg_fuzz_tests.rs"]
+mod fuzz_tests;
+#[cfg(test)]
+#[path = "pg_malformed_tests.rs"]
+mod malformed_tests;
+#[cfg(test)]
+#[path = "pg_test_util.rs"]
+mod test_util;

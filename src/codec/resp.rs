@@ -240,5 +240,17 @@ mod fuzz {
 }
 
 #[cfg(test)]
-#[path = "resp_tests.rs"]
-mod tests;
+#[path = "resp_decode_tests.rs"]
+mod decode_tests;
+#[cfg(test)]
+#[path = "resp_encode_tests.rs"]
+mod encode_tests;
+#[cfg(test)]
+#[path = "resp_error_tests.rs"]
+mod error_tests;
+#[cfg(test)]
+#[path = "resp_fuzz_tests.rs"]
+mod fuzz_tests;
+#[cfg(test)]
+#[path = "resp_test_util.rs"]
+mod test_util;
