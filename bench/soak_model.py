@@ -119,42 +119,50 @@ MARGIN = 2.0  # seconds past a call's timeout before the kernel has surely dropp
 Op = Generator[Callable[[Any], Any], Any, Any]
 
 
+class _Done(Exception):
+    """The op finished; its value is in ``value``."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def _advance(op: Op, result: Any, error: BaseException | None) -> Any:
+    """Feed one step's result (or error) to the op; its next thunk, or
+    ``_Done`` when it returned."""
+    try:
+        return op.throw(error) if error is not None else op.send(result)
+    except StopIteration as s:
+        raise _Done(s.value) from None
+
+
 def drive_sync(op: Op, client: Any) -> Any:
     thunk = next(op)
-    while True:
-        try:
-            result = thunk(client)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:
+    try:
+        while True:
             try:
-                thunk = op.throw(e)
-            except StopIteration as s:
-                return s.value
-        else:
-            try:
-                thunk = op.send(result)
-            except StopIteration as s:
-                return s.value
+                result, error = thunk(client), None
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as e:
+                result, error = None, e
+            thunk = _advance(op, result, error)
+    except _Done as d:
+        return d.value
 
 
 async def drive_async(op: Op, client: Any) -> Any:
     thunk = next(op)
-    while True:
-        try:
-            result = await thunk(client)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:
+    try:
+        while True:
             try:
-                thunk = op.throw(e)
-            except StopIteration as s:
-                return s.value
-        else:
-            try:
-                thunk = op.send(result)
-            except StopIteration as s:
-                return s.value
+                result, error = await thunk(client), None
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as e:
+                result, error = None, e
+            thunk = _advance(op, result, error)
+    except _Done as d:
+        return d.value
 
 
 def short(outcome: Any) -> str:
