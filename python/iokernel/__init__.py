@@ -12,8 +12,10 @@ from . import _native
 from ._errors import (
     ConnectionError,
     Error,
+    InterfaceError,
     OverloadedError,
     ProtocolError,
+    ResponseTooLargeError,
     TimeoutError,
 )
 
@@ -22,8 +24,10 @@ __version__: str = _native.__version__
 __all__ = [
     "ConnectionError",
     "Error",
+    "InterfaceError",
     "OverloadedError",
     "ProtocolError",
+    "ResponseTooLargeError",
     "TimeoutError",
     "__version__",
     "shutdown",

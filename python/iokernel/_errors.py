@@ -46,6 +46,21 @@ class ProtocolError(Error):
     re-established."""
 
 
+class ResponseTooLargeError(Error):
+    """A message of the reply was larger than the client's limit (``option``
+    names it, e.g. ``max_message_size``). Only this request failed: the
+    message was read and discarded, and the connection stays usable."""
+
+    stage = "answered"
+    option: str = ""
+
+
+class InterfaceError(Error):
+    """The request is not one this call can carry out (e.g. ``COPY ... FROM
+    STDIN`` through ``execute()``; use the ``copy_*`` methods). Nothing is
+    wrong with the connection."""
+
+
 class OverloadedError(Error):
     """Too many requests queued or in flight; nothing was sent. Slow down,
     or raise the client's ``max_queued``/``max_in_flight``."""

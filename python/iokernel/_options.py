@@ -57,10 +57,12 @@ def _seconds(name: str, value: Any, allowed: str) -> float:
     return secs
 
 
-def count(name: str, value: Any, *, zero: str | None = None, most: int = MAX_COUNT) -> int:
-    """``value`` as a count from 1 (0 when ``zero`` says what 0 means) to
-    ``most``."""
-    least = 0 if zero is not None else 1
+def count(name: str, value: Any, *, zero: str | None = None, most: int = MAX_COUNT,
+          least: int = 1) -> int:
+    """``value`` as a count from ``least`` (default 1; 0 when ``zero`` says
+    what 0 means) to ``most``."""
+    if zero is not None:
+        least = 0
     allowed = f"a whole number from {least} to {most}"
     if zero is not None:
         allowed += f" (0: {zero})"

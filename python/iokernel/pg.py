@@ -29,9 +29,11 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from . import _aio, _native, _options, _shared
-from ._errors import PostgresError
+from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
 
-__all__ = ["AsyncClient", "Client", "PostgresError", "Record"]
+__all__ = [
+    "AsyncClient", "Client", "InterfaceError", "PostgresError", "Record", "ResponseTooLargeError",
+]
 
 Record = _native.Record
 
@@ -43,6 +45,9 @@ _NO_LIMIT = "no limit"
 # past any server's max_connections, far below what would exhaust memory.
 _MAX_CONNECTIONS = 1024
 _savepoints = itertools.count(1)
+# max_message_size: below 1 KiB even an error message would not fit; the
+# length header of a message is an Int32.
+_MIN_MESSAGE, _MAX_MESSAGE = 1024, 2**31 - 1
 # executemany asks the server for the parameter types first (one round trip)
 # when the batch is at least this long, or of unknown length, so that ints,
 # floats, bools, bytes and UUIDs can go in binary, which the server reads
@@ -71,6 +76,7 @@ class _Base:
         connect_timeout: float | None = None,
         health_check_interval: float | None = 5.0,
         max_dedicated: int = 16,
+        max_message_size: int = 64 << 20,
     ) -> None:
         """``timeout``: seconds per query (None: no limit), enforced by the
         kernel: the caller gets ``TimeoutError`` at once. The statement is
@@ -86,6 +92,11 @@ class _Base:
         ``health_check_interval``: check an idle connection this often (None:
         never). ``max_dedicated``: transactions open at once, at least 1;
         more wait (up to ``timeout``) for one to finish.
+        ``max_message_size``: bytes, the largest message of a reply (a row,
+        an error, a chunk of COPY data) accepted, default 64 MiB; a larger
+        one fails only its own request with ``ResponseTooLargeError`` (its
+        bytes are read and discarded, the connection goes on serving the
+        others).
 
         Seconds are numbers > 0 (not 0, NaN or infinity: None says "no
         limit" where allowed); a bad value raises ``TypeError`` or
@@ -108,6 +119,9 @@ class _Base:
                 "health_check_interval", health_check_interval, none="no health checks"
             ),
             max_dedicated=_options.count("max_dedicated", max_dedicated),
+            max_message_size=_options.count(
+                "max_message_size", max_message_size, least=_MIN_MESSAGE, most=_MAX_MESSAGE
+            ),
         )
         self._timeout = timeout
         self._connect_timeout = connect_timeout or 10.0

@@ -14,7 +14,7 @@ use std::fmt;
 
 #[path = "pg_decode.rs"]
 mod decode;
-pub use decode::decode;
+pub use decode::{decode, decode_skipping, SKIPPABLE};
 use decode::Reader;
 
 #[path = "pg_encode.rs"]
@@ -204,6 +204,14 @@ pub enum Backend {
     CopyInResponse,
     CopyOutResponse,
     CopyBothResponse,
+    /// A message over `Limits::max_message` of a kind a reply carries in
+    /// bulk (`SKIPPABLE`): `decode_skipping` consumed its header and
+    /// discards its `len - 4` body bytes as they arrive, never buffering them.
+    Oversized {
+        tag: u8,
+        len: usize,
+        limit: usize,
+    },
     /// Any other type byte (CopyData, NegotiateProtocolVersion, ...).
     Unknown {
         tag: u8,

@@ -149,6 +149,45 @@ pub fn decode(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Backend>, De
     parse_body(tag, &body).map(Some)
 }
 
+/// Message types a reply may carry in bulk, which `decode_skipping` drops
+/// when they are too large instead of failing the stream: a row, COPY data,
+/// an error or notice, a notification.
+pub const SKIPPABLE: &[u8] = b"DdENA";
+
+/// `decode`, except that a message over `limits.max_message` whose type is
+/// in `SKIPPABLE` is not an error: its header is consumed and
+/// `Backend::Oversized` returned, and its body is discarded as it arrives,
+/// never buffered. `skip` carries the bytes still to discard from one call
+/// to the next (start at 0, pass the same counter every time).
+pub fn decode_skipping(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    skip: &mut usize,
+) -> Result<Option<Backend>, DecodeError> {
+    discard(buf, skip);
+    if *skip > 0 {
+        return Ok(None);
+    }
+    match decode(buf, limits) {
+        Err(DecodeError::TooLarge { len, limit }) if SKIPPABLE.contains(&buf[0]) => {
+            let tag = buf[0];
+            let _ = buf.split_to(5);
+            *skip = len - 4;
+            discard(buf, skip);
+            Ok(Some(Backend::Oversized { tag, len, limit }))
+        }
+        other => other,
+    }
+}
+
+fn discard(buf: &mut BytesMut, skip: &mut usize) {
+    let n = (*skip).min(buf.len());
+    if n > 0 {
+        let _ = buf.split_to(n);
+        *skip -= n;
+    }
+}
+
 fn parse_body(tag: u8, body: &Bytes) -> Result<Backend, DecodeError> {
     // Messages with structure return here; the rest yield their reader,
     // which must have consumed the whole body.

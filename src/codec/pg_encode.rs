@@ -258,6 +258,11 @@ pub fn encode_backend(msg: &Backend, out: &mut BytesMut) {
         B::CopyInResponse => copy(out, b'G'),
         B::CopyOutResponse => copy(out, b'H'),
         B::CopyBothResponse => copy(out, b'W'),
+        // Only the header: the body was never kept.
+        B::Oversized { tag, len, .. } => {
+            out.put_u8(*tag);
+            out.put_i32(*len as i32);
+        }
         B::Unknown { tag, body } => message(out, Some(*tag), |out| out.put_slice(body)),
     }
 }

@@ -189,3 +189,39 @@ fn error_messages_are_clear() {
         "the server rejected SCRAM authentication: invalid-proof"
     );
 }
+
+/// An oversized row is reported once and its body discarded as it arrives
+/// (fed one byte at a time, never buffered); the messages after it decode
+/// normally. An oversized message of another kind stays an error.
+#[test]
+fn oversized_rows_are_skipped_without_buffering() {
+    let lim = Limits { max_message: 64 };
+    let mut wire = BytesMut::new();
+    let big = DataRow::from_values(&[Some(&[7u8; 200][..])]);
+    encode_backend(&Backend::DataRow(big), &mut wire);
+    encode_backend(&Backend::CommandComplete("SELECT 1".into()), &mut wire);
+    encode_backend(&Backend::ReadyForQuery(b'I'), &mut wire);
+    let mut buf = BytesMut::new();
+    let mut skip = 0;
+    let mut got = Vec::new();
+    for b in wire.iter() {
+        buf.extend_from_slice(&[*b]);
+        while let Some(m) = decode_skipping(&mut buf, &lim, &mut skip).unwrap() {
+            got.push(m);
+        }
+        assert!(buf.len() <= 64, "the oversized body was buffered");
+    }
+    assert_eq!(
+        got,
+        vec![
+            Backend::Oversized { tag: b'D', len: 4 + 2 + 4 + 200, limit: 64 },
+            Backend::CommandComplete("SELECT 1".into()),
+            Backend::ReadyForQuery(b'I'),
+        ]
+    );
+    assert_eq!(skip, 0);
+    let mut t = BytesMut::new();
+    encode_backend(&Backend::CommandComplete("x".repeat(100)), &mut t);
+    let e = decode_skipping(&mut t, &lim, &mut skip).unwrap_err();
+    assert!(matches!(e, DecodeError::TooLarge { .. }), "{e:?}");
+}

@@ -2,6 +2,7 @@
 //! kernel needs (handshake, reply assembly, heartbeat).
 
 pub mod pg;
+pub mod pg_sql;
 pub mod pg_url;
 pub mod redis;
 pub mod redis_url;

@@ -19,6 +19,17 @@
 //! Simple-protocol strings (may hold several statements, even a COMMIT) and
 //! `executemany` (`Prebuilt`) are not retried.
 //!
+//! Oversized messages: a row (or error, notice, COPY data) larger than
+//! `max_message_size` fails only its own request (`ClientError::TooLarge`):
+//! its bytes are read and discarded as they arrive, and the connection goes
+//! on serving the requests pipelined behind it.
+//!
+//! A stale cached statement (the table changed after it was prepared: 0A000
+//! "cached plan must not change result type", or a type mismatch against
+//! the types it was prepared with) is evicted and closed; outside a
+//! transaction the request is prepared afresh and sent again, once, so its
+//! caller never sees it; inside one the error says what happened.
+//!
 //! Prepared statements: each connection keeps a bounded cache, SQL text →
 //! statement name (`PgConn`). The request carries SQL and encoded parameters;
 //! `write_request` runs on the kernel thread when the request is given to a
@@ -77,6 +88,15 @@ pub struct Pending {
     /// The statement this request prepared (forgotten again if Parse fails).
     parsed: Option<Arc<str>>,
     parse_ok: bool,
+    /// The cached statement it bound to, prepared by an earlier request
+    /// (empty: it parsed its own).
+    cached: String,
+    /// Its error may come from a stale cached statement: send it again.
+    stale: bool,
+    /// Rows are no longer kept (one was too large: the request fails).
+    drop_rows: bool,
+    /// The server is sending COPY data this request did not ask for.
+    copy_out: bool,
     result: PgResult,
 }
 
@@ -87,6 +107,10 @@ impl Pending {
             retried: false,
             parsed: None,
             parse_ok: false,
+            cached: String::new(),
+            stale: false,
+            drop_rows: false,
+            copy_out: false,
             result: PgResult::default(),
         }
     }
@@ -103,7 +127,25 @@ pub struct PgResult {
     pub error: Option<ErrorFields>,
     /// Parameter types, if the request described a statement.
     pub param_types: Option<Vec<u32>>,
+    /// A failure found by the client, not the server (wins over `error`).
+    pub client_error: Option<ClientError>,
 }
+
+/// A request that failed on the client's side while the connection stayed
+/// in step with the server.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientError {
+    /// A message of the reply was over `max_message_size` (discarded).
+    TooLarge(String),
+    /// The server answered in a way this call cannot take (COPY data to a
+    /// plain query).
+    Interface(String),
+}
+
+/// SQLSTATEs a statement prepared before a schema change can fail with:
+/// 0A000 "cached plan must not change result type", 26000 (the statement is
+/// gone), and what binding values of the old types to the new table gives.
+const STALE: &[&str] = &["0A000", "26000", "42804", "22P02", "42P01", "42703", "42883"];
 
 /// A prepared statement of one connection.
 struct Cached {
@@ -123,6 +165,10 @@ pub struct PgConn {
     pub backend: Option<(i32, i32)>,
     /// When the kernel last sent an out-of-band cancel on this connection.
     cancel_sent: Option<Instant>,
+    /// Bytes of an oversized message still to discard (`decode_skipping`).
+    skip: usize,
+    /// Stale statements to Close on the server with the next request.
+    to_close: Vec<String>,
 }
 
 impl PgConn {
@@ -136,6 +182,9 @@ impl PgConn {
     /// error for its own query, not "prepared statement does not exist".
     fn prepare(&mut self, sql: &Arc<str>, capacity: usize, out: &mut BytesMut) -> (String, bool) {
         self.tick += 1;
+        for name in self.to_close.drain(..) {
+            pg::close_statement(out, &name);
+        }
         if capacity == 0 {
             pg::parse(out, "", sql, &[]);
             return (String::new(), false);
@@ -175,6 +224,23 @@ impl PgConn {
     }
 }
 
+impl PgConn {
+    /// Forget the cached statement `name` of `query` (if it is still that
+    /// one: callers pipelined behind the first to fail used it too), and
+    /// Close it on the server with the next request when `close`.
+    fn evict(&mut self, query: &Query, name: &str, close: bool) {
+        let Query::Extended { sql, .. } = query else {
+            return;
+        };
+        if self.cache.get(sql).is_some_and(|c| c.name == name) {
+            self.cache.remove(sql);
+            if close {
+                self.to_close.push(name.to_string());
+            }
+        }
+    }
+}
+
 fn err_text(e: &ErrorFields) -> String {
     format!("{} (SQLSTATE {})", e.message, e.code)
 }
@@ -184,11 +250,11 @@ impl Protocol for Postgres {
     type Pending = Pending;
     type ConnState = PgConn;
 
-    fn decode(&self, _: &mut PgConn, buf: &mut BytesMut) -> Result<Option<Backend>, DecodeError> {
-        pg::decode(buf, &self.opts.limits).map_err(|e| match e {
+    fn decode(&self, st: &mut PgConn, buf: &mut BytesMut) -> Result<Option<Backend>, DecodeError> {
+        pg::decode_skipping(buf, &self.opts.limits, &mut st.skip).map_err(|e| match e {
             pg::DecodeError::TooLarge { .. } => DecodeError::TooLarge {
                 detail: e.to_string(),
-                option: None,
+                option: Some("max_message_size"),
             },
             pg::DecodeError::Syntax { .. } => DecodeError::Malformed(e.to_string()),
         })
@@ -200,6 +266,10 @@ impl Protocol for Postgres {
             Backend::NoticeResponse(_)
                 | Backend::NotificationResponse { .. }
                 | Backend::ParameterStatus { .. }
+                | Backend::Oversized {
+                    tag: b'N' | b'A',
+                    ..
+                }
         )
     }
 
@@ -210,6 +280,8 @@ impl Protocol for Postgres {
                 let (stmt, parsed) = st.prepare(sql, self.opts.statement_cache, out);
                 p.parsed = parsed.then(|| sql.clone());
                 p.parse_ok = false;
+                p.cached = if parsed { String::new() } else { stmt.clone() };
+                p.stale = false;
                 pg::bind(out, "", &stmt, params, &[]);
                 pg::describe_portal(out, "");
                 pg::execute(out, "", 0);
@@ -237,7 +309,29 @@ impl Protocol for Postgres {
                 p.result.columns = Some(cols.into());
                 p.result.rows.clear();
             }
-            Backend::DataRow(r) => p.result.rows.push(r),
+            Backend::DataRow(r) => {
+                if !p.drop_rows {
+                    p.result.rows.push(r)
+                }
+            }
+            Backend::Oversized { tag, len, limit } => {
+                let what = match tag {
+                    b'D' => "a row",
+                    b'd' => "COPY data",
+                    b'E' => "the server's error message",
+                    _ => "a message",
+                };
+                p.drop_rows = true;
+                p.result.rows = Vec::new();
+                p.result.client_error.get_or_insert(ClientError::TooLarge(format!(
+                    "{what} of {len} bytes is larger than max_message_size ({limit} bytes): it was \
+                     read and discarded and this request failed; the connection stays usable. \
+                     Raise the client's max_message_size to receive such replies"
+                )));
+            }
+            Backend::Unknown {
+                tag: b'd' | b'c', ..
+            } if p.copy_out => {}
             Backend::CommandComplete(tag) => p.result.status = Some(tag),
             Backend::ErrorResponse(e) => {
                 // A statement that failed to parse does not exist on the
@@ -247,8 +341,12 @@ impl Protocol for Postgres {
                         st.cache.remove(sql);
                     }
                 }
-                if e.code == "0A000" || e.code == "26000" {
-                    st.cache.clear();
+                if e.code == "26000" {
+                    st.cache.clear(); // DISCARD ALL or the like: none exists
+                }
+                if p.result.error.is_none() && !p.cached.is_empty() && STALE.contains(&&*e.code) {
+                    p.stale = true;
+                    st.evict(&p.query, &p.cached, e.code != "26000");
                 }
                 p.result.error.get_or_insert(e);
             }
@@ -256,16 +354,37 @@ impl Protocol for Postgres {
                 let ours = p.result.error.as_ref().is_some_and(|e| e.code == "57014")
                     && st.cancel_sent.is_some_and(|t| t.elapsed() < CANCEL_WINDOW);
                 let single = matches!(p.query, Query::Extended { .. });
-                if ours && single && status == b'I' && !p.retried {
+                let again = ours || (p.stale && p.result.client_error.is_none());
+                if again && single && status == b'I' && !p.retried {
                     p.retried = true;
                     p.result = PgResult::default();
                     return Feed::Retry;
                 }
+                if p.stale && status != b'I' {
+                    if let Some(e) = &mut p.result.error {
+                        e.message.push_str(
+                            " (this statement was prepared earlier on this connection: if the table or \
+                             types it uses changed since, that is the cause; it is prepared afresh on its \
+                             next use, but cannot be retried inside a transaction: roll back and run the \
+                             transaction again)",
+                        );
+                    }
+                }
                 return Feed::Done(Box::new(std::mem::take(&mut p.result)));
             }
-            Backend::CopyInResponse | Backend::CopyOutResponse | Backend::CopyBothResponse => {
+            Backend::CopyOutResponse => {
+                p.copy_out = true;
+                p.result.client_error.get_or_insert(ClientError::Interface(
+                    "the statement is a COPY ... TO STDOUT, whose rows come in COPY format: use \
+                     copy_from_query() or copy_from_table() for it (its data was read and discarded)"
+                        .into(),
+                ));
+            }
+            Backend::CopyInResponse | Backend::CopyBothResponse => {
                 return Feed::Fail(
-                    "the server started COPY, which iokernel does not support".into(),
+                    "the server started COPY FROM STDIN (or replication), which a plain query cannot \
+                     feed: use copy_to_table() or copy_records_to_table()"
+                        .into(),
                 )
             }
             other => {

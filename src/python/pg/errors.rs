@@ -3,9 +3,29 @@
 use pyo3::prelude::*;
 
 use crate::codec::pg::ErrorFields;
+use crate::protocols::pg::ClientError;
 use crate::python::core::errors::ErrorClass;
 
 static POSTGRES_ERROR: ErrorClass = ErrorClass::new("PostgresError");
+static TOO_LARGE: ErrorClass = ErrorClass::new("ResponseTooLargeError");
+static INTERFACE: ErrorClass = ErrorClass::new("InterfaceError");
+
+/// A failure the client found while the connection stayed in step:
+/// `ResponseTooLargeError` (with `option`), or `InterfaceError`.
+pub fn client_error(py: Python<'_>, e: &ClientError) -> PyErr {
+    let (class, text, option) = match e {
+        ClientError::TooLarge(t) => (&TOO_LARGE, t, Some("max_message_size")),
+        ClientError::Interface(t) => (&INTERFACE, t, None),
+    };
+    let build = || -> PyResult<PyErr> {
+        let exc = class.get(py)?.call1((text,))?;
+        if let Some(o) = option {
+            exc.setattr("option", o)?;
+        }
+        Ok(PyErr::from_value(exc))
+    };
+    build().unwrap_or_else(|err| err)
+}
 
 /// A PostgreSQL error reply as a raised `iokernel.pg.PostgresError`, with
 /// its fields as attributes (`sqlstate`, `message`, `detail`, `hint`, ...).

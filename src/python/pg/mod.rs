@@ -30,7 +30,8 @@ use pyo3::types::{PyDict, PyTuple};
 use crate::codec::pg as wire;
 use crate::kernel::service::ServiceConfig;
 use crate::kernel::Summary;
-use crate::protocols::pg::{Pending, PgOptions, Postgres, Query};
+use crate::protocols::pg::{ClientError, Pending, PgOptions, Postgres, Query};
+use crate::protocols::pg_sql;
 use crate::protocols::pg_url;
 use crate::python::core::completer::Completer;
 use crate::python::core::service::{wait_reply, Service};
@@ -44,13 +45,27 @@ pub struct PgService {
 }
 
 #[inline]
-fn check_sql(sql: &str) -> PyResult<()> {
+fn check_sql(py: Python<'_>, sql: &str) -> PyResult<()> {
     if sql.contains('\0') {
         return Err(PyValueError::new_err(
             "SQL text must not contain NUL characters",
         ));
     }
+    // Cheap first: only SQL that mentions STDIN is looked at closely.
+    if has_stdin(sql) && pg_sql::copies_from_stdin(sql) {
+        return Err(errors::client_error(
+            py,
+            &ClientError::Interface("COPY ... FROM STDIN needs its data from the client, which a plain query cannot send \
+             (nothing was sent): use copy_to_table() or copy_records_to_table()".into()),
+        ));
+    }
     Ok(())
+}
+
+fn has_stdin(sql: &str) -> bool {
+    sql.as_bytes()
+        .windows(5)
+        .any(|w| w.eq_ignore_ascii_case(b"stdin"))
 }
 
 #[inline]
@@ -87,7 +102,7 @@ impl PgService {
         args: &Bound<'_, PyTuple>,
         simple: bool,
     ) -> PyResult<(Pending, Summary)> {
-        check_sql(sql)?;
+        check_sql(args.py(), sql)?;
         let q = if simple {
             Query::Simple(sql.to_string())
         } else {
@@ -103,7 +118,7 @@ impl PgService {
 #[pymethods]
 impl PgService {
     #[new]
-    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0), max_dedicated = 16))]
+    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0), max_dedicated = 16, max_message_size = 64 << 20))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -115,6 +130,7 @@ impl PgService {
         connect_timeout: Option<f64>,
         idle_ping: Option<f64>,
         max_dedicated: usize,
+        max_message_size: usize,
     ) -> PyResult<Self> {
         let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
         if connections == 0 || max_in_flight == 0 || max_dedicated == 0 {
@@ -133,7 +149,10 @@ impl PgService {
             database: u.database.clone(),
             application_name: u.application_name.clone(),
             statement_cache: statement_cache_size,
-            limits: Default::default(),
+            limits: wire::Limits {
+                // The length header counts itself: at least that much.
+                max_message: max_message_size.max(5),
+            },
         };
         let cfg = ServiceConfig {
             name: u.display.clone(),
@@ -220,7 +239,7 @@ impl PgService {
         timeout: Option<f64>,
         conn: Option<u64>,
     ) -> PyResult<Py<PyAny>> {
-        check_sql(sql)?;
+        check_sql(py, sql)?;
         let p = Pending::new(Query::Prebuilt(many::describe(sql)));
         self.s.blocking(
             py,
@@ -244,7 +263,7 @@ impl PgService {
         timeout: Option<f64>,
         conn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        check_sql(sql)?;
+        check_sql(py, sql)?;
         let p = Pending::new(Query::Prebuilt(many::describe(sql)));
         self.s.submit(
             py,
@@ -275,7 +294,7 @@ impl PgService {
         conn: Option<u64>,
         types: Option<Vec<u32>>,
     ) -> PyResult<Py<PyAny>> {
-        check_sql(sql)?;
+        check_sql(py, sql)?;
         let b = many::start(sql, rows, types)?;
         let pending = Pending::new(Query::Prebuilt(b.head));
         let s = summary(sql);
@@ -302,7 +321,7 @@ impl PgService {
         conn: Option<u64>,
         types: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        check_sql(sql)?;
+        check_sql(py, sql)?;
         let b = many::start(sql, rows, types)?;
         let call = self.s.submit(
             py,

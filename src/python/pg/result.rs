@@ -8,7 +8,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use super::errors::pg_error;
+use super::errors::{client_error, pg_error};
 use super::record::Record;
 use super::values::decode_cell;
 use crate::kernel::Reply;
@@ -49,6 +49,9 @@ fn result(py: Python<'_>, reply: Reply) -> PyResult<PgResult> {
     let r = reply.downcast::<PgResult>().map_err(|_| {
         PyTypeError::new_err("iokernel internal error: unexpected PostgreSQL reply")
     })?;
+    if let Some(e) = &r.client_error {
+        return Err(client_error(py, e));
+    }
     match &r.error {
         Some(e) => Err(pg_error(py, e)),
         None => Ok(*r),
