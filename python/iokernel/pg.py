@@ -30,9 +30,11 @@ from typing import Any
 
 from . import _aio, _native, _options, _shared
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
+from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
 
 __all__ = [
-    "AsyncClient", "Client", "InterfaceError", "PostgresError", "Record", "ResponseTooLargeError",
+    "AsyncClient", "AsyncListener", "Client", "Gap", "InterfaceError", "Listener",
+    "Notification", "PostgresError", "Record", "ResponseTooLargeError",
 ]
 
 Record = _native.Record
@@ -124,6 +126,14 @@ class _Base:
             ),
         )
         self._timeout = timeout
+        self._dsn = dsn
+        # What a listener's own service is opened with.
+        self._listen_opts = {
+            "connect_timeout": connect_timeout,
+            "idle_ping": _options.seconds_or_none(
+                "health_check_interval", health_check_interval, none="no health checks"),
+            "max_message_size": max_message_size,
+        }
         self._connect_timeout = connect_timeout or 10.0
         # Waiting for a dedicated connection: the query timeout, or at least
         # the time to open one.
@@ -171,6 +181,9 @@ class _Base:
         ``transaction()`` that aborts the transaction, like a failed
         statement."""
         return self._many(sql, args, timeout)
+
+    def _prefetch(self, prefetch: Any) -> int:
+        return _options.count("prefetch", prefetch, most=1 << 20)
 
     @property
     def dsn(self) -> str:
@@ -230,6 +243,25 @@ class Client(_Base):
             tx.execute("COMMIT")
         finally:
             self._svc.release(conn)
+
+    def cursor(self, sql: str, *args: Any, prefetch: int = 50) -> Iterator[Record]:
+        """``for row in db.cursor(sql, *args, prefetch=50):`` — the rows one
+        by one, read ``prefetch`` at a time as the server sends them, with at
+        most two batches in memory however big the result (the server waits
+        while the consumer is behind). Unlike asyncpg it needs no
+        transaction: outside one it runs on a dedicated connection of its
+        own (held until the loop ends), inside one on the transaction's. No
+        per-query timeout applies."""
+        return cursor(self._svc, self._conn, self._lease_timeout, sql, args,
+                      self._prefetch(prefetch))
+
+    def listen(self, channel: str, *channels: str) -> Listener:
+        """``for n in db.listen("jobs"):`` — NOTIFYs on these channels as
+        ``Notification(pid, channel, payload)``, delivered as they arrive on
+        a connection of the listener's own (LISTENing again after every
+        reconnect; a lost connection is reported once as a ``Gap``). Returns
+        once the connection is LISTENing. Close it (or ``with``) to stop."""
+        return Listener(self._dsn, (channel, *channels), self._listen_opts, self._lease_timeout)
 
     def close(self) -> None:
         """Close this client: later calls raise ``ConnectionError``; the
@@ -295,6 +327,19 @@ class AsyncClient(_Base):
             await tx.execute("COMMIT")
         finally:
             self._svc.release(conn)
+
+    def cursor(self, sql: str, *args: Any, prefetch: int = 50) -> AsyncIterator[Record]:
+        """``async for row in db.cursor(sql, *args, prefetch=50):`` — see
+        ``Client.cursor``."""
+        return acursor(self._svc, self._conn, self._lease_timeout, sql, args,
+                       self._prefetch(prefetch))
+
+    def listen(self, channel: str, *channels: str) -> AsyncListener:
+        """``async for n in db.listen("jobs"):`` — see ``Client.listen``;
+        the first step (or ``async with``, or ``await l.ready()``) waits
+        until the connection is LISTENing."""
+        return AsyncListener(self._dsn, (channel, *channels), self._listen_opts,
+                             self._lease_timeout)
 
     async def close(self) -> None:
         """As ``Client.close``."""

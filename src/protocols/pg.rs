@@ -56,6 +56,26 @@ pub struct PgOptions {
     /// Prepared statements kept per connection (0: always unnamed).
     pub statement_cache: usize,
     pub limits: Limits,
+    /// Channels to LISTEN on, on every connection as it opens (a listener's
+    /// service: its notifications go to the subscription sink).
+    pub listen: Vec<String>,
+}
+
+/// A NOTIFY received (a listener's subscription item).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub pid: i32,
+    pub channel: String,
+    pub payload: String,
+}
+
+/// `LISTEN "a"; LISTEN "b"` (names quoted, as identifiers).
+fn listen_sql(channels: &[String]) -> String {
+    channels
+        .iter()
+        .map(|c| format!("LISTEN \"{}\";", c.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub struct Postgres {
@@ -97,6 +117,9 @@ pub struct Pending {
     drop_rows: bool,
     /// The server is sending COPY data this request did not ask for.
     copy_out: bool,
+    /// Deliver rows in batches of this many as they arrive (`Feed::Item`,
+    /// each a `PgResult` with `columns` and `rows`); 0: all in the reply.
+    pub batch: usize,
     result: PgResult,
 }
 
@@ -111,8 +134,16 @@ impl Pending {
             stale: false,
             drop_rows: false,
             copy_out: false,
+            batch: 0,
             result: PgResult::default(),
         }
+    }
+
+    /// A query whose rows come in batches of `batch` as they arrive.
+    pub fn streamed(q: Query, batch: usize) -> Self {
+        let mut p = Pending::new(q);
+        p.batch = batch.max(1);
+        p
     }
 }
 
@@ -241,6 +272,31 @@ impl PgConn {
     }
 }
 
+/// A listener's connection, once open: LISTEN on its channels.
+async fn listen(
+    io: &mut HandshakeIo<'_, Postgres>,
+    channels: &[String],
+    addr: &str,
+) -> Result<(), KernelError> {
+    let mut out = BytesMut::new();
+    pg::query(&mut out, &listen_sql(channels));
+    io.send(&out).await?;
+    let mut failed = None;
+    loop {
+        match io.recv().await? {
+            Backend::ErrorResponse(e) => failed = Some(err_text(&e)),
+            Backend::ReadyForQuery(_) => break,
+            _ => {}
+        }
+    }
+    match failed {
+        Some(why) => Err(KernelError::connection(format!(
+            "postgres {addr}: LISTEN failed: {why}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn err_text(e: &ErrorFields) -> String {
     format!("{} (SQLSTATE {})", e.message, e.code)
 }
@@ -271,6 +327,21 @@ impl Protocol for Postgres {
                     ..
                 }
         )
+    }
+
+    fn push(&self, _: &mut PgConn, msg: Backend) -> Option<crate::kernel::Reply> {
+        match msg {
+            Backend::NotificationResponse {
+                pid,
+                channel,
+                payload,
+            } => Some(Box::new(Notification {
+                pid,
+                channel,
+                payload,
+            })),
+            _ => None,
+        }
     }
 
     fn write_request(&self, st: &mut PgConn, p: &mut Pending, _payload: &[u8], out: &mut BytesMut) {
@@ -311,7 +382,14 @@ impl Protocol for Postgres {
             }
             Backend::DataRow(r) => {
                 if !p.drop_rows {
-                    p.result.rows.push(r)
+                    p.result.rows.push(r);
+                    if p.batch > 0 && p.result.rows.len() >= p.batch && p.result.error.is_none() {
+                        return Feed::Item(Box::new(PgResult {
+                            columns: p.result.columns.clone(),
+                            rows: std::mem::replace(&mut p.result.rows, Vec::with_capacity(p.batch)),
+                            ..PgResult::default()
+                        }));
+                    }
                 }
             }
             Backend::Oversized { tag, len, limit } => {
@@ -486,7 +564,8 @@ impl Protocol for Postgres {
                     };
                     return Err(fail(format!("{}{hint}", err_text(&e))));
                 }
-                Backend::ReadyForQuery(_) => return Ok(()),
+                Backend::ReadyForQuery(_) if o.listen.is_empty() => return Ok(()),
+                Backend::ReadyForQuery(_) => return listen(io, &o.listen, &addr).await,
                 other => {
                     return Err(KernelError::protocol(format!(
                         "postgres {addr}: unexpected {other:?} during startup"

@@ -29,6 +29,7 @@ fn generation() -> u64 {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<self::core::completer::Completer>()?;
     m.add_class::<self::core::call::Call>()?;
+    m.add_class::<self::core::stream::ItemStream>()?;
     m.add_class::<redis::RedisService>()?;
     m.add_class::<pg::PgService>()?;
     m.add_class::<pg::record::Record>()?;

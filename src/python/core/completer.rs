@@ -206,6 +206,27 @@ impl Completer {
     pub fn completion(&self, token: u64) -> Completion {
         Completion::queue(self.q.clone(), token)
     }
+
+    /// A token of its own for a stream (`stream::ItemStream`): its wake-up
+    /// markers come under it, each resolving the future `register_at` set.
+    pub fn reserve(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Register `fut` under a reserved token (replacing any earlier one).
+    pub fn register_at(&self, token: u64, fut: Py<PyAny>, conv: Conv) {
+        let old = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, Entry { fut, post: None, conv });
+        drop(old); // outside the lock
+    }
+
+    /// The queue this loop drains (a stream wakes the loop through it).
+    pub fn queue(&self) -> Arc<CompletionQueue> {
+        self.q.clone()
+    }
 }
 
 /// Log through Python's `logging` (logger "iokernel").

@@ -11,6 +11,8 @@
 //! * `errors`    — kernel error kinds to iokernel exceptions; the class
 //!   lookup protocol bindings use for their own errors.
 //! * `wait`      — time limits from Python; a blocking caller's wait.
+//! * `stream`    — `ItemStream`: a reply in parts or a subscription (rows
+//!   in batches, notifications) for a blocking or an asyncio consumer.
 //!
 //! A protocol binding (`python::redis`, `python::pg`) encodes its requests,
 //! picks their `Conv`, and exposes a pyclass whose methods call `Service`.
@@ -20,4 +22,5 @@ pub mod completer;
 pub mod conv;
 pub mod errors;
 pub mod service;
+pub mod stream;
 pub mod wait;

@@ -25,7 +25,7 @@ use super::errors::to_pyerr;
 use super::wait::{deadline, wait};
 use crate::kernel::body::Body;
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
-use crate::kernel::{Completion, Protocol, Request, Route, Slot, Summary};
+use crate::kernel::{Completion, Items, Protocol, Request, Route, Slot, Summary};
 
 pub struct Service<P: Protocol> {
     h: Arc<ServiceHandle<P>>,
@@ -141,6 +141,37 @@ impl<P: Protocol> Service<P> {
         };
         self.h.send(req, guard);
         Call::wrap(py, fut)
+    }
+
+    /// Submit a request whose reply comes in parts, each pushed to `items`
+    /// as it arrives (`Feed::Item`), the last by the completion.
+    pub fn send_stream(
+        &self,
+        py: Python<'_>,
+        pending: P::Pending,
+        summary: Summary,
+        conn: Option<u64>,
+        items: Arc<Items>,
+    ) -> PyResult<()> {
+        let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
+        let req = Request {
+            payload: Bytes::new(),
+            pending,
+            completion: Completion::stream(items).with_metrics(self.h.metrics.clone()),
+            deadline: None,
+            route: route(conn),
+            submitted: Instant::now(),
+            summary,
+            body: None,
+        };
+        self.h.send(req, guard);
+        Ok(())
+    }
+
+    /// Send the server's pushes (every shared connection's, now and after
+    /// reconnects) to `items`; a lost connection leaves an error in it.
+    pub fn subscribe(&self, py: Python<'_>, items: Arc<Items>) -> PyResult<()> {
+        self.h.subscribe(items).map_err(|e| to_pyerr(py, e))
     }
 
     /// Open a dedicated connection (blocking); returns its id. The kernel

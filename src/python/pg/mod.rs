@@ -35,6 +35,7 @@ use crate::protocols::pg_sql;
 use crate::protocols::pg_url;
 use crate::python::core::completer::Completer;
 use crate::python::core::service::{wait_reply, Service};
+use crate::python::core::stream::ItemStream;
 use crate::python::core::wait::seconds;
 use result::{COMMAND_STATUS, PARAM_TYPES};
 use values::encode_param;
@@ -118,7 +119,7 @@ impl PgService {
 #[pymethods]
 impl PgService {
     #[new]
-    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0), max_dedicated = 16, max_message_size = 64 << 20))]
+    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0), max_dedicated = 16, max_message_size = 64 << 20, listen = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -131,6 +132,7 @@ impl PgService {
         idle_ping: Option<f64>,
         max_dedicated: usize,
         max_message_size: usize,
+        listen: Vec<String>,
     ) -> PyResult<Self> {
         let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
         if connections == 0 || max_in_flight == 0 || max_dedicated == 0 {
@@ -153,6 +155,7 @@ impl PgService {
                 // The length header counts itself: at least that much.
                 max_message: max_message_size.max(5),
             },
+            listen,
         };
         let cfg = ServiceConfig {
             name: u.display.clone(),
@@ -344,6 +347,50 @@ impl PgService {
             }
         }
         Ok(call)
+    }
+
+    /// Run one statement with its rows delivered in batches of `batch` as
+    /// they arrive (each a list of `Record`s; the last batch ends the
+    /// stream, a server error raises from it). At most `capacity` batches
+    /// wait: then the connection stops reading, so use a dedicated one
+    /// (`conn`). `completer`: the asyncio consumer's, else blocking.
+    #[pyo3(signature = (sql, args, batch, capacity = 2, conn = None, completer = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        args: &Bound<'_, PyTuple>,
+        batch: usize,
+        capacity: usize,
+        conn: Option<u64>,
+        completer: Option<&Bound<'_, Completer>>,
+    ) -> PyResult<ItemStream> {
+        check_sql(py, sql)?;
+        let q = Query::Extended {
+            sql: Arc::from(sql),
+            params: encode_params(args)?.freeze(),
+        };
+        let (items, stream) = ItemStream::new(py, capacity, result::ROW_BATCH, completer);
+        self.s
+            .send_stream(py, Pending::streamed(q, batch), summary(sql), conn, items)?;
+        Ok(stream)
+    }
+
+    /// The notifications of this service's connections (a listener: made
+    /// with `listen=`), as `(pid, channel, payload)`; a lost connection
+    /// raises `ConnectionError` from the stream once (notifications may
+    /// have been missed), then delivery goes on after the reconnect.
+    #[pyo3(signature = (capacity = 65536, completer = None))]
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        capacity: usize,
+        completer: Option<&Bound<'_, Completer>>,
+    ) -> PyResult<ItemStream> {
+        let (items, stream) = ItemStream::new(py, capacity, result::NOTIFICATION, completer);
+        self.s.subscribe(py, items)?;
+        Ok(stream)
     }
 
     /// Open a dedicated connection (blocking); returns its id.

@@ -12,7 +12,7 @@ use super::errors::{client_error, pg_error};
 use super::record::Record;
 use super::values::decode_cell;
 use crate::kernel::Reply;
-use crate::protocols::pg::PgResult;
+use crate::protocols::pg::{Notification, PgResult};
 use crate::python::core::conv::Conv;
 
 /// What the caller wants from a result (`shape` in `PgService.query`).
@@ -27,6 +27,17 @@ pub const PARAMS: u8 = 4;
 pub const PARAM_TYPES: Conv = Conv::new(param_types, 0);
 /// The (last) command status (executemany's reply).
 pub const COMMAND_STATUS: Conv = Conv::new(status, 0);
+/// A batch of a streamed result, or its end: a list of `Record`s.
+pub const ROW_BATCH: Conv = Conv::new(rows, 0);
+/// A listener's notification: `(pid, channel, payload)`.
+pub const NOTIFICATION: Conv = Conv::new(notification, 0);
+
+fn notification(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
+    let n = reply.downcast::<Notification>().map_err(|_| {
+        PyTypeError::new_err("iokernel internal error: unexpected PostgreSQL notification")
+    })?;
+    Ok((n.pid, n.channel, n.payload).into_pyobject(py)?.into_any().unbind())
+}
 
 /// The conversion for `shape` (`column`: which value, for `VALUE`).
 pub fn conv(shape: u8, column: usize) -> PyResult<Conv> {
