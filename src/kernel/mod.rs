@@ -8,6 +8,8 @@
 //!   connections; routes each request to a connection.
 //! * `endpoint`   — endpoint sets (address, origin, role, weight), their
 //!   changes, and which endpoints a route may use.
+//! * `discovery`  — names and sources (DNS, SRV, files, published sets)
+//!   followed into endpoint sets.
 //! * `balance`    — which connection takes a request (`Balancer`).
 //! * `conn`       — one connection's I/O loops: coalesced writes, reads,
 //!   deadlines, heartbeats, the stall rule.
@@ -30,6 +32,7 @@ pub mod balance;
 pub mod body;
 pub mod completion;
 pub mod conn;
+pub mod discovery;
 pub mod dispatch;
 pub mod endpoint;
 pub mod error;

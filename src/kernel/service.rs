@@ -2,7 +2,8 @@
 //! change at run time, see `endpoint`), limits, a queue for the time no
 //! connection can take a request, and per endpoint `conns_per_addr` tasks
 //! that connect, run the connection and reconnect with backoff when it drops
-//! (`members`). Each request is routed (`route`): its `Route` says which
+//! (`members`). Its names and sources are followed (`discovery::Follow`) and
+//! each new set replaces the endpoints. Each request is routed (`route`): its `Route` says which
 //! endpoints fit, the service's `Balancer` picks one of their connections
 //! that has room. Dedicated connections are `lease`; what the admin endpoint
 //! sees is `view`.
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use super::discovery::Follow;
 use super::endpoint::{Change, Endpoint};
 use super::stats::ServiceMetrics;
 use super::transport::Addr;
@@ -42,6 +44,10 @@ pub use super::stats::{Outstanding, Stats};
 pub use config::ServiceConfig;
 pub use task::{backoff, WANTED_STEP};
 pub use view::{views, ServiceView};
+
+/// How long a new service waits for its names' first answers before it
+/// starts with what it has (requests sent meanwhile wait, then go).
+const FIRST_ANSWER: Duration = Duration::from_secs(5);
 
 /// The thread-safe handle that clients hold. Dropping the last one stops the
 /// service and closes its connections.
@@ -190,9 +196,12 @@ async fn service_task<P: Protocol>(
     metrics: Arc<ServiceMetrics>,
     mut rx: mpsc::UnboundedReceiver<Cmd<P>>,
 ) {
-    let first: Vec<Endpoint> = cfg.names.iter().cloned().map(Endpoint::named).collect();
+    // Names and sources, followed (`discovery`); the first set is waited
+    // for (bounded) so the service connects to the real endpoints at once.
+    let mut follow = Follow::start(&cfg.names, &cfg.sources);
+    let first_wait = cfg.connect_timeout.min(FIRST_ANSWER);
     let core = Core::new(proto, cfg, stats, metrics);
-    core.replace(first);
+    core.replace(follow.first(first_wait).await);
     view::register(&core);
     let mut batch = Vec::with_capacity(256);
     loop {
@@ -214,6 +223,7 @@ async fn service_task<P: Protocol>(
                 }
             }
             _ = tokio::time::sleep(Duration::from_millis(20)), if queued => core.expire_queued(),
+            set = follow.next() => core.replace(set),
         }
     }
     core.stop();

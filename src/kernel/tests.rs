@@ -102,6 +102,7 @@ pub(super) fn cfg_for(addr: Addr) -> ServiceConfig {
     ServiceConfig {
         name: format!("lines://{addr}#{n}"),
         names: vec![addr],
+        sources: Vec::new(),
         connect_timeout: Duration::from_secs(2),
         max_in_flight: 1000,
         max_queued: 1000,

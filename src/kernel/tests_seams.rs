@@ -295,6 +295,7 @@ fn open(upgrade: Option<&'static str>, ports: &[u16]) -> Arc<ServiceHandle<Toy>>
             .iter()
             .map(|p| Addr::Tcp("127.0.0.1".into(), *p))
             .collect(),
+        sources: Vec::new(),
         connect_timeout: Duration::from_secs(5),
         max_in_flight: 1000,
         max_queued: 1000,

@@ -5,17 +5,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::kernel::balance::Balancer;
+use crate::kernel::discovery::Source;
 use crate::kernel::transport::{Addr, Connector};
 
 #[derive(Clone)]
 pub struct ServiceConfig {
     /// Display name: the URL without secrets.
     pub name: String,
-    /// What the URL names (a host and port, or a socket path). Each stands
-    /// for its one endpoint (`Endpoint::named`) until name discovery
-    /// resolves names into sets; `ServiceHandle::set_endpoints` and
-    /// `change_endpoints` change the set at run time.
+    /// What the URL names (hosts and ports, or a socket path). A host name
+    /// is resolved and followed by the kernel (`discovery`); an IP address,
+    /// `localhost` or a path is its own endpoint. `ServiceHandle::set_endpoints`
+    /// and `change_endpoints` change the set at run time too.
     pub names: Vec<Addr>,
+    /// More endpoints: SRV names, watched files, published sets
+    /// (`discovery::Source`); host names in `names` are followed too.
+    pub sources: Vec<Source>,
     pub connect_timeout: Duration,
     /// Per connection; more requests wait in the service queue.
     pub max_in_flight: usize,

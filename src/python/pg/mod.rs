@@ -160,6 +160,7 @@ impl PgService {
         let cfg = ServiceConfig {
             name: u.display.clone(),
             names: vec![u.addr.clone()],
+            sources: Vec::new(),
             connect_timeout,
             max_in_flight,
             max_queued,
