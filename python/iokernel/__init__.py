@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 
 from . import _native
+from ._configure import configure
 from ._errors import (
     ConnectionError,
     Error,
@@ -30,6 +31,7 @@ __all__ = [
     "ResponseTooLargeError",
     "TimeoutError",
     "__version__",
+    "configure",
     "shutdown",
 ]
 

@@ -5,6 +5,12 @@
 //! Known parameters: `application_name`, `connect_timeout` (seconds, at
 //! most a year; 0, which libpq reads as "no limit", keeps the default, as a
 //! connection attempt here always has a limit),
+//! Several hosts (`h1:5432,h2:5433`, or `?host=h1,h2&port=5432,5433`) are
+//! several endpoints of one service (balanced, not tried in order as libpq
+//! does); `postgresql+srv://user@_pg._tcp.name/db`,
+//! `postgresql+discovery://user@source-name/db` and
+//! `postgresql+file://user@%2Fpath%2Fto%2Ffile/db` take them from an SRV
+//! name, a published set or a watched file (`kernel::discovery`).
 //! `sslmode` (disable/allow/prefer: no TLS is used; require and stronger are
 //! refused, since TLS is not supported yet), `user`, `password`, `dbname`,
 //! `host`, `port`. The display form never contains the password.
@@ -12,12 +18,20 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::url::{redact, unescape};
+use super::url::{host_port, port as parse_port, redact, scheme_source, source, unescape};
+use crate::kernel::discovery::Source;
 use crate::kernel::transport::Addr;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PgUrl {
+    /// The first of `addrs` (a placeholder when a `source` gives them).
     pub addr: Addr,
+    /// Every host (`postgresql://h1:5432,h2:5433/app`, or `?host=h1,h2&port=..`),
+    /// each followed by the kernel if it is a name; empty with a `source`.
+    pub addrs: Vec<Addr>,
+    /// `postgresql+srv://`, `+discovery://`, `+file://`: where the
+    /// endpoints come from.
+    pub source: Option<Source>,
     pub user: String,
     pub password: Option<String>,
     pub database: String,
@@ -40,10 +54,12 @@ fn parse_connect_timeout(v: &str) -> Result<Option<Duration>, String> {
 
 pub fn parse(url: &str) -> Result<PgUrl, String> {
     let bad = |why: String| format!("invalid PostgreSQL URL {:?}: {why}", redact(url));
-    let rest = url
-        .strip_prefix("postgresql://")
-        .or_else(|| url.strip_prefix("postgres://"))
-        .ok_or_else(|| bad("expected postgresql://user:password@host:port/dbname".into()))?;
+    let expected = || bad("expected postgresql://user:password@host:port/dbname".into());
+    let (scheme, rest) = url.split_once("://").ok_or_else(expected)?;
+    let (base, source_kind) = scheme_source(scheme);
+    if base != "postgresql" && base != "postgres" {
+        return Err(expected());
+    }
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (netloc, path) = rest.split_once('/').unwrap_or((rest, ""));
     let (auth, hostport) = match netloc.rsplit_once('@') {
@@ -62,17 +78,14 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
         }
         password = p.map(unescape).transpose().map_err(bad)?;
     }
-    let (mut host, mut port) = if let Some(h) = hostport.strip_prefix('[') {
-        let (h, p) = h
-            .split_once(']')
-            .ok_or_else(|| bad("unclosed '[' in IPv6 host".into()))?;
-        (h.to_string(), p.strip_prefix(':').map(str::to_string))
-    } else {
-        match hostport.rsplit_once(':') {
-            Some((h, p)) => (unescape(h).map_err(bad)?, Some(p.to_string())),
-            None => (unescape(hostport).map_err(bad)?, None),
+    let mut hosts: Vec<(String, Option<String>)> = Vec::new();
+    if source_kind.is_none() {
+        for hp in hostport.split(',') {
+            let (h, p) = host_port(hp).map_err(bad)?;
+            hosts.push((h, p.map(str::to_string)));
         }
-    };
+    }
+    let mut query_ports: Option<String> = None;
     let mut database = if path.is_empty() {
         None
     } else {
@@ -97,8 +110,10 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
             "user" => user = Some(v),
             "password" => password = Some(v),
             "dbname" => database = Some(v),
-            "host" => host = v,
-            "port" => port = Some(v),
+            "host" if source_kind.is_none() => {
+                hosts = v.split(',').map(|h| (h.to_string(), None)).collect()
+            }
+            "port" => query_ports = Some(v),
             _ => {
                 return Err(bad(format!(
                     "unknown parameter {k:?} (known: application_name, connect_timeout, sslmode, user, password, dbname, host, port)"
@@ -106,30 +121,49 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
             }
         }
     }
-    let port: u16 = match port.as_deref() {
-        None | Some("") => 5432,
-        Some(p) => p
-            .parse()
-            .ok()
-            .filter(|n| *n != 0)
-            .ok_or_else(|| bad(format!("port must be 1-65535, not {p:?}")))?,
-    };
-    let addr = if host.starts_with('/') {
-        Addr::Unix(PathBuf::from(host).join(format!(".s.PGSQL.{port}")))
-    } else {
-        Addr::Tcp(
-            if host.is_empty() {
-                "localhost".into()
-            } else {
-                host
-            },
-            port,
-        )
-    };
+    // libpq: `?port=` gives one port for every host, or one per host.
+    if let Some(ps) = &query_ports {
+        let ps: Vec<&str> = ps.split(',').collect();
+        if ps.len() != 1 && ps.len() != hosts.len() {
+            return Err(bad(format!(
+                "{} ports for {} hosts; give one port, or one per host",
+                ps.len(),
+                hosts.len()
+            )));
+        }
+        for (i, h) in hosts.iter_mut().enumerate() {
+            h.1 = Some(ps[if ps.len() == 1 { 0 } else { i }].to_string());
+        }
+    }
+    let mut addrs = Vec::new();
+    for (host, port) in hosts {
+        let port = parse_port(port.as_deref(), 5432).map_err(bad)?;
+        addrs.push(if host.starts_with('/') {
+            Addr::Unix(PathBuf::from(host).join(format!(".s.PGSQL.{port}")))
+        } else {
+            Addr::Tcp(
+                if host.is_empty() {
+                    "localhost".into()
+                } else {
+                    host
+                },
+                port,
+            )
+        });
+    }
+    let source = source_kind
+        .map(|k| source(k, hostport))
+        .transpose()
+        .map_err(bad)?;
     let user =
         user.ok_or_else(|| bad("no user name (postgresql://user:password@host/db)".into()))?;
     Ok(PgUrl {
-        addr,
+        addr: addrs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| Addr::Tcp(String::new(), 5432)),
+        addrs,
+        source,
         database: database.unwrap_or_else(|| user.clone()),
         user,
         password,
@@ -165,6 +199,37 @@ mod tests {
         let u = parse("postgresql://bob@/db?host=/tmp&port=6000").unwrap();
         assert_eq!(u.addr, Addr::Unix("/tmp/.s.PGSQL.6000".into()));
         assert_eq!(parse("postgresql://bob@h").unwrap().database, "bob");
+    }
+
+    #[test]
+    fn several_hosts_and_sources() {
+        let u = parse("postgresql://app@h1:5432,h2:5433/app").unwrap();
+        assert_eq!(
+            u.addrs,
+            vec![Addr::Tcp("h1".into(), 5432), Addr::Tcp("h2".into(), 5433)]
+        );
+        let u = parse("postgresql://app@/app?host=h1,h2&port=6000").unwrap();
+        assert_eq!(
+            u.addrs,
+            vec![Addr::Tcp("h1".into(), 6000), Addr::Tcp("h2".into(), 6000)]
+        );
+        let u = parse("postgresql://app@x/app?host=a,b&port=1,2").unwrap();
+        assert_eq!(
+            u.addrs,
+            vec![Addr::Tcp("a".into(), 1), Addr::Tcp("b".into(), 2)]
+        );
+        assert!(parse("postgresql://app@/app?host=a,b,c&port=1,2")
+            .unwrap_err()
+            .contains("2 ports for 3 hosts"));
+        let u = parse("postgresql+srv://app@_pg._tcp.db.internal/app").unwrap();
+        assert_eq!(u.source, Some(Source::Srv("_pg._tcp.db.internal".into())));
+        assert!(u.addrs.is_empty());
+        let u = parse("postgres+discovery://app:pw@orders-db/app").unwrap();
+        assert_eq!(u.source, Some(Source::Published("orders-db".into())));
+        assert!(!u.display.contains("pw"));
+        assert!(parse("postgresql+srv://app@a:1/x")
+            .unwrap_err()
+            .contains("no port"));
     }
 
     #[test]

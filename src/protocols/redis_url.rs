@@ -1,5 +1,9 @@
-//! Redis URLs: `redis://[user[:password]@]host[:port][/db][?client_name=..]`
-//! and `unix:///path/to/socket[?db=N&username=..&password=..]`.
+//! Redis URLs: `redis://[user[:password]@]host[:port][,host[:port]...][/db][?client_name=..]`
+//! and `unix:///path/to/socket[?db=N&username=..&password=..]`. Several
+//! hosts are several endpoints; `redis+srv://_redis._tcp.name/0`,
+//! `redis+discovery://source-name/0` and `redis+file://%2Fpath%2Fto%2Ffile/0`
+//! take the endpoints from an SRV name, a published set or a watched file
+//! (`kernel::discovery`).
 //! Percent-escapes in user and password are decoded. The display form used in
 //! messages and status pages never contains the password.
 
@@ -7,12 +11,21 @@ use std::path::PathBuf;
 
 use super::redis::RedisOptions;
 pub use super::url::redact;
-use super::url::unescape;
+use super::url::{host_port, port as parse_port, scheme_source, source, unescape};
+use crate::kernel::discovery::Source;
 use crate::kernel::transport::Addr;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisUrl {
+    /// The first of `addrs` (a placeholder when a `source` gives them).
     pub addr: Addr,
+    /// Every host of the URL (`redis://h1:6379,h2:6379/0`), each followed
+    /// by the kernel if it is a name; empty when `source` gives the
+    /// endpoints.
+    pub addrs: Vec<Addr>,
+    /// `redis+srv://`, `redis+discovery://`, `redis+file://`: where the
+    /// endpoints come from.
+    pub source: Option<Source>,
     pub opts_user: Option<String>,
     pub opts_password: Option<String>,
     pub db: i64,
@@ -60,13 +73,16 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let mut u = RedisUrl {
         addr: Addr::Tcp(String::new(), 6379),
+        addrs: Vec::new(),
+        source: None,
         opts_user: None,
         opts_password: None,
         db: 0,
         client_name: None,
         display: redact(url),
     };
-    match scheme {
+    let (base, source_kind) = scheme_source(scheme);
+    match base {
         "redis" | "valkey" => {
             let (auth, hostpart) = match rest.rsplit_once('@') {
                 Some((a, h)) => (Some(a), h),
@@ -86,33 +102,23 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
             if !path.is_empty() {
                 u.db = parse_db(path).map_err(bad)?;
             }
-            let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-                let (h, p) = h
-                    .split_once(']')
-                    .ok_or_else(|| bad("unclosed '[' in IPv6 host".into()))?;
-                (h, p.strip_prefix(':'))
+            if let Some(kind) = source_kind {
+                u.source = Some(source(kind, hostport).map_err(bad)?);
             } else {
-                match hostport.rsplit_once(':') {
-                    Some((h, p)) => (h, Some(p)),
-                    None => (hostport, None),
+                for hp in hostport.split(',') {
+                    let (host, port) = host_port(hp).map_err(bad)?;
+                    let host = if host.is_empty() { "localhost".into() } else { host };
+                    u.addrs.push(Addr::Tcp(host, parse_port(port, 6379).map_err(bad)?));
                 }
-            };
-            let host = if host.is_empty() { "localhost" } else { host };
-            let port = match port {
-                Some(p) => p
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|n| *n != 0)
-                    .ok_or_else(|| bad(format!("port must be 1-65535, not {p:?}")))?,
-                None => 6379,
-            };
-            u.addr = Addr::Tcp(host.to_string(), port);
+                u.addr = u.addrs[0].clone();
+            }
         }
-        "unix" | "redis+unix" => {
+        "unix" | "redis+unix" if source_kind.is_none() => {
             if rest.is_empty() {
                 return Err(bad("no socket path".into()));
             }
             u.addr = Addr::Unix(PathBuf::from(unescape(rest).map_err(bad)?));
+            u.addrs = vec![u.addr.clone()];
         }
         "rediss" => {
             return Err(bad(
@@ -121,7 +127,7 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
         }
         other => {
             return Err(bad(format!(
-                "unknown scheme {other:?}; use redis:// or unix://"
+                "unknown scheme {other:?}; use redis://, unix://, redis+srv://, redis+discovery:// or redis+file://"
             )))
         }
     }
@@ -172,6 +178,42 @@ mod tests {
         assert_eq!(
             parse("redis://").unwrap().addr,
             Addr::Tcp("localhost".into(), 6379)
+        );
+    }
+
+    #[test]
+    fn several_hosts_and_sources() {
+        let u = parse("redis://:pw@h1:6379,h2,[::1]:7000/2").unwrap();
+        assert_eq!(
+            u.addrs,
+            vec![
+                Addr::Tcp("h1".into(), 6379),
+                Addr::Tcp("h2".into(), 6379),
+                Addr::Tcp("::1".into(), 7000)
+            ]
+        );
+        assert_eq!(
+            (u.addr.clone(), u.db, u.source),
+            (u.addrs[0].clone(), 2, None)
+        );
+        let u = parse("redis+srv://_redis._tcp.cache.internal/1").unwrap();
+        assert_eq!(
+            u.source,
+            Some(Source::Srv("_redis._tcp.cache.internal".into()))
+        );
+        assert!(u.addrs.is_empty() && u.db == 1);
+        let u = parse("valkey+discovery://orders/0").unwrap();
+        assert_eq!(u.source, Some(Source::Published("orders".into())));
+        let u = parse("redis+file://%2Fetc%2Fr.hosts/3?client_name=x").unwrap();
+        assert_eq!(u.source, Some(Source::File("/etc/r.hosts".into())));
+        assert!(parse("redis+srv://a:1/0").unwrap_err().contains("no port"));
+        assert!(parse("redis+discovery:///0")
+            .unwrap_err()
+            .contains("source"));
+        assert!(parse("redis://h1,h2:0/0").unwrap_err().contains("port"));
+        assert_eq!(
+            parse("redis+unix:///tmp/s").unwrap().addrs,
+            vec![Addr::Unix("/tmp/s".into())]
         );
     }
 

@@ -2,6 +2,7 @@
 
 mod admin;
 mod core;
+mod discovery;
 mod metrics;
 mod pg;
 mod redis;
@@ -49,6 +50,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(admin::metrics_dir, m)?,
         wrap_pyfunction!(pg::values::_pg_decode_cell, m)?,
         wrap_pyfunction!(pg::values::_pg_encode_param, m)?,
+        wrap_pyfunction!(discovery::discovery_configure, m)?,
+        wrap_pyfunction!(discovery::discovery_publish, m)?,
+        wrap_pyfunction!(discovery::discovery_current, m)?,
     ] {
         m.add_function(f)?;
     }

@@ -26,8 +26,8 @@ use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::xfer::Protocol as DnsProtocol;
 use hickory_resolver::TokioResolver;
 
+use super::common::Update;
 use super::settings::{self, MIN_TTL};
-use super::Update;
 use crate::kernel::endpoint::Endpoint;
 use crate::kernel::transport::Addr;
 

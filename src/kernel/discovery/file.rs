@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 
-use super::{parse_endpoint, Update};
+use super::common::{parse_endpoint, Update};
 use crate::kernel::endpoint::{Endpoint, Role};
 use crate::kernel::transport::Addr;
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::Update;
+use super::common::Update;
 use crate::kernel::endpoint::Endpoint;
 use crate::kernel::transport::Addr;
 

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use super::*;
+use crate::kernel::endpoint::Endpoint;
+use crate::kernel::transport::Addr;
 
 fn run<F: std::future::Future>(f: F) -> F::Output {
     let rt = tokio::runtime::Builder::new_current_thread()

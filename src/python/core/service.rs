@@ -38,6 +38,7 @@ fn route(conn: Option<u64>) -> Route {
 impl<P: Protocol> Service<P> {
     /// Open the kernel service (with the GIL released).
     pub fn open(py: Python<'_>, proto: P, config: ServiceConfig) -> PyResult<Self> {
+        crate::python::discovery::check_settings()?;
         let h = py
             .detach(|| ServiceHandle::open(proto, config))
             .map_err(|e| to_pyerr(py, e))?;

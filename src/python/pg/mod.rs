@@ -159,8 +159,8 @@ impl PgService {
         };
         let cfg = ServiceConfig {
             name: u.display.clone(),
-            names: vec![u.addr.clone()],
-            sources: Vec::new(),
+            names: u.addrs.clone(),
+            sources: u.source.clone().into_iter().collect(),
             connect_timeout,
             max_in_flight,
             max_queued,

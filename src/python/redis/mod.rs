@@ -84,8 +84,8 @@ impl RedisService {
         }
         let cfg = ServiceConfig {
             name: u.display.clone(),
-            names: vec![u.addr.clone()],
-            sources: Vec::new(),
+            names: u.addrs.clone(),
+            sources: u.source.clone().into_iter().collect(),
             connect_timeout,
             max_in_flight,
             max_queued,
