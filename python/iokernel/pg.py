@@ -24,11 +24,11 @@ import asyncio
 import contextlib
 import itertools
 import operator
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from . import _aio, _native, _options, _shared
+from . import _aio, _native, _options, _pg_copy, _shared
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
 
@@ -255,6 +255,49 @@ class Client(_Base):
         return cursor(self._svc, self._conn, self._lease_timeout, sql, args,
                       self._prefetch(prefetch))
 
+    def copy_records_to_table(self, table_name: str, *, records: Iterable[Any],
+                              columns: Sequence[str] | None = None,
+                              schema_name: str | None = None, timeout: Any = _DEFAULT,
+                              where: str | None = None) -> str:
+        """Copy ``records`` (tuples, one value per column) into the table with
+        COPY FROM STDIN, as asyncpg does: binary format when every column's
+        type allows it, else text; returns the status (``"COPY 5"``). A value
+        that does not fit its column raises ``TypeError`` naming the record
+        and column, and nothing is copied. Runs on a dedicated connection
+        (or the transaction's)."""
+        return _pg_copy.copy_records(self, table_name, records, columns, schema_name,
+                                     self._t(timeout), where)
+
+    def copy_to_table(self, table_name: str, *, source: Any,
+                      columns: Sequence[str] | None = None, schema_name: str | None = None,
+                      timeout: Any = _DEFAULT, where: str | None = None, **opts: Any) -> str:
+        """COPY FROM STDIN reading ``source`` (a path, a file-like object
+        opened in binary mode, or an iterable of bytes); ``opts`` are
+        asyncpg's (format, delimiter, null, header, quote, escape,
+        force_not_null, force_null, encoding, freeze). Returns the status."""
+        sql = _pg_copy.to_table_sql(table_name, schema_name, columns, where, **opts)
+        return _pg_copy.copy_to_table(self, sql, source, self._t(timeout))
+
+    def copy_from_table(self, table_name: str, *, output: Any,
+                        columns: Sequence[str] | None = None, schema_name: str | None = None,
+                        timeout: Any = _DEFAULT, **opts: Any) -> str:
+        """COPY TO STDOUT of a table into ``output`` (a path, a file-like
+        object opened in binary mode, or a callable taking bytes), written
+        as the data arrives; returns the status. ``timeout`` is checked but
+        a COPY out has no deadline (it takes as long as the output)."""
+        self._t(timeout)
+        sql = _pg_copy.from_table_sql(table_name, schema_name, columns, **opts)
+        return _pg_copy.copy_from(self, sql, output)
+
+    def copy_from_query(self, query: str, *args: Any, output: Any, timeout: Any = _DEFAULT,
+                        **opts: Any) -> str:
+        """As ``copy_from_table``, for the rows of ``query``; ``$n`` are
+        replaced by the arguments quoted by the server (COPY takes no
+        parameters), as asyncpg does."""
+        self._t(timeout)
+        lits = [self.fetchval("SELECT quote_nullable($1::text)", a) for a in args]
+        return _pg_copy.copy_from(self, _pg_copy.from_query_sql(query, lits, **opts), output)
+
     def listen(self, channel: str, *channels: str) -> Listener:
         """``for n in db.listen("jobs"):`` — NOTIFYs on these channels as
         ``Notification(pid, channel, payload)``, delivered as they arrive on
@@ -333,6 +376,42 @@ class AsyncClient(_Base):
         ``Client.cursor``."""
         return acursor(self._svc, self._conn, self._lease_timeout, sql, args,
                        self._prefetch(prefetch))
+
+    async def copy_records_to_table(self, table_name: str, *, records: Any,
+                                    columns: Sequence[str] | None = None,
+                                    schema_name: str | None = None, timeout: Any = _DEFAULT,
+                                    where: str | None = None) -> str:
+        """See ``Client.copy_records_to_table``; ``records`` may also be an
+        async iterable."""
+        return await _pg_copy.acopy_records(self, table_name, records, columns, schema_name,
+                                            self._t(timeout), where)
+
+    async def copy_to_table(self, table_name: str, *, source: Any,
+                            columns: Sequence[str] | None = None,
+                            schema_name: str | None = None, timeout: Any = _DEFAULT,
+                            where: str | None = None, **opts: Any) -> str:
+        """See ``Client.copy_to_table``; ``source`` may also be an async
+        iterable of bytes or a file-like object with an async ``read``."""
+        sql = _pg_copy.to_table_sql(table_name, schema_name, columns, where, **opts)
+        return await _pg_copy.acopy_to_table(self, sql, source, self._t(timeout))
+
+    async def copy_from_table(self, table_name: str, *, output: Any,
+                              columns: Sequence[str] | None = None,
+                              schema_name: str | None = None, timeout: Any = _DEFAULT,
+                              **opts: Any) -> str:
+        """See ``Client.copy_from_table``; ``output`` may also be a
+        coroutine function or have an async ``write``."""
+        self._t(timeout)
+        sql = _pg_copy.from_table_sql(table_name, schema_name, columns, **opts)
+        return await _pg_copy.acopy_from(self, sql, output)
+
+    async def copy_from_query(self, query: str, *args: Any, output: Any,
+                              timeout: Any = _DEFAULT, **opts: Any) -> str:
+        """See ``Client.copy_from_query``."""
+        self._t(timeout)
+        lits = [await self.fetchval("SELECT quote_nullable($1::text)", a) for a in args]
+        return await _pg_copy.acopy_from(self, _pg_copy.from_query_sql(query, lits, **opts),
+                                         output)
 
     def listen(self, channel: str, *channels: str) -> AsyncListener:
         """``async for n in db.listen("jobs"):`` — see ``Client.listen``;

@@ -96,6 +96,21 @@ pub fn query(out: &mut BytesMut, sql: &str) {
     message(out, Some(b'Q'), |out| put_cstr(out, sql.as_bytes()));
 }
 
+/// CopyData: a piece of COPY FROM STDIN data (pieces need not end on rows).
+pub fn copy_data(out: &mut BytesMut, data: &[u8]) {
+    message(out, Some(b'd'), |out| out.put_slice(data));
+}
+
+/// CopyDone: the COPY FROM STDIN data is complete.
+pub fn copy_done(out: &mut BytesMut) {
+    message(out, Some(b'c'), |_| {});
+}
+
+/// CopyFail: abort COPY FROM STDIN; the server fails it with `why`.
+pub fn copy_fail(out: &mut BytesMut, why: &str) {
+    message(out, Some(b'f'), |out| put_cstr(out, why.as_bytes()));
+}
+
 /// Parse; an OID of 0 leaves a parameter's type to the server.
 /// At most 65535 parameter types.
 pub fn parse(out: &mut BytesMut, stmt: &str, sql: &str, param_oids: &[u32]) {

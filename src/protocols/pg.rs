@@ -47,6 +47,12 @@ use crate::codec::pg_auth::{md5_password, ScramClient};
 use crate::kernel::handshake::HandshakeIo;
 use crate::kernel::{DecodeError, Feed, KernelError, Protocol};
 
+#[path = "pg_copy.rs"]
+pub mod copy;
+#[path = "pg_listen.rs"]
+mod listen;
+pub use listen::Notification;
+
 #[derive(Debug, Clone)]
 pub struct PgOptions {
     pub user: String,
@@ -61,22 +67,7 @@ pub struct PgOptions {
     pub listen: Vec<String>,
 }
 
-/// A NOTIFY received (a listener's subscription item).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notification {
-    pub pid: i32,
-    pub channel: String,
-    pub payload: String,
-}
 
-/// `LISTEN "a"; LISTEN "b"` (names quoted, as identifiers).
-fn listen_sql(channels: &[String]) -> String {
-    channels
-        .iter()
-        .map(|c| format!("LISTEN \"{}\";", c.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 pub struct Postgres {
     pub opts: PgOptions,
@@ -92,6 +83,12 @@ pub enum Query {
     /// Parse, then Bind+Execute per parameter set, then one Sync — one
     /// implicit transaction, all rows or none). Written as they are.
     Prebuilt(Bytes),
+    /// `COPY ... FROM STDIN` (simple protocol): its data follows as the
+    /// request's body (CopyData messages, then CopyDone or CopyFail).
+    CopyIn(String),
+    /// `COPY ... TO STDOUT` (simple protocol): its data comes back in parts
+    /// (`Feed::Item(Bytes)`, `pg_copy::CHUNK` at a time), then the status.
+    CopyOut(String),
 }
 
 /// How long after our out-of-band cancel a 57014 is taken to be its doing:
@@ -117,6 +114,8 @@ pub struct Pending {
     drop_rows: bool,
     /// The server is sending COPY data this request did not ask for.
     copy_out: bool,
+    /// COPY TO STDOUT data not yet handed on (`Query::CopyOut`).
+    copy_buf: BytesMut,
     /// Deliver rows in batches of this many as they arrive (`Feed::Item`,
     /// each a `PgResult` with `columns` and `rows`); 0: all in the reply.
     pub batch: usize,
@@ -134,6 +133,7 @@ impl Pending {
             stale: false,
             drop_rows: false,
             copy_out: false,
+            copy_buf: BytesMut::new(),
             batch: 0,
             result: PgResult::default(),
         }
@@ -272,30 +272,6 @@ impl PgConn {
     }
 }
 
-/// A listener's connection, once open: LISTEN on its channels.
-async fn listen(
-    io: &mut HandshakeIo<'_, Postgres>,
-    channels: &[String],
-    addr: &str,
-) -> Result<(), KernelError> {
-    let mut out = BytesMut::new();
-    pg::query(&mut out, &listen_sql(channels));
-    io.send(&out).await?;
-    let mut failed = None;
-    loop {
-        match io.recv().await? {
-            Backend::ErrorResponse(e) => failed = Some(err_text(&e)),
-            Backend::ReadyForQuery(_) => break,
-            _ => {}
-        }
-    }
-    match failed {
-        Some(why) => Err(KernelError::connection(format!(
-            "postgres {addr}: LISTEN failed: {why}"
-        ))),
-        None => Ok(()),
-    }
-}
 
 fn err_text(e: &ErrorFields) -> String {
     format!("{} (SQLSTATE {})", e.message, e.code)
@@ -359,6 +335,7 @@ impl Protocol for Postgres {
                 pg::sync(out);
             }
             Query::Prebuilt(msgs) => out.extend_from_slice(msgs),
+            Query::CopyIn(sql) | Query::CopyOut(sql) => pg::query(out, sql),
         }
     }
 
@@ -410,6 +387,14 @@ impl Protocol for Postgres {
             Backend::Unknown {
                 tag: b'd' | b'c', ..
             } if p.copy_out => {}
+            Backend::CopyInResponse if matches!(p.query, Query::CopyIn(_)) => {}
+            Backend::CopyOutResponse if matches!(p.query, Query::CopyOut(_)) => {}
+            Backend::Unknown { tag: b'd', body } if matches!(p.query, Query::CopyOut(_)) => {
+                return copy::data(&mut p.copy_buf, &body)
+            }
+            Backend::Unknown { tag: b'c', .. } if matches!(p.query, Query::CopyOut(_)) => {
+                return copy::done(&mut p.copy_buf)
+            }
             Backend::CommandComplete(tag) => p.result.status = Some(tag),
             Backend::ErrorResponse(e) => {
                 // A statement that failed to parse does not exist on the
@@ -565,7 +550,7 @@ impl Protocol for Postgres {
                     return Err(fail(format!("{}{hint}", err_text(&e))));
                 }
                 Backend::ReadyForQuery(_) if o.listen.is_empty() => return Ok(()),
-                Backend::ReadyForQuery(_) => return listen(io, &o.listen, &addr).await,
+                Backend::ReadyForQuery(_) => return listen::listen(io, &o.listen, &addr).await,
                 other => {
                     return Err(KernelError::protocol(format!(
                         "postgres {addr}: unexpected {other:?} during startup"

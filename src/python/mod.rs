@@ -34,6 +34,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<redis::RedisService>()?;
     m.add_class::<pg::PgService>()?;
     m.add_class::<pg::record::Record>()?;
+    m.add_class::<pg::CopyWriter>()?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_class::<metrics::CounterSeries>()?;
     m.add_class::<metrics::GaugeSeries>()?;

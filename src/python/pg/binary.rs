@@ -44,7 +44,7 @@ pub fn bind_params(row: &[Bound<'_, PyAny>], types: &[u32], out: &mut BytesMut) 
 
 /// Append `v` as a length-prefixed binary value of type `oid`; false (and
 /// nothing appended) when it is not one this module sends in binary.
-fn put_binary(v: &Bound<'_, PyAny>, oid: u32, out: &mut BytesMut) -> PyResult<bool> {
+pub(super) fn put_binary(v: &Bound<'_, PyAny>, oid: u32, out: &mut BytesMut) -> PyResult<bool> {
     match oid {
         INT2 | INT4 | INT8 => {
             // Exactly int: bool is an int subclass but means something else.

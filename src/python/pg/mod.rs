@@ -13,6 +13,7 @@
 //! (`Record`), `result` (results → Python), `errors` (`PostgresError`).
 
 mod binary;
+mod copy;
 mod errors;
 mod many;
 pub mod record;
@@ -31,6 +32,8 @@ use crate::codec::pg as wire;
 use crate::kernel::service::ServiceConfig;
 use crate::kernel::Summary;
 use crate::protocols::pg::{ClientError, Pending, PgOptions, Postgres, Query};
+use crate::kernel::body;
+use crate::protocols::pg::copy as pg_copy;
 use crate::protocols::pg_sql;
 use crate::protocols::pg_url;
 use crate::python::core::completer::Completer;
@@ -38,6 +41,7 @@ use crate::python::core::service::{wait_reply, Service};
 use crate::python::core::stream::ItemStream;
 use crate::python::core::wait::seconds;
 use result::{COMMAND_STATUS, PARAM_TYPES};
+pub use copy::CopyWriter;
 use values::encode_param;
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
@@ -392,6 +396,76 @@ impl PgService {
         let (items, stream) = ItemStream::new(py, capacity, result::NOTIFICATION, completer);
         self.s.subscribe(py, items)?;
         Ok(stream)
+    }
+
+    /// Start `COPY ... FROM STDIN` (`sql`), blocking: feed the returned
+    /// writer, then `finish()` waits for the status.
+    #[pyo3(signature = (sql, timeout = None, conn = None))]
+    fn copy_in(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<copy::CopyWriter> {
+        let (tx, body) = body::channel(Some(pg_copy::abandon()));
+        let p = Pending::new(Query::CopyIn(sql.to_string()));
+        let slot = self
+            .s
+            .send_blocking(py, Bytes::new(), p, Summary::new(b"COPY"), timeout, conn, Some(body))?;
+        Ok(copy::CopyWriter::new(tx, Some(slot), timeout))
+    }
+
+    /// Asyncio form of `copy_in`: returns the writer and the awaitable
+    /// status (await it after `finish()`).
+    #[pyo3(signature = (completer, fut, sql, timeout = None, conn = None))]
+    fn submit_copy_in<'py>(
+        &self,
+        py: Python<'py>,
+        completer: &Completer,
+        fut: Bound<'py, PyAny>,
+        sql: &str,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<(copy::CopyWriter, Bound<'py, PyAny>)> {
+        let (tx, body) = body::channel(Some(pg_copy::abandon()));
+        let p = Pending::new(Query::CopyIn(sql.to_string()));
+        let call = self.s.submit(
+            py,
+            completer,
+            fut,
+            Bytes::new(),
+            p,
+            Summary::new(b"COPY"),
+            None,
+            timeout,
+            conn,
+            COMMAND_STATUS,
+            Some(body),
+        )?;
+        Ok((copy::CopyWriter::new(tx, None, timeout), call))
+    }
+
+    /// Run `COPY ... TO STDOUT` (`sql`): its data as a stream of `bytes`
+    /// chunks as they arrive, then the status (a `str`) as the last item.
+    #[pyo3(signature = (sql, conn = None, completer = None))]
+    fn copy_out(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        conn: Option<u64>,
+        completer: Option<&Bound<'_, Completer>>,
+    ) -> PyResult<ItemStream> {
+        let (items, stream) = ItemStream::new(py, 4, result::COPY_CHUNK, completer);
+        let p = Pending::new(Query::CopyOut(sql.to_string()));
+        self.s.send_stream(py, p, Summary::new(b"COPY"), conn, items)?;
+        Ok(stream)
+    }
+
+    /// Whether records for columns of these types go in binary COPY format.
+    #[staticmethod]
+    fn copy_binary_ok(types: Vec<u32>) -> bool {
+        copy::binary_ok(&types)
     }
 
     /// Open a dedicated connection (blocking); returns its id.

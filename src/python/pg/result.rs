@@ -32,6 +32,16 @@ pub const ROW_BATCH: Conv = Conv::new(rows, 0);
 /// A listener's notification: `(pid, channel, payload)`.
 pub const NOTIFICATION: Conv = Conv::new(notification, 0);
 
+/// A chunk of COPY TO STDOUT data (`bytes`), or its end: the status.
+pub const COPY_CHUNK: Conv = Conv::new(copy_chunk, 0);
+
+fn copy_chunk(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
+    match reply.downcast::<bytes::Bytes>() {
+        Ok(b) => Ok(pyo3::types::PyBytes::new(py, &b).into_any().unbind()),
+        Err(other) => status(py, other, 0),
+    }
+}
+
 fn notification(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let n = reply.downcast::<Notification>().map_err(|_| {
         PyTypeError::new_err("iokernel internal error: unexpected PostgreSQL notification")
