@@ -8,6 +8,7 @@
 #   make test-loaded   just that loaded run, after make build (scripts/loaded.sh)
 #   make demo      examples/demo.py against a throw-away redis-server
 #   make bench     bench/run.py against a throw-away redis-server
+#   make bench-dns bench/dns_follow.py: following a moved name vs redis-py/asyncpg
 #   make soak      bench/soak.py: 1,000,000 mixed calls with faults injected, ~4 min
 #                  (not in `make test`; SOAK_CALLS=20000 for a smoke run)
 #   make image | image-check | compose-demo   container image, its checks, the
@@ -108,6 +109,12 @@ demo: build
 
 bench: build
 	$(SERVERS) redis --reuse-env --env IOKERNEL_BENCH_REDIS_URL -- $(PY) bench/run.py $(BENCH_ARGS)
+
+# bench/dns_follow.py starts its own dnsmasq, redis-servers and PostgreSQLs
+# on 127.0.0.2/3 (docs/benchmarks.md, "Names that move").
+.PHONY: bench-dns
+bench-dns: build
+	$(PY) bench/dns_follow.py $(BENCH_ARGS)
 
 # bench/soak.py starts its own redis-server and PostgreSQL, since it kills,
 # stops and restarts them; exit status 1 unless its verdict is PASS
