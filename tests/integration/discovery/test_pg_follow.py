@@ -16,8 +16,8 @@ from tests.integration.discovery.conftest import ADDRS
 from tests.integration.discovery.load import blocking, until
 from tests.servers import PostgresServer
 from tests.servers.dns_server import DnsServer
-from tests.servers.process import ServerError, free_port
 from tests.servers.postgres_server import PG_DB, PG_PASSWORD, PG_USER
+from tests.servers.process import ServerError, free_port
 
 WHO = "SELECT host(inet_server_addr())"
 
