@@ -42,6 +42,17 @@ class Completer:
     def pending(self) -> int: ...
     def drain(self) -> int: ...
 
+class ClientCore:
+    """Native base of iokernel.redis.Client/AsyncClient: the fields below,
+    and GET, SET, HGET, ... implemented natively (see fast.rs). Its command
+    methods are declared by the Python mixin (_redis_commands.Commands)."""
+
+    _svc: Any
+    _decode: bool
+    _timeout: float | None
+    _conn: int | None
+    def __new__(cls, *args: Any, **kwargs: Any) -> ClientCore: ...
+
 class RedisService:
     def __init__(
         self,

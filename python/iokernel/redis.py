@@ -88,8 +88,17 @@ def _needs_dedicated(args: tuple[Any, ...]) -> bool:
     return name in (b"XREAD", b"XREADGROUP") and xread_block_ms(args) is not None
 
 
-class _Base:
-    """Options and the native service, shared by both clients."""
+class _Base(_native.ClientCore):
+    """Options and the native service, shared by both clients.
+
+    ``ClientCore`` (native) holds ``_svc``, ``_decode``, ``_timeout`` and
+    ``_conn`` and implements the hottest commands (GET, SET, HGET, INCR,
+    ...) without a Python frame; for anything but their plain forms it
+    calls the method of the same name in ``_redis_commands`` (see
+    src/python/redis/fast.rs). ``_fast_async`` tells it which client it is.
+    """
+
+    _fast_async = False
 
     def __init__(
         self,
@@ -136,8 +145,9 @@ class _Base:
         self._conn: int | None = None
 
     def _bound(self, conn: int) -> Any:
-        twin = object.__new__(type(self))
+        twin = type(self).__new__(type(self))
         twin.__dict__.update(self.__dict__)
+        twin._svc, twin._decode, twin._timeout = self._svc, self._decode, self._timeout
         twin._conn = conn
         return twin
 
@@ -237,6 +247,7 @@ class AsyncClient(_Base, AsyncIterCommands):
     """asyncio Redis client. Usable from several event loops and threads."""
 
     _queues_calls = False
+    _fast_async = True
 
     def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
         if args[0] in _BLOCKING:

@@ -32,6 +32,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<self::core::call::Call>()?;
     m.add_class::<self::core::stream::ItemStream>()?;
     m.add_class::<redis::RedisService>()?;
+    m.add_class::<redis::ClientCore>()?;
     m.add_class::<pg::PgService>()?;
     m.add_class::<pg::record::Record>()?;
     m.add_class::<pg::CopyWriter>()?;

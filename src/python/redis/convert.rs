@@ -28,6 +28,51 @@ pub const fn many(decode: bool) -> Conv {
     Conv::new(frame_list, decode as usize)
 }
 
+/// What a typed method does to a reply after `one` converted it, done here
+/// for the natively implemented methods (`fast`) exactly as the Python
+/// helper of the same name in `_redis_commands_support` does it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Post {
+    /// The reply as converted.
+    Raw = 0,
+    /// `ok_or_none`: None stays None; True for OK (or RESP3 true); else False.
+    OkOrNone = 1,
+    /// `to_bool`: `bool(reply)`.
+    Bool = 2,
+    /// `float_or_none`: None stays None; else `float(reply)`.
+    FloatOrNone = 3,
+}
+
+/// `one`, then `post`.
+pub const fn posted(decode: bool, post: Post) -> Conv {
+    Conv::new(one_posted, decode as usize | (post as usize) << 1)
+}
+
+fn one_posted(py: Python<'_>, reply: Reply, arg: usize) -> PyResult<Py<PyAny>> {
+    let v = one_frame(py, reply, arg & 1)?;
+    let b = v.bind(py);
+    Ok(match arg >> 1 {
+        1 if b.is_none() => v,
+        1 => {
+            let ok = b.is(&*pyo3::types::PyBool::new(py, true))
+                || b.cast::<PyBytes>().is_ok_and(|x| x.as_bytes() == b"OK")
+                || b.cast::<PyString>()
+                    .is_ok_and(|x| x.to_str().is_ok_and(|t| t == "OK"));
+            pyo3::types::PyBool::new(py, ok)
+                .to_owned()
+                .into_any()
+                .unbind()
+        }
+        2 => pyo3::types::PyBool::new(py, b.is_truthy()?)
+            .to_owned()
+            .into_any()
+            .unbind(),
+        3 if b.is_none() => v,
+        3 => py.get_type::<PyFloat>().call1((b,))?.unbind(),
+        _ => v,
+    })
+}
+
 fn one_frame(py: Python<'_>, reply: Reply, decode: usize) -> PyResult<Py<PyAny>> {
     match *downcast::<Frame>(reply)? {
         Frame::Error(m) | Frame::BulkError(m) => {

@@ -9,6 +9,10 @@
 
 mod convert;
 mod errors;
+mod fast;
+mod fast_methods;
+
+pub use fast::ClientCore;
 
 use bytes::BytesMut;
 use pyo3::exceptions::PyValueError;
@@ -26,7 +30,7 @@ use convert::encode_command;
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct RedisService {
-    s: Service<Redis>,
+    pub(super) s: Service<Redis>,
 }
 
 /// The command name of `args` for `/inflight` (never arguments).

@@ -1,0 +1,128 @@
+"""Instructions per command, counted by valgrind (callgrind), for a loaded machine.
+
+Wall-clock numbers on a shared 2-core machine swing by tens of percent; the
+number of instructions the client process executes per command does not. This
+runs one scenario twice under ``valgrind --tool=callgrind`` (all threads of the
+Python process: the event loop or caller threads and the kernel thread; not
+redis-server, which is another process) with ``--ops`` and ``2 * --ops``
+commands, and prints the difference divided by ``--ops``: start-up, imports and
+warm-up cancel out.
+
+    python bench/callgrind_ops.py [--case get-async] [--ops 20000] [--conc 50]
+
+Cases: ``get-async`` / ``set-async`` (iokernel ``AsyncClient``, ``--conc``
+tasks), ``floor-async`` (bench/floor.py's eventfd floor: what asyncio itself
+costs to await a future resolved from another thread), ``get-threads``
+(iokernel ``Client``, ``--conc`` threads). Uses $IOKERNEL_BENCH_REDIS_URL if
+set, otherwise starts its own redis-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+for p in (str(HERE), str(HERE.parent)):
+    if p not in sys.path:
+        sys.path.insert(0, p)
+
+CASES = ("get-async", "set-async", "floor-async", "get-threads")
+
+
+def _child(case: str, url: str, ops: int, conc: int) -> None:
+    from cases import KEY, VALUE, split
+
+    if case == "get-threads":
+        from iokernel import redis
+
+        c = redis.Client(url)
+        c.get(KEY)
+
+        def body(n: int) -> None:
+            get = c.get
+            for _ in range(n):
+                get(KEY)
+
+        ts = [threading.Thread(target=body, args=(n,)) for n in split(ops, conc)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return
+
+    async def main() -> None:
+        if case == "floor-async":
+            from floor import FloorKernel
+
+            fk = FloorKernel(asyncio.get_running_loop(), "eventfd")
+            op, close = (lambda: fk.get(KEY)), fk.close
+        else:
+            from iokernel import redis
+
+            c = redis.AsyncClient(url)
+            get, set_ = c.get, c.set
+            op = (lambda: get(KEY)) if case == "get-async" else (lambda: set_(KEY, VALUE))
+
+            def close() -> None:
+                pass
+
+        async def worker(n: int) -> None:
+            for _ in range(n):
+                await op()
+
+        await asyncio.gather(*(worker(3) for _ in range(conc)))
+        await asyncio.gather(*(worker(n) for n in split(ops, conc)))
+        close()
+
+    asyncio.run(main())
+
+
+def _count(case: str, url: str, ops: int, conc: int) -> int:
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "cg.out")
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+             sys.executable, __file__, "--child", case, url, str(ops), str(conc)],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        total = 0
+        for name in os.listdir(d):  # one file per thread with --separate-threads
+            with open(os.path.join(d, name)) as f:
+                m = re.search(r"^summary:\s+(\d+)", f.read(), re.M)
+                if m:
+                    total += int(m.group(1))
+        return total
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--case", default="get-async", choices=CASES)
+    ap.add_argument("--ops", type=int, default=20_000)
+    ap.add_argument("--conc", type=int, default=50)
+    args = ap.parse_args()
+    from cases import KEY, VALUE, raw_command
+    from run import redis_server
+
+    with redis_server() as (url, _how):
+        raw_command(url, "SET", KEY, VALUE.decode())
+        a = _count(args.case, url, args.ops, args.conc)
+        b = _count(args.case, url, 2 * args.ops, args.conc)
+    per = (b - a) / args.ops
+    print(f"{args.case}: {per:,.0f} instructions per command "
+          f"(conc {args.conc}; {a:,} at {args.ops:,} ops, {b:,} at {2 * args.ops:,})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
