@@ -6,7 +6,10 @@ only when replies are waiting, and ``Completer.drain`` resolves all of them
 in one callback. Works with any loop that has ``add_reader`` (the default
 selector loop and uvloop). The last (loop, completer) pair is cached in one
 tuple, so the common case costs one identity check; a forked child forgets
-them (`os.register_at_fork`).
+them (`os.register_at_fork`). The tuple's third item says whether the loop
+makes its futures as asyncio's own loops do (``Future(loop=loop)``, not
+overridden): then native calls make them directly, without the Python frame
+of ``loop.create_future()``.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ from . import _native
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.Completer] = (
     weakref.WeakKeyDictionary()
 )
-_last: tuple[Any, Any] = (None, None)
+_last: tuple[Any, Any, bool] = (None, None, False)
 
 
 def completer(loop: asyncio.AbstractEventLoop) -> _native.Completer:
     """The completer of ``loop``, created on first use."""
     global _last
-    last_loop, last = _last
+    last_loop, last, _ = _last
     if last_loop is loop:
         return last  # type: ignore[no-any-return]
     c = _by_loop.get(loop)
@@ -41,14 +44,20 @@ def completer(loop: asyncio.AbstractEventLoop) -> _native.Completer:
                 "(the default loop on Linux/macOS, or uvloop)"
             ) from e
         _by_loop[loop] = c
-    _last = (loop, c)
+    _last = (loop, c, _plain_futures(loop))
     return c
+
+
+def _plain_futures(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop.create_future()`` is asyncio's own, which makes
+    ``asyncio.Future(loop=loop)``."""
+    return getattr(type(loop), "create_future", None) is asyncio.BaseEventLoop.create_future
 
 
 def _forget_after_fork() -> None:
     # A child gets a fresh kernel; completers made in the parent belong to it.
     global _last
-    _last = (None, None)
+    _last = (None, None, False)
     _by_loop.clear()
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _aio, _native, _options, _shared
 from ._errors import ResponseError, WatchError
@@ -88,7 +88,15 @@ def _needs_dedicated(args: tuple[Any, ...]) -> bool:
     return name in (b"XREAD", b"XREADGROUP") and xread_block_ms(args) is not None
 
 
-class _Base(_native.ClientCore):
+if TYPE_CHECKING:
+    # For type checkers the commands are the Python methods (their
+    # signatures); ClientCore's native ones take the same arguments.
+    _Core = object
+else:
+    _Core = _native.ClientCore
+
+
+class _Base(_Core):
     """Options and the native service, shared by both clients.
 
     ``ClientCore`` (native) holds ``_svc``, ``_decode``, ``_timeout`` and

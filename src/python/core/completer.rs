@@ -148,15 +148,18 @@ impl Completer {
     }
 }
 
-/// asyncio.get_running_loop, the iokernel._aio module, _aio.completer.
-type AioRefs = (Py<PyAny>, Py<PyModule>, Py<PyAny>);
+/// asyncio.get_running_loop, the iokernel._aio module, _aio.completer,
+/// asyncio.Future.
+type AioRefs = (Py<PyAny>, Py<PyModule>, Py<PyAny>, Py<PyAny>);
 static AIO: PyOnceLock<AioRefs> = PyOnceLock::new();
 
 impl Completer {
     /// The running loop's completer and a new future of that loop, for an
     /// asyncio call made in one native call: the completer is the one
     /// cached in `iokernel._aio._last` when that is this loop's, else the
-    /// one `_aio.completer` finds or makes.
+    /// one `_aio.completer` finds or makes. The future is `asyncio.Future()`
+    /// (of the running loop) when `_last` says the loop's own
+    /// `create_future` would make just that; else `loop.create_future()`.
     #[inline]
     pub fn running(py: Python<'_>) -> PyResult<(Bound<'_, Completer>, Bound<'_, PyAny>)> {
         let aio = AIO.get_or_try_init(py, || -> PyResult<_> {
@@ -167,18 +170,22 @@ impl Completer {
                 asyncio.getattr("get_running_loop")?.unbind(),
                 m.unbind(),
                 completer,
+                asyncio.getattr("Future")?.unbind(),
             ))
         })?;
         let lp = aio.0.call0(py)?.into_bound(py);
         let last = aio.1.bind(py).getattr(intern!(py, "_last"))?;
-        let last = last.cast::<PyTuple>()?;
-        let comp = if last.get_item(0)?.is(&lp) {
-            last.get_item(1)?
+        let mut last = last.cast_into::<PyTuple>()?;
+        if !last.get_item(0)?.is(&lp) {
+            aio.2.bind(py).call1((&lp,))?; // makes and caches this loop's entry
+            last = aio.1.bind(py).getattr(intern!(py, "_last"))?.cast_into::<PyTuple>()?;
+        }
+        let comp = last.get_item(1)?.cast_into::<Completer>()?;
+        let fut = if last.get_item(2)?.is_truthy()? {
+            aio.3.bind(py).call0()?
         } else {
-            aio.2.bind(py).call1((&lp,))?
+            lp.call_method0(intern!(py, "create_future"))?
         };
-        let comp = comp.cast_into::<Completer>()?;
-        let fut = lp.call_method0(intern!(py, "create_future"))?;
         Ok((comp, fut))
     }
 
