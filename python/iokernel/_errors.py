@@ -55,12 +55,6 @@ class ResponseTooLargeError(Error):
     option: str = ""
 
 
-class InterfaceError(Error):
-    """The request is not one this call can carry out (e.g. ``COPY ... FROM
-    STDIN`` through ``execute()``; use the ``copy_*`` methods). Nothing is
-    wrong with the connection."""
-
-
 class OverloadedError(Error):
     """Too many requests queued or in flight; nothing was sent. Slow down,
     or raise the client's ``max_queued``/``max_in_flight``."""
@@ -94,3 +88,22 @@ class PostgresError(Error):
     table_name: str | None = None
     column_name: str | None = None
     constraint_name: str | None = None
+
+
+class DataError(PostgresError, ValueError):
+    """A query argument does not fit its parameter's type (asyncpg's
+    ``DataError``, raised before anything is sent): the message names the
+    argument (``$2``), the parameter's type and what was given. SQLSTATE
+    22000 (data exception), as the server would say."""
+
+    stage = "not_sent"
+    sqlstate = "22000"
+
+
+class InterfaceError(Error, TypeError):
+    """The call does not fit the request (asyncpg's ``InterfaceError``): a
+    wrong number of query arguments (nothing was sent; a ``TypeError`` too,
+    as a wrong number of arguments to a function is), or a request this
+    call cannot carry out (e.g. ``COPY ... FROM STDIN`` through
+    ``execute()``; use the ``copy_*`` methods). Nothing is wrong with the
+    connection."""

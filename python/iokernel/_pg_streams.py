@@ -60,12 +60,16 @@ async def _wait(stream: Any, loop: asyncio.AbstractEventLoop) -> None:
 
 
 def cursor(svc: Any, conn: int | None, lease_timeout: float, sql: str,
-           args: tuple[Any, ...], prefetch: int) -> Iterator[Any]:
-    """Rows of ``sql`` one by one, fetched ``prefetch`` at a time (blocking)."""
+           args: tuple[Any, ...], prefetch: int, learn: Any) -> Iterator[Any]:
+    """Rows of ``sql`` one by one, fetched ``prefetch`` at a time (blocking).
+    ``learn(sql)`` describes a statement the service does not know yet."""
     own = conn is None
     c: int = svc.lease(lease_timeout) if conn is None else conn
     try:
         stream = svc.stream(sql, args, prefetch, _BATCHES, c)
+        while stream is None:
+            learn(sql)
+            stream = svc.stream(sql, args, prefetch, _BATCHES, c)
         try:
             while True:
                 try:
@@ -82,13 +86,16 @@ def cursor(svc: Any, conn: int | None, lease_timeout: float, sql: str,
 
 
 async def acursor(svc: Any, conn: int | None, lease_timeout: float, sql: str,
-                  args: tuple[Any, ...], prefetch: int) -> AsyncIterator[Any]:
-    """Asyncio form of ``cursor``."""
+                  args: tuple[Any, ...], prefetch: int, learn: Any) -> AsyncIterator[Any]:
+    """Asyncio form of ``cursor`` (``await learn(sql)``)."""
     loop = asyncio.get_running_loop()
     own = conn is None
     c: int = await _shared.lease(svc, lease_timeout) if conn is None else conn
     try:
         stream = svc.stream(sql, args, prefetch, _BATCHES, c, _aio.completer(loop))
+        while stream is None:
+            await learn(sql)
+            stream = svc.stream(sql, args, prefetch, _BATCHES, c, _aio.completer(loop))
         try:
             while True:
                 try:
@@ -139,7 +146,7 @@ class Listener:
         self._stream = self._svc.subscribe(_NOTIFY_CAPACITY)
         self.channels = tuple(channels)
         # Answered only once the connection is up and LISTENing.
-        self.backend_pid: int = self._svc.query(2, _PID, (), 0, ready_timeout)
+        self.backend_pid: int = self._svc.query(2, _PID, (), 0, ready_timeout, None, True)
 
     def get(self, timeout: float | None = None) -> Notification | Gap | None:
         if self._svc is _shared.CLOSED:
@@ -187,7 +194,7 @@ class AsyncListener:
         if not self._is_ready and self._svc is not _shared.CLOSED:
             self.backend_pid = await self._svc.submit(
                 _aio.completer(self._loop), self._loop.create_future(),
-                2, _PID, (), 0, self._ready_timeout)
+                2, _PID, (), 0, self._ready_timeout, None, True)
             self._is_ready = True
         return self
 

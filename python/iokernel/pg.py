@@ -16,6 +16,16 @@ blocks become savepoints; queries outside the block never run inside it.
 Rows are ``Record``s: tuples that also allow ``row["column"]``. Server errors
 raise ``PostgresError`` (``.sqlstate``, ``.detail``, ``.hint`` ...); the
 connection stays usable. ``Client`` is the blocking twin with the same methods.
+
+Types: the first time a client's service meets a statement it asks the
+server for its parameter and result types (one round trip, then cached);
+arguments are encoded for those types, in binary, and an argument that does
+not fit is refused before anything is sent (``DataError``, naming ``$n``, the
+type and what was given; a wrong number of arguments is ``InterfaceError``).
+Results come back as asyncpg returns them (``iokernel.pgtypes`` for
+geometry, bit strings and ranges). Types a database defines are looked up
+once (enums, domains, arrays, ranges, composites of them);
+``set_type_codec`` adds encoders and decoders for any type.
 """
 
 from __future__ import annotations
@@ -23,21 +33,72 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import operator
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from . import _aio, _native, _options, _pg_copy, _shared
-from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
+from ._errors import DataError, InterfaceError, PostgresError, ResponseTooLargeError
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
 
 __all__ = [
-    "AsyncClient", "AsyncListener", "Client", "Gap", "InterfaceError", "Listener",
+    "AsyncClient", "AsyncListener", "Client", "DataError", "Gap", "InterfaceError", "Listener",
     "Notification", "PostgresError", "Record", "ResponseTooLargeError",
 ]
 
 Record = _native.Record
+# What the native query methods return for a statement not described yet.
+_UNKNOWN = _native.UNKNOWN_STATEMENT
+# The database's own types (enums, domains, arrays, ranges, composites ...)
+# a statement uses, looked up once per service.
+_INTROSPECT = """
+SELECT t.oid, t.typtype, t.typname::text, n.nspname::text, t.typelem, t.typbasetype,
+       t.typcategory,
+       (SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid),
+       (SELECT r.rngtypid FROM pg_catalog.pg_range r
+         WHERE to_jsonb(r) ->> 'rngmultitypid' = t.oid::text),
+       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum),
+       ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum)
+  FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.oid = ANY($1::oid[])
+"""
+_TYPE_OID = """
+SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+ WHERE t.typname = $1 AND n.nspname = $2
+"""
+# Rounds of introspection for one statement (a type's parts may be types
+# of the database too: an array of a domain over an enum ...).
+_LEARN_ROUNDS = 8
+
+
+def _kinds(rows: list[Any], wanted: list[int]) -> list[tuple[Any, ...]]:
+    """Introspection rows as ``PgService.learn_types`` takes them; a type
+    that was not found (dropped meanwhile) is learned as plain text."""
+    out = []
+    for (oid, typtype, name, schema, elem, base, category, rng_sub, mr_range,
+         fnames, ftypes) in rows:
+        if typtype == "e":
+            kind, ref = "e", 0
+        elif typtype == "d":
+            kind, ref = "d", base
+        elif typtype == "r" and rng_sub:
+            kind, ref = "r", rng_sub
+        elif typtype == "m" and mr_range:
+            kind, ref = "m", mr_range
+        elif typtype == "c":
+            kind, ref = "c", 0
+        elif category == "A" and elem:
+            kind, ref = "a", elem
+        else:
+            kind, ref = "o", 0
+        out.append((oid, kind, name, schema, ref, list(zip(fnames, ftypes, strict=True))))
+    found = {r[0] for r in rows}
+    out += [(oid, "o", f"type {oid}", "?", 0, []) for oid in wanted if oid not in found]
+    return out
 
 # Result shapes understood by the native layer.
 _ROWS, _ROW, _VALUE, _STATUS = 0, 1, 2, 3
@@ -50,16 +111,6 @@ _savepoints = itertools.count(1)
 # max_message_size: below 1 KiB even an error message would not fit; the
 # length header of a message is an Int32.
 _MIN_MESSAGE, _MAX_MESSAGE = 1024, 2**31 - 1
-# executemany asks the server for the parameter types first (one round trip)
-# when the batch is at least this long, or of unknown length, so that ints,
-# floats, bools, bytes and UUIDs can go in binary, which the server reads
-# faster than text.
-_DESCRIBE_FROM = 64
-
-
-def _worth_describing(rows: Iterable[Any]) -> bool:
-    n = operator.length_hint(rows, -1)
-    return n < 0 or n >= _DESCRIBE_FROM
 
 class _Base:
     """Options, the shared native service, and the query methods written
@@ -185,6 +236,38 @@ class _Base:
     def _prefetch(self, prefetch: Any) -> int:
         return _options.count("prefetch", prefetch, most=1 << 20)
 
+    def set_type_codec(self, typename: str, *, encoder: Any, decoder: Any,
+                       schema: str = "public", format: str = "text") -> Any:
+        """Encode and decode values of type ``schema.typename`` with your own
+        functions, as asyncpg's ``set_type_codec``: with ``format="text"``
+        ``encoder(value) -> str`` and ``decoder(str) -> value`` work on the
+        type's text form, with ``format="binary"`` on ``bytes`` in the
+        type's binary form. Applies to every client sharing this service
+        (same DSN and options). Enums and domains need no codec."""
+        if format not in ("text", "binary"):
+            raise ValueError(f"format must be 'text' or 'binary', not {format!r}")
+        return self._codec(typename, schema, encoder, decoder, format == "binary")
+
+    def _codec(self, typename: str, schema: str, encoder: Any, decoder: Any,
+               binary: bool) -> Any:
+        raise NotImplementedError
+
+    def _stale(self, sql: str) -> bool:
+        """An argument did not fit the statement's cached types: forget them
+        so that the statement is described again (its table may have
+        changed) and the call encoded once more; a second refusal is final.
+        Costs a round trip on that error path only."""
+        if self._svc.statement_params(sql) is None:
+            return False
+        self._svc.forget_statement(sql)
+        return True
+
+    def _learned(self, sql: str, described: tuple[list[int], list[int]]) -> list[int]:
+        """Cache a described statement; the type OIDs still to look up."""
+        params, cols = described
+        missing: list[int] = self._svc.remember(sql, params, cols)
+        return missing
+
     @property
     def dsn(self) -> str:
         """The URL, without secrets."""
@@ -208,12 +291,51 @@ class Client(_Base):
 
     def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
            timeout: Any = _DEFAULT, simple: bool = False) -> Any:
-        return self._svc.query(shape, sql, args, column, self._t(timeout), self._conn, simple)
+        t = self._t(timeout)
+        try:
+            r = self._svc.query(shape, sql, args, column, t, self._conn, simple)
+        except DataError:
+            if not self._stale(sql):
+                raise
+            r = _UNKNOWN
+        while r is _UNKNOWN:
+            self._learn(sql, t)
+            r = self._svc.query(shape, sql, args, column, t, self._conn, simple)
+        return r
+
+    def _learn(self, sql: str, t: float | None) -> None:
+        missing = self._learned(sql, self._svc.describe_statement(sql, t, self._conn))
+        for _ in range(_LEARN_ROUNDS):
+            if not missing:
+                return
+            rows = self._q(_ROWS, _INTROSPECT, (missing,), timeout=t)
+            self._svc.learn_types(_kinds(rows, missing))
+            missing = self._learned(sql, self._svc.describe_statement(sql, t, self._conn))
+        raise InterfaceError(f"could not learn the types of the statement: {missing}")
 
     def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
         t = self._t(timeout)
-        types = self._svc.describe(sql, t, self._conn) if _worth_describing(rows) else None
-        self._svc.query_many(sql, rows, t, self._conn, types)
+        types = self._svc.statement_params(sql)
+        if types is None:
+            self._learn(sql, t)
+            types = self._svc.statement_params(sql)
+        try:
+            self._svc.query_many(sql, rows, t, self._conn, types)
+        except DataError:
+            # Refused before anything was sent, rows that can be read again:
+            # the table may have changed; describe it again and retry once.
+            if self._conn is not None or not isinstance(rows, (list, tuple)) \
+                    or not self._stale(sql):
+                raise
+            self._learn(sql, t)
+            self._svc.query_many(sql, rows, t, self._conn, self._svc.statement_params(sql))
+
+    def _codec(self, typename: str, schema: str, encoder: Any, decoder: Any,
+               binary: bool) -> None:
+        oid = self.fetchval(_TYPE_OID, typename, schema)
+        if oid is None:
+            raise ValueError(f"unknown type: {schema}.{typename}")
+        self._svc.set_codec(oid, encoder, decoder, binary)
 
     @contextmanager
     def transaction(self) -> Iterator[Client]:
@@ -253,7 +375,7 @@ class Client(_Base):
         own (held until the loop ends), inside one on the transaction's. No
         per-query timeout applies."""
         return cursor(self._svc, self._conn, self._lease_timeout, sql, args,
-                      self._prefetch(prefetch))
+                      self._prefetch(prefetch), lambda q: self._learn(q, self._timeout))
 
     def copy_records_to_table(self, table_name: str, *, records: Iterable[Any],
                               columns: Sequence[str] | None = None,
@@ -324,22 +446,78 @@ class AsyncClient(_Base):
     def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
            timeout: Any = _DEFAULT, simple: bool = False) -> Any:
         loop = asyncio.get_running_loop()
-        return self._svc.submit(
-            _aio.completer(loop), loop.create_future(), shape, sql, args, column,
-            self._t(timeout), self._conn, simple,
+        t = self._t(timeout)
+        try:
+            r = self._svc.submit(
+                _aio.completer(loop), loop.create_future(), shape, sql, args, column,
+                t, self._conn, simple,
+            )
+        except DataError:
+            if not self._stale(sql):
+                raise
+            r = _UNKNOWN
+        if r is _UNKNOWN:
+            return self._learn_then(shape, sql, args, column, t, simple)
+        return r
+
+    async def _learn_then(self, shape: int, sql: str, args: tuple[Any, ...], column: int,
+                          t: float | None, simple: bool) -> Any:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._learn(sql, t)
+            r = self._svc.submit(
+                _aio.completer(loop), loop.create_future(), shape, sql, args, column,
+                t, self._conn, simple,
+            )
+            if r is not _UNKNOWN:
+                return await r
+
+    async def _describe(self, sql: str, t: float | None) -> list[int]:
+        loop = asyncio.get_running_loop()
+        described = await self._svc.submit_describe_statement(
+            _aio.completer(loop), loop.create_future(), sql, t, self._conn
         )
+        return self._learned(sql, described)
+
+    async def _learn(self, sql: str, t: float | None) -> None:
+        missing = await self._describe(sql, t)
+        for _ in range(_LEARN_ROUNDS):
+            if not missing:
+                return
+            rows = await self._q(_ROWS, _INTROSPECT, (missing,), timeout=t)
+            self._svc.learn_types(_kinds(rows, missing))
+            missing = await self._describe(sql, t)
+        raise InterfaceError(f"could not learn the types of the statement: {missing}")
 
     async def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
         loop = asyncio.get_running_loop()
         t = self._t(timeout)
-        types = None
-        if _worth_describing(rows):
-            types = await self._svc.submit_describe(
-                _aio.completer(loop), loop.create_future(), sql, t, self._conn
+        types = self._svc.statement_params(sql)
+        if types is None:
+            await self._learn(sql, t)
+            types = self._svc.statement_params(sql)
+        try:
+            fut = self._svc.submit_many(
+                _aio.completer(loop), loop.create_future(), sql, rows, t, self._conn, types
             )
-        await self._svc.submit_many(
-            _aio.completer(loop), loop.create_future(), sql, rows, t, self._conn, types
-        )
+        except DataError:
+            # As Client._many.
+            if self._conn is not None or not isinstance(rows, (list, tuple)) \
+                    or not self._stale(sql):
+                raise
+            await self._learn(sql, t)
+            fut = self._svc.submit_many(
+                _aio.completer(loop), loop.create_future(), sql, rows, t, self._conn,
+                self._svc.statement_params(sql),
+            )
+        await fut
+
+    async def _codec(self, typename: str, schema: str, encoder: Any, decoder: Any,
+                     binary: bool) -> None:
+        oid = await self.fetchval(_TYPE_OID, typename, schema)
+        if oid is None:
+            raise ValueError(f"unknown type: {schema}.{typename}")
+        self._svc.set_codec(oid, encoder, decoder, binary)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncClient]:
@@ -375,7 +553,7 @@ class AsyncClient(_Base):
         """``async for row in db.cursor(sql, *args, prefetch=50):`` — see
         ``Client.cursor``."""
         return acursor(self._svc, self._conn, self._lease_timeout, sql, args,
-                       self._prefetch(prefetch))
+                       self._prefetch(prefetch), lambda q: self._learn(q, self._timeout))
 
     async def copy_records_to_table(self, table_name: str, *, records: Any,
                                     columns: Sequence[str] | None = None,

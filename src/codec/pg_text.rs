@@ -349,3 +349,9 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u8, u8) {
 #[cfg(test)]
 #[path = "pg_text_tests.rs"]
 mod tests;
+
+/// A TEXT-format array whose elements are parsed as type `elem` (any
+/// array type: e.g. an extension type's array, elements as `TEXT`).
+pub fn decode_array_of(elem: u32, text: &[u8]) -> Result<Value, String> {
+    array::decode_array(0, elem, text)
+}

@@ -3,9 +3,13 @@
 //!
 //! Every query is its own Parse/Bind/Describe/Execute/Sync sequence, so an
 //! error in one never disturbs the queries pipelined around it: the server
-//! skips to that query's Sync and answers the next one normally. Parameters
-//! are sent in text format with unspecified types (the server infers them),
-//! results are requested in text format and decoded by column type.
+//! skips to that query's Sync and answers the next one normally. The
+//! binding knows each statement's types (it described it once) and encodes
+//! the parameters for them; the Parse declares those types, so the server
+//! reads each parameter as the type it was encoded for, and the Bind asks
+//! for each result column in the format the binding chose (binary where it
+//! decodes the type). No session setting is changed: whatever the user's
+//! SQL formats as text comes out in the server's default format.
 //!
 //! Out-of-band cancel (sent by the kernel for a silent overdue request) can
 //! land on the request after it when the overdue one finishes in that
@@ -36,6 +40,7 @@
 //! connection and writes `Parse` only if that connection has not prepared the
 //! statement yet (evicting the least recently used one with `Close`).
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,8 +72,6 @@ pub struct PgOptions {
     pub listen: Vec<String>,
 }
 
-
-
 pub struct Postgres {
     pub opts: PgOptions,
 }
@@ -77,8 +80,18 @@ pub struct Postgres {
 pub enum Query {
     /// Simple query protocol: several statements allowed, no parameters.
     Simple(String),
-    /// One statement; `params` is a pre-encoded Bind parameter section.
-    Extended { sql: Arc<str>, params: Bytes },
+    /// One statement; `params` is a pre-encoded Bind parameter section for
+    /// parameters of `types` (declared in the Parse); `formats` are the
+    /// result formats for the Bind.
+    Extended {
+        sql: Arc<str>,
+        params: Bytes,
+        types: Arc<[u32]>,
+        formats: Arc<[i16]>,
+    },
+    /// Describe a statement (unnamed Parse, Describe, Sync): its parameter
+    /// and result types. No side effects, so it may be sent again.
+    Describe(Arc<str>),
     /// Messages already encoded by the caller (`executemany`: an unnamed
     /// Parse, then Bind+Execute per parameter set, then one Sync — one
     /// implicit transaction, all rows or none). Written as they are.
@@ -100,6 +113,8 @@ const CANCEL_WINDOW: Duration = Duration::from_secs(3);
 /// written again after a misplaced cancel) and its result as it arrives.
 pub struct Pending {
     query: Query,
+    /// Handed back with the result (the binding's type registry).
+    ctx: Option<Arc<dyn Any + Send + Sync>>,
     /// Sent again once already (never twice).
     retried: bool,
     /// The statement this request prepared (forgotten again if Parse fails).
@@ -126,6 +141,7 @@ impl Pending {
     pub fn new(q: Query) -> Self {
         Pending {
             query: q,
+            ctx: None,
             retried: false,
             parsed: None,
             parse_ok: false,
@@ -145,11 +161,20 @@ impl Pending {
         p.batch = batch.max(1);
         p
     }
+
+    /// A request whose result carries `ctx` back to the binding.
+    pub fn with_ctx(q: Query, ctx: Arc<dyn Any + Send + Sync>) -> Self {
+        let mut p = Pending::new(q);
+        p.ctx = Some(ctx);
+        p
+    }
 }
 
 /// The reply to one request.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct PgResult {
+    /// What the request was given to carry back (`Pending::with_ctx`).
+    pub ctx: Option<Arc<dyn Any + Send + Sync>>,
     pub columns: Option<Arc<[Column]>>,
     pub rows: Vec<DataRow>,
     /// The last CommandComplete tag ("SELECT 1", "INSERT 0 5").
@@ -176,11 +201,15 @@ pub enum ClientError {
 /// SQLSTATEs a statement prepared before a schema change can fail with:
 /// 0A000 "cached plan must not change result type", 26000 (the statement is
 /// gone), and what binding values of the old types to the new table gives.
-const STALE: &[&str] = &["0A000", "26000", "42804", "22P02", "42P01", "42703", "42883"];
+const STALE: &[&str] = &[
+    "0A000", "26000", "42804", "22P02", "42P01", "42703", "42883",
+];
 
 /// A prepared statement of one connection.
 struct Cached {
     name: String,
+    /// The parameter types its Parse declared.
+    types: Arc<[u32]>,
     used: u64,
     /// The server confirmed its Parse (ParseComplete). Until then a Bind to
     /// it could fail with 26000 for a reason that is not the caller's.
@@ -211,21 +240,35 @@ impl PgConn {
     /// it again as the unnamed statement instead of binding to it: if that
     /// Parse fails (a missing table), each of them gets the server's own
     /// error for its own query, not "prepared statement does not exist".
-    fn prepare(&mut self, sql: &Arc<str>, capacity: usize, out: &mut BytesMut) -> (String, bool) {
+    fn prepare(
+        &mut self,
+        sql: &Arc<str>,
+        types: &Arc<[u32]>,
+        capacity: usize,
+        out: &mut BytesMut,
+    ) -> (String, bool) {
         self.tick += 1;
         for name in self.to_close.drain(..) {
             pg::close_statement(out, &name);
         }
         if capacity == 0 {
-            pg::parse(out, "", sql, &[]);
+            pg::parse(out, "", sql, types);
             return (String::new(), false);
         }
         if let Some(c) = self.cache.get_mut(sql) {
+            if c.types[..] != types[..] {
+                // Described again with other types (the schema changed):
+                // prepare it anew.
+                if let Some(c) = self.cache.remove(sql) {
+                    pg::close_statement(out, &c.name);
+                }
+                return self.prepare(sql, types, capacity, out);
+            }
             c.used = self.tick;
             if c.confirmed {
                 return (c.name.clone(), false);
             }
-            pg::parse(out, "", sql, &[]);
+            pg::parse(out, "", sql, types);
             return (String::new(), false);
         }
         if self.cache.len() >= capacity {
@@ -242,11 +285,12 @@ impl PgConn {
         }
         self.next_name += 1;
         let name = format!("iok{}", self.next_name);
-        pg::parse(out, &name, sql, &[]);
+        pg::parse(out, &name, sql, types);
         self.cache.insert(
             sql.clone(),
             Cached {
                 name: name.clone(),
+                types: types.clone(),
                 used: self.tick,
                 confirmed: false,
             },
@@ -271,7 +315,6 @@ impl PgConn {
         }
     }
 }
-
 
 fn err_text(e: &ErrorFields) -> String {
     format!("{} (SQLSTATE {})", e.message, e.code)
@@ -323,15 +366,25 @@ impl Protocol for Postgres {
     fn write_request(&self, st: &mut PgConn, p: &mut Pending, _payload: &[u8], out: &mut BytesMut) {
         match &p.query {
             Query::Simple(sql) => pg::query(out, sql),
-            Query::Extended { sql, params } => {
-                let (stmt, parsed) = st.prepare(sql, self.opts.statement_cache, out);
+            Query::Extended {
+                sql,
+                params,
+                types,
+                formats,
+            } => {
+                let (stmt, parsed) = st.prepare(sql, types, self.opts.statement_cache, out);
                 p.parsed = parsed.then(|| sql.clone());
                 p.parse_ok = false;
                 p.cached = if parsed { String::new() } else { stmt.clone() };
                 p.stale = false;
-                pg::bind(out, "", &stmt, params, &[]);
+                pg::bind(out, "", &stmt, params, formats);
                 pg::describe_portal(out, "");
                 pg::execute(out, "", 0);
+                pg::sync(out);
+            }
+            Query::Describe(sql) => {
+                pg::parse(out, "", sql, &[]);
+                pg::describe_statement(out, "");
                 pg::sync(out);
             }
             Query::Prebuilt(msgs) => out.extend_from_slice(msgs),
@@ -362,8 +415,12 @@ impl Protocol for Postgres {
                     p.result.rows.push(r);
                     if p.batch > 0 && p.result.rows.len() >= p.batch && p.result.error.is_none() {
                         return Feed::Item(Box::new(PgResult {
+                            ctx: p.ctx.clone(),
                             columns: p.result.columns.clone(),
-                            rows: std::mem::replace(&mut p.result.rows, Vec::with_capacity(p.batch)),
+                            rows: std::mem::replace(
+                                &mut p.result.rows,
+                                Vec::with_capacity(p.batch),
+                            ),
                             ..PgResult::default()
                         }));
                     }
@@ -378,7 +435,9 @@ impl Protocol for Postgres {
                 };
                 p.drop_rows = true;
                 p.result.rows = Vec::new();
-                p.result.client_error.get_or_insert(ClientError::TooLarge(format!(
+                p.result
+                    .client_error
+                    .get_or_insert(ClientError::TooLarge(format!(
                     "{what} of {len} bytes is larger than max_message_size ({limit} bytes): it was \
                      read and discarded and this request failed; the connection stays usable. \
                      Raise the client's max_message_size to receive such replies"
@@ -416,7 +475,7 @@ impl Protocol for Postgres {
             Backend::ReadyForQuery(status) => {
                 let ours = p.result.error.as_ref().is_some_and(|e| e.code == "57014")
                     && st.cancel_sent.is_some_and(|t| t.elapsed() < CANCEL_WINDOW);
-                let single = matches!(p.query, Query::Extended { .. });
+                let single = matches!(p.query, Query::Extended { .. } | Query::Describe(_));
                 let again = ours || (p.stale && p.result.client_error.is_none());
                 if again && single && status == b'I' && !p.retried {
                     p.retried = true;
@@ -433,7 +492,9 @@ impl Protocol for Postgres {
                         );
                     }
                 }
-                return Feed::Done(Box::new(std::mem::take(&mut p.result)));
+                let mut r = std::mem::take(&mut p.result);
+                r.ctx = p.ctx.clone();
+                return Feed::Done(Box::new(r));
             }
             Backend::CopyOutResponse => {
                 p.copy_out = true;
@@ -443,13 +504,11 @@ impl Protocol for Postgres {
                         .into(),
                 ));
             }
-            Backend::CopyInResponse | Backend::CopyBothResponse => {
-                return Feed::Fail(
-                    "the server started COPY FROM STDIN (or replication), which a plain query cannot \
+            Backend::CopyInResponse | Backend::CopyBothResponse => return Feed::Fail(
+                "the server started COPY FROM STDIN (or replication), which a plain query cannot \
                      feed: use copy_to_table() or copy_records_to_table()"
-                        .into(),
-                )
-            }
+                    .into(),
+            ),
             other => {
                 return Feed::Fail(format!(
                     "unexpected PostgreSQL message during a query: {other:?}"
@@ -474,9 +533,6 @@ impl Protocol for Postgres {
             ("user", &o.user),
             ("database", &o.database),
             ("client_encoding", "UTF8"),
-            ("DateStyle", "ISO"),
-            ("IntervalStyle", "iso_8601"),
-            ("extra_float_digits", "3"),
         ];
         if let Some(a) = &o.application_name {
             params.push(("application_name", a));

@@ -60,5 +60,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add_function(wrap_pyfunction!(generation, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // What PgService.query/submit return for a statement not described yet.
+    m.add(
+        "UNKNOWN_STATEMENT",
+        pyo3::types::PyString::new(m.py(), "<unknown statement>"),
+    )?;
     Ok(())
 }

@@ -8,9 +8,9 @@ by ``json.loads`` as iokernel does) and through iokernel's ``pg.Client`` and
   (NaN/Infinity, extreme integers, large numerics, negative intervals with
   months, timestamps with microseconds and time zones, unicode, empty strings
   and arrays, a 1 MiB bytea), also several columns at once.
-* ``UNKNOWN``: types iokernel does not convert come back as PostgreSQL's text
-  output (``(expr)::text``). A value asyncpg decodes the same way is accepted
-  too (a later version may learn the type).
+* ``UNKNOWN``: less common types: decoded as asyncpg decodes them (with
+  ``iokernel.pgtypes`` for asyncpg's own classes), or, for types asyncpg
+  returns as text, PostgreSQL's text output (``(expr)::text``).
 * ``PARAMS``: Python values sent as parameters, ``SELECT $1::type``, and read
   back: asyncpg's result for the same call is the reference.
 
@@ -26,7 +26,6 @@ import asyncio
 import datetime as dt
 import inspect
 import json
-import math
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -36,6 +35,7 @@ import asyncpg
 import pytest
 
 from iokernel import pg
+from tests.integration.pg_compare import same
 from tests.servers import PostgresServer
 
 UTC = dt.timezone.utc
@@ -233,33 +233,6 @@ INFERRED: list[tuple[str, str, tuple[Any, ...]]] = [
 
 
 # -------------------------------------------------------------- comparison
-def same(a: Any, b: Any) -> bool:
-    """Same type and value (see the module docstring); `a` is iokernel's value, `b`
-    the reference. asyncpg's UUIDs are a subclass of uuid.UUID: iokernel's must be
-    uuid.UUID itself."""
-    if isinstance(b, uuid.UUID):
-        return type(a) is uuid.UUID and a == b
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, float):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    if isinstance(a, Decimal):
-        if not a.is_finite() or not b.is_finite():
-            return str(a) == str(b)
-        scale_a = -min(int(a.as_tuple().exponent), 0)
-        scale_b = -min(int(b.as_tuple().exponent), 0)
-        return a == b and scale_a == scale_b
-    if isinstance(a, dt.datetime):
-        return a == b and a.utcoffset() == b.utcoffset()
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
-
-
 def describe(v: Any) -> str:
     text = repr(v)
     return text if len(text) < 300 else text[:300] + f"... ({len(text)} chars)"

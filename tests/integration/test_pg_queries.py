@@ -188,7 +188,7 @@ async def test_postgres_error_fields(db: Driver, table: str) -> None:
     assert "no_such_table_here" in str(ei.value)
 
     with pytest.raises(pg.PostgresError) as ei:
-        await db.fetchval("SELECT $1::int", "not a number")
+        await db.fetchval("SELECT $1::text::int", "not a number")
     assert ei.value.sqlstate == "22P02"
     assert await db.fetchval("SELECT 'still usable'") == "still usable"
 

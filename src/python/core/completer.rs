@@ -178,7 +178,11 @@ impl Completer {
         let mut last = last.cast_into::<PyTuple>()?;
         if !last.get_item(0)?.is(&lp) {
             aio.2.bind(py).call1((&lp,))?; // makes and caches this loop's entry
-            last = aio.1.bind(py).getattr(intern!(py, "_last"))?.cast_into::<PyTuple>()?;
+            last = aio
+                .1
+                .bind(py)
+                .getattr(intern!(py, "_last"))?
+                .cast_into::<PyTuple>()?;
         }
         let comp = last.get_item(1)?.cast_into::<Completer>()?;
         let fut = if last.get_item(2)?.is_truthy()? {
@@ -226,7 +230,14 @@ impl Completer {
             .pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(token, Entry { fut, post: None, conv });
+            .insert(
+                token,
+                Entry {
+                    fut,
+                    post: None,
+                    conv,
+                },
+            );
         drop(old); // outside the lock
     }
 

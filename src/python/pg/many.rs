@@ -23,7 +23,11 @@ use pyo3::prelude::*;
 use pyo3::type_object::PyTypeInfo;
 use pyo3::types::{PyIterator, PyTuple};
 
+use std::sync::Arc;
+
 use super::binary::bind_params;
+use super::encode;
+use super::types::Registry;
 use super::values::encode_param;
 use crate::codec::pg as wire;
 use crate::kernel::body::{self, Body, BodyTx};
@@ -48,6 +52,9 @@ pub struct Rest<'py> {
     scratch: BytesMut,
     /// Parameter types from `describe` (empty: all text, types inferred).
     types: Vec<u32>,
+    /// Encode for `types` (declared in the Parse) with this registry; else
+    /// the older mix of binary and inferred text (`binary`).
+    reg: Option<Arc<Registry>>,
 }
 
 /// Encode the Parse and the first rows of `sql` × `rows`.
@@ -55,6 +62,7 @@ pub fn start<'py>(
     sql: &str,
     rows: &Bound<'py, PyAny>,
     types: Option<Vec<u32>>,
+    reg: Option<Arc<Registry>>,
 ) -> PyResult<Batch<'py>> {
     let types = types.unwrap_or_default();
     if types.len() > u16::MAX as usize {
@@ -67,6 +75,7 @@ pub fn start<'py>(
         index: 0,
         scratch: BytesMut::with_capacity(256),
         types,
+        reg,
     };
     let mut head = BytesMut::with_capacity(FIRST_CHUNK + 1024);
     wire::parse(&mut head, "", sql, &rest.types);
@@ -84,15 +93,6 @@ pub fn start<'py>(
         body: Some(body),
         rest: Some((rest, tx)),
     })
-}
-
-/// A request for the parameter types the server infers for `sql`.
-pub fn describe(sql: &str) -> Bytes {
-    let mut out = BytesMut::with_capacity(32 + sql.len());
-    wire::parse(&mut out, "", sql, &[]);
-    wire::describe_statement(&mut out, "");
-    wire::sync(&mut out);
-    out.freeze()
 }
 
 /// What ends a request whose rows stopped coming: an error (the portal does
@@ -148,6 +148,12 @@ impl Rest<'_> {
             ));
         }
         self.scratch.clear();
+        if let Some(reg) = &self.reg {
+            let b = encode::bind_section(&t, &self.types, reg)?;
+            wire::bind(out, "", "", &b, &[]);
+            wire::execute(out, "", 0);
+            return Ok(());
+        }
         if self.types.is_empty() {
             wire::bind_params_begin(&mut self.scratch, t.len() as u16);
             for a in t.iter() {
@@ -172,7 +178,8 @@ fn at_row(py: Python<'_>, i: usize, e: PyErr) -> PyErr {
         PyValueError::type_object(py),
         PyOverflowError::type_object(py),
     ];
-    if !ours.iter().any(|o| t.is(o)) {
+    let typed = encode::ours(py, &t);
+    if !typed && !ours.iter().any(|o| t.is(o)) {
         return e;
     }
     let new = PyErr::from_type(

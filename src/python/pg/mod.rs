@@ -1,52 +1,66 @@
 //! `PgService`: the native half of `iokernel.pg.Client`/`AsyncClient`.
 //!
-//! The calling thread encodes the parameters (text format) with the GIL held
-//! and hands SQL + parameters to the kernel, which prepares the statement on
-//! whichever connection takes the request. Results come back as raw rows and
+//! The calling thread encodes the parameters for the statement's declared
+//! types (`encode`; the types are learned once per service: `types`) with
+//! the GIL held and hands SQL + parameters to the kernel, which prepares the
+//! statement on whichever connection takes the request. A statement the
+//! service has not described yet is answered with `UNKNOWN_STATEMENT`: the
+//! Python side describes it (`describe_statement`, `remember`), introspects
+//! the database types it uses (`learn_types`) and calls again. Results come back as raw rows and
 //! are turned into `Record`s (or a single row, value or status) on the Python
 //! side, by the consumer, through the conversion the request carries
 //! (`result`). Requests go through the protocol-neutral `Service`
 //! (`python::core`).
 //!
-//! Here: `values` (Python values ↔ PostgreSQL text), `binary` (binary
-//! parameters for executemany), `many` (executemany, streamed), `record`
+//! Here: `types` (type tables, the statement cache), `encode` (parameters),
+//! `decode` (binary and text results), `values` (PostgreSQL text → Python),
+//! `binary` (executemany's parameters), `many` (executemany, streamed), `record`
 //! (`Record`), `result` (results → Python), `errors` (`PostgresError`).
 
 mod binary;
 mod copy;
+mod decode;
+mod encode;
 mod errors;
 mod many;
 pub mod record;
 mod result;
+pub mod types;
 pub mod values;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::codec::pg as wire;
+use crate::kernel::body;
 use crate::kernel::service::ServiceConfig;
 use crate::kernel::Summary;
-use crate::protocols::pg::{ClientError, Pending, PgOptions, Postgres, Query};
-use crate::kernel::body;
 use crate::protocols::pg::copy as pg_copy;
+use crate::protocols::pg::{ClientError, Pending, PgOptions, Postgres, Query};
 use crate::protocols::pg_sql;
 use crate::protocols::pg_url;
 use crate::python::core::completer::Completer;
 use crate::python::core::service::{wait_reply, Service};
 use crate::python::core::stream::ItemStream;
 use crate::python::core::wait::seconds;
-use result::{COMMAND_STATUS, PARAM_TYPES};
 pub use copy::CopyWriter;
-use values::encode_param;
+use result::{COMMAND_STATUS, STMT_INFO};
+use types::{Custom, Kind, QueryCtx, StmtInfo, TypeCache, UserType};
+
+/// One introspected type: `(oid, kind, name, schema, ref, fields)`.
+type TypeRow = (u32, String, String, String, u32, Vec<(String, u32)>);
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct PgService {
     s: Service<Postgres>,
+    types: Arc<TypeCache>,
+    /// Returned by `query`/`submit` for a statement not described yet.
+    unknown: Py<PyAny>,
 }
 
 #[inline]
@@ -74,21 +88,6 @@ fn has_stdin(sql: &str) -> bool {
 }
 
 #[inline]
-fn encode_params(args: &Bound<'_, PyTuple>) -> PyResult<BytesMut> {
-    if args.len() > u16::MAX as usize {
-        return Err(PyValueError::new_err(
-            "PostgreSQL accepts at most 65535 parameters",
-        ));
-    }
-    let mut out = BytesMut::with_capacity(16 + 16 * args.len());
-    wire::bind_params_begin(&mut out, args.len() as u16);
-    for a in args.iter() {
-        encode_param(&a, &mut out)?;
-    }
-    Ok(out)
-}
-
-#[inline]
 fn summary(sql: &str) -> Summary {
     // The first word only ("SELECT", "INSERT"): never values.
     let word: String = sql
@@ -101,22 +100,45 @@ fn summary(sql: &str) -> Summary {
 }
 
 impl PgService {
+    /// The request for `sql`, or None when the statement's types are not
+    /// known yet.
     fn query_of(
         &self,
         sql: &str,
         args: &Bound<'_, PyTuple>,
         simple: bool,
-    ) -> PyResult<(Pending, Summary)> {
+    ) -> PyResult<Option<(Pending, Summary)>> {
         check_sql(args.py(), sql)?;
-        let q = if simple {
-            Query::Simple(sql.to_string())
-        } else {
-            Query::Extended {
-                sql: Arc::from(sql),
-                params: encode_params(args)?.freeze(),
-            }
+        if simple {
+            return Ok(Some((
+                Pending::new(Query::Simple(sql.to_string())),
+                summary(sql),
+            )));
+        }
+        if args.len() > u16::MAX as usize {
+            return Err(PyValueError::new_err(
+                "PostgreSQL accepts at most 65535 parameters",
+            ));
+        }
+        let Some(info) = self.types.get(sql) else {
+            return Ok(None);
         };
-        Ok((Pending::new(q), summary(sql)))
+        let reg = self.types.registry();
+        let params = encode::bind_section(args, &info.params, &reg)?.freeze();
+        let s = summary(sql);
+        let sql: Arc<str> = Arc::from(sql);
+        let ctx = QueryCtx {
+            reg,
+            cache: self.types.clone(),
+            sql: sql.clone(),
+        };
+        let q = Query::Extended {
+            sql,
+            params,
+            types: info.params.clone(),
+            formats: info.formats.clone(),
+        };
+        Ok(Some((Pending::with_ctx(q, Arc::new(ctx)), s)))
     }
 }
 
@@ -176,6 +198,11 @@ impl PgService {
         };
         Ok(PgService {
             s: Service::open(py, Postgres { opts }, cfg)?,
+            types: Arc::new(TypeCache::new(statement_cache_size.max(1) * 4)),
+            unknown: py
+                .import("iokernel._native")?
+                .getattr("UNKNOWN_STATEMENT")?
+                .unbind(),
         })
     }
 
@@ -201,7 +228,9 @@ impl PgService {
         simple: bool,
     ) -> PyResult<Py<PyAny>> {
         let conv = result::conv(shape, column)?;
-        let (p, s) = self.query_of(sql, args, simple)?;
+        let Some((p, s)) = self.query_of(sql, args, simple)? else {
+            return Ok(self.unknown.clone_ref(py));
+        };
         self.s.blocking(py, Bytes::new(), p, s, timeout, conn, conv)
     }
 
@@ -222,7 +251,9 @@ impl PgService {
         simple: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let conv = result::conv(shape, column)?;
-        let (p, s) = self.query_of(sql, args, simple)?;
+        let Some((p, s)) = self.query_of(sql, args, simple)? else {
+            return Ok(self.unknown.bind(py).clone());
+        };
         self.s.submit(
             py,
             completer,
@@ -234,56 +265,6 @@ impl PgService {
             timeout,
             conn,
             conv,
-            None,
-        )
-    }
-
-    /// The parameter types (OIDs) the server infers for `sql`.
-    #[pyo3(signature = (sql, timeout = None, conn = None))]
-    fn describe(
-        &self,
-        py: Python<'_>,
-        sql: &str,
-        timeout: Option<f64>,
-        conn: Option<u64>,
-    ) -> PyResult<Py<PyAny>> {
-        check_sql(py, sql)?;
-        let p = Pending::new(Query::Prebuilt(many::describe(sql)));
-        self.s.blocking(
-            py,
-            Bytes::new(),
-            p,
-            summary(sql),
-            timeout,
-            conn,
-            PARAM_TYPES,
-        )
-    }
-
-    /// Asyncio form of `describe`.
-    #[pyo3(signature = (completer, fut, sql, timeout = None, conn = None))]
-    fn submit_describe<'py>(
-        &self,
-        py: Python<'py>,
-        completer: &Completer,
-        fut: Bound<'py, PyAny>,
-        sql: &str,
-        timeout: Option<f64>,
-        conn: Option<u64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        check_sql(py, sql)?;
-        let p = Pending::new(Query::Prebuilt(many::describe(sql)));
-        self.s.submit(
-            py,
-            completer,
-            fut,
-            Bytes::new(),
-            p,
-            summary(sql),
-            None,
-            timeout,
-            conn,
-            PARAM_TYPES,
             None,
         )
     }
@@ -303,7 +284,8 @@ impl PgService {
         types: Option<Vec<u32>>,
     ) -> PyResult<Py<PyAny>> {
         check_sql(py, sql)?;
-        let b = many::start(sql, rows, types)?;
+        let reg = types.is_some().then(|| self.types.registry());
+        let b = many::start(sql, rows, types, reg)?;
         let pending = Pending::new(Query::Prebuilt(b.head));
         let s = summary(sql);
         let slot = self
@@ -330,7 +312,8 @@ impl PgService {
         types: Option<Vec<u32>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         check_sql(py, sql)?;
-        let b = many::start(sql, rows, types)?;
+        let reg = types.is_some().then(|| self.types.registry());
+        let b = many::start(sql, rows, types, reg)?;
         let call = self.s.submit(
             py,
             completer,
@@ -370,16 +353,15 @@ impl PgService {
         capacity: usize,
         conn: Option<u64>,
         completer: Option<&Bound<'_, Completer>>,
-    ) -> PyResult<ItemStream> {
-        check_sql(py, sql)?;
-        let q = Query::Extended {
-            sql: Arc::from(sql),
-            params: encode_params(args)?.freeze(),
+    ) -> PyResult<Option<ItemStream>> {
+        // None: not described yet (the caller learns it and calls again).
+        let Some((mut p, s)) = self.query_of(sql, args, false)? else {
+            return Ok(None);
         };
+        p.batch = batch.max(1);
         let (items, stream) = ItemStream::new(py, capacity, result::ROW_BATCH, completer);
-        self.s
-            .send_stream(py, Pending::streamed(q, batch), summary(sql), conn, items)?;
-        Ok(stream)
+        self.s.send_stream(py, p, s, conn, items)?;
+        Ok(Some(stream))
     }
 
     /// The notifications of this service's connections (a listener: made
@@ -410,9 +392,15 @@ impl PgService {
     ) -> PyResult<copy::CopyWriter> {
         let (tx, body) = body::channel(Some(pg_copy::abandon()));
         let p = Pending::new(Query::CopyIn(sql.to_string()));
-        let slot = self
-            .s
-            .send_blocking(py, Bytes::new(), p, Summary::new(b"COPY"), timeout, conn, Some(body))?;
+        let slot = self.s.send_blocking(
+            py,
+            Bytes::new(),
+            p,
+            Summary::new(b"COPY"),
+            timeout,
+            conn,
+            Some(body),
+        )?;
         Ok(copy::CopyWriter::new(tx, Some(slot), timeout))
     }
 
@@ -458,7 +446,8 @@ impl PgService {
     ) -> PyResult<ItemStream> {
         let (items, stream) = ItemStream::new(py, 4, result::COPY_CHUNK, completer);
         let p = Pending::new(Query::CopyOut(sql.to_string()));
-        self.s.send_stream(py, p, Summary::new(b"COPY"), conn, items)?;
+        self.s
+            .send_stream(py, p, Summary::new(b"COPY"), conn, items)?;
         Ok(stream)
     }
 
@@ -466,6 +455,136 @@ impl PgService {
     #[staticmethod]
     fn copy_binary_ok(types: Vec<u32>) -> bool {
         copy::binary_ok(&types)
+    }
+
+    /// Describe `sql` (blocking): `(parameter types, column types)`.
+    #[pyo3(signature = (sql, timeout = None, conn = None))]
+    fn describe_statement(
+        &self,
+        py: Python<'_>,
+        sql: &str,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<Py<PyAny>> {
+        check_sql(py, sql)?;
+        let p = Pending::new(Query::Describe(Arc::from(sql)));
+        self.s
+            .blocking(py, Bytes::new(), p, summary(sql), timeout, conn, STMT_INFO)
+    }
+
+    /// Asyncio form of `describe_statement`.
+    #[pyo3(signature = (completer, fut, sql, timeout = None, conn = None))]
+    fn submit_describe_statement<'py>(
+        &self,
+        py: Python<'py>,
+        completer: &Completer,
+        fut: Bound<'py, PyAny>,
+        sql: &str,
+        timeout: Option<f64>,
+        conn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        check_sql(py, sql)?;
+        let p = Pending::new(Query::Describe(Arc::from(sql)));
+        self.s.submit(
+            py,
+            completer,
+            fut,
+            Bytes::new(),
+            p,
+            summary(sql),
+            None,
+            timeout,
+            conn,
+            STMT_INFO,
+            None,
+        )
+    }
+
+    /// Cache a described statement's types; returns the OIDs of database
+    /// types it uses that are not known yet (to `learn_types` first).
+    fn remember(&self, sql: &str, params: Vec<u32>, columns: Vec<u32>) -> PyResult<Vec<u32>> {
+        if params.len() > u16::MAX as usize {
+            return Err(PyValueError::new_err(
+                "PostgreSQL accepts at most 65535 parameters",
+            ));
+        }
+        let reg = self.types.registry();
+        let mut missing = Vec::new();
+        for t in params.iter().chain(&columns) {
+            reg.missing(*t, &mut missing);
+        }
+        if !missing.is_empty() {
+            return Ok(missing);
+        }
+        let fmts: Vec<i16> = columns
+            .iter()
+            .map(|t| i16::from(reg.binary_result(*t)))
+            .collect();
+        let formats: Arc<[i16]> = if fmts.iter().all(|f| *f == 1) {
+            Arc::from([1i16].as_slice())
+        } else if fmts.iter().all(|f| *f == 0) {
+            Arc::from([].as_slice())
+        } else {
+            fmts.into()
+        };
+        let info = StmtInfo {
+            params: params.into(),
+            formats,
+        };
+        self.types.put(Arc::from(sql), Arc::new(info));
+        Ok(Vec::new())
+    }
+
+    /// The parameter types of a described statement (None: not described).
+    fn statement_params(&self, sql: &str) -> Option<Vec<u32>> {
+        self.types.get(sql).map(|i| i.params.to_vec())
+    }
+
+    /// Types learned by introspection: `(oid, kind, name, schema, ref,
+    /// fields)` rows, `kind` one of e (enum), d (domain over `ref`), a
+    /// (array of `ref`), r (range of `ref`), m (multirange of range `ref`),
+    /// c (composite: `fields` = [(name, type)]), o (other).
+    fn learn_types(&self, rows: Vec<TypeRow>) {
+        self.types.update(|reg| {
+            for (oid, kind, name, schema, r, fields) in rows {
+                let kind = match kind.as_str() {
+                    "e" => Kind::Enum,
+                    "d" => Kind::Domain(r),
+                    "a" => Kind::Array(r),
+                    "r" => Kind::Range(r),
+                    "m" => Kind::Multirange(r),
+                    "c" => Kind::Composite(fields),
+                    _ => Kind::Other,
+                };
+                reg.user.insert(oid, UserType { name, schema, kind });
+            }
+        });
+    }
+
+    /// `set_type_codec` for the type `oid`; forgets described statements
+    /// (their result formats may change).
+    fn set_codec(&self, oid: u32, encoder: Py<PyAny>, decoder: Py<PyAny>, binary: bool) {
+        self.types.update(|reg| {
+            reg.custom.insert(
+                oid,
+                Custom {
+                    encoder: Arc::new(encoder),
+                    decoder: Arc::new(decoder),
+                    binary,
+                },
+            );
+        });
+        self.types.clear();
+    }
+
+    /// Forget the types of every statement (e.g. after `ALTER TYPE`).
+    fn forget_statements(&self) {
+        self.types.clear();
+    }
+
+    /// Forget one statement's types (described again on its next use).
+    fn forget_statement(&self, sql: &str) {
+        self.types.forget(sql);
     }
 
     /// Open a dedicated connection (blocking); returns its id.

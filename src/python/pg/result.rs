@@ -4,13 +4,16 @@
 //! carries to whoever picks its reply up; a server error raises
 //! `PostgresError` whichever was asked for.
 
+use std::sync::Arc;
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use super::decode;
 use super::errors::{client_error, pg_error};
 use super::record::Record;
-use super::values::decode_cell;
+use super::types::{QueryCtx, Registry};
 use crate::kernel::Reply;
 use crate::protocols::pg::{Notification, PgResult};
 use crate::python::core::conv::Conv;
@@ -23,8 +26,8 @@ pub const STATUS: u8 = 3;
 /// The parameter types of a described statement (a list of OIDs).
 pub const PARAMS: u8 = 4;
 
-/// The parameter types (`describe`'s reply).
-pub const PARAM_TYPES: Conv = Conv::new(param_types, 0);
+/// `(parameter types, column types)` (`describe_statement`'s reply).
+pub const STMT_INFO: Conv = Conv::new(stmt_info, 0);
 /// The (last) command status (executemany's reply).
 pub const COMMAND_STATUS: Conv = Conv::new(status, 0);
 /// A batch of a streamed result, or its end: a list of `Record`s.
@@ -46,7 +49,10 @@ fn notification(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let n = reply.downcast::<Notification>().map_err(|_| {
         PyTypeError::new_err("iokernel internal error: unexpected PostgreSQL notification")
     })?;
-    Ok((n.pid, n.channel, n.payload).into_pyobject(py)?.into_any().unbind())
+    Ok((n.pid, n.channel, n.payload)
+        .into_pyobject(py)?
+        .into_any()
+        .unbind())
 }
 
 /// The conversion for `shape` (`column`: which value, for `VALUE`).
@@ -56,7 +62,7 @@ pub fn conv(shape: u8, column: usize) -> PyResult<Conv> {
         ROW => Conv::new(row, 0),
         VALUE => Conv::new(value, column),
         STATUS => COMMAND_STATUS,
-        PARAMS => PARAM_TYPES,
+        PARAMS => STMT_INFO,
         other => {
             return Err(PyValueError::new_err(format!(
                 "unknown result shape {other}"
@@ -74,19 +80,47 @@ fn result(py: Python<'_>, reply: Reply) -> PyResult<PgResult> {
         return Err(client_error(py, e));
     }
     match &r.error {
-        Some(e) => Err(pg_error(py, e)),
+        Some(e) => {
+            if STALE.contains(&e.code.as_str()) {
+                if let Some(c) = r.ctx.as_ref().and_then(|c| c.downcast_ref::<QueryCtx>()) {
+                    c.cache.forget(&c.sql);
+                }
+            }
+            Err(pg_error(py, e))
+        }
         None => Ok(*r),
     }
 }
 
-fn param_types(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
+fn stmt_info(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let r = result(py, reply)?;
-    Ok(r.param_types
+    let cols: Vec<u32> = r
+        .columns
+        .as_deref()
         .unwrap_or_default()
+        .iter()
+        .map(|c| c.type_oid)
+        .collect();
+    Ok((r.param_types.unwrap_or_default(), cols)
         .into_pyobject(py)?
         .into_any()
         .unbind())
 }
+
+/// The registry the request carried (an empty one if none).
+fn registry(r: &PgResult) -> Arc<Registry> {
+    r.ctx
+        .as_ref()
+        .and_then(|c| c.downcast_ref::<QueryCtx>())
+        .map(|c| c.reg.clone())
+        .unwrap_or_default()
+}
+
+/// Errors after which a statement's cached types may be stale (its table
+/// or a type changed): they are described again on the next call.
+const STALE: &[&str] = &[
+    "0A000", "26000", "42804", "42P01", "42703", "42883", "42P18",
+];
 
 fn status(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let r = result(py, reply)?;
@@ -111,7 +145,13 @@ fn value(py: Python<'_>, reply: Reply, column: usize) -> PyResult<Py<PyAny>> {
             cols.len()
         ))
     })?;
-    decode_cell(py, c.type_oid, vals[column].as_deref())
+    decode::cell(
+        py,
+        c.type_oid,
+        c.format,
+        vals[column].as_deref(),
+        &registry(&r),
+    )
 }
 
 fn rows(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
@@ -144,11 +184,12 @@ fn records(py: Python<'_>, r: &PgResult, take: usize) -> PyResult<Vec<Py<PyAny>>
         index.set_item(&c.name, i)?; // the first column wins on duplicate names
     }
     let index = index.unbind();
+    let reg = registry(r);
     let mut out = Vec::with_capacity(take);
     for row in r.rows.iter().take(take) {
         let mut vals = Vec::with_capacity(cols.len());
         for (c, v) in cols.iter().zip(row.iter()) {
-            vals.push(decode_cell(py, c.type_oid, v.as_deref())?);
+            vals.push(decode::cell(py, c.type_oid, c.format, v.as_deref(), &reg)?);
         }
         let rec = Record::new(
             PyTuple::new(py, vals)?.unbind(),
