@@ -20,6 +20,14 @@ from typing import Any
 _GEOMETRY = {"Point", "Box", "Line", "LineSegment", "Circle"}
 
 
+def _floats(v: Any) -> tuple[float, ...]:
+    """A shape's numbers, flat (asyncpg's Circle holds a plain tuple as its
+    center, iokernel's a Point)."""
+    if isinstance(v, (int, float)):
+        return (float(v),)
+    return tuple(f for x in v for f in _floats(x))
+
+
 def norm(v: Any) -> Any:
     """A comparable form of asyncpg's and iokernel's own classes."""
     name = type(v).__name__
@@ -27,9 +35,9 @@ def norm(v: Any) -> Any:
     if not (mod.startswith("asyncpg") or mod.startswith("iokernel")):
         return v
     if name in _GEOMETRY:
-        return (name, tuple(norm(x) for x in v))
+        return (name, _floats(v))
     if name in ("Path", "Polygon"):
-        return (name, tuple(norm(p) for p in v.points), name == "Polygon" or v.is_closed)
+        return (name, _floats(v.points), name == "Polygon" or v.is_closed)
     if name == "BitString":
         return ("BitString", v.as_string().replace(" ", ""))
     if name == "Range":

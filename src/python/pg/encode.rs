@@ -403,7 +403,9 @@ fn range_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// bounds, None for infinite), as asyncpg takes.
 fn range(v: &Bound<'_, PyAny>, sub: u32, reg: &Registry, out: &mut BytesMut) -> Res<()> {
     let py = v.py();
-    let (lower, upper, lower_inc, upper_inc, empty) = if v.is_instance(range_type(py)?)? {
+    // iokernel's Range, or one like it (asyncpg's).
+    let like = v.is_instance(range_type(py)?)? || v.hasattr("isempty")?;
+    let (lower, upper, lower_inc, upper_inc, empty) = if like {
         (
             v.getattr("lower")?,
             v.getattr("upper")?,
@@ -414,7 +416,8 @@ fn range(v: &Bound<'_, PyAny>, sub: u32, reg: &Registry, out: &mut BytesMut) -> 
     } else if is_nested(v) {
         let items = sequence(v)?;
         match items.len() {
-            2 => (items[0].clone(), items[1].clone(), true, false, false),
+            // As asyncpg: both bounds of a pair are included.
+            2 => (items[0].clone(), items[1].clone(), true, true, false),
             1 => (
                 items[0].clone(),
                 py.None().into_bound(py),

@@ -38,7 +38,16 @@ pub fn put_inet(v: &Bound<'_, PyAny>, cidr: bool, out: &mut BytesMut) -> Res<()>
     } else if obj.hasattr(intern!(py, "packed"))? && obj.hasattr(intern!(py, "max_prefixlen"))? {
         (obj.clone(), obj.getattr(intern!(py, "max_prefixlen"))?)
     } else {
-        return expected("an ipaddress address, interface or network, or str", v);
+        // Anything ipaddress takes (an int, as asyncpg allows).
+        let f = if cidr {
+            ip_network(py)?
+        } else {
+            ip_interface(py)?
+        };
+        let Ok(o) = f.call1((&obj,)) else {
+            return expected("an ipaddress address, interface or network, or str", v);
+        };
+        return put_inet(&o, cidr, out);
     };
     let packed = addr.getattr(intern!(py, "packed"))?;
     let packed = packed.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes();

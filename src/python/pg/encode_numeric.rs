@@ -23,14 +23,15 @@ pub fn put(v: &Bound<'_, PyAny>, out: &mut BytesMut) -> Res<()> {
     let dec = DECIMAL.import(py, "decimal", "Decimal")?;
     let d = if v.is_instance(dec)? {
         v.clone()
-    } else if v.is_instance_of::<PyInt>() || v.is_instance_of::<PyString>() {
+    } else if v.is_instance_of::<PyInt>()
+        || v.is_instance_of::<PyString>()
+        || v.is_instance_of::<PyFloat>()
+    {
+        // A float exactly (0.1 is 0.1000000000000000055511...), as asyncpg.
         match dec.call1((v,)) {
             Ok(d) => d,
             Err(e) => return misfit(format!("not a number: {}", e.value(py))),
         }
-    } else if v.is_instance_of::<PyFloat>() {
-        // The float's shortest repr, as the text protocol would send it.
-        dec.call1((v.repr()?,))?
     } else {
         return misfit(format!(
             "expected decimal.Decimal, int, float or str, got {}",

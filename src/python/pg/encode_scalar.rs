@@ -67,8 +67,6 @@ pub fn binary(t: u32) -> bool {
             | JSONB
             | INET
             | CIDR
-            | MACADDR
-            | MACADDR8
             | BIT
             | VARBIT
             | POINT
@@ -114,16 +112,17 @@ fn integer(v: &Bound<'_, PyAny>) -> Res<i128> {
     let frac = v.is_instance_of::<PyFloat>()
         || v.is_instance(DECIMAL.import(py, "decimal", "Decimal")?)?;
     if frac {
-        let is_int = v
-            .call_method0(intern!(py, "is_integer"))
-            .and_then(|b| b.is_truthy());
-        if !matches!(is_int, Ok(true)) {
+        // NaN and the infinities have no int; a fraction would be lost.
+        let whole = v
+            .call_method0(intern!(py, "__int__"))
+            .ok()
+            .filter(|i| v.eq(i).unwrap_or(false));
+        let Some(i) = whole else {
             return misfit(format!(
                 "{} with a fraction (or not finite) for an integer type; round it first",
                 type_name_of(v)
             ));
-        }
-        let i = v.call_method0(intern!(py, "__int__"))?;
+        };
         return i
             .extract::<i128>()
             .or_else(|_| misfit("value out of int64 range"));
