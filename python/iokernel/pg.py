@@ -457,30 +457,37 @@ class AsyncClient(_Base):
                 raise
             r = _UNKNOWN
         if r is _UNKNOWN:
-            return self._learn_then(shape, sql, args, column, t, simple)
+            # Described at once (the call is under way when it returns, as
+            # a known statement's is), then sent when the types are known.
+            described = self._svc.submit_describe_statement(
+                _aio.completer(loop), loop.create_future(), sql, t, self._conn
+            )
+            return self._learn_then(described, shape, sql, args, column, t, simple)
         return r
 
-    async def _learn_then(self, shape: int, sql: str, args: tuple[Any, ...], column: int,
-                          t: float | None, simple: bool) -> Any:
+    async def _learn_then(self, described: Any, shape: int, sql: str, args: tuple[Any, ...],
+                          column: int, t: float | None, simple: bool) -> Any:
         loop = asyncio.get_running_loop()
+        await self._learn(sql, t, described)
         while True:
-            await self._learn(sql, t)
             r = self._svc.submit(
                 _aio.completer(loop), loop.create_future(), shape, sql, args, column,
                 t, self._conn, simple,
             )
             if r is not _UNKNOWN:
                 return await r
+            await self._learn(sql, t)
 
-    async def _describe(self, sql: str, t: float | None) -> list[int]:
-        loop = asyncio.get_running_loop()
-        described = await self._svc.submit_describe_statement(
-            _aio.completer(loop), loop.create_future(), sql, t, self._conn
-        )
-        return self._learned(sql, described)
+    async def _describe(self, sql: str, t: float | None, described: Any = None) -> list[int]:
+        if described is None:
+            loop = asyncio.get_running_loop()
+            described = self._svc.submit_describe_statement(
+                _aio.completer(loop), loop.create_future(), sql, t, self._conn
+            )
+        return self._learned(sql, await described)
 
-    async def _learn(self, sql: str, t: float | None) -> None:
-        missing = await self._describe(sql, t)
+    async def _learn(self, sql: str, t: float | None, described: Any = None) -> None:
+        missing = await self._describe(sql, t, described)
         for _ in range(_LEARN_ROUNDS):
             if not missing:
                 return
