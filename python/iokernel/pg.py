@@ -40,6 +40,7 @@ from typing import Any
 from . import _aio, _native, _options, _pg_copy, _shared
 from ._errors import DataError, InterfaceError, PostgresError, ResponseTooLargeError
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
+from ._pg_types import _INTROSPECT, _LEARN_ROUNDS, _TYPE_NAMES, _TYPE_OID, _kinds, _quote_sql
 
 __all__ = [
     "AsyncClient", "AsyncListener", "Client", "DataError", "Gap", "InterfaceError", "Listener",
@@ -49,57 +50,6 @@ __all__ = [
 Record = _native.Record
 # What the native query methods return for a statement not described yet.
 _UNKNOWN = _native.UNKNOWN_STATEMENT
-# The database's own types (enums, domains, arrays, ranges, composites ...)
-# a statement uses, looked up once per service.
-_INTROSPECT = """
-SELECT t.oid, t.typtype, t.typname::text, n.nspname::text, t.typelem, t.typbasetype,
-       t.typcategory,
-       (SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid),
-       (SELECT r.rngtypid FROM pg_catalog.pg_range r
-         WHERE to_jsonb(r) ->> 'rngmultitypid' = t.oid::text),
-       ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
-              WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-              ORDER BY a.attnum),
-       ARRAY(SELECT a.atttypid FROM pg_catalog.pg_attribute a
-              WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-              ORDER BY a.attnum)
-  FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
- WHERE t.oid = ANY($1::oid[])
-"""
-_TYPE_OID = """
-SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
- WHERE t.typname = $1 AND n.nspname = $2
-"""
-# Rounds of introspection for one statement (a type's parts may be types
-# of the database too: an array of a domain over an enum ...).
-_LEARN_ROUNDS = 8
-
-
-def _kinds(rows: list[Any], wanted: list[int]) -> list[tuple[Any, ...]]:
-    """Introspection rows as ``PgService.learn_types`` takes them; a type
-    that was not found (dropped meanwhile) is learned as plain text."""
-    out = []
-    for (oid, typtype, name, schema, elem, base, category, rng_sub, mr_range,
-         fnames, ftypes) in rows:
-        if typtype == "e":
-            kind, ref = "e", 0
-        elif typtype == "d":
-            kind, ref = "d", base
-        elif typtype == "r" and rng_sub:
-            kind, ref = "r", rng_sub
-        elif typtype == "m" and mr_range:
-            kind, ref = "m", mr_range
-        elif typtype == "c":
-            kind, ref = "c", 0
-        elif category == "A" and elem:
-            kind, ref = "a", elem
-        else:
-            kind, ref = "o", 0
-        out.append((oid, kind, name, schema, ref, list(zip(fnames, ftypes, strict=True))))
-    found = {r[0] for r in rows}
-    out += [(oid, "o", f"type {oid}", "?", 0, []) for oid in wanted if oid not in found]
-    return out
-
 # Result shapes understood by the native layer.
 _ROWS, _ROW, _VALUE, _STATUS = 0, 1, 2, 3
 _DEFAULT = object()
@@ -111,6 +61,7 @@ _savepoints = itertools.count(1)
 # max_message_size: below 1 KiB even an error message would not fit; the
 # length header of a message is an Int32.
 _MIN_MESSAGE, _MAX_MESSAGE = 1024, 2**31 - 1
+
 
 class _Base:
     """Options, the shared native service, and the query methods written
@@ -416,8 +367,13 @@ class Client(_Base):
         """As ``copy_from_table``, for the rows of ``query``; ``$n`` are
         replaced by the arguments quoted by the server (COPY takes no
         parameters), as asyncpg does."""
-        self._t(timeout)
-        lits = [self.fetchval("SELECT quote_nullable($1::text)", a) for a in args]
+        t = self._t(timeout)
+        lits: list[str | None] = []
+        if args:
+            if self._svc.statement_params(query) is None:
+                self._learn(query, t)
+            names = self.fetchval(_TYPE_NAMES, self._svc.statement_params(query) or [])
+            lits = list(self.fetchrow(_quote_sql(names or []), *args) or ())
         return _pg_copy.copy_from(self, _pg_copy.from_query_sql(query, lits, **opts), output)
 
     def listen(self, channel: str, *channels: str) -> Listener:
@@ -593,8 +549,13 @@ class AsyncClient(_Base):
     async def copy_from_query(self, query: str, *args: Any, output: Any,
                               timeout: Any = _DEFAULT, **opts: Any) -> str:
         """See ``Client.copy_from_query``."""
-        self._t(timeout)
-        lits = [await self.fetchval("SELECT quote_nullable($1::text)", a) for a in args]
+        t = self._t(timeout)
+        lits: list[str | None] = []
+        if args:
+            if self._svc.statement_params(query) is None:
+                await self._learn(query, t)
+            names = await self.fetchval(_TYPE_NAMES, self._svc.statement_params(query) or [])
+            lits = list(await self.fetchrow(_quote_sql(names or []), *args) or ())
         return await _pg_copy.acopy_from(self, _pg_copy.from_query_sql(query, lits, **opts),
                                          output)
 

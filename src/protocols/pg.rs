@@ -47,13 +47,18 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::pg::{self, Backend, Column, DataRow, ErrorFields, Limits};
+use crate::codec::pg::{self, Backend, ErrorFields, Limits};
 use crate::codec::pg_auth::{md5_password, ScramClient};
 use crate::kernel::handshake::HandshakeIo;
 use crate::kernel::{DecodeError, Feed, KernelError, Protocol};
 
 #[path = "pg_copy.rs"]
 pub mod copy;
+#[path = "pg_result.rs"]
+mod result;
+#[path = "pg_stmt.rs"]
+mod stmt;
+pub use result::{ClientError, PgResult};
 #[path = "pg_listen.rs"]
 mod listen;
 pub use listen::Notification;
@@ -170,34 +175,6 @@ impl Pending {
     }
 }
 
-/// The reply to one request.
-#[derive(Default)]
-pub struct PgResult {
-    /// What the request was given to carry back (`Pending::with_ctx`).
-    pub ctx: Option<Arc<dyn Any + Send + Sync>>,
-    pub columns: Option<Arc<[Column]>>,
-    pub rows: Vec<DataRow>,
-    /// The last CommandComplete tag ("SELECT 1", "INSERT 0 5").
-    pub status: Option<String>,
-    /// The first error (the server skips the rest of the request after it).
-    pub error: Option<ErrorFields>,
-    /// Parameter types, if the request described a statement.
-    pub param_types: Option<Vec<u32>>,
-    /// A failure found by the client, not the server (wins over `error`).
-    pub client_error: Option<ClientError>,
-}
-
-/// A request that failed on the client's side while the connection stayed
-/// in step with the server.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ClientError {
-    /// A message of the reply was over `max_message_size` (discarded).
-    TooLarge(String),
-    /// The server answered in a way this call cannot take (COPY data to a
-    /// plain query).
-    Interface(String),
-}
-
 /// SQLSTATEs a statement prepared before a schema change can fail with:
 /// 0A000 "cached plan must not change result type", 26000 (the statement is
 /// gone), and what binding values of the old types to the new table gives.
@@ -229,91 +206,6 @@ pub struct PgConn {
     skip: usize,
     /// Stale statements to Close on the server with the next request.
     to_close: Vec<String>,
-}
-
-impl PgConn {
-    /// The statement name to Bind for `sql`, writing Parse (and a Close for an
-    /// evicted statement) first when needed. Returns the name and whether
-    /// this call prepared it under that name (to be cached).
-    ///
-    /// While a statement's Parse is in flight, callers of the same SQL parse
-    /// it again as the unnamed statement instead of binding to it: if that
-    /// Parse fails (a missing table), each of them gets the server's own
-    /// error for its own query, not "prepared statement does not exist".
-    fn prepare(
-        &mut self,
-        sql: &Arc<str>,
-        types: &Arc<[u32]>,
-        capacity: usize,
-        out: &mut BytesMut,
-    ) -> (String, bool) {
-        self.tick += 1;
-        for name in self.to_close.drain(..) {
-            pg::close_statement(out, &name);
-        }
-        if capacity == 0 {
-            pg::parse(out, "", sql, types);
-            return (String::new(), false);
-        }
-        if let Some(c) = self.cache.get_mut(sql) {
-            if c.types[..] != types[..] {
-                // Described again with other types (the schema changed):
-                // prepare it anew.
-                if let Some(c) = self.cache.remove(sql) {
-                    pg::close_statement(out, &c.name);
-                }
-                return self.prepare(sql, types, capacity, out);
-            }
-            c.used = self.tick;
-            if c.confirmed {
-                return (c.name.clone(), false);
-            }
-            pg::parse(out, "", sql, types);
-            return (String::new(), false);
-        }
-        if self.cache.len() >= capacity {
-            if let Some(old) = self
-                .cache
-                .iter()
-                .min_by_key(|(_, c)| c.used)
-                .map(|(k, _)| k.clone())
-            {
-                if let Some(c) = self.cache.remove(&old) {
-                    pg::close_statement(out, &c.name);
-                }
-            }
-        }
-        self.next_name += 1;
-        let name = format!("iok{}", self.next_name);
-        pg::parse(out, &name, sql, types);
-        self.cache.insert(
-            sql.clone(),
-            Cached {
-                name: name.clone(),
-                types: types.clone(),
-                used: self.tick,
-                confirmed: false,
-            },
-        );
-        (name, true)
-    }
-}
-
-impl PgConn {
-    /// Forget the cached statement `name` of `query` (if it is still that
-    /// one: callers pipelined behind the first to fail used it too), and
-    /// Close it on the server with the next request when `close`.
-    fn evict(&mut self, query: &Query, name: &str, close: bool) {
-        let Query::Extended { sql, .. } = query else {
-            return;
-        };
-        if self.cache.get(sql).is_some_and(|c| c.name == name) {
-            self.cache.remove(sql);
-            if close {
-                self.to_close.push(name.to_string());
-            }
-        }
-    }
 }
 
 fn err_text(e: &ErrorFields) -> String {

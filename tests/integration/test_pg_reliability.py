@@ -96,7 +96,7 @@ async def test_schema_change_reprepares_cached_statements(
         pg_server.sql(f"CREATE TABLE {t} (a boolean)")
         ins = f"INSERT INTO {t} (a) VALUES ($1)"
         for _ in range(3):
-            await db.execute(ins, "true")
+            await db.execute(ins, True)
             rows = await db.fetch(f"SELECT * FROM {t}")
             assert {tuple(r) for r in rows} == {(True,)}
         pg_server.sql(f"DROP TABLE {t}; CREATE TABLE {t} (a int)")
@@ -135,12 +135,12 @@ async def test_schema_change_inside_a_transaction_is_a_clear_error(
 
 
 async def test_a_real_error_on_a_cached_statement_is_still_raised(db: Driver) -> None:
-    sql = "SELECT $1::int"
-    assert await db.fetchval(sql, "1") == 1
+    sql = "SELECT 10 / $1::int"
+    assert await db.fetchval(sql, 5) == 2
     with pytest.raises(pg.PostgresError) as ei:
-        await db.fetchval(sql, "x")
-    assert ei.value.sqlstate == "22P02"
-    assert await db.fetchval(sql, "2") == 2
+        await db.fetchval(sql, 0)
+    assert ei.value.sqlstate == "22012"
+    assert await db.fetchval(sql, 2) == 5
 
 
 def test_blocking_threads_share_one_connection_with_an_oversized_row(pg_dsn: str) -> None:

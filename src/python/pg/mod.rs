@@ -50,10 +50,7 @@ use crate::python::core::stream::ItemStream;
 use crate::python::core::wait::seconds;
 pub use copy::CopyWriter;
 use result::{COMMAND_STATUS, STMT_INFO};
-use types::{Custom, Kind, QueryCtx, StmtInfo, TypeCache, UserType};
-
-/// One introspected type: `(oid, kind, name, schema, ref, fields)`.
-type TypeRow = (u32, String, String, String, u32, Vec<(String, u32)>);
+use types::{Custom, QueryCtx, TypeCache, TypeRow};
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct PgService {
@@ -508,31 +505,7 @@ impl PgService {
                 "PostgreSQL accepts at most 65535 parameters",
             ));
         }
-        let reg = self.types.registry();
-        let mut missing = Vec::new();
-        for t in params.iter().chain(&columns) {
-            reg.missing(*t, &mut missing);
-        }
-        if !missing.is_empty() {
-            return Ok(missing);
-        }
-        let fmts: Vec<i16> = columns
-            .iter()
-            .map(|t| i16::from(reg.binary_result(*t)))
-            .collect();
-        let formats: Arc<[i16]> = if fmts.iter().all(|f| *f == 1) {
-            Arc::from([1i16].as_slice())
-        } else if fmts.iter().all(|f| *f == 0) {
-            Arc::from([].as_slice())
-        } else {
-            fmts.into()
-        };
-        let info = StmtInfo {
-            params: params.into(),
-            formats,
-        };
-        self.types.put(Arc::from(sql), Arc::new(info));
-        Ok(Vec::new())
+        Ok(self.types.remember(sql, params, &columns))
     }
 
     /// The parameter types of a described statement (None: not described).
@@ -545,20 +518,7 @@ impl PgService {
     /// (array of `ref`), r (range of `ref`), m (multirange of range `ref`),
     /// c (composite: `fields` = [(name, type)]), o (other).
     fn learn_types(&self, rows: Vec<TypeRow>) {
-        self.types.update(|reg| {
-            for (oid, kind, name, schema, r, fields) in rows {
-                let kind = match kind.as_str() {
-                    "e" => Kind::Enum,
-                    "d" => Kind::Domain(r),
-                    "a" => Kind::Array(r),
-                    "r" => Kind::Range(r),
-                    "m" => Kind::Multirange(r),
-                    "c" => Kind::Composite(fields),
-                    _ => Kind::Other,
-                };
-                reg.user.insert(oid, UserType { name, schema, kind });
-            }
-        });
+        self.types.learn(rows);
     }
 
     /// `set_type_codec` for the type `oid`; forgets described statements

@@ -308,6 +308,9 @@ impl Registry {
     }
 }
 
+/// One introspected type: `(oid, kind, name, schema, ref, fields)`.
+pub type TypeRow = (u32, String, String, String, u32, Vec<(String, u32)>);
+
 /// A statement's types, as Describe reported them.
 #[derive(Debug)]
 pub struct StmtInfo {
@@ -384,5 +387,56 @@ impl TypeCache {
             f(&mut next);
             *r = Arc::new(next);
         }
+    }
+
+    /// Cache a described statement's types and result formats; returns the
+    /// database types it uses that are not known yet (nothing is cached
+    /// then: learn them first).
+    pub fn remember(&self, sql: &str, params: Vec<u32>, columns: &[u32]) -> Vec<u32> {
+        let reg = self.registry();
+        let mut missing = Vec::new();
+        for t in params.iter().chain(columns) {
+            reg.missing(*t, &mut missing);
+        }
+        if !missing.is_empty() {
+            return missing;
+        }
+        let fmts: Vec<i16> = columns
+            .iter()
+            .map(|t| i16::from(reg.binary_result(*t)))
+            .collect();
+        let formats: Arc<[i16]> = if fmts.iter().all(|f| *f == 1) {
+            Arc::from([1i16].as_slice())
+        } else if fmts.iter().all(|f| *f == 0) {
+            Arc::from([].as_slice())
+        } else {
+            fmts.into()
+        };
+        let info = StmtInfo {
+            params: params.into(),
+            formats,
+        };
+        self.put(Arc::from(sql), Arc::new(info));
+        missing
+    }
+
+    /// Types learned by introspection (`kind`: e enum, d domain over `ref`,
+    /// a array of `ref`, r range of `ref`, m multirange of range `ref`, c
+    /// composite with `fields`, o other).
+    pub fn learn(&self, rows: Vec<TypeRow>) {
+        self.update(|reg| {
+            for (oid, kind, name, schema, r, fields) in rows {
+                let kind = match kind.as_str() {
+                    "e" => Kind::Enum,
+                    "d" => Kind::Domain(r),
+                    "a" => Kind::Array(r),
+                    "r" => Kind::Range(r),
+                    "m" => Kind::Multirange(r),
+                    "c" => Kind::Composite(fields),
+                    _ => Kind::Other,
+                };
+                reg.user.insert(oid, UserType { name, schema, kind });
+            }
+        });
     }
 }
