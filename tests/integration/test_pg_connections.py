@@ -197,7 +197,9 @@ async def test_timeout_is_enforced_and_client_recovers(db: Driver, pg_server: Po
     d = Driver(make(pg_server.dsn(application_name=db.app + "-to"), db.is_async, timeout=0.5),
                db.is_async, db.app + "-to")
     try:
-        assert await d.fetchval("SELECT 1") == 1
+        # Connecting and the statement's first Describe may take longer than
+        # 0.5 s on a loaded machine.
+        assert await eventually(lambda: d.fetchval("SELECT 1"), within=10) == 1
         t0 = time.monotonic()
         with pytest.raises(iokernel.TimeoutError):
             await d.fetchval("SELECT pg_sleep(3)")

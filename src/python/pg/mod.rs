@@ -50,7 +50,7 @@ use crate::python::core::stream::ItemStream;
 use crate::python::core::wait::seconds;
 pub use copy::CopyWriter;
 use result::{COMMAND_STATUS, STMT_INFO};
-use types::{Custom, QueryCtx, TypeCache, TypeRow};
+use types::{Custom, TypeCache, TypeRow};
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct PgService {
@@ -120,22 +120,15 @@ impl PgService {
         let Some(info) = self.types.get(sql) else {
             return Ok(None);
         };
-        let reg = self.types.registry();
-        let params = encode::bind_section(args, &info.params, &reg)?.freeze();
-        let s = summary(sql);
-        let sql: Arc<str> = Arc::from(sql);
-        let ctx = QueryCtx {
-            reg,
-            cache: self.types.clone(),
-            sql: sql.clone(),
-        };
+        let params = encode::bind_section(args, &info.params, &info.ctx.reg)?.freeze();
         let q = Query::Extended {
-            sql,
+            sql: info.ctx.sql.clone(),
             params,
             types: info.params.clone(),
             formats: info.formats.clone(),
         };
-        Ok(Some((Pending::with_ctx(q, Arc::new(ctx)), s)))
+        let ctx: Arc<dyn std::any::Any + Send + Sync> = info.ctx.clone();
+        Ok(Some((Pending::with_ctx(q, ctx), summary(sql))))
     }
 }
 
@@ -505,7 +498,9 @@ impl PgService {
                 "PostgreSQL accepts at most 65535 parameters",
             ));
         }
-        Ok(self.types.remember(sql, params, &columns))
+        Ok(self
+            .types
+            .remember(Arc::downgrade(&self.types), sql, params, &columns))
     }
 
     /// The parameter types of a described statement (None: not described).

@@ -82,8 +82,9 @@ fn result(py: Python<'_>, reply: Reply) -> PyResult<PgResult> {
     match &r.error {
         Some(e) => {
             if STALE.contains(&e.code.as_str()) {
-                if let Some(c) = r.ctx.as_ref().and_then(|c| c.downcast_ref::<QueryCtx>()) {
-                    c.cache.forget(&c.sql);
+                let ctx = r.ctx.as_ref().and_then(|c| c.downcast_ref::<QueryCtx>());
+                if let Some(cache) = ctx.and_then(|c| c.cache.upgrade()) {
+                    cache.forget(ctx.map_or("", |c| &c.sql));
                 }
             }
             Err(pg_error(py, e))

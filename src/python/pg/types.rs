@@ -12,7 +12,7 @@
 //! the bytes as the type they were encoded for, whichever connection runs it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use pyo3::prelude::*;
 
@@ -312,11 +312,12 @@ impl Registry {
 pub type TypeRow = (u32, String, String, String, u32, Vec<(String, u32)>);
 
 /// A statement's types, as Describe reported them.
-#[derive(Debug)]
 pub struct StmtInfo {
     pub params: Arc<[u32]>,
     /// The Bind's result format codes for those columns.
     pub formats: Arc<[i16]>,
+    /// What each of its requests carries (made once, shared).
+    pub ctx: Arc<QueryCtx>,
 }
 
 /// What a query's result carries back for its conversion: the registry
@@ -324,7 +325,7 @@ pub struct StmtInfo {
 /// types when the server says they went stale.
 pub struct QueryCtx {
     pub reg: Arc<Registry>,
-    pub cache: Arc<TypeCache>,
+    pub cache: Weak<TypeCache>,
     pub sql: Arc<str>,
 }
 
@@ -392,7 +393,13 @@ impl TypeCache {
     /// Cache a described statement's types and result formats; returns the
     /// database types it uses that are not known yet (nothing is cached
     /// then: learn them first).
-    pub fn remember(&self, sql: &str, params: Vec<u32>, columns: &[u32]) -> Vec<u32> {
+    pub fn remember(
+        &self,
+        me: Weak<TypeCache>,
+        sql: &str,
+        params: Vec<u32>,
+        columns: &[u32],
+    ) -> Vec<u32> {
         let reg = self.registry();
         let mut missing = Vec::new();
         for t in params.iter().chain(columns) {
@@ -412,11 +419,17 @@ impl TypeCache {
         } else {
             fmts.into()
         };
+        let sql: Arc<str> = Arc::from(sql);
         let info = StmtInfo {
             params: params.into(),
             formats,
+            ctx: Arc::new(QueryCtx {
+                reg,
+                cache: me,
+                sql: sql.clone(),
+            }),
         };
-        self.put(Arc::from(sql), Arc::new(info));
+        self.put(sql, Arc::new(info));
         missing
     }
 
