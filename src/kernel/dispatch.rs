@@ -262,20 +262,42 @@ impl<P: Protocol> Conn<P> {
     /// not, from this waiter's own stamp.
     fn finish(&self, w: Waiter<P>, mut outcome: super::Outcome) {
         self.metrics.in_flight.add(-1.0);
+        // The endpoint's share: heartbeats and replies to callers that
+        // already timed out (counted then) only feed the latency estimate.
+        let counted = !w.expired && !w.completion.is_none();
+        let health = &self.am.health;
         match &mut outcome {
             Ok(_) => {
                 if let Some(t) = w.written {
-                    self.metrics.network.observe(t.elapsed().as_secs_f64());
+                    let now = Instant::now();
+                    let rtt = now - t;
+                    let secs = rtt.as_secs_f64();
+                    self.metrics.network.observe(secs);
+                    if counted {
+                        self.am.latency.observe(secs);
+                        health.ok(rtt, now);
+                    } else {
+                        health.latency.observe(secs, now);
+                    }
                 }
             }
-            Err(e) if e.stage != Stage::Answered => {
-                e.stage = if w.written.is_some() {
-                    Stage::Written
-                } else {
-                    Stage::NotSent
-                };
+            Err(e) => {
+                if e.stage != Stage::Answered {
+                    e.stage = if w.written.is_some() {
+                        Stage::Written
+                    } else {
+                        Stage::NotSent
+                    };
+                }
+                if counted {
+                    self.am.errors.add(1.0);
+                    let now = Instant::now();
+                    health.failed(e.kind, &e.detail, w.written.map(|t| now - t), now);
+                }
             }
-            Err(_) => {}
+        }
+        if counted {
+            self.am.requests.add(1.0);
         }
         drop(w._guard);
         w.completion.complete(outcome);
@@ -403,18 +425,25 @@ impl<P: Protocol> Conn<P> {
                         expired.push((
                             std::mem::replace(&mut w.completion, Completion::none()),
                             stage,
+                            w.written,
                         ));
                     }
                 }
             }
         }
-        for (c, stage) in expired {
-            c.complete(Err(KernelError::timeout(format!(
+        for (c, stage, written) in expired {
+            let e = KernelError::timeout(format!(
                 "no reply from {} within the timeout; raise timeout= if the command is expected to be slow",
                 self.addr
             ))
             .because(Reason::ReplyTimeout)
-            .at(stage)));
+            .at(stage);
+            self.am.requests.add(1.0);
+            self.am.errors.add(1.0);
+            self.am
+                .health
+                .failed(e.kind, &e.detail, written.map(|t| now - t), now);
+            c.complete(Err(e));
         }
     }
 

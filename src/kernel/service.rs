@@ -18,7 +18,8 @@
 //! Limits are checked on the submitting thread, before anything is queued:
 //! `admit()` counts outstanding requests (queued + in flight) with one atomic
 //! add and refuses past `max_in_flight * connections + max_queued`, a limit
-//! the kernel recomputes whenever the endpoint set changes.
+//! the kernel recomputes whenever the endpoint set changes; the process-wide
+//! caps of `limits` are checked in the same place.
 
 mod config;
 mod lease;
@@ -37,7 +38,7 @@ use super::discovery::Follow;
 use super::endpoint::{Change, Endpoint};
 use super::stats::ServiceMetrics;
 use super::transport::Addr;
-use super::{runtime, Completion, ErrorKind, Items, KernelError, Protocol, Request, Route};
+use super::{limits, runtime, Completion, ErrorKind, Items, KernelError, Protocol, Request, Route};
 use task::{Cmd, Core};
 
 pub use super::stats::{Outstanding, Stats};
@@ -106,7 +107,12 @@ impl<P: Protocol> ServiceHandle<P> {
     pub fn admit(&self) -> Result<Outstanding, KernelError> {
         self.check_generation()?;
         let n = self.stats.outstanding.fetch_add(1, Ordering::Relaxed);
+        let pn = limits::PROCESS.outstanding.fetch_add(1, Ordering::Relaxed);
         let guard = Outstanding::held(self.stats.clone());
+        if let Err(e) = limits::check(pn, &self.config.name) {
+            self.metrics.error(ErrorKind::Overloaded);
+            return Err(e);
+        }
         let limit = self.limit();
         if n >= limit {
             self.metrics.error(ErrorKind::Overloaded);

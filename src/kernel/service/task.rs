@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::config::ServiceConfig;
 use crate::kernel::dispatch::Conn;
 use crate::kernel::endpoint::{Change, Endpoint, EndpointSet};
+use crate::kernel::health::Health;
 use crate::kernel::stats::{AddrMetrics, Outstanding, ServiceMetrics, Stats};
 use crate::kernel::transport::{Addr, Connector};
 use crate::kernel::{Completion, Items, KernelError, Protocol, Request, Route};
@@ -183,6 +184,8 @@ pub(super) struct Pool<P: Protocol> {
     pub last_error: Option<KernelError>,
     /// Dedicated connections open or opening to it.
     pub leased: usize,
+    /// Its latency, errors and ejection (shared with its connections).
+    pub health: Rc<Health>,
 }
 
 /// One candidate of a pick: endpoint `m`, its connection `c` (0 for a
@@ -192,4 +195,6 @@ pub(super) struct Slot {
     pub m: usize,
     pub c: usize,
     pub load: usize,
+    /// Its endpoint is ejected (`health`).
+    pub ejected: bool,
 }

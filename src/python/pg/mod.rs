@@ -172,7 +172,7 @@ impl PgService {
             conns_per_addr: connections,
             max_dedicated,
             connector: crate::kernel::transport::plain(),
-            balancer: crate::kernel::balance::fewest_in_flight(),
+            balancer: crate::kernel::balance::peak_ewma_p2c(),
         };
         Ok(PgService {
             s: Service::open(py, Postgres { opts }, cfg)?,

@@ -97,7 +97,7 @@ impl RedisService {
             conns_per_addr: 1,
             max_dedicated: 64,
             connector: crate::kernel::transport::plain(),
-            balancer: crate::kernel::balance::fewest_in_flight(),
+            balancer: crate::kernel::balance::peak_ewma_p2c(),
         };
         Ok(RedisService {
             s: Service::open(py, Redis::new(opts), cfg)?,
