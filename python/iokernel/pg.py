@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from . import _aio, _native, _options, _pg_copy, _shared
+from ._endpoints import Endpoints
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
 
@@ -61,7 +62,7 @@ def _worth_describing(rows: Iterable[Any]) -> bool:
     n = operator.length_hint(rows, -1)
     return n < 0 or n >= _DESCRIBE_FROM
 
-class _Base:
+class _Base(Endpoints):
     """Options, the shared native service, and the query methods written
     once: each returns what ``_q``/``_many`` return (a value for ``Client``,
     an awaitable for ``AsyncClient``)."""

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _aio, _native, _options, _shared
+from ._endpoints import Endpoints
 from ._errors import ResponseError, WatchError
 from ._redis_commands import AsyncIterCommands, Commands, SyncIterCommands
 from ._redis_commands_support import shared_connection_refusal, xread_block_ms
@@ -96,7 +97,7 @@ else:
     _Core = _native.ClientCore
 
 
-class _Base(_Core):
+class _Base(_Core, Endpoints):
     """Options and the native service, shared by both clients.
 
     ``ClientCore`` (native) holds ``_svc``, ``_decode``, ``_timeout`` and

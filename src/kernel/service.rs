@@ -44,7 +44,7 @@ use task::{Cmd, Core};
 pub use super::stats::{Outstanding, Stats};
 pub use config::ServiceConfig;
 pub use task::{backoff, WANTED_STEP};
-pub use view::{views, ServiceView};
+pub use view::{views, EndpointInfo, ServiceView};
 
 /// How long a new service waits for its names' first answers before it
 /// starts with what it has (requests sent meanwhile wait, then go).
@@ -187,6 +187,19 @@ impl<P: Protocol> ServiceHandle<P> {
         let _ = self.tx.send(Cmd::Release(id));
     }
 
+    /// Every current endpoint with its state, load, latency and errors
+    /// (blocks until the kernel thread answers; call without the GIL).
+    pub fn endpoints(&self) -> Result<Vec<EndpointInfo>, KernelError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.command(Cmd::Endpoints(tx))?;
+        rx.recv_timeout(Duration::from_secs(10)).map_err(|_| {
+            KernelError::timeout(format!(
+                "{}: the I/O kernel did not answer within 10 s (stopped or stalled)",
+                self.config.name
+            ))
+        })
+    }
+
     /// Send the server pushes of every shared connection (now and after
     /// reconnects) to `sink`; a lost connection puts its error in the
     /// stream as a gap notice (pushes may have been missed meanwhile).
@@ -225,6 +238,9 @@ async fn service_task<P: Protocol>(
                         Cmd::Lease(c, d, r) => core.clone().lease(c, d, r),
                         Cmd::Release(id) => core.release(id),
                         Cmd::Subscribe(sink) => core.subscribe(sink),
+                        Cmd::Endpoints(tx) => {
+                            let _ = tx.send(core.endpoint_infos());
+                        }
                     }
                 }
             }

@@ -28,6 +28,8 @@ pub(super) enum Cmd<P: Protocol> {
     Release(u64),
     /// Server pushes of every shared connection go to this stream.
     Subscribe(Arc<Items>),
+    /// Every current endpoint, as the caller will show it.
+    Endpoints(std::sync::mpsc::SyncSender<Vec<super::view::EndpointInfo>>),
 }
 
 /// The service's state on the kernel thread.

@@ -266,6 +266,16 @@ impl RedisService {
         self.s.release(conn);
     }
 
+    /// Every current endpoint, one dict each.
+    fn endpoints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        self.s.endpoints(py)
+    }
+
+    /// Replace the endpoint set by these addresses (tests and tools).
+    fn _set_addresses(&self, py: Python<'_>, addrs: Vec<String>) -> PyResult<()> {
+        self.s.set_addresses(py, addrs)
+    }
+
     /// Counters of this service (shared by every client with the same URL).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.s.stats(py)
