@@ -36,7 +36,7 @@ def _error(name: str, eps: list[dict[str, Any]], timeout: float) -> ConnectionEr
 
 
 def _delay(step: int) -> float:
-    return min(0.002 * (2**step), 0.05)
+    return min(0.002 * 2.0**step, 0.05)
 
 
 class Endpoints:

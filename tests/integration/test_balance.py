@@ -98,7 +98,7 @@ def test_an_endpoint_slowed_by_50ms_gets_under_10_percent_within_5s_and_recovers
             t0 = time.monotonic()
             shares = []
             while True:
-                share, n = _share(c, slow, 0.5)
+                share, _ = _share(c, slow, 0.5)
                 shares.append(round(share, 3))
                 if share < 0.10:
                     break
@@ -109,7 +109,7 @@ def test_an_endpoint_slowed_by_50ms_gets_under_10_percent_within_5s_and_recovers
             t1 = time.monotonic()
             back = []
             while True:
-                share, n = _share(c, slow, 0.5)
+                share, _ = _share(c, slow, 0.5)
                 back.append(round(share, 3))
                 if share > even / 2:
                     break
