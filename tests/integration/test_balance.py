@@ -121,3 +121,35 @@ def test_an_endpoint_slowed_by_50ms_gets_under_10_percent_within_5s_and_recovers
               f"delay removed: {share:.1%} after {recovered:.2f} s ({back})")
         assert latency > 40, f"the estimate sees the 50 ms: {latency:.1f} ms"
         assert not load.failures, load.failures[:3]
+
+
+def test_a_frozen_endpoint_is_taken_out_after_its_timeouts_and_back_once_it_answers() -> None:
+    # SIGSTOP: the server accepts nothing and answers nothing, the
+    # connection stays open. Its requests time out (typed), the endpoint is
+    # ejected (or, once the stall rule resets the connection, down), the
+    # others carry the load; thawed, it takes traffic again.
+    with redis_trio() as servers:
+        addrs = [addr(s) for s in servers]
+        victim = addrs[1]
+        c = client(servers[0].url(), addrs, timeout=0.3)
+        c.wait_ready(30)
+        with Load(c) as load:
+            wait_for("traffic on every endpoint", lambda: min(requests(c).values()) > 200, 30)
+            with servers[1].frozen():
+                t_out = wait_for("the frozen endpoint is out",
+                                 lambda: by_address(c)[victim]["state"] in ("ejected", "down"), 15)
+                state = by_address(c)[victim]["state"]
+                done = load.done
+                wait_for("traffic goes on without it", lambda: load.done > done + 2000, 30)
+                failed_out = len(load.failures)
+            thawed = time.monotonic()
+            back = wait_for("it takes traffic again",
+                            lambda: by_address(c)[victim]["state"] == "up"
+                            and requests(c)[victim] > by_address(c)[victim]["errors"] + 300, 30)
+            load.stop()
+        kinds = sorted({f[1] for f in load.failures})
+        print(f"\nfrozen {victim}: {state} after {t_out:.2f} s, {failed_out} requests failed "
+              f"({kinds}); back {back:.2f} s after the thaw; endpoints {by_address(c)[victim]}")
+        assert set(kinds) <= {"TimeoutError", "ConnectionError"}, kinds
+        assert failed_out <= 2 * load.tasks, "only requests sent to it before it was taken out"
+        assert time.monotonic() - thawed < 60
