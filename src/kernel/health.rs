@@ -14,7 +14,8 @@
 //!   ejection. An endpoint whose connection attempts fail is out anyway
 //!   (it has no connection); its reconnect backoff re-admits it.
 //!
-//! No atomics: only the kernel thread touches this.
+//! No atomics: only the kernel thread touches this. `EndpointInfo` is what
+//! `/status` and a client's `endpoints()` show of one endpoint.
 
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
@@ -151,6 +152,37 @@ impl Health {
     }
 }
 
+/// One endpoint of a service, now.
+#[derive(Debug, Clone)]
+pub struct EndpointInfo {
+    /// "ip:port" or a socket path.
+    pub address: String,
+    /// The name it came from.
+    pub origin: String,
+    /// "up", "ejected" (up, but failing: takes no traffic for a while),
+    /// "down" (its connection attempts fail) or "connecting".
+    pub state: &'static str,
+    pub role: &'static str,
+    pub connections: usize,
+    pub in_flight: usize,
+    /// The balancer's latency estimate (Peak-EWMA), in ms.
+    pub latency_ms: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+impl EndpointInfo {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "address": self.address, "origin": self.origin, "state": self.state,
+            "role": self.role, "connections": self.connections, "in_flight": self.in_flight,
+            "latency_ms": self.latency_ms, "requests": self.requests, "errors": self.errors,
+            "last_error": self.last_error,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,7 +227,10 @@ mod tests {
         assert!(!h.is_ejected(t1 + EJECT_BASE * 2));
         h.connected();
         assert!(!h.is_ejected(t1));
-        assert_eq!(h.errors.get(), 2 * EJECT_AFTER as u64 + EJECT_AFTER as u64 - 1);
+        assert_eq!(
+            h.errors.get(),
+            2 * EJECT_AFTER as u64 + EJECT_AFTER as u64 - 1
+        );
         assert_eq!(h.last_error.borrow().as_deref(), Some("slow"));
     }
 }

@@ -41,10 +41,11 @@ use super::transport::Addr;
 use super::{limits, runtime, Completion, ErrorKind, Items, KernelError, Protocol, Request, Route};
 use task::{Cmd, Core};
 
+pub use super::health::EndpointInfo;
 pub use super::stats::{Outstanding, Stats};
 pub use config::ServiceConfig;
 pub use task::{backoff, WANTED_STEP};
-pub use view::{views, EndpointInfo, ServiceView};
+pub use view::{views, ServiceView};
 
 /// How long a new service waits for its names' first answers before it
 /// starts with what it has (requests sent meanwhile wait, then go).

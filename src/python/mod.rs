@@ -25,7 +25,12 @@ fn process_limits() -> (Option<usize>, Option<usize>, usize, usize) {
     use crate::kernel::limits::PROCESS;
     use std::sync::atomic::Ordering::Relaxed;
     let (a, b) = crate::kernel::limits::caps();
-    (a, b, PROCESS.outstanding.load(Relaxed), PROCESS.queued.load(Relaxed))
+    (
+        a,
+        b,
+        PROCESS.outstanding.load(Relaxed),
+        PROCESS.queued.load(Relaxed),
+    )
 }
 
 /// Stop the kernel thread, waiting up to `wait` seconds. Returns False if it

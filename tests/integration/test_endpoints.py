@@ -21,7 +21,8 @@ from tests.servers import PostgresServer, RedisServer, dead_port
 def test_endpoints_lists_each_endpoint_with_its_state_and_counters() -> None:
     with redis_trio() as servers:
         addrs = [addr(s) for s in servers]
-        c = client(servers[0].url(), addrs, cls=redis.Client)
+        # The multi-host URL form: every host its own endpoint.
+        c = redis.Client(f"redis://{','.join(addrs)}/0", client_name="endpoints-list")
         c.wait_ready(30)
         for i in range(30):
             c.set(f"k{i}", "v")

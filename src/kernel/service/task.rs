@@ -29,7 +29,7 @@ pub(super) enum Cmd<P: Protocol> {
     /// Server pushes of every shared connection go to this stream.
     Subscribe(Arc<Items>),
     /// Every current endpoint, as the caller will show it.
-    Endpoints(std::sync::mpsc::SyncSender<Vec<super::view::EndpointInfo>>),
+    Endpoints(std::sync::mpsc::SyncSender<Vec<crate::kernel::health::EndpointInfo>>),
 }
 
 /// The service's state on the kernel thread.

@@ -10,69 +10,40 @@ use std::time::Instant;
 
 use super::task::{Core, Pool};
 use crate::kernel::endpoint::Member;
+use crate::kernel::health::EndpointInfo;
 use crate::kernel::Protocol;
 
-/// One endpoint of a service, now.
-#[derive(Debug, Clone)]
-pub struct EndpointInfo {
-    /// "ip:port" or a socket path.
-    pub address: String,
-    /// The name it came from.
-    pub origin: String,
-    /// "up", "ejected" (up, but failing: takes no traffic for a while),
-    /// "down" (its connection attempts fail) or "connecting".
-    pub state: &'static str,
-    pub role: &'static str,
-    pub connections: usize,
-    pub in_flight: usize,
-    /// The balancer's latency estimate (Peak-EWMA), in ms.
-    pub latency_ms: f64,
-    pub requests: u64,
-    pub errors: u64,
-    pub last_error: Option<String>,
-}
-
-impl EndpointInfo {
-    fn of<P: Protocol>(m: &Member<Pool<P>>, now: tokio::time::Instant) -> Self {
-        let pool = &m.data;
-        let h = &pool.health;
-        let state = if pool.ready.is_empty() {
-            if pool.last_error.is_some() {
-                "down"
-            } else {
-                "connecting"
-            }
-        } else if h.is_ejected(now) {
-            "ejected"
+/// One endpoint of a service as `/status` and `endpoints()` show it.
+fn info<P: Protocol>(m: &Member<Pool<P>>, now: tokio::time::Instant) -> EndpointInfo {
+    let pool = &m.data;
+    let h = &pool.health;
+    let state = if pool.ready.is_empty() {
+        if pool.last_error.is_some() {
+            "down"
         } else {
-            "up"
-        };
-        let last_error = pool
-            .last_error
-            .as_ref()
-            .map(|e| e.detail.clone())
-            .or_else(|| h.last_error.borrow().clone());
-        EndpointInfo {
-            address: m.endpoint.addr.to_string(),
-            origin: m.endpoint.origin.clone(),
-            state,
-            role: m.endpoint.role.name(),
-            connections: pool.ready.len(),
-            in_flight: pool.ready.iter().map(|c| c.in_flight()).sum(),
-            latency_ms: h.latency.estimate(now) * 1000.0,
-            requests: h.requests.get(),
-            errors: h.errors.get(),
-            last_error,
+            "connecting"
         }
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "address": self.address, "origin": self.origin, "state": self.state,
-            "role": self.role, "connections": self.connections, "in_flight": self.in_flight,
-            "latency_ms": self.latency_ms, "requests": self.requests, "errors": self.errors,
-            "last_error": self.last_error,
-        })
+    } else if h.is_ejected(now) {
+        "ejected"
+    } else {
+        "up"
+    };
+    let last_error = pool
+        .last_error
+        .as_ref()
+        .map(|e| e.detail.clone())
+        .or_else(|| h.last_error.borrow().clone());
+    EndpointInfo {
+        address: m.endpoint.addr.to_string(),
+        origin: m.endpoint.origin.clone(),
+        state,
+        role: m.endpoint.role.name(),
+        connections: pool.ready.len(),
+        in_flight: pool.ready.iter().map(|c| c.in_flight()).sum(),
+        latency_ms: h.latency.estimate(now) * 1000.0,
+        requests: h.requests.get(),
+        errors: h.errors.get(),
+        last_error,
     }
 }
 
@@ -81,7 +52,7 @@ impl<P: Protocol> Core<P> {
     pub(super) fn endpoint_infos(&self) -> Vec<EndpointInfo> {
         let now = tokio::time::Instant::now();
         let st = self.st.borrow();
-        st.endpoints.iter().map(|m| EndpointInfo::of(m, now)).collect()
+        st.endpoints.iter().map(|m| info(m, now)).collect()
     }
 }
 
