@@ -97,7 +97,7 @@ else:
     _Core = _native.ClientCore
 
 
-class _Base(_Core, Endpoints):
+class _Base(Endpoints, _Core):
     """Options and the native service, shared by both clients.
 
     ``ClientCore`` (native) holds ``_svc``, ``_decode``, ``_timeout`` and
