@@ -42,8 +42,9 @@ def test_a_killed_endpoint_fails_only_its_in_flight_requests_and_is_readmitted_w
             assert by_address(c)[victim]["last_error"], "the endpoint says why it is down"
             failed_while_down = [f for f in load.failures if f[4] > killed_at + t_out + 0.5]
 
-            back = time.monotonic()  # counted from before the start: an upper bound
-            servers[1].start()
+            spawn = time.monotonic()
+            servers[1].start()  # returns once the server answers a PING (polled every 20 ms)
+            back = time.monotonic()
             readmit = wait_for(
                 "the endpoint is re-admitted",
                 lambda: by_address(c)[victim]["state"] == "up"
@@ -52,7 +53,8 @@ def test_a_killed_endpoint_fails_only_its_in_flight_requests_and_is_readmitted_w
         failures = load.failures
         print(f"\nkilled {victim}: out after {t_out:.3f} s; {len(failures)} requests failed "
               f"({sorted({f[1] for f in failures})}); re-admitted {readmit:.3f} s after it came "
-              f"back (the server up {back - killed_at:.1f} s after the kill); "
+              f"back ({readmit + back - spawn:.3f} s after its process was started; the server "
+              f"up {back - killed_at:.1f} s after the kill); "
               f"requests per endpoint {requests(c)}")
         # Only what was in flight on it failed: each task has one request out
         # at a time, so at most one failure per task, every one typed.

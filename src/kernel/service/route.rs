@@ -59,6 +59,12 @@ enum Place<P: Protocol> {
     NoFit,
 }
 
+/// Ejected endpoints take nothing, unless fewer than half of those that fit
+/// are healthy (up and not ejected): then all do (Envoy's panic threshold).
+fn panic(healthy: usize, fitting: usize) -> bool {
+    healthy * 2 < fitting
+}
+
 /// Where a request with `route` can go. With `take`, the balancer picks
 /// among the fitting connections that have room; without, only health is
 /// looked at. One pass over the endpoints and their connections; the
@@ -115,9 +121,7 @@ fn place<P: Protocol>(
     if !fits {
         return Place::NoFit;
     }
-    // Ejected endpoints take nothing, unless fewer than half of those that
-    // fit are healthy: then all do (Envoy's panic threshold).
-    if any_ejected && healthy * 2 >= fitting {
+    if any_ejected && !panic(healthy, fitting) {
         scratch.retain(|s| !s.ejected);
     }
     if !scratch.is_empty() {
@@ -319,5 +323,15 @@ impl<P: Protocol> Core<P> {
         let mut req = r.req;
         req.route = Route::Endpoint(r.to);
         self.dispatch(req, r.guard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn panic_below_half_healthy() {
+        use super::panic;
+        assert!(!panic(2, 3) && !panic(1, 2) && !panic(3, 3));
+        assert!(panic(1, 3) && panic(0, 2) && panic(0, 1) && panic(2, 5));
     }
 }
