@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from . import _redis_commands_support as s
+from ._errors import DataError
 from ._redis_commands_support import Caller, Key, Keys, Timeout, Value
 
 Cast = Callable[[Any], Any]
@@ -221,8 +222,11 @@ class ServerCommands(Caller):
         """``{name: value}``, both str."""
         return self._call((b"CONFIG", b"GET", pattern, *args), s.str_dict)
 
-    def config_set(self, name: Key, value: Value) -> Any:
-        return self._call((b"CONFIG", b"SET", name, value), s.ok)
+    def config_set(self, name: Key, value: Value, *args: Value) -> Any:
+        """One parameter, or several: ``config_set(n1, v1, n2, v2, ...)``."""
+        if len(args) % 2:
+            raise DataError("config_set needs name, value pairs")
+        return self._call((b"CONFIG", b"SET", name, value, *args), s.ok)
 
     def client_setname(self, name: Key) -> Any:
         return self._call((b"CLIENT", b"SETNAME", name), s.ok)

@@ -22,6 +22,8 @@ import datetime
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ._errors import DataError
+
 Key = bytes | str | bytearray | memoryview
 Value = bytes | str | int | float | bytearray | memoryview
 Expiry = int | datetime.timedelta
@@ -85,6 +87,12 @@ def expire_flags(
     ex: Expiry | None, px: Expiry | None, exat: AbsExpiry | None, pxat: AbsExpiry | None
 ) -> tuple[Any, ...]:
     """The ``EX|PX|EXAT|PXAT`` part of SET/GETEX; at most one may be given."""
+    for what, value in (("ex", ex), ("px", px), ("exat", exat), ("pxat", pxat)):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, datetime.timedelta, datetime.datetime))
+        ):
+            raise DataError(f"{what} must be datetime.timedelta or int, not {type(value).__name__}")
     chosen: list[tuple[bytes, int]] = []
     if ex is not None:
         chosen.append((b"EX", seconds(ex)))
@@ -106,7 +114,7 @@ def flags(**options: bool) -> tuple[bytes, ...]:
 
 def keys_and_args(keys: Any, args: Sequence[Any]) -> tuple[Any, ...]:
     """redis-py's ``(keys, *args)`` convention: one key or an iterable, plus more."""
-    if isinstance(keys, _STRINGLIKE):
+    if isinstance(keys, (*_STRINGLIKE, int, float)):  # one key (numbers too, as redis-py)
         return (keys, *args)
     return (*keys, *args)
 
@@ -147,6 +155,10 @@ def ok(reply: Any) -> bool:
 def ok_or_none(reply: Any) -> bool | None:
     """SET without GET: None when NX/XX prevented it, True when it was set."""
     return None if reply is None else ok(reply)
+
+
+def empty_list(reply: Any) -> list[Any]:
+    return []
 
 
 def pong(reply: Any) -> bool:
