@@ -86,10 +86,11 @@ class ResponseError(Error):
         return super().__new__(cls, *args)
 
 
-class DataError(Error, TypeError):
+class DataError(Error, TypeError, ValueError):
     """An argument iokernel refuses before sending anything (redis-py's
     ``DataError``): a value of a type Redis has no spelling for, or options
-    that exclude each other. Also a ``TypeError``."""
+    that exclude each other. Also a ``TypeError`` and a ``ValueError``, the
+    builtin classes such mistakes raised before."""
 
 
 class WatchError(Error):

@@ -11,7 +11,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._errors import DataError
-from ._redis_commands_support import Caller, Key, Keys, Value, keys_and_args, ok, score_pairs
+from ._redis_commands_support import (
+    Caller,
+    Key,
+    Keys,
+    Value,
+    flat_raw_pairs,
+    keys_and_args,
+    ok,
+    resp2_score,
+    score_pairs,
+)
 
 
 def _keys_weights(keys: Sequence[Key] | Mapping[Key, float]) -> list[Any]:
@@ -32,7 +42,7 @@ def _aggregate(aggregate: str | None) -> list[Any]:
 def _zmpop(reply: Any) -> Any:
     if reply is None:
         return None
-    return [reply[0], [[m, float(s)] for m, s in reply[1]]]
+    return [reply[0], [[m, resp2_score(s, m)] for m, s in reply[1]]]
 
 
 def _hrandfield(withvalues: bool) -> Any:
@@ -47,15 +57,6 @@ def _hrandfield(withvalues: bool) -> Any:
     return post
 
 
-def _flat_pairs(cast: Any) -> Any:
-    """ZRANDMEMBER WITHSCORES: redis-py keeps RESP2's flat list."""
-
-    def post(reply: Any) -> Any:
-        if reply and isinstance(reply[0], (list, tuple)):
-            return [x for m, s in reply for x in (m, s)]
-        return reply
-
-    return post
 
 
 class KeysZsetsMoreCommands(Caller):
@@ -122,7 +123,7 @@ class KeysZsetsMoreCommands(Caller):
             pieces += [b"MINMATCHLEN", minmatchlen]
         if withmatchlen:
             pieces.append(b"WITHMATCHLEN")
-        return self._call((b"LCS", *pieces))
+        return self._call((b"LCS", *pieces), _lcs)
 
     # -- hashes, lists, sets ---------------------------------------------------
 
@@ -191,7 +192,7 @@ class KeysZsetsMoreCommands(Caller):
     def zdiff(self, keys: Keys, withscores: bool = False) -> Any:
         keys = keys_and_args(keys, ())
         if withscores:
-            return self._call((b"ZDIFF", len(keys), *keys, b"WITHSCORES"), score_pairs())
+            return self._call((b"ZDIFF", len(keys), *keys, b"WITHSCORES"), flat_raw_pairs)
         return self._call((b"ZDIFF", len(keys), *keys))
 
     def zdiffstore(self, dest: Key, keys: Keys) -> Any:
@@ -221,7 +222,7 @@ class KeysZsetsMoreCommands(Caller):
         pieces: list[Any] = [] if count is None else [count]
         if withscores:
             pieces.append(b"WITHSCORES")
-            return self._call((b"ZRANDMEMBER", key, *pieces), _flat_pairs(float))
+            return self._call((b"ZRANDMEMBER", key, *pieces), flat_raw_pairs)
         return self._call((b"ZRANDMEMBER", key, *pieces))
 
     def zrangestore(
@@ -256,6 +257,13 @@ class KeysZsetsMoreCommands(Caller):
     ) -> Any:
         args = (b"BZMPOP", timeout, numkeys, *keys, *_minmax(min, max), b"COUNT", count)
         return self._call(args, _zmpop)
+
+
+def _lcs(reply: Any) -> Any:
+    """LCS IDX: RESP3 sends a map; redis-py gives RESP2's flat list."""
+    if isinstance(reply, dict):
+        return [x for pair in reply.items() for x in pair]
+    return reply
 
 
 def _minmax(min_: bool, max_: bool) -> list[bytes]:

@@ -114,8 +114,33 @@ def _texts(reply: Any) -> list[str]:
     return [text(x) for x in reply]
 
 
-def _object(infotype: str) -> Any:
-    return text if infotype.lower() == "encoding" else None
+def _no_sets(reply: Any) -> Any:
+    """RESP3 sets as the lists RESP2 sends."""
+    if isinstance(reply, (set, frozenset)):
+        return list(reply)
+    if isinstance(reply, list):
+        return [_no_sets(x) for x in reply]
+    return reply
+
+
+def _command_info(reply: Any) -> dict[str, Any]:
+    """COMMAND: ``{name: {name, arity, flags, first_key_pos, last_key_pos, step_count}}``."""
+    out: dict[str, Any] = {}
+    for item in reply:
+        name = text(item[0])
+        out[name] = {
+            "name": name,
+            "arity": int(item[1]),
+            "flags": [text(f) for f in item[2]],
+            "first_key_pos": item[3],
+            "last_key_pos": item[4],
+            "step_count": item[5],
+        }
+    return out
+
+
+def _not_implemented(what: str) -> NotImplementedError:
+    return NotImplementedError(f"{what} is not supported, as in redis-py; use execute_command()")
 
 
 def _prefixed(values: Any, what: str, allow_bare: bool = False) -> list[bytes]:
@@ -185,7 +210,7 @@ class ServerMoreCommands(Caller):
         return self._call((b"CLIENT", b"PAUSE", timeout, *(() if all else (b"WRITE",))), ok)
 
     def client_unpause(self) -> Any:
-        return self._call((b"CLIENT", b"UNPAUSE"), ok)
+        return self._call((b"CLIENT", b"UNPAUSE"))
 
     def client_no_evict(self, mode: str) -> Any:
         return self._call((b"CLIENT", b"NO-EVICT", mode))
@@ -211,7 +236,7 @@ class ServerMoreCommands(Caller):
         return self._call((b"ACL", b"CAT", *(() if category is None else (category,))), _texts)
 
     def acl_dryrun(self, username: str, *args: Any) -> Any:
-        return self._call((b"ACL", b"DRYRUN", username, *args), text)
+        return self._call((b"ACL", b"DRYRUN", username, *args))
 
     def acl_deluser(self, *username: str) -> Any:
         return self._call((b"ACL", b"DELUSER", *username))
@@ -328,29 +353,29 @@ class ServerMoreCommands(Caller):
         return self._call((b"MEMORY", b"STATS"), _memory_stats)
 
     def memory_doctor(self) -> Any:
-        return self._call((b"MEMORY", b"DOCTOR"))
+        raise _not_implemented("MEMORY DOCTOR")
 
     def memory_malloc_stats(self) -> Any:
         return self._call((b"MEMORY", b"MALLOC-STATS"))
 
     def memory_help(self) -> Any:
-        return self._call((b"MEMORY", b"HELP"))
+        raise _not_implemented("MEMORY HELP")
 
     def memory_purge(self) -> Any:
         return self._call((b"MEMORY", b"PURGE"), ok)
 
     def object(self, infotype: str, key: Key) -> Any:
         """OBJECT ENCODING (a str), REFCOUNT, IDLETIME or FREQ (ints)."""
-        return self._call((b"OBJECT", infotype, key), _object(infotype))
+        return self._call((b"OBJECT", infotype, key))
 
     def latency_doctor(self) -> Any:
-        return self._call((b"LATENCY", b"DOCTOR"))
+        raise _not_implemented("LATENCY DOCTOR")
 
-    def latency_graph(self, event: str) -> Any:
-        return self._call((b"LATENCY", b"GRAPH", event))
+    def latency_graph(self) -> Any:
+        raise _not_implemented("LATENCY GRAPH")
 
-    def latency_histogram(self, *commands: str) -> Any:
-        return self._call((b"LATENCY", b"HISTOGRAM", *commands))
+    def latency_histogram(self, *args: str) -> Any:
+        raise _not_implemented("LATENCY HISTOGRAM")
 
     def latency_history(self, event: str) -> Any:
         return self._call((b"LATENCY", b"HISTORY", event))
@@ -371,14 +396,17 @@ class ServerMoreCommands(Caller):
                 pieces += [b"FILTERBY", word, value]
         return self._call((b"COMMAND", b"LIST", *pieces))
 
+    def command(self) -> Any:
+        return self._call((b"COMMAND",), _command_info)
+
     def command_getkeys(self, *args: Any) -> Any:
-        return self._call((b"COMMAND", b"GETKEYS", *args))
+        return self._call((b"COMMAND", b"GETKEYS", *args), _texts)
 
     def command_getkeysandflags(self, *args: Any) -> Any:
-        return self._call((b"COMMAND", b"GETKEYSANDFLAGS", *args))
+        return self._call((b"COMMAND", b"GETKEYSANDFLAGS", *args), _no_sets)
 
     def command_docs(self, *args: Any) -> Any:
-        return self._call((b"COMMAND", b"DOCS", *args))
+        raise _not_implemented("COMMAND DOCS")
 
     # -- CONFIG, persistence, misc ---------------------------------------------
 

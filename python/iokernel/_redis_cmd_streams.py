@@ -30,7 +30,7 @@ StreamId = int | bytes | str | memoryview
 def _entry(e: Any) -> Any:
     if e is None:
         return (None, None)
-    return (e[0], to_dict(e[1]) if e[1] is not None else None)
+    return (e[0], to_dict(e[1]) if e[1] is not None else {})
 
 
 def stream_list(reply: Any) -> Any:
@@ -298,9 +298,11 @@ class StreamCommands(Caller):
             raise DataError("XPENDING must be provided with min, max and count parameters")
         pieces: list[Any] = []
         if idle is not None:
-            _non_negative("XPENDING idle", idle)
+            if int(idle) < 0:
+                raise DataError("XPENDING idle must be a integer >= 0")
             pieces += [b"IDLE", idle]
-        _non_negative("XPENDING count", count)
+        if int(count) < 0:
+            raise DataError("XPENDING count must be a integer >= 0")
         pieces += [min, max, count]
         if consumername is not None:
             pieces.append(consumername)
@@ -349,10 +351,12 @@ class StreamCommands(Caller):
         justid: bool = False,
     ) -> Any:
         """``[next_id, entries, deleted_ids]``; the claimed ids only with ``justid``."""
-        _non_negative("XAUTOCLAIM min_idle_time", min_idle_time)
+        if int(min_idle_time) < 0:
+            raise DataError("XAUTOCLAIM min_idle_time must be a non negative integer")
         pieces: list[Any] = [name, groupname, consumername, min_idle_time, start_id]
         if count is not None:
-            _positive("XAUTOCLAIM count", count)
+            if int(count) < 0:
+                raise DataError("XAUTOCLAIM count must be an integer >= 0")
             pieces += [b"COUNT", count]
         if justid:
             pieces.append(b"JUSTID")

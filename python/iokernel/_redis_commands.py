@@ -94,10 +94,10 @@ class Commands(SortedSetCommands, ServerCommands, StreamCommands, GeoCommands,
     ) -> Any:
         """True; None when NX/XX prevented it; the old value with ``get=True``."""
         if nx and xx:
-            raise ValueError("nx and xx are mutually exclusive")
+            raise DataError("nx and xx are mutually exclusive")
         expiry = s.expire_flags(ex, px, exat, pxat)
         if keepttl and expiry:
-            raise ValueError("keepttl cannot be combined with ex, px, exat or pxat")
+            raise DataError("keepttl cannot be combined with ex, px, exat or pxat")
         args = (b"SET", name, value, *s.flags(nx=nx, xx=xx, get=get), *expiry)
         return self._call(args + s.flags(keepttl=keepttl), None if get else s.ok_or_none)
 
@@ -139,7 +139,7 @@ class Commands(SortedSetCommands, ServerCommands, StreamCommands, GeoCommands,
     ) -> Any:
         expiry = s.expire_flags(ex, px, exat, pxat)
         if persist and expiry:
-            raise ValueError("persist cannot be combined with ex, px, exat or pxat")
+            raise DataError("persist cannot be combined with ex, px, exat or pxat")
         return self._call((b"GETEX", name, *expiry, *s.flags(persist=persist)))
 
     def append(self, key: Key, value: Value) -> Any:
@@ -306,7 +306,7 @@ class Commands(SortedSetCommands, ServerCommands, StreamCommands, GeoCommands,
         pieces: tuple[Any, ...] = () if key is None else (key, value)
         pieces += tuple(items or ()) + s.mapping_pairs(mapping or {})
         if not pieces:
-            raise ValueError("hset needs key and value, mapping or items")
+            raise DataError("hset needs key and value, mapping or items")
         return self._call((b"HSET", name, *pieces))
 
     def hsetnx(self, name: Key, key: Key, value: Value) -> Any:

@@ -74,6 +74,16 @@ class _PipelineBase(Commands):
     def __len__(self) -> int:
         return len(self._cmds)
 
+    @property
+    def watching(self) -> bool:
+        """True between ``watch()`` and ``execute()``/``reset()``/``unwatch()``."""
+        return self._watch.watching
+
+    def discard(self) -> None:
+        """Drop the queued commands (redis-py's DISCARD); WATCH stays."""
+        self._clear()
+        self._watch.multi = False
+
     def __bool__(self) -> bool:
         return True  # an empty pipeline is still a pipeline (redis-py)
 
@@ -115,7 +125,7 @@ class Pipeline(_PipelineBase):
         """Send every queued command in one write; their results in order."""
         _options.flag("raise_on_error", raise_on_error)
         try:
-            if not self._cmds:
+            if not self._cmds and not (self._watch.watching and self._transaction):
                 return []
             c = self._watch.bound or self._client
             raw = c._svc.call_many(self._wire(), c._decode, c._timeout, c._conn)
@@ -136,6 +146,7 @@ class Pipeline(_PipelineBase):
     def unwatch(self) -> bool:
         if self._watch.bound is None:
             return True
+        self._watch.watching = False
         return bool(self._watch.bound.execute(b"UNWATCH"))
 
     def _lease(self) -> None:
@@ -176,7 +187,7 @@ class AsyncPipeline(_PipelineBase):
         """Send every queued command in one write; their results in order."""
         _options.flag("raise_on_error", raise_on_error)
         try:
-            if not self._cmds:
+            if not self._cmds and not (self._watch.watching and self._transaction):
                 return []
             c = self._watch.bound or self._client
             loop = asyncio.get_running_loop()
@@ -205,6 +216,7 @@ class AsyncPipeline(_PipelineBase):
     async def unwatch(self) -> bool:
         if self._watch.bound is None:
             return True
+        self._watch.watching = False
         return bool(await self._watch.bound.execute(b"UNWATCH"))
 
     def reset(self) -> Any:

@@ -142,12 +142,17 @@ class _Base(Endpoints, _Core):
         max_queued: int = 16384,
         client_name: str | None = None,
         health_check_interval: float | None = 5.0,
+        encoding: str = "utf-8",
+        encoding_errors: str = "strict",
     ) -> None:
         """``timeout``: seconds for each command, enforced by the kernel
         (None: no limit). ``connect_timeout``: seconds to connect and
         authenticate. ``max_in_flight`` (at least 1) requests share the
         connection at once; ``max_queued`` more may wait (0: none may); past
         that calls fail at once with ``OverloadedError``.
+        ``encoding``/``encoding_errors``: as redis-py's, for str arguments
+        and decoded replies; iokernel speaks UTF-8 and, for now, only
+        ``"strict"`` (other values raise ``ValueError``).
         ``health_check_interval``: PING an idle connection this often to
         notice a dead peer (None: never). ``client_name``: sent with
         ``CLIENT SETNAME`` (printable ASCII, no spaces).
@@ -158,6 +163,7 @@ class _Base(Endpoints, _Core):
         timeout = _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
         connect_timeout = _options.seconds("connect_timeout", connect_timeout)
         decode_responses = _options.flag("decode_responses", decode_responses)
+        _options.utf8_only(encoding, encoding_errors)
         self._svc: _native.RedisService = _shared.service(
             _native.RedisService,
             url,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fnmatch
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 import pytest_asyncio
@@ -44,13 +45,31 @@ _DROPPED = {
 _RENAMED = {"socket_timeout": "timeout", "socket_connect_timeout": "connect_timeout"}
 
 
+#: Connection options iokernel takes in the URL, as such a user would write them.
+_IN_URL = ("username", "password", "db")
+
+
 def _options(kwargs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in kwargs.items():
-        if key in _DROPPED:
+        if key in _DROPPED or key in _IN_URL:
             continue
         out[_RENAMED.get(key, key)] = value
     return out
+
+
+def _url(url: str, kwargs: dict[str, Any]) -> str:
+    """``username``/``password``/``db`` keyword arguments moved into the URL."""
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    user = kwargs.get("username", parts.username)
+    password = kwargs.get("password", parts.password)
+    if user is not None or password is not None:
+        cred = quote(user or "", safe="") + (":" + quote(password, safe="") if password is not None else "")
+        netloc = f"{cred}@{netloc}"
+    path = f"/{kwargs['db']}" if "db" in kwargs else parts.path
+    return urlunsplit((parts.scheme, netloc, path, parts.query, ""))
 
 
 def _swap_exceptions() -> None:
@@ -70,7 +89,8 @@ def _get_client(
     from_url: str | None = None,
     **kwargs: Any,
 ) -> iok.Client:
-    url = from_url or request.config.getoption("--redis-url")
+    base = from_url or request.config.getoption("--redis-url")
+    url = _url(base, kwargs)
     client = iok.Client(url, **_options(kwargs))
     if request is not None:
 
@@ -78,7 +98,7 @@ def _get_client(
             # The fixture's ``with`` block has closed the client by now.
             client.close()
             if flushdb:
-                with iok.Client(url) as fresh:
+                with iok.Client(_url(base, {"db": kwargs["db"]} if "db" in kwargs else {})) as fresh:
                     fresh.flushdb()
 
         request.addfinalizer(teardown)
@@ -92,7 +112,7 @@ async def create_redis(request: Any) -> Any:
     async def factory(
         url: str | None = None, cls: Any = None, flushdb: bool = True, **kwargs: Any
     ) -> iok.AsyncClient:
-        url = url or request.config.getoption("--redis-url")
+        url = _url(url or request.config.getoption("--redis-url"), kwargs)
         client = iok.AsyncClient(url, **_options(kwargs))
         clients.append((client, url, flushdb and "username" not in kwargs))
         return client
@@ -133,8 +153,9 @@ def pytest_plugin_registered(plugin: Any) -> None:
 
 
 def _reason(nodeid: str) -> str | None:
+    name = nodeid.split("[", 1)[0]
     for pattern, reason in NOT_APPLICABLE.items():
-        if fnmatch.fnmatchcase(nodeid, pattern):
+        if fnmatch.fnmatchcase(name, pattern):
             return reason
     return None
 
