@@ -54,7 +54,7 @@ mod tests_endpoints;
 #[cfg(test)]
 mod tests_seams;
 
-pub use completion::{Completion, CompletionQueue, Outcome, Reply, Slot};
+pub use completion::{Completion, CompletionQueue, Outcome, Part, Reply, Slot};
 pub use error::{DecodeError, ErrorKind, KernelError, Reason, Stage};
 pub use items::Items;
 pub use protocol::{Feed, Protocol};

@@ -154,13 +154,15 @@ impl<P: Protocol> Service<P> {
         summary: Summary,
         conn: Option<u64>,
         items: Arc<Items>,
+        timeout: Option<f64>,
     ) -> PyResult<()> {
+        let deadline = deadline(timeout)?;
         let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
         let req = Request {
             payload: Bytes::new(),
             pending,
             completion: Completion::stream(items).with_metrics(self.h.metrics.clone()),
-            deadline: None,
+            deadline,
             route: route(conn),
             submitted: Instant::now(),
             summary,

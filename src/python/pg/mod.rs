@@ -44,6 +44,10 @@ use result::{COMMAND_STATUS, PARAM_TYPES};
 pub use copy::CopyWriter;
 use values::encode_param;
 
+/// Rows of an asyncio `fetch` per batch handed to the loop as they arrive
+/// (a smaller result comes whole, as one reply).
+const FETCH_BATCH: usize = 4096;
+
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct PgService {
     s: Service<Postgres>,
@@ -201,8 +205,16 @@ impl PgService {
         simple: bool,
     ) -> PyResult<Py<PyAny>> {
         let conv = result::conv(shape, column)?;
-        let (p, s) = self.query_of(sql, args, simple)?;
-        self.s.blocking(py, Bytes::new(), p, s, timeout, conn, conv)
+        let (mut p, s) = self.query_of(sql, args, simple)?;
+        if shape != result::ROWS {
+            return self.s.blocking(py, Bytes::new(), p, s, timeout, conn, conv);
+        }
+        // All rows, converted batch by batch as they arrive (never all held
+        // raw); the stream is unbounded, so a shared connection never waits.
+        p.batch = FETCH_BATCH;
+        let (items, stream) = ItemStream::new(py, usize::MAX >> 1, conv, None);
+        self.s.send_stream(py, p, s, conn, items, timeout)?;
+        stream.collect(py, timeout)
     }
 
     /// Asyncio form of `query`; `fut` gets the result.
@@ -222,7 +234,12 @@ impl PgService {
         simple: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let conv = result::conv(shape, column)?;
-        let (p, s) = self.query_of(sql, args, simple)?;
+        let (mut p, s) = self.query_of(sql, args, simple)?;
+        if shape == result::ROWS {
+            // A big result comes in batches, each made into Records by the
+            // loop as it arrives, so its raw rows are never all held.
+            p.batch = FETCH_BATCH;
+        }
         self.s.submit(
             py,
             completer,
@@ -378,7 +395,7 @@ impl PgService {
         };
         let (items, stream) = ItemStream::new(py, capacity, result::ROW_BATCH, completer);
         self.s
-            .send_stream(py, Pending::streamed(q, batch), summary(sql), conn, items)?;
+            .send_stream(py, Pending::streamed(q, batch), summary(sql), conn, items, None)?;
         Ok(stream)
     }
 
@@ -458,7 +475,8 @@ impl PgService {
     ) -> PyResult<ItemStream> {
         let (items, stream) = ItemStream::new(py, 4, result::COPY_CHUNK, completer);
         let p = Pending::new(Query::CopyOut(sql.to_string()));
-        self.s.send_stream(py, p, Summary::new(b"COPY"), conn, items)?;
+        self.s
+            .send_stream(py, p, Summary::new(b"COPY"), conn, items, None)?;
         Ok(stream)
     }
 
