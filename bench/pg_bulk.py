@@ -20,7 +20,9 @@ Usage:
     python bench/pg_bulk.py --reps 5 --only fetch-1m
 
 Starts its own PostgreSQL (tests/servers) unless $IOKERNEL_BENCH_PG_DSN
-names one; writes bench/results/pg-bulk-latest.json. Benchmarks, not tests.
+names one; writes bench/results/pg-bulk-latest.json and the plot
+docs/img/bench-pg-bulk.png (``--from-json FILE`` redoes table and plot).
+Benchmarks, not tests.
 """
 
 from __future__ import annotations
@@ -123,9 +125,14 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", default=",".join(CASES))
     ap.add_argument("--child", nargs=3, metavar=("PEER", "CASE", "DSN"))
+    ap.add_argument("--from-json", type=Path)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(asyncio.run(child(*args.child))))
+        return
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        report(data["runs"], list(data["summary"]), data["command"])
         return
     import harness
 
@@ -148,6 +155,11 @@ def main() -> None:
                     results.append(r)
                     print(f"rep {rep} {case:10} {peer:9} {r['seconds']:6.2f} s  "
                           f"+{r['rss_grew_mb']:6.0f} MB peak RSS", flush=True)
+    report(results, cases, " ".join(sys.argv))
+
+
+def report(results: list[dict[str, Any]], cases: list[str], command: str) -> None:
+    """Table (medians), JSON and plot of a run."""
     print("\n| case | iokernel s | asyncpg s | speed ratio | iokernel +MB | asyncpg +MB |")
     print("|---|---|---|---|---|---|")
     summary = {}
@@ -161,9 +173,29 @@ def main() -> None:
         print(f"| {case} | {med['iokernel']:.2f} | {med['asyncpg']:.2f} | {ratio:.2f}x | "
               f"{mem['iokernel']:.0f} | {mem['asyncpg']:.0f} |")
     out = HERE / "results" / "pg-bulk-latest.json"
-    out.write_text(json.dumps({"command": " ".join(sys.argv), "summary": summary,
+    out.write_text(json.dumps({"command": command, "summary": summary,
                                "runs": results}, indent=1))
-    print(f"\n# written {out.relative_to(ROOT)}")
+    png = ROOT / "docs" / "img" / "bench-pg-bulk.png"
+    plot(summary, png)
+    print(f"\n# written {out.relative_to(ROOT)}, {png.relative_to(ROOT)}")
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import harness
+
+    fig, (ax_t, ax_m) = harness.figure([1, 1], (10, 3.6))
+    cases = list(summary)
+    x = range(len(cases))
+    for k, peer in enumerate(PEERS):
+        xs = [i + (k - 0.5) * 0.38 for i in x]
+        ax_t.bar(xs, [summary[c]["seconds"][peer] for c in cases], 0.38, label=peer)
+        ax_m.bar(xs, [summary[c]["rss_grew_mb"][peer] for c in cases], 0.38, label=peer)
+    for ax, title in ((ax_t, "seconds (median, lower is better)"),
+                      (ax_m, "peak RSS growth, MB (median)")):
+        ax.set_xticks(list(x), cases)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    harness.save_figure(fig, path)
 
 
 if __name__ == "__main__":
