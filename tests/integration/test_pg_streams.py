@@ -178,3 +178,17 @@ async def test_listen_rejects_bad_channels(pg_dsn: str) -> None:
         n = lst.get(20)
         assert isinstance(n, pg.Notification) and n.channel == ch
     db.close()
+
+
+async def test_closed_listeners_leave_no_connection(pg_server: PostgresServer) -> None:
+    app = f"iok-lst-{uuid.uuid4().hex[:8]}"
+    db = pg.Client(pg_server.dsn(application_name=app), connections=1)
+    assert db.fetchval("SELECT 1") == 1
+    base = pg_server.connections(app)
+    listeners = [db.listen(_channel()) for _ in range(4)]
+    assert pg_server.connections(app) == base + 4
+    for lst in listeners:
+        lst.close()
+    del listeners, lst
+    await until(lambda: pg_server.connections(app) == base, "listeners' connections closed")
+    db.close()
