@@ -82,6 +82,8 @@ pub struct Conn<P: Protocol> {
     pub(super) inner: RefCell<Inner<P>>,
     pub(super) wake_writer: Notify,
     pub(super) wake_reader: Notify,
+    /// The writer wrote what was waiting (a body's producer may go on).
+    pub(super) drained: Notify,
     pub(super) closed: Cell<bool>,
     pub last_activity: Cell<Instant>,
     /// When the read that is being decoded arrived (first-byte stamps).
@@ -135,6 +137,7 @@ impl<P: Protocol> Conn<P> {
                 held: VecDeque::new(),
             }),
             wake_writer: Notify::new(),
+            drained: Notify::new(),
             wake_reader: Notify::new(),
             closed: Cell::new(false),
             last_activity: Cell::new(Instant::now()),
@@ -374,6 +377,7 @@ impl<P: Protocol> Conn<P> {
         self.closed.set(true);
         self.wake_reader.notify_one();
         self.wake_writer.notify_one();
+        self.drained.notify_waiters();
         let (waiters, held) = {
             let mut g = self.inner.borrow_mut();
             (std::mem::take(&mut g.waiters), std::mem::take(&mut g.held))
@@ -485,7 +489,19 @@ impl<P: Protocol> Conn<P> {
 /// Append a body's chunks to `out` as the producer sends them.
 async fn stream_body<P: Protocol>(conn: Rc<Conn<P>>, mut body: Body) {
     loop {
+        // Flow control: take no more while the socket is behind.
+        loop {
+            let drained = conn.drained.notified();
+            if conn.is_closed() || conn.inner.borrow().out.len() < crate::kernel::body::OUT_HIGH {
+                break;
+            }
+            drained.await;
+        }
         let chunk = body.rx.recv().await;
+        if let Some(Chunk::More(b)) = &chunk {
+            body.queued
+                .fetch_sub(b.len(), std::sync::atomic::Ordering::Relaxed);
+        }
         if conn.is_closed() {
             return;
         }
