@@ -161,7 +161,7 @@ async def open_async(client: str, url: str, tag: str, conc: int) -> AsyncHandle:
         c = iok.AsyncClient(url, client_name=tag)
 
         async def pipe(n: int) -> Any:
-            p = c.pipeline()
+            p = c.pipeline(transaction=False)
             for _ in range(n):
                 p.get(KEY)
             return await p.execute()
@@ -308,7 +308,7 @@ def open_sync(client: str, url: str, tag: str, conc: int) -> SyncHandle:
         c = iok.Client(url, client_name=tag)
 
         def pipe(n: int) -> Any:
-            p = c.pipeline()
+            p = c.pipeline(transaction=False)
             for _ in range(n):
                 p.get(KEY)
             return p.execute()

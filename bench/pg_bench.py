@@ -30,6 +30,10 @@ Usage:
     python bench/pg_bench.py --only select-50 --reps 7 --peers iokernel,asyncpg
     python bench/pg_bench.py --from-json bench/results/pg-latest.json   # redo report + plot
 
+Big results (a 1,000,000-row fetch and cursor, with peak RSS) and
+copy_records_to_table are in bench/pg_bulk.py: each measurement there runs
+in its own process.
+
 Starts its own PostgreSQL (tests/servers PostgresServer) unless
 $IOKERNEL_BENCH_PG_DSN names one. Writes bench/results/pg-latest.json and
 .md (quick: pg-quick.*) and the plot docs/img/bench-pg.png (quick: in

@@ -153,7 +153,7 @@ class RedisOps:
         g0, f0 = G.redis_loss, mark("redis")
         try:
             res = yield lambda c: (
-                c.pipeline().set(self.k, v).get(self.k).incr(self.c).hgetall(self.h).execute()
+                c.pipeline(transaction=False).set(self.k, v).get(self.k).incr(self.c).hgetall(self.h).execute()
             )
         except BaseException:
             self.set_failed(v)
@@ -206,7 +206,7 @@ class RedisOps:
         g0 = G.redis_loss
         if kind == 2:  # errors in place
             res = yield lambda c: (
-                c.pipeline().set(self.s, b"text").incr(self.s).get(self.k)
+                c.pipeline(transaction=False).set(self.s, b"text").incr(self.s).get(self.k)
                 .execute(raise_on_error=False)
             )
             if not (isinstance(res, list) and len(res) == 3 and res[0] is True
@@ -216,7 +216,7 @@ class RedisOps:
             return INTENDED, "ResponseError (in place)"
         try:
             res = yield lambda c: (
-                c.pipeline().set(self.s, b"text").incr(self.s).get(self.k).execute()
+                c.pipeline(transaction=False).set(self.s, b"text").incr(self.s).get(self.k).execute()
             )
         except ResponseError as e:
             # incr() is sent as INCRBY key 1

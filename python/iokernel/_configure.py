@@ -1,18 +1,22 @@
-"""``iokernel.configure``: settings that apply to the whole process."""
+"""``iokernel.configure``: settings that apply to the whole process (every
+client, every protocol), as opposed to a client's own options."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from . import _native
+from . import _native, _options
 
 _UNSET: Any = object()
 
 
 def configure(*, dns_servers: Sequence[str] | None = _UNSET,
-              dns_max_ttl: float | None = None) -> dict[str, Any]:
-    """Change process-wide settings; returns the settings now.
+              dns_max_ttl: float | None = None,
+              max_in_flight: int | None = _UNSET,
+              max_queued: int | None = _UNSET) -> dict[str, Any]:
+    """Change process-wide settings (an option not given keeps its value);
+    returns the settings now.
 
     ``dns_servers``: the DNS servers the kernel asks to resolve the host
     names in client URLs, as ``"ip[:port]"`` strings (port 53 by default),
@@ -25,13 +29,42 @@ def configure(*, dns_servers: Sequence[str] | None = _UNSET,
     trusted before the name is asked again, whatever its TTL (names are
     never asked more often than once a second).
 
-    Clients that already exist keep their current endpoints and use the new
-    settings from their names' next refresh (at most their TTL, or the old
-    ``dns_max_ttl``, later); nothing is reconnected by ``configure`` itself.
+    ``max_in_flight``: at most this many requests at once across every
+    client of the process, all services together (sent, or waiting for a
+    connection); ``max_queued``: at most this many waiting for a connection
+    across the process. Each is a whole number from 1 (``max_queued`` from
+    0), or None for no cap (the default). A call made past a cap fails at
+    once with ``iokernel.OverloadedError`` naming the cap that was hit.
+    These caps come on top of each client's own ``max_in_flight`` /
+    ``max_queued``, which stay.
+
+    Clients that already exist: they keep their current endpoints and use
+    the new DNS settings from their names' next refresh (at most their TTL,
+    or the old ``dns_max_ttl``, later); nothing is reconnected by
+    ``configure`` itself. The caps apply to them from their next call on;
+    requests already sent or queued are not touched (lowering a cap below
+    what is in flight fails new calls until enough have finished).
     """
+    cur_in_flight, cur_queued, _, _ = _native.process_limits()
+    if max_in_flight is not _UNSET:
+        cur_in_flight = None if max_in_flight is None else _options.count(
+            "max_in_flight", max_in_flight)
+    if max_queued is not _UNSET:
+        cur_queued = None if max_queued is None else _options.count(
+            "max_queued", max_queued, zero="none may wait")
     servers, max_ttl = _native.discovery_configure(
         None if dns_servers is _UNSET or dns_servers is None else list(dns_servers),
         dns_servers is not _UNSET,
         dns_max_ttl,
     )
-    return {"dns_servers": servers, "dns_max_ttl": max_ttl}
+    _native.configure_limits(cur_in_flight, cur_queued)
+    return {"dns_servers": servers, "dns_max_ttl": max_ttl,
+            "max_in_flight": cur_in_flight, "max_queued": cur_queued}
+
+
+def limits() -> dict[str, int | None]:
+    """The process-wide caps now (None: no cap), and the requests that
+    count against them: ``in_flight`` (sent or waiting) and ``queued``
+    (waiting for a connection), across every client of the process."""
+    cap_in, cap_q, in_flight, queued = _native.process_limits()
+    return {"max_in_flight": cap_in, "max_queued": cap_q, "in_flight": in_flight, "queued": queued}

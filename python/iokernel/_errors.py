@@ -62,13 +62,89 @@ class OverloadedError(Error):
 
 class ResponseError(Error):
     """The server answered with an error (Redis ``-ERR ...``). The connection
-    stays usable."""
+    stays usable.
+
+    As in redis-py, the error code picks a subclass: ``NOSCRIPT`` ->
+    ``NoScriptError``, ``READONLY`` -> ``ReadOnlyError``, ``LOADING`` ->
+    ``BusyLoadingError``, ``NOPERM`` -> ``NoPermissionError``, ``OOM`` ->
+    ``OutOfMemoryError``, ``EXECABORT`` -> ``ExecAbortError``, ``WRONGPASS``
+    and ``NOAUTH`` -> ``AuthenticationError``."""
 
     stage = "answered"
+
+    def __new__(cls, *args: object) -> ResponseError:
+        if cls is ResponseError and args and isinstance(args[0], str):
+            sub = _BY_CODE.get(args[0].split(" ", 1)[0])
+            if sub is not None:
+                return super().__new__(sub, *args)
+        return super().__new__(cls, *args)
+
+
+class DataError(Error, TypeError, ValueError):
+    """An argument iokernel refuses before sending anything (redis-py's
+    ``DataError``): a value of a type Redis has no spelling for, or options
+    that exclude each other. Also a ``TypeError`` and a ``ValueError``, the
+    builtin classes such mistakes raised before."""
 
 
 class WatchError(Error):
     """A transaction was aborted because a WATCHed key changed."""
+
+
+class NoScriptError(ResponseError):
+    """EVALSHA named a script the server does not have (``NOSCRIPT``)."""
+
+
+class ReadOnlyError(ResponseError):
+    """A write reached a read-only replica (``READONLY``)."""
+
+
+class BusyLoadingError(ResponseError, ConnectionError):
+    """The server is still loading its dataset (``LOADING``); retry later."""
+
+
+class NoPermissionError(ResponseError):
+    """The ACL user may not run this command or touch this key (``NOPERM``)."""
+
+
+class OutOfMemoryError(ResponseError):
+    """The server is over ``maxmemory`` and refused a write (``OOM``)."""
+
+
+class ExecAbortError(ResponseError):
+    """EXEC discarded a transaction with an invalid command (``EXECABORT``)."""
+
+
+class AuthenticationError(ResponseError, ConnectionError):
+    """Wrong or missing credentials (``WRONGPASS``, ``NOAUTH``)."""
+
+
+class ModuleError(ResponseError):
+    """A Redis module command failed."""
+
+
+class PubSubError(Error):
+    """Misuse of publish/subscribe."""
+
+
+class InvalidResponse(ProtocolError):
+    """redis-py's name for a reply that is not valid RESP."""
+
+
+#: Error code (first word of the server's message) -> ResponseError subclass.
+_BY_CODE: dict[str, type[ResponseError]] = {
+    "NOSCRIPT": NoScriptError,
+    "READONLY": ReadOnlyError,
+    "LOADING": BusyLoadingError,
+    "NOPERM": NoPermissionError,
+    "OOM": OutOfMemoryError,
+    "EXECABORT": ExecAbortError,
+    "WRONGPASS": AuthenticationError,
+    "NOAUTH": AuthenticationError,
+}
+
+#: redis-py's root class name.
+RedisError = Error
 
 
 class PostgresError(Error):
@@ -90,9 +166,9 @@ class PostgresError(Error):
     constraint_name: str | None = None
 
 
-class DataError(PostgresError, ValueError):
-    """A query argument does not fit its parameter's type (asyncpg's
-    ``DataError``, raised before anything is sent): the message names the
+class PostgresDataError(PostgresError, ValueError):
+    """``iokernel.pg.DataError``. A query argument does not fit its
+    parameter's type (asyncpg's ``DataError``, raised before anything is sent): the message names the
     argument (``$2``), the parameter's type and what was given. SQLSTATE
     22000 (data exception), as the server would say."""
 

@@ -19,11 +19,12 @@ The rules:
 
 from __future__ import annotations
 
+import codecs
 import math
 import numbers
 from typing import Any
 
-__all__ = ["MAX_COUNT", "MAX_SECONDS", "count", "flag", "name_text", "seconds", "seconds_or_none"]
+__all__ = ["MAX_COUNT", "MAX_SECONDS", "count", "flag", "name_text", "seconds", "seconds_or_none", "utf8_only"]
 
 #: Longest finite duration accepted (a year); longer means "no limit": None.
 MAX_SECONDS = 365 * 24 * 3600.0
@@ -93,3 +94,17 @@ def name_text(name: str, value: Any, *, none: str) -> str | None:
     if not value or not all("!" <= ch <= "~" for ch in value):
         raise _bad(ValueError, name, value, allowed)
     return value
+
+
+def utf8_only(encoding: Any, errors: Any) -> None:
+    """redis-py's ``encoding``/``encoding_errors``: only UTF-8, strict, for now."""
+    try:
+        name = codecs.lookup(encoding).name if isinstance(encoding, str) else None
+    except LookupError:
+        name = None
+    if name != "utf-8":
+        raise ValueError(f"encoding={encoding!r}: iokernel encodes and decodes UTF-8 only")
+    if errors != "strict":
+        raise ValueError(
+            f"encoding_errors={errors!r}: iokernel supports only 'strict' for now"
+        )

@@ -28,6 +28,11 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import _redis_commands_support as s
+from ._errors import DataError
+from ._redis_cmd_geo_bits import BitAndCountCommands, BitFieldOperation, GeoCommands
+from ._redis_cmd_keys_zsets import KeysZsetsMoreCommands
+from ._redis_cmd_server import ServerMoreCommands
+from ._redis_cmd_streams import StreamCommands
 from ._redis_commands_more import AsyncScript, Cast, Script, ServerCommands, SortedSetCommands
 from ._redis_commands_support import (
     REFUSED_ON_SHARED,
@@ -44,6 +49,7 @@ __all__ = [
     "REFUSED_ON_SHARED",
     "AsyncIterCommands",
     "AsyncScript",
+    "BitFieldOperation",
     "Commands",
     "Script",
     "SyncIterCommands",
@@ -51,7 +57,8 @@ __all__ = [
 ]
 
 
-class Commands(SortedSetCommands, ServerCommands):
+class Commands(SortedSetCommands, ServerCommands, StreamCommands, GeoCommands,
+               BitAndCountCommands, KeysZsetsMoreCommands, ServerMoreCommands):
     """Mixin. Subclasses implement
     ``_call(self, args: tuple[Any, ...], post: Callable[[Any], Any] | None = None)``.
 
@@ -87,15 +94,18 @@ class Commands(SortedSetCommands, ServerCommands):
     ) -> Any:
         """True; None when NX/XX prevented it; the old value with ``get=True``."""
         if nx and xx:
-            raise ValueError("nx and xx are mutually exclusive")
+            raise DataError("nx and xx are mutually exclusive")
         expiry = s.expire_flags(ex, px, exat, pxat)
         if keepttl and expiry:
-            raise ValueError("keepttl cannot be combined with ex, px, exat or pxat")
+            raise DataError("keepttl cannot be combined with ex, px, exat or pxat")
         args = (b"SET", name, value, *s.flags(nx=nx, xx=xx, get=get), *expiry)
         return self._call(args + s.flags(keepttl=keepttl), None if get else s.ok_or_none)
 
     def mget(self, keys: Keys, *args: Key) -> Any:
-        return self._call((b"MGET", *s.keys_and_args(keys, args)))
+        names = s.keys_and_args(keys, args)
+        if not names:  # redis-py answers [] without asking the server
+            return self._call((b"PING",), s.empty_list)
+        return self._call((b"MGET", *names))
 
     def mset(self, mapping: Mapping[Key, Value]) -> Any:
         return self._call((b"MSET", *s.mapping_pairs(mapping)), s.ok)
@@ -129,7 +139,7 @@ class Commands(SortedSetCommands, ServerCommands):
     ) -> Any:
         expiry = s.expire_flags(ex, px, exat, pxat)
         if persist and expiry:
-            raise ValueError("persist cannot be combined with ex, px, exat or pxat")
+            raise DataError("persist cannot be combined with ex, px, exat or pxat")
         return self._call((b"GETEX", name, *expiry, *s.flags(persist=persist)))
 
     def append(self, key: Key, value: Value) -> Any:
@@ -150,10 +160,14 @@ class Commands(SortedSetCommands, ServerCommands):
     def setbit(self, name: Key, offset: int, value: int | bool) -> Any:
         return self._call((b"SETBIT", name, offset, int(value)))
 
-    def bitcount(self, key: Key, start: int | None = None, end: int | None = None) -> Any:
+    def bitcount(
+        self, key: Key, start: int | None = None, end: int | None = None, mode: str | None = None
+    ) -> Any:
+        """``mode``: "BYTE" (default) or "BIT" for the unit of start/end."""
         if (start is None) != (end is None):
-            raise ValueError("start and end must both be given, or neither")
-        return self._call((b"BITCOUNT", key) + (() if start is None else (start, end)))
+            raise DataError("Both start and end must be specified")
+        tail = () if start is None else (start, end, *(() if mode is None else (mode,)))
+        return self._call((b"BITCOUNT", key, *tail))
 
     # -- counters ------------------------------------------------------------
 
@@ -292,7 +306,7 @@ class Commands(SortedSetCommands, ServerCommands):
         pieces: tuple[Any, ...] = () if key is None else (key, value)
         pieces += tuple(items or ()) + s.mapping_pairs(mapping or {})
         if not pieces:
-            raise ValueError("hset needs key and value, mapping or items")
+            raise DataError("hset needs key and value, mapping or items")
         return self._call((b"HSET", name, *pieces))
 
     def hsetnx(self, name: Key, key: Key, value: Value) -> Any:

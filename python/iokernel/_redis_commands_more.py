@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from . import _redis_commands_support as s
+from ._errors import DataError
 from ._redis_commands_support import Caller, Key, Keys, Timeout, Value
 
 Cast = Callable[[Any], Any]
@@ -34,11 +35,11 @@ class SortedSetCommands(Caller):
     ) -> Any:
         """Members added (changed, with ``ch``); with ``incr`` the new score or None."""
         if not mapping:
-            raise ValueError("zadd needs at least one member: score pair")
+            raise DataError("zadd needs at least one member: score pair")
         if (nx and xx) or (gt and lt) or (nx and (gt or lt)):
-            raise ValueError("zadd: nx, xx, gt and lt exclude each other (xx may go with gt/lt)")
+            raise DataError("zadd: nx, xx, gt and lt exclude each other (xx may go with gt/lt)")
         if incr and len(mapping) != 1:
-            raise ValueError("zadd: incr takes exactly one member: score pair")
+            raise DataError("zadd: incr takes exactly one member: score pair")
         pairs = tuple(x for member, score in mapping.items() for x in (score, member))
         opts = s.flags(nx=nx, xx=xx, gt=gt, lt=lt, ch=ch, incr=incr)
         return self._call((b"ZADD", name, *opts, *pairs), s.float_or_none if incr else None)
@@ -50,6 +51,9 @@ class SortedSetCommands(Caller):
         return self._call((b"ZSCORE", name, value), s.float_or_none)
 
     def zmscore(self, key: Key, members: Iterable[Value]) -> Any:
+        members = list(members)
+        if not members:
+            raise DataError("ZMSCORE members must be a non-empty list")
         return self._call((b"ZMSCORE", key, *members), s.float_list)
 
     def zincrby(self, name: Key, amount: float, value: Value) -> Any:
@@ -81,9 +85,9 @@ class SortedSetCommands(Caller):
         server wants the high bound first, as in redis-py.
         """
         if byscore and bylex:
-            raise ValueError("zrange: byscore and bylex exclude each other")
+            raise DataError("zrange: byscore and bylex exclude each other")
         if bylex and withscores:
-            raise ValueError("zrange: withscores does not go with bylex")
+            raise DataError("zrange: withscores does not go with bylex")
         opts = s.flags(byscore=byscore, bylex=bylex, rev=desc) + s.limit(offset, num)
         args = (b"ZRANGE", name, start, end, *opts, *s.flags(withscores=withscores))
         return self._call(args, s.score_pairs(score_cast_func) if withscores else None)
@@ -221,8 +225,11 @@ class ServerCommands(Caller):
         """``{name: value}``, both str."""
         return self._call((b"CONFIG", b"GET", pattern, *args), s.str_dict)
 
-    def config_set(self, name: Key, value: Value) -> Any:
-        return self._call((b"CONFIG", b"SET", name, value), s.ok)
+    def config_set(self, name: Key, value: Value, *args: Value) -> Any:
+        """One parameter, or several: ``config_set(n1, v1, n2, v2, ...)``."""
+        if len(args) % 2:
+            raise DataError("config_set needs name, value pairs")
+        return self._call((b"CONFIG", b"SET", name, value, *args), s.ok)
 
     def client_setname(self, name: Key) -> Any:
         return self._call((b"CLIENT", b"SETNAME", name), s.ok)

@@ -22,6 +22,8 @@ import datetime
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from ._errors import DataError
+
 Key = bytes | str | bytearray | memoryview
 Value = bytes | str | int | float | bytearray | memoryview
 Expiry = int | datetime.timedelta
@@ -85,6 +87,14 @@ def expire_flags(
     ex: Expiry | None, px: Expiry | None, exat: AbsExpiry | None, pxat: AbsExpiry | None
 ) -> tuple[Any, ...]:
     """The ``EX|PX|EXAT|PXAT`` part of SET/GETEX; at most one may be given."""
+    for what, value in (("ex", ex), ("px", px), ("exat", exat), ("pxat", pxat)):
+        if isinstance(value, str) and value.isdigit():
+            continue  # redis-py sends an integer spelled as a string
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, datetime.timedelta, datetime.datetime))
+        ):
+            raise DataError(f"{what} must be datetime.timedelta or int, not {value!r}")
     chosen: list[tuple[bytes, int]] = []
     if ex is not None:
         chosen.append((b"EX", seconds(ex)))
@@ -95,7 +105,7 @@ def expire_flags(
     if pxat is not None:
         chosen.append((b"PXAT", unix_millis(pxat)))
     if len(chosen) > 1:
-        raise ValueError("ex, px, exat and pxat are mutually exclusive")
+        raise DataError("ex, px, exat and pxat are mutually exclusive")
     return chosen[0] if chosen else ()
 
 
@@ -106,7 +116,7 @@ def flags(**options: bool) -> tuple[bytes, ...]:
 
 def keys_and_args(keys: Any, args: Sequence[Any]) -> tuple[Any, ...]:
     """redis-py's ``(keys, *args)`` convention: one key or an iterable, plus more."""
-    if isinstance(keys, _STRINGLIKE):
+    if isinstance(keys, (*_STRINGLIKE, int, float)):  # one key (numbers too, as redis-py)
         return (keys, *args)
     return (*keys, *args)
 
@@ -127,7 +137,7 @@ def scan_options(match: Key | None, count: int | None) -> tuple[Any, ...]:
 
 def limit(offset: int | None, num: int | None) -> tuple[Any, ...]:
     if (offset is None) != (num is None):
-        raise ValueError("offset and num must both be given, or neither")
+        raise DataError("offset and num must both be given, or neither")
     return () if offset is None else (b"LIMIT", offset, num)
 
 
@@ -147,6 +157,10 @@ def ok(reply: Any) -> bool:
 def ok_or_none(reply: Any) -> bool | None:
     """SET without GET: None when NX/XX prevented it, True when it was set."""
     return None if reply is None else ok(reply)
+
+
+def empty_list(reply: Any) -> list[Any]:
+    return []
 
 
 def pong(reply: Any) -> bool:
@@ -201,6 +215,23 @@ def tuple_or_none(reply: Any) -> tuple[Any, ...] | None:
     return None if reply is None else tuple(reply)
 
 
+def resp2_score(score: Any, like: Any) -> Any:
+    """A score as RESP2 spells it (what redis-py hands ``score_cast_func``):
+    bytes, or str when the member is str (decode_responses)."""
+    if not isinstance(score, (bytes, str)):
+        score = f"{score:.17g}"
+        if isinstance(like, bytes):
+            score = score.encode()
+    return score
+
+
+def flat_raw_pairs(reply: Any) -> list[Any]:
+    """``m1, s1, m2, s2`` with RESP2-spelled scores (replies redis-py leaves raw)."""
+    if reply and isinstance(reply[0], (list, tuple)):
+        return [x for m, sc in reply for x in (m, resp2_score(sc, m))]
+    return list(reply or ())
+
+
 def score_pairs(cast: Callable[[Any], Any] = float) -> Callable[[Any], list[tuple[Any, Any]]]:
     """Members with scores as ``[(member, score)]``.
 
@@ -214,9 +245,13 @@ def score_pairs(cast: Callable[[Any], Any] = float) -> Callable[[Any], list[tupl
         if not reply:
             return []
         if isinstance(reply[0], (list, tuple)):
-            return [(m, cast(float(s))) for m, s in reply]
-        it = iter(reply)
-        return [(m, cast(float(s))) for m, s in zip(it, it)]
+            pairs = [(m, s) for m, s in reply]
+        else:
+            it = iter(reply)
+            pairs = list(zip(it, it))
+        if cast is float:
+            return [(m, float(s)) for m, s in pairs]
+        return [(m, cast(resp2_score(s, m))) for m, s in pairs]
 
     return post
 

@@ -301,6 +301,7 @@ def _service_block(v: _View, svc: str, status: dict[str, Any] | None, st: _Style
         f"  failed {fmt_num(v.total('iokernel_connect_failures_total', **s))}"
         f"  disconnects {fmt_num(v.total('iokernel_disconnects_total', **s))}"
     )
+    lines += _endpoint_lines(v, svc, status, st)
     stalls = v.select(v.now, "iokernel_stalls_total", **s)
     if stalls:
         r = v.rate("iokernel_stalls_total", **s)
@@ -321,6 +322,28 @@ def _service_block(v: _View, svc: str, status: dict[str, Any] | None, st: _Style
         if len(conns_detail) > 8:
             lines.append(st.dim(f"    … {len(conns_detail) - 8} more connections"))
     return lines
+
+
+def _endpoint_lines(v: _View, svc: str, status: dict[str, Any] | None, st: _Style) -> list[str]:
+    """One line per endpoint (from the metrics file; state, in flight and
+    the balancer's latency estimate from /status): which replica is slow."""
+    live = {e.get("address"): e for e in (status or {}).get("endpoints") or []}
+    addrs = [parse_labels(lab).get("address") for (n, lab) in v.now.series
+             if n == "iokernel_endpoint_requests_total" and parse_labels(lab).get("service") == svc]
+    out = []
+    for a in sorted({x for x in addrs if x} | {x for x in live if x}):
+        w = {"service": svc, "address": a}
+        buckets, _ = v.window("iokernel_endpoint_latency_seconds", **w)
+        e = live.get(a, {})
+        errs = v.rate("iokernel_endpoint_errors_total", **w)
+        err = st.red(fmt_rate(errs)) if errs > 0 else fmt_rate(errs)
+        state = _health(st, str(e["state"])) if "state" in e else st.dim("gone?")
+        ewma = f"  ewma {fmt_seconds(e['latency_ms'] / 1000)}" if "latency_ms" in e else ""
+        inf = f"  in flight {e['in_flight']}" if "in_flight" in e else ""
+        out.append(f"  @ {a:<22} {state:<10} req {fmt_rate(v.rate('iokernel_endpoint_requests_total', **w)):>9}"
+                   f"  err {err}  p50 {fmt_q(quantile(buckets, 0.5)):>8}"
+                   f"  p99 {fmt_q(quantile(buckets, 0.99)):>8}{ewma}{inf}")
+    return out if len(out) > 1 or any(e.get("state") != "up" for e in live.values()) else []
 
 
 def _app_block(v: _View, st: _Style, limit: int = 30) -> list[str]:

@@ -38,7 +38,9 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from . import _aio, _native, _options, _pg_copy, _shared
-from ._errors import DataError, InterfaceError, PostgresError, ResponseTooLargeError
+from ._endpoints import Endpoints
+from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
+from ._errors import PostgresDataError as DataError
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
 from ._pg_types import _INTROSPECT, _LEARN_ROUNDS, _TYPE_NAMES, _TYPE_OID, _kinds, _quote_sql
 
@@ -63,7 +65,7 @@ _savepoints = itertools.count(1)
 _MIN_MESSAGE, _MAX_MESSAGE = 1024, 2**31 - 1
 
 
-class _Base:
+class _Base(Endpoints):
     """Options, the shared native service, and the query methods written
     once: each returns what ``_q``/``_many`` return (a value for ``Client``,
     an awaitable for ``AsyncClient``)."""

@@ -20,35 +20,72 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from . import _aio, _native, _options, _shared
-from ._errors import ResponseError, WatchError
-from ._redis_commands import AsyncIterCommands, Commands, SyncIterCommands
+from ._endpoints import Endpoints
+from ._errors import (
+    AuthenticationError,
+    BusyLoadingError,
+    ConnectionError,
+    DataError,
+    Error,
+    ExecAbortError,
+    InvalidResponse,
+    ModuleError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    PubSubError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+    WatchError,
+)
+from ._redis_commands import AsyncIterCommands, BitFieldOperation, SyncIterCommands
 from ._redis_commands_support import shared_connection_refusal, xread_block_ms
+from ._redis_idioms import (
+    _BLOCKING,
+    _DEFAULT,
+    _NO_LIMIT,
+    DictAccess,
+    PipelineError,
+    _checked,
+    _upper,
+)
+from ._redis_pipeline import AsyncPipeline, Pipeline
 
-__all__ = ["AsyncClient", "AsyncPipeline", "Client", "Pipeline", "ResponseError", "WatchError"]
+__all__ = [
+    "AsyncClient",
+    "AsyncPipeline",
+    "AuthenticationError",
+    "BitFieldOperation",
+    "BusyLoadingError",
+    "Client",
+    "ConnectionError",
+    "DataError",
+    "Error",
+    "ExecAbortError",
+    "InvalidResponse",
+    "ModuleError",
+    "NoPermissionError",
+    "NoScriptError",
+    "OutOfMemoryError",
+    "Pipeline",
+    "PipelineError",
+    "PubSubError",
+    "ReadOnlyError",
+    "RedisError",
+    "ResponseError",
+    "TimeoutError",
+    "WatchError",
+]
 
 Post = Callable[[Any], Any] | None
-
-#: Blocking commands, as the typed methods spell them (upper-case bytes):
-#: these go to a dedicated connection so they never stall the shared one.
-_BLOCKING = frozenset(
-    b"BLPOP BRPOP BLMOVE BRPOPLPUSH BZPOPMIN BZPOPMAX BLMPOP BZMPOP WAIT WAITAOF".split()
-)
-_DEFAULT = object()
-_NO_LIMIT = "no limit"
-_NAME_TYPES = (str, bytes, bytearray, memoryview)
-
-
-def _upper(word: Any) -> bytes:
-    if isinstance(word, str):
-        return word.upper().encode()
-    if isinstance(word, (bytes, bytearray, memoryview)):
-        return bytes(word).upper()
-    return b""
-
 
 def _block_seconds(args: tuple[Any, ...]) -> float | None:
     """How long a blocking command may block on the server (None: forever)."""
@@ -67,20 +104,6 @@ def _block_seconds(args: tuple[Any, ...]) -> float | None:
     return None if t <= 0 else t
 
 
-def _checked(args: tuple[Any, ...], timeout: Any) -> Any:
-    """Check ``execute()``'s arguments; the caller's timeout in seconds, or
-    ``_DEFAULT`` if none was given."""
-    if not args:
-        raise TypeError("execute() needs a command name, e.g. execute('GET', 'key')")
-    if not isinstance(args[0], _NAME_TYPES):
-        raise TypeError(
-            f"execute(): the command name must be str or bytes, not {type(args[0]).__name__}"
-        )
-    if timeout is _DEFAULT:
-        return timeout
-    return _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
-
-
 def _needs_dedicated(args: tuple[Any, ...]) -> bool:
     name = _upper(args[0])
     if name in _BLOCKING:
@@ -96,7 +119,7 @@ else:
     _Core = _native.ClientCore
 
 
-class _Base(_Core):
+class _Base(Endpoints, _Core):
     """Options and the native service, shared by both clients.
 
     ``ClientCore`` (native) holds ``_svc``, ``_decode``, ``_timeout`` and
@@ -119,12 +142,17 @@ class _Base(_Core):
         max_queued: int = 16384,
         client_name: str | None = None,
         health_check_interval: float | None = 5.0,
+        encoding: str = "utf-8",
+        encoding_errors: str = "strict",
     ) -> None:
         """``timeout``: seconds for each command, enforced by the kernel
         (None: no limit). ``connect_timeout``: seconds to connect and
         authenticate. ``max_in_flight`` (at least 1) requests share the
         connection at once; ``max_queued`` more may wait (0: none may); past
         that calls fail at once with ``OverloadedError``.
+        ``encoding``/``encoding_errors``: as redis-py's, for str arguments
+        and decoded replies; iokernel speaks UTF-8 and, for now, only
+        ``"strict"`` (other values raise ``ValueError``).
         ``health_check_interval``: PING an idle connection this often to
         notice a dead peer (None: never). ``client_name``: sent with
         ``CLIENT SETNAME`` (printable ASCII, no spaces).
@@ -135,6 +163,7 @@ class _Base(_Core):
         timeout = _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
         connect_timeout = _options.seconds("connect_timeout", connect_timeout)
         decode_responses = _options.flag("decode_responses", decode_responses)
+        _options.utf8_only(encoding, encoding_errors)
         self._svc: _native.RedisService = _shared.service(
             _native.RedisService,
             url,
@@ -189,7 +218,7 @@ class _Base(_Core):
         return f"<{type(self).__name__} {self._svc.name}>"
 
 
-class Client(_Base, SyncIterCommands):
+class Client(_Base, SyncIterCommands, DictAccess):
     """Blocking Redis client. Thread-safe: share one across threads."""
 
     _queues_calls = False
@@ -220,11 +249,33 @@ class Client(_Base, SyncIterCommands):
 
     execute_command = execute
 
-    def pipeline(self, transaction: bool = False) -> Pipeline:
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
         """Commands queued here are sent in one write by ``execute()``.
-        ``transaction=True`` wraps them in MULTI/EXEC (atomic on the server,
-        safe on the shared connection since the batch is written whole)."""
+        ``transaction=True`` (redis-py's default) wraps them in MULTI/EXEC
+        (atomic on the server, safe on the shared connection since the batch
+        is written whole). ``watch()`` on it works as in redis-py."""
         return Pipeline(self, transaction)
+
+    def transaction(
+        self, func: Callable[[Pipeline], Any], *watches: Any,
+        value_from_callable: bool = False, watch_delay: float | None = None,
+        shard_hint: Any = None,
+    ) -> Any:
+        """redis-py's optimistic-locking loop: WATCH ``watches``, call
+        ``func(pipe)`` (reads run at once; after ``pipe.multi()`` commands
+        queue), EXEC; again from the start whenever a watched key changed.
+        The EXEC results, or ``func``'s value with ``value_from_callable``."""
+        with self.pipeline(True) as pipe:
+            while True:
+                try:
+                    if watches:
+                        pipe.watch(*watches)
+                    value = func(pipe)
+                    results = pipe.execute()
+                    return value if value_from_callable else results
+                except WatchError:
+                    if watch_delay:
+                        time.sleep(watch_delay)
 
     @contextlib.contextmanager
     def dedicated(self) -> Iterator[Client]:
@@ -287,9 +338,29 @@ class AsyncClient(_Base, AsyncIterCommands):
 
     execute_command = execute
 
-    def pipeline(self, transaction: bool = False) -> AsyncPipeline:
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> AsyncPipeline:
         """As ``Client.pipeline``; ``await p.execute()``."""
         return AsyncPipeline(self, transaction)
+
+    async def transaction(
+        self, func: Callable[[AsyncPipeline], Any], *watches: Any,
+        value_from_callable: bool = False, watch_delay: float | None = None,
+        shard_hint: Any = None,
+    ) -> Any:
+        """As ``Client.transaction``; ``func`` may be a coroutine function."""
+        async with self.pipeline(True) as pipe:
+            while True:
+                try:
+                    if watches:
+                        await pipe.watch(*watches)
+                    value = func(pipe)
+                    if inspect.isawaitable(value):
+                        value = await value
+                    results = await pipe.execute()
+                    return value if value_from_callable else results
+                except WatchError:
+                    if watch_delay:
+                        await asyncio.sleep(watch_delay)
 
     @contextlib.asynccontextmanager
     async def dedicated(self) -> AsyncIterator[AsyncClient]:
@@ -314,110 +385,3 @@ class AsyncClient(_Base, AsyncIterCommands):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-C = TypeVar("C", bound=_Base)
-
-
-class _PipelineBase(Commands, Generic[C]):
-    """Queue of commands sent in one write. Shared by both pipeline kinds."""
-
-    def __init__(self, client: C, transaction: bool) -> None:
-        self._client = client
-        self._transaction = _options.flag("transaction", transaction)
-        self._cmds: list[tuple[Any, ...]] = []
-        self._posts: list[Post] = []
-
-    def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
-        if args[0] in _BLOCKING and self._client._conn is None:
-            raise ResponseError(shared_connection_refusal(args) or "blocking command in a pipeline")
-        self._cmds.append(args)
-        self._posts.append(post)
-        return self
-
-    def execute_command(self, *args: Any) -> Any:
-        """Queue any command."""
-        _checked(args, _DEFAULT)
-        if self._client._conn is None:
-            why = shared_connection_refusal(args)
-            if why is not None:
-                raise ResponseError(why)
-        return self._call(args)
-
-    def __len__(self) -> int:
-        return len(self._cmds)
-
-    def reset(self) -> None:
-        self._cmds.clear()
-        self._posts.clear()
-
-    def _wire(self) -> list[tuple[Any, ...]]:
-        if self._transaction:
-            return [(b"MULTI",), *self._cmds, (b"EXEC",)]
-        return list(self._cmds)
-
-    def _finish(self, raw: list[Any], raise_on_error: bool) -> list[Any]:
-        cmds, posts = self._cmds, self._posts
-        self._cmds, self._posts = [], []  # the pipeline is empty again, whatever happens
-        if self._transaction:
-            queued, result = raw[1:-1], raw[-1]
-            for i, q in enumerate(queued):
-                if isinstance(q, ResponseError):
-                    raise _annotate(q, i, cmds[i])
-            if isinstance(result, ResponseError):
-                raise result
-            if result is None:
-                raise WatchError("transaction aborted: a WATCHed key changed; retry it")
-            raw = list(result)
-        out: list[Any] = []
-        for i, (value, post) in enumerate(zip(raw, posts)):
-            if isinstance(value, ResponseError):
-                if raise_on_error:
-                    raise _annotate(value, i, cmds[i])
-                out.append(value)
-                continue
-            out.append(value if post is None else post(value))
-        return out
-
-
-def _annotate(err: ResponseError, i: int, cmd: tuple[Any, ...]) -> ResponseError:
-    name = _upper(cmd[0]).decode(errors="replace")
-    return ResponseError(f"command #{i + 1} ({name}) of the pipeline failed: {err}")
-
-
-class Pipeline(_PipelineBase[Client]):
-    def execute(self, raise_on_error: bool = True) -> list[Any]:
-        """Send every queued command in one write; their results in order."""
-        _options.flag("raise_on_error", raise_on_error)
-        if not self._cmds:
-            return []
-        c = self._client
-        raw = c._svc.call_many(self._wire(), c._decode, c._timeout, c._conn)
-        return self._finish(raw, raise_on_error)
-
-    def __enter__(self) -> Pipeline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.reset()
-
-
-class AsyncPipeline(_PipelineBase[AsyncClient]):
-    async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        """Send every queued command in one write; their results in order."""
-        _options.flag("raise_on_error", raise_on_error)
-        if not self._cmds:
-            return []
-        c = self._client
-        loop = asyncio.get_running_loop()
-        raw = await c._svc.submit_many(
-            _aio.completer(loop), loop.create_future(), self._wire(), None,
-            c._decode, c._timeout, c._conn,
-        )
-        return self._finish(raw, raise_on_error)
-
-    async def __aenter__(self) -> AsyncPipeline:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.reset()

@@ -10,17 +10,23 @@
 //!
 //! A balancer sees no protocol and owns no connection; a service gets its
 //! own through `ServiceConfig::balancer`. `FewestInFlight` is the first one
-//! (what the kernel always did); power of two choices over a latency-weighted
-//! load (tower's `p2c` + `PeakEwma`) would be another, with the latency
-//! added to `Candidate`.
+//! (what the kernel always did). `PeakEwmaP2c`, the clients' default, is
+//! power of two choices over a latency-weighted load, as Finagle and Linkerd
+//! do: two candidates drawn at random, the one with the lower Peak-EWMA
+//! latency × (in flight + 1) wins; among the connections of one endpoint it
+//! is `FewestInFlight`, so a one-endpoint service behaves as it always did.
 //!
 //! The request pick runs once per request on the kernel thread: candidates
 //! are read where they are (no allocation), and a balancer should stay a
 //! loop over them.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
+use tokio::time::Instant;
+
 use super::endpoint::Endpoint;
+use super::health::PeakEwma;
 
 /// One candidate as a balancer sees it.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +35,8 @@ pub struct Candidate<'a> {
     /// A connection: requests on it not yet answered. An endpoint (for a
     /// lease): dedicated connections open or opening to it.
     pub load: usize,
+    /// The endpoint's round-trip latency (`health::PeakEwma`).
+    pub latency: &'a PeakEwma,
 }
 
 /// The candidates of one choice, numbered from 0.
@@ -72,9 +80,57 @@ impl Balancer for FewestInFlight {
     }
 }
 
-/// The default balancer, as a service's configuration holds it.
+/// The balancer that ignores latency, as a service's configuration holds it.
 pub fn fewest_in_flight() -> Arc<dyn Balancer> {
     Arc::new(FewestInFlight)
+}
+
+/// Power of two choices over Peak-EWMA latency × (in flight + 1); see the
+/// module comment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PeakEwmaP2c;
+
+fn rand() -> u64 {
+    thread_local!(static SEED: Cell<u64> = const { Cell::new(0x2545_F491_4F6C_DD1D) });
+    SEED.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        x
+    })
+}
+
+impl Balancer for PeakEwmaP2c {
+    fn pick(&self, among: &dyn Candidates) -> Option<usize> {
+        let n = among.len();
+        if n <= 1 {
+            return (n == 1).then_some(0);
+        }
+        // Candidates come grouped by endpoint: first and last share one
+        // only if all do.
+        if std::ptr::eq(among.get(0).endpoint, among.get(n - 1).endpoint) {
+            return FewestInFlight.pick(among);
+        }
+        let r = rand();
+        let i = (r % n as u64) as usize;
+        let mut j = ((r >> 32) % (n as u64 - 1)) as usize;
+        if j >= i {
+            j += 1;
+        }
+        let now = Instant::now();
+        let cost = |k: usize| {
+            let c = among.get(k);
+            c.latency.estimate(now) * (c.load + 1) as f64
+        };
+        Some(if cost(j) < cost(i) { j } else { i })
+    }
+}
+
+/// The clients' balancer, as a service's configuration holds it.
+pub fn peak_ewma_p2c() -> Arc<dyn Balancer> {
+    Arc::new(PeakEwmaP2c)
 }
 
 #[cfg(test)]
@@ -82,7 +138,7 @@ mod tests {
     use super::*;
     use crate::kernel::transport::Addr;
 
-    struct List(Vec<(Endpoint, usize)>);
+    struct List(Vec<(Endpoint, usize, PeakEwma)>);
 
     impl Candidates for List {
         fn len(&self) -> usize {
@@ -92,6 +148,7 @@ mod tests {
             Candidate {
                 endpoint: &self.0[i].0,
                 load: self.0[i].1,
+                latency: &self.0[i].2,
             }
         }
     }
@@ -101,7 +158,13 @@ mod tests {
             loads
                 .iter()
                 .enumerate()
-                .map(|(i, l)| (Endpoint::named(Addr::Tcp("h".into(), i as u16)), *l))
+                .map(|(i, l)| {
+                    (
+                        Endpoint::named(Addr::Tcp("h".into(), i as u16)),
+                        *l,
+                        PeakEwma::default(),
+                    )
+                })
                 .collect(),
         )
     }
@@ -113,5 +176,49 @@ mod tests {
         assert_eq!(b.pick(&list(&[0, 0])), Some(0));
         assert_eq!(b.pick_lease(&list(&[2, 0])), Some(1));
         assert_eq!(b.pick(&list(&[])), None);
+    }
+
+    #[test]
+    fn p2c_sends_little_to_a_slow_endpoint_and_acts_as_fewest_in_flight_on_one() {
+        let now = Instant::now();
+        let l = list(&[0, 0, 0]);
+        l.0[0].2.observe(0.050, now);
+        for (_, _, e) in &l.0[1..] {
+            e.observe(0.001, now);
+        }
+        let b = PeakEwmaP2c;
+        let slow = (0..3000).filter(|_| b.pick(&l) == Some(0)).count();
+        assert_eq!(slow, 0, "an idle slow endpoint loses every pair it is in");
+        // Under load the slow one wins only against a much busier one.
+        let l = list(&[0, 10, 60]);
+        l.0[0].2.observe(0.050, now);
+        for (_, _, e) in &l.0[1..] {
+            e.observe(0.001, now);
+        }
+        let picks: Vec<_> = (0..3000).filter_map(|_| b.pick(&l)).collect();
+        let share = |k| picks.iter().filter(|p| **p == k).count();
+        assert!(share(0) > 0 && share(1) > share(0) && share(1) > share(2));
+        // One endpoint, several connections: the least loaded, as before.
+        struct Same(Endpoint, Vec<usize>, PeakEwma);
+        impl Candidates for Same {
+            fn len(&self) -> usize {
+                self.1.len()
+            }
+            fn get(&self, i: usize) -> Candidate<'_> {
+                Candidate {
+                    endpoint: &self.0,
+                    load: self.1[i],
+                    latency: &self.2,
+                }
+            }
+        }
+        let same = Same(
+            Endpoint::named(Addr::Tcp("h".into(), 1)),
+            vec![3, 1, 2, 1],
+            PeakEwma::default(),
+        );
+        assert!((0..100).all(|_| b.pick(&same) == Some(1)));
+        assert_eq!(b.pick(&list(&[])), None);
+        assert_eq!(b.pick(&list(&[4])), Some(0));
     }
 }

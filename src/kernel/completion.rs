@@ -42,6 +42,12 @@ pub trait Parts: Send + Sync {
     fn room(&self) -> Pin<Box<dyn Future<Output = ()> + '_>>;
 }
 
+/// A part of a reply in parts delivered through a loop's queue, under the
+/// request's token, ahead of the reply itself (`Completion::item` on a
+/// queue completion): the consumer converts each as it comes and gathers
+/// them with the reply.
+pub struct Part(pub Reply);
+
 /// A finished request on its way to Python.
 pub struct Delivered {
     pub token: u64,
@@ -107,12 +113,23 @@ impl Completion {
         self.target.is_none()
     }
     /// One part of a reply in parts. Returns false when the consumer is
-    /// `capacity` items behind: stop reading until `Parts::room`. A
-    /// completion that is not a stream has nowhere to put parts: the
-    /// protocol must only stream for requests that asked for it.
+    /// `capacity` items behind: stop reading until `Parts::room`. A loop's
+    /// queue takes parts as `Part`s; a blocking slot has nowhere to put
+    /// them: the protocol must only stream for requests that asked for it.
     pub fn item(&self, reply: Reply) -> Result<bool, Reply> {
         match &self.target {
             Some(Target::Parts(parts)) => Ok(parts.push(Ok(reply))),
+            // A loop's queue takes parts too (unbounded: the loop converts
+            // them as they come, so the raw reply is never all held).
+            Some(Target::Queue(q, token)) => {
+                q.push(Delivered {
+                    token: *token,
+                    outcome: Ok(Box::new(Part(reply))),
+                    completed: Instant::now(),
+                    metrics: None,
+                });
+                Ok(true)
+            }
             _ => Err(reply),
         }
     }

@@ -156,6 +156,7 @@ async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer) {
             return;
         }
         spare.clear();
+        conn.drained.notify_waiters();
     }
 }
 

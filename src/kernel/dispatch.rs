@@ -82,6 +82,8 @@ pub struct Conn<P: Protocol> {
     pub(super) inner: RefCell<Inner<P>>,
     pub(super) wake_writer: Notify,
     pub(super) wake_reader: Notify,
+    /// The writer wrote what was waiting (a body's producer may go on).
+    pub(super) drained: Notify,
     pub(super) closed: Cell<bool>,
     pub last_activity: Cell<Instant>,
     /// When the read that is being decoded arrived (first-byte stamps).
@@ -135,6 +137,7 @@ impl<P: Protocol> Conn<P> {
                 held: VecDeque::new(),
             }),
             wake_writer: Notify::new(),
+            drained: Notify::new(),
             wake_reader: Notify::new(),
             closed: Cell::new(false),
             last_activity: Cell::new(Instant::now()),
@@ -262,20 +265,42 @@ impl<P: Protocol> Conn<P> {
     /// not, from this waiter's own stamp.
     fn finish(&self, w: Waiter<P>, mut outcome: super::Outcome) {
         self.metrics.in_flight.add(-1.0);
+        // The endpoint's share: heartbeats and replies to callers that
+        // already timed out (counted then) only feed the latency estimate.
+        let counted = !w.expired && !w.completion.is_none();
+        let health = &self.am.health;
         match &mut outcome {
             Ok(_) => {
                 if let Some(t) = w.written {
-                    self.metrics.network.observe(t.elapsed().as_secs_f64());
+                    let now = Instant::now();
+                    let rtt = now - t;
+                    let secs = rtt.as_secs_f64();
+                    self.metrics.network.observe(secs);
+                    if counted {
+                        self.am.latency.observe(secs);
+                        health.ok(rtt, now);
+                    } else {
+                        health.latency.observe(secs, now);
+                    }
                 }
             }
-            Err(e) if e.stage != Stage::Answered => {
-                e.stage = if w.written.is_some() {
-                    Stage::Written
-                } else {
-                    Stage::NotSent
-                };
+            Err(e) => {
+                if e.stage != Stage::Answered {
+                    e.stage = if w.written.is_some() {
+                        Stage::Written
+                    } else {
+                        Stage::NotSent
+                    };
+                }
+                if counted {
+                    self.am.errors.add(1.0);
+                    let now = Instant::now();
+                    health.failed(e.kind, &e.detail, w.written.map(|t| now - t), now);
+                }
             }
-            Err(_) => {}
+        }
+        if counted {
+            self.am.requests.add(1.0);
         }
         drop(w._guard);
         w.completion.complete(outcome);
@@ -352,6 +377,7 @@ impl<P: Protocol> Conn<P> {
         self.closed.set(true);
         self.wake_reader.notify_one();
         self.wake_writer.notify_one();
+        self.drained.notify_waiters();
         let (waiters, held) = {
             let mut g = self.inner.borrow_mut();
             (std::mem::take(&mut g.waiters), std::mem::take(&mut g.held))
@@ -403,18 +429,25 @@ impl<P: Protocol> Conn<P> {
                         expired.push((
                             std::mem::replace(&mut w.completion, Completion::none()),
                             stage,
+                            w.written,
                         ));
                     }
                 }
             }
         }
-        for (c, stage) in expired {
-            c.complete(Err(KernelError::timeout(format!(
+        for (c, stage, written) in expired {
+            let e = KernelError::timeout(format!(
                 "no reply from {} within the timeout; raise timeout= if the command is expected to be slow",
                 self.addr
             ))
             .because(Reason::ReplyTimeout)
-            .at(stage)));
+            .at(stage);
+            self.am.requests.add(1.0);
+            self.am.errors.add(1.0);
+            self.am
+                .health
+                .failed(e.kind, &e.detail, written.map(|t| now - t), now);
+            c.complete(Err(e));
         }
     }
 
@@ -456,7 +489,19 @@ impl<P: Protocol> Conn<P> {
 /// Append a body's chunks to `out` as the producer sends them.
 async fn stream_body<P: Protocol>(conn: Rc<Conn<P>>, mut body: Body) {
     loop {
+        // Flow control: take no more while the socket is behind.
+        loop {
+            let drained = conn.drained.notified();
+            if conn.is_closed() || conn.inner.borrow().out.len() < crate::kernel::body::OUT_HIGH {
+                break;
+            }
+            drained.await;
+        }
         let chunk = body.rx.recv().await;
+        if let Some(Chunk::More(b)) = &chunk {
+            body.queued
+                .fetch_sub(b.len(), std::sync::atomic::Ordering::Relaxed);
+        }
         if conn.is_closed() {
             return;
         }

@@ -37,7 +37,9 @@ pub mod dispatch;
 pub mod endpoint;
 pub mod error;
 pub mod handshake;
+pub mod health;
 pub mod items;
+pub mod limits;
 pub mod protocol;
 pub mod request;
 pub mod runtime;
@@ -52,7 +54,7 @@ mod tests_endpoints;
 #[cfg(test)]
 mod tests_seams;
 
-pub use completion::{Completion, CompletionQueue, Outcome, Reply, Slot};
+pub use completion::{Completion, CompletionQueue, Outcome, Part, Reply, Slot};
 pub use error::{DecodeError, ErrorKind, KernelError, Reason, Stage};
 pub use items::Items;
 pub use protocol::{Feed, Protocol};

@@ -18,7 +18,8 @@
 //! Limits are checked on the submitting thread, before anything is queued:
 //! `admit()` counts outstanding requests (queued + in flight) with one atomic
 //! add and refuses past `max_in_flight * connections + max_queued`, a limit
-//! the kernel recomputes whenever the endpoint set changes.
+//! the kernel recomputes whenever the endpoint set changes; the process-wide
+//! caps of `limits` are checked in the same place.
 
 mod config;
 mod lease;
@@ -37,9 +38,10 @@ use super::discovery::Follow;
 use super::endpoint::{Change, Endpoint};
 use super::stats::ServiceMetrics;
 use super::transport::Addr;
-use super::{runtime, Completion, ErrorKind, Items, KernelError, Protocol, Request, Route};
+use super::{limits, runtime, Completion, ErrorKind, Items, KernelError, Protocol, Request, Route};
 use task::{Cmd, Core};
 
+pub use super::health::EndpointInfo;
 pub use super::stats::{Outstanding, Stats};
 pub use config::ServiceConfig;
 pub use task::{backoff, WANTED_STEP};
@@ -106,7 +108,12 @@ impl<P: Protocol> ServiceHandle<P> {
     pub fn admit(&self) -> Result<Outstanding, KernelError> {
         self.check_generation()?;
         let n = self.stats.outstanding.fetch_add(1, Ordering::Relaxed);
+        let pn = limits::PROCESS.outstanding.fetch_add(1, Ordering::Relaxed);
         let guard = Outstanding::held(self.stats.clone());
+        if let Err(e) = limits::check(pn, &self.config.name) {
+            self.metrics.error(ErrorKind::Overloaded);
+            return Err(e);
+        }
         let limit = self.limit();
         if n >= limit {
             self.metrics.error(ErrorKind::Overloaded);
@@ -181,6 +188,19 @@ impl<P: Protocol> ServiceHandle<P> {
         let _ = self.tx.send(Cmd::Release(id));
     }
 
+    /// Every current endpoint with its state, load, latency and errors
+    /// (blocks until the kernel thread answers; call without the GIL).
+    pub fn endpoints(&self) -> Result<Vec<EndpointInfo>, KernelError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.command(Cmd::Endpoints(tx))?;
+        rx.recv_timeout(Duration::from_secs(10)).map_err(|_| {
+            KernelError::timeout(format!(
+                "{}: the I/O kernel did not answer within 10 s (stopped or stalled)",
+                self.config.name
+            ))
+        })
+    }
+
     /// Send the server pushes of every shared connection (now and after
     /// reconnects) to `sink`; a lost connection puts its error in the
     /// stream as a gap notice (pushes may have been missed meanwhile).
@@ -219,6 +239,9 @@ async fn service_task<P: Protocol>(
                         Cmd::Lease(c, d, r) => core.clone().lease(c, d, r),
                         Cmd::Release(id) => core.release(id),
                         Cmd::Subscribe(sink) => core.subscribe(sink),
+                        Cmd::Endpoints(tx) => {
+                            let _ = tx.send(core.endpoint_infos());
+                        }
                     }
                 }
             }

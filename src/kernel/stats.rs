@@ -3,9 +3,12 @@
 //! docs/operations.md). Each is a handle to one atomic value: updating one
 //! from the kernel thread or a submitting thread is a single atomic add.
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use super::health::Health;
 
 use super::transport::Addr;
 use super::ErrorKind;
@@ -121,6 +124,21 @@ impl ServiceMetrics {
             disconnects: c("iokernel_disconnects_total", "Connections lost or closed."),
             bytes_written: c("iokernel_bytes_written_total", "Bytes written to the peer."),
             bytes_read: c("iokernel_bytes_read_total", "Bytes read from the peer."),
+            requests: c(
+                "iokernel_endpoint_requests_total",
+                "Requests answered or failed on connections to this endpoint.",
+            ),
+            errors: c(
+                "iokernel_endpoint_errors_total",
+                "Requests that failed on this endpoint (connection lost, timeout), and failed connection attempts.",
+            ),
+            latency: series(
+                "iokernel_endpoint_latency_seconds",
+                "From writing a request to this endpoint to its complete reply.",
+                &l,
+                Kind::Histogram,
+            ),
+            health: Rc::new(Health::default()),
         }
     }
 }
@@ -133,6 +151,12 @@ pub struct AddrMetrics {
     pub disconnects: Series,
     pub bytes_written: Series,
     pub bytes_read: Series,
+    pub requests: Series,
+    pub errors: Series,
+    pub latency: Series,
+    /// Latency estimate, errors and ejection, for the balancer (kernel
+    /// thread only).
+    pub health: Rc<Health>,
 }
 
 /// Process-wide kernel metrics.
@@ -152,6 +176,9 @@ pub fn stalls() -> &'static Series {
 #[derive(Default, Debug)]
 pub struct Stats {
     pub outstanding: AtomicUsize,
+    /// Requests in the service queue (the kernel thread's last count, for
+    /// the process-wide total in `limits`).
+    pub queued: AtomicUsize,
     /// The admission limit (`ServiceConfig::limit` of the current endpoints).
     pub limit: AtomicUsize,
     pub requests: AtomicU64,
@@ -166,7 +193,8 @@ pub struct Stats {
 pub struct Outstanding(Arc<Stats>);
 
 impl Outstanding {
-    /// Take one share of `stats.outstanding` (already counted by the caller).
+    /// Take one share of `stats.outstanding` and of the process's
+    /// (`limits::PROCESS`; both already counted by the caller).
     pub fn held(stats: Arc<Stats>) -> Self {
         Outstanding(stats)
     }
@@ -175,5 +203,8 @@ impl Outstanding {
 impl Drop for Outstanding {
     fn drop(&mut self) {
         self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
+        super::limits::PROCESS
+            .outstanding
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }

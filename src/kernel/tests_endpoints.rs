@@ -433,3 +433,101 @@ fn a_route_no_endpoint_fits_fails_naming_service_and_route() {
     assert_eq!(e, no(Route::Key(7), "none".into()));
     assert_eq!(a.lines(), 0);
 }
+
+/// Send `line` with a deadline `ms` from now.
+fn send_within(h: &ServiceHandle<Lines>, line: &str, route: Route, ms: u64) -> Arc<Slot> {
+    let guard = h.admit().unwrap();
+    let slot = Slot::new();
+    h.send(
+        Request {
+            payload: Bytes::from(format!("{line}\n")),
+            pending: (),
+            completion: Completion::slot(slot.clone()),
+            deadline: Some(Instant::now() + Duration::from_millis(ms)),
+            route,
+            submitted: Instant::now(),
+            summary: Summary::new(b"LINE"),
+            body: None,
+        },
+        guard,
+    );
+    slot
+}
+
+/// Send `hold` lines to `server` with a short deadline until it is ejected
+/// (five timeouts in a row; its connection stays blocked on the first).
+fn eject(h: &ServiceHandle<Lines>, server: &Echo) {
+    while state(h, server) != "ejected" {
+        let slot = send_within(h, "hold", Route::Endpoint(server.addr()), 20);
+        let e = answer(&slot).unwrap_err();
+        assert!(
+            matches!(e.kind, ErrorKind::Timeout | ErrorKind::Connection),
+            "{e:?}"
+        );
+    }
+}
+
+fn state(h: &ServiceHandle<Lines>, server: &Echo) -> &'static str {
+    let a = server.addr().to_string();
+    let eps = h.endpoints().unwrap();
+    eps.iter()
+        .find(|e| e.address == a)
+        .map_or("gone", |e| e.state)
+}
+
+#[test]
+fn an_ejected_endpoint_takes_no_requests_unless_fewer_than_half_are_healthy() {
+    let (a, b) = (Echo::start(), Echo::start());
+    let mut c = cfg(&[&a, &b]);
+    c.balancer = super::balance::peak_ewma_p2c();
+    let h = ServiceHandle::<Lines>::open(Lines, c).unwrap();
+    wait_until("both connected", || connections(&h) == 2);
+    // A is ejected; B is healthy: one of two is half, no panic. Every
+    // shared request goes to B. An ejection lasts at least a second; the
+    // round counts only if A was still ejected after it (else again, with
+    // the ejection twice as long).
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds <= 5, "A's ejection never outlasted 20 requests");
+        eject(&h, &a);
+        let ports: Vec<u16> = (0..20)
+            .map(|i| {
+                who(
+                    call_to(&h, &format!("x{i}"), Route::Shared),
+                    &format!("x{i}"),
+                )
+            })
+            .collect();
+        if state(&h, &a) == "ejected" {
+            assert!(ports.iter().all(|p| *p == b.port), "{ports:?}");
+            break;
+        }
+    }
+    // B ejected too: none of two is healthy, so both take requests again
+    // (their connections are blocked: the requests time out there, and
+    // the timeout names where each was sent; had they been held back for
+    // want of a healthy endpoint, they would time out in the queue).
+    loop {
+        rounds += 1;
+        assert!(rounds <= 10, "the ejections never outlasted 40 requests");
+        eject(&h, &a);
+        eject(&h, &b);
+        let slots: Vec<_> = (0..40)
+            .map(|i| send_within(&h, &format!("y{i}"), Route::Shared, 100))
+            .collect();
+        let errors: Vec<String> = slots
+            .iter()
+            .map(|s| answer(s).unwrap_err().detail)
+            .collect();
+        if state(&h, &a) == "ejected" && state(&h, &b) == "ejected" {
+            for s in [&a, &b] {
+                let named = format!("no reply from {}", s.addr());
+                assert!(errors.iter().any(|e| e.contains(&named)), "{errors:?}");
+            }
+            break;
+        }
+    }
+    a.hold.open();
+    b.hold.open();
+}

@@ -139,6 +139,8 @@ pub struct Pending {
     /// Deliver rows in batches of this many as they arrive (`Feed::Item`,
     /// each a `PgResult` with `columns` and `rows`); 0: all in the reply.
     pub batch: usize,
+    /// A batch went out: the request can no longer be sent again.
+    parted: bool,
     result: PgResult,
 }
 
@@ -156,6 +158,7 @@ impl Pending {
             copy_out: false,
             copy_buf: BytesMut::new(),
             batch: 0,
+            parted: false,
             result: PgResult::default(),
         }
     }
@@ -306,6 +309,7 @@ impl Protocol for Postgres {
                 if !p.drop_rows {
                     p.result.rows.push(r);
                     if p.batch > 0 && p.result.rows.len() >= p.batch && p.result.error.is_none() {
+                        p.parted = true;
                         return Feed::Item(Box::new(PgResult {
                             ctx: p.ctx.clone(),
                             columns: p.result.columns.clone(),
@@ -369,7 +373,7 @@ impl Protocol for Postgres {
                     && st.cancel_sent.is_some_and(|t| t.elapsed() < CANCEL_WINDOW);
                 let single = matches!(p.query, Query::Extended { .. } | Query::Describe(_));
                 let again = ours || (p.stale && p.result.client_error.is_none());
-                if again && single && status == b'I' && !p.retried {
+                if again && single && status == b'I' && !p.retried && !p.parted {
                     p.retried = true;
                     p.result = PgResult::default();
                     return Feed::Retry;

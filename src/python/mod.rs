@@ -11,6 +11,28 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+/// Process-wide caps on requests in flight and queued (None: no cap).
+#[pyfunction]
+#[pyo3(signature = (max_in_flight, max_queued))]
+fn configure_limits(max_in_flight: Option<usize>, max_queued: Option<usize>) {
+    crate::kernel::limits::configure(max_in_flight, max_queued);
+}
+
+/// The process-wide caps now and what counts against them:
+/// (max_in_flight, max_queued, in flight, queued), None for no cap.
+#[pyfunction]
+fn process_limits() -> (Option<usize>, Option<usize>, usize, usize) {
+    use crate::kernel::limits::PROCESS;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (a, b) = crate::kernel::limits::caps();
+    (
+        a,
+        b,
+        PROCESS.outstanding.load(Relaxed),
+        PROCESS.queued.load(Relaxed),
+    )
+}
+
 /// Stop the kernel thread, waiting up to `wait` seconds. Returns False if it
 /// did not stop in time. Called at interpreter exit; a later use restarts it.
 #[pyfunction]
@@ -37,6 +59,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pg::record::Record>()?;
     m.add_class::<pg::CopyWriter>()?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(configure_limits, m)?)?;
+    m.add_function(wrap_pyfunction!(process_limits, m)?)?;
     m.add_class::<metrics::CounterSeries>()?;
     m.add_class::<metrics::GaugeSeries>()?;
     m.add_class::<metrics::HistogramSeries>()?;

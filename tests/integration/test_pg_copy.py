@@ -184,3 +184,25 @@ def test_copy_does_not_hold_up_shared_queries(pg_dsn: str, wide: str) -> None:
     assert time.monotonic() - t0 < 0.9, "shared queries waited for the COPY"
     th.join()
     db.close()
+
+
+def test_copy_from_a_fast_source_keeps_memory_bounded(pg_dsn: str, wide: str,
+                                                      pg_server: PostgresServer) -> None:
+    """100 MB from a source far faster than the server: the writer waits for
+    the connection instead of queueing it all (RSS grows by far less)."""
+    import resource
+
+    pg_server.sql(f"ALTER TABLE {wide} SET UNLOGGED")
+    line = b"1\t" + b"x" * 98 + b"\n"
+    piece = line * 655  # ~64 KB
+    db = pg.Client(pg_dsn, timeout=300.0)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def source() -> Iterator[bytes]:
+        for _ in range(1600):  # ~105 MB
+            yield bytes(piece)
+
+    assert db.copy_to_table(wide, source=source(), columns=["i", "t"]) == f"COPY {1600 * 655}"
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    assert grown_mb < 60, f"RSS grew {grown_mb:.0f} MB for a 105 MB COPY"
+    db.close()

@@ -178,3 +178,34 @@ async def test_listen_rejects_bad_channels(pg_dsn: str) -> None:
         n = lst.get(20)
         assert isinstance(n, pg.Notification) and n.channel == ch
     db.close()
+
+
+async def test_closed_listeners_leave_no_connection(pg_server: PostgresServer) -> None:
+    app = f"iok-lst-{uuid.uuid4().hex[:8]}"
+    db = pg.Client(pg_server.dsn(application_name=app), connections=1)
+    assert db.fetchval("SELECT 1") == 1
+    base = pg_server.connections(app)
+    listeners = [db.listen(_channel()) for _ in range(4)]
+    assert pg_server.connections(app) == base + 4
+    for lst in listeners:
+        lst.close()
+    del listeners, lst
+    await until(lambda: pg_server.connections(app) == base, "listeners' connections closed")
+    db.close()
+
+
+async def test_big_fetch_in_batches_cancelled_midway(pg_dsn: str) -> None:
+    """An asyncio fetch whose batches are arriving is cancelled: the rest of
+    its rows are read and dropped, the callers around it get their own."""
+    import asyncio
+
+    db = pg.AsyncClient(pg_dsn, connections=1)
+    big = asyncio.create_task(db.fetch("SELECT g, repeat('x', 100) FROM generate_series(1, 300000) g"))
+    small = [asyncio.create_task(db.fetchval("SELECT $1::int", i)) for i in range(20)]
+    await asyncio.sleep(0.05)
+    big.cancel()
+    assert await asyncio.gather(*small) == list(range(20))
+    rows = await db.fetch("SELECT g FROM generate_series(1, 10000) g")
+    assert [r[0] for r in rows] == list(range(1, 10001))
+    assert db.stats()["disconnects"] == 0
+    await db.close()

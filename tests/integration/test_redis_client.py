@@ -319,7 +319,7 @@ def test_pipeline_errors_in_place_or_raised(redis_url: str) -> None:
     res = p.execute(raise_on_error=False)
     assert isinstance(res[0], redis.ResponseError) and res[1:] == [True, b"1"]
     p.incr("s").get("t")
-    with pytest.raises(redis.ResponseError, match=r"command #1 \(INCRBY\)"):
+    with pytest.raises(redis.ResponseError, match=r"^Command # 1 \(INCRBY s 1\) of pipeline caused error: ERR"):
         p.execute()
     assert r.get("t") == b"1"
 

@@ -62,6 +62,7 @@ from tests.servers.process import (
     dead_port,
     find_binary,
     free_port,
+    free_port_on_all,
 )
 from tests.servers.redis_server import RedisServer
 from tests.servers.resp import RespError, RespReader, encode_command, resp_command, resp_pipeline
@@ -90,6 +91,7 @@ __all__ = [
     "encode_command",
     "find_binary",
     "free_port",
+    "free_port_on_all",
     "pg_bindir",
     "pg_startup_ping",
     "resp_command",

@@ -38,6 +38,25 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_on_all(hosts: Sequence[str], attempts: int = 20) -> int:
+    """A TCP port free on every one of `hosts` right now (loopback
+    addresses such as 127.0.0.2, 127.0.0.3: servers "of one name" that
+    differ only by address, as replicas behind DNS do)."""
+    for _ in range(attempts):
+        port = free_port(hosts[0])
+        ok = True
+        for h in hosts[1:]:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((h, port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return port
+    raise ServerError(f"no port free on all of {list(hosts)} after {attempts} tries")
+
+
 def dead_port(host: str = LOOPBACK) -> int:
     """A port where a connect is refused at once (for 'server is down' tests)."""
     return free_port(host)

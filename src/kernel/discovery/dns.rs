@@ -9,9 +9,11 @@
 //! empty answer keeps the last good set (nothing is sent) and is asked again
 //! after a backoff (1 s doubling, up to `max_ttl`).
 //!
-//! One resolver per kernel thread, rebuilt when the settings change
-//! (`settings::configure`); `/etc/hosts` and `/etc/resolv.conf` are read
-//! when it is built (with configured servers, only `/etc/hosts`).
+//! One resolver per kernel thread (its cache shared by every name the
+//! services follow), rebuilt when the settings change
+//! (`settings::configure`) and once it is `max_ttl` old; `/etc/hosts` and
+//! `/etc/resolv.conf` are read when it is built (with configured servers,
+//! only `/etc/hosts`).
 
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
@@ -31,19 +33,28 @@ use super::settings::{self, MIN_TTL};
 use crate::kernel::endpoint::Endpoint;
 use crate::kernel::transport::Addr;
 
+/// A kernel thread's resolver: the settings generation and when it was built.
+struct Built {
+    generation: u64,
+    at: Instant,
+    resolver: TokioResolver,
+}
+
 thread_local! {
-    static RESOLVER: RefCell<Option<(u64, TokioResolver)>> = const { RefCell::new(None) };
+    static RESOLVER: RefCell<Option<Built>> = const { RefCell::new(None) };
 }
 
 /// The kernel thread's resolver for the current settings, and the longest
-/// time an answer is trusted.
+/// time an answer is trusted. Rebuilt when the settings change, and once it
+/// is `max_ttl` old, so that edits of `/etc/hosts` and `/etc/resolv.conf`
+/// are seen within that time too.
 fn resolver() -> Result<(TokioResolver, Duration), String> {
     let (s, generation) = settings::current()?;
     if let Some(r) = RESOLVER.with(|r| {
         r.borrow()
             .as_ref()
-            .filter(|(g, _)| *g == generation)
-            .map(|(_, r)| r.clone())
+            .filter(|b| b.generation == generation && b.at.elapsed() < s.max_ttl)
+            .map(|b| b.resolver.clone())
     }) {
         return Ok((r, s.max_ttl));
     }
@@ -68,7 +79,13 @@ fn resolver() -> Result<(TokioResolver, Duration), String> {
     o.attempts = 1;
     o.timeout = Duration::from_secs(2);
     let r = builder.build();
-    RESOLVER.with(|c| *c.borrow_mut() = Some((generation, r.clone())));
+    RESOLVER.with(|c| {
+        *c.borrow_mut() = Some(Built {
+            generation,
+            at: Instant::now(),
+            resolver: r.clone(),
+        })
+    });
     Ok((r, s.max_ttl))
 }
 

@@ -36,7 +36,7 @@ pub struct ServiceConfig {
     /// says otherwise).
     pub connector: Arc<dyn Connector>,
     /// Which connection takes a request, which endpoint a lease
-    /// (`balance::fewest_in_flight()` unless said otherwise).
+    /// (`balance::peak_ewma_p2c()` for the clients).
     pub balancer: Arc<dyn Balancer>,
 }
 

@@ -63,7 +63,7 @@ impl<P: Protocol> Core<P> {
             .await
             {
                 Err(e) => {
-                    self.connect_failed(&addr);
+                    self.connect_failed(&addr, &e);
                     completion.complete(Err(e));
                 }
                 // The caller gave up meanwhile: do not hand over a connection
@@ -105,7 +105,12 @@ impl<P: Protocol> Core<P> {
             if target.includes(m, &member.endpoint) {
                 live |= !down(&member.data);
                 let load = member.data.leased;
-                st.scratch.push(Slot { m, c: 0, load });
+                st.scratch.push(Slot {
+                    m,
+                    c: 0,
+                    load,
+                    ejected: false,
+                });
             }
         }
         if live {

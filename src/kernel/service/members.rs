@@ -4,6 +4,8 @@
 //! connection and none is up, the backoff step is capped at `WANTED_STEP`,
 //! so a server that comes back after a long outage is found within that
 //! time, not after a 5 s step; an idle service backs off to the full 5 s.
+//! So does a service that takes requests (on its other endpoints): an
+//! endpoint that went down is re-admitted within that step of coming back.
 //!
 //! An added endpoint takes requests once a connection to it is up (its
 //! connections join `Pool::ready` only then). A removed one takes no new
@@ -48,6 +50,7 @@ impl<P: Protocol> Core<P> {
     fn apply(self: &Rc<Self>, change: Change) {
         let mut st = self.st.borrow_mut();
         let applied = st.endpoints.apply(change, |ep| Pool {
+            health: self.addr_metrics(&ep.addr).health,
             tasks: (0..self.cfg.conns_per_addr.max(1))
                 .map(|_| tokio::task::spawn_local(endpoint_task(self.clone(), ep.addr.clone())))
                 .collect(),
@@ -137,8 +140,11 @@ impl<P: Protocol> Core<P> {
         am.disconnects.add(1.0);
     }
 
-    pub(super) fn connect_failed(&self, addr: &Addr) {
-        self.addr_metrics(addr).connect_failures.add(1.0);
+    pub(super) fn connect_failed(&self, addr: &Addr, e: &KernelError) {
+        let am = self.addr_metrics(addr);
+        am.connect_failures.add(1.0);
+        am.errors.add(1.0);
+        am.health.connect_failed(&e.detail);
     }
 
     /// A shared connection is up. False if its endpoint left meanwhile.
@@ -150,6 +156,7 @@ impl<P: Protocol> Core<P> {
             };
             m.data.ready.push(c.clone());
             m.data.last_error = None;
+            m.data.health.connected();
             st.last_error = None;
             if let Some(sink) = &st.sink {
                 c.subscribe(sink.clone());
@@ -174,7 +181,7 @@ impl<P: Protocol> Core<P> {
     }
 
     fn on_connect_failed(&self, addr: &Addr, e: &KernelError) {
-        self.connect_failed(addr);
+        self.connect_failed(addr, e);
         self.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
         let down = {
             let mut st = self.st.borrow_mut();
@@ -197,8 +204,11 @@ impl<P: Protocol> Core<P> {
     }
 
     /// Sleep out the backoff step after `failures` failed attempts, cut
-    /// short to `WANTED_STEP` while callers want a connection.
-    async fn backoff_sleep(&self, failures: u32) {
+    /// short to `WANTED_STEP` while callers want a connection, or `in_use`
+    /// (the service took requests since the last attempt: other endpoints
+    /// carry its traffic, and this one is re-admitted within that step of
+    /// coming back).
+    async fn backoff_sleep(&self, failures: u32, in_use: bool) {
         let start = tokio::time::Instant::now();
         let full = backoff(failures);
         let quick =
@@ -207,7 +217,7 @@ impl<P: Protocol> Core<P> {
             let notified = self.demand.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            let wanted = self.wanted.get().is_some_and(|t| t.elapsed() < WANTED_FOR);
+            let wanted = in_use || self.wanted.get().is_some_and(|t| t.elapsed() < WANTED_FOR);
             let until = start + if wanted { quick } else { full };
             tokio::select! {
                 _ = tokio::time::sleep_until(until) => return,
@@ -222,6 +232,8 @@ impl<P: Protocol> Core<P> {
 /// is not).
 async fn endpoint_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
     let mut failures = 0u32;
+    let requests = || core.stats.requests.load(Ordering::Relaxed);
+    let mut seen = requests();
     loop {
         match handshake::connect(
             &*core.proto,
@@ -251,7 +263,9 @@ async fn endpoint_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
             }
         }
         if failures > 0 {
-            core.backoff_sleep(failures).await;
+            let now = requests();
+            core.backoff_sleep(failures, now != seen).await;
+            seen = now;
         }
     }
 }

@@ -9,16 +9,22 @@
 //! could find any either), stepping over narrower routes that wait for their
 //! own endpoints. With only shared requests (every client today) that is
 //! the old rule: a request never overtakes one queued before it.
+//!
+//! Endpoints ejected for failing (`health`) are no candidates while at
+//! least half of those that fit are healthy; below that, all are.
 
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+use tokio::time::Instant as TokioInstant;
 
 use super::task::{Core, Pool, Slot, State, WANTED_FOR};
 use crate::kernel::balance::{Balancer, Candidate, Candidates};
 use crate::kernel::dispatch::{Conn, Redirected};
 use crate::kernel::endpoint::{EndpointSet, NoEndpoint};
 use crate::kernel::stats::Outstanding;
-use crate::kernel::{KernelError, Protocol, Reason, Request, Route};
+use crate::kernel::{limits, KernelError, Protocol, Reason, Request, Route};
 
 /// The balancer's view of the candidates in `slots`.
 pub(super) struct View<'a, P: Protocol> {
@@ -32,9 +38,11 @@ impl<P: Protocol> Candidates for View<'_, P> {
     }
     fn get(&self, i: usize) -> Candidate<'_> {
         let s = self.slots[i];
+        let member = self.endpoints.get(s.m);
         Candidate {
-            endpoint: &self.endpoints.get(s.m).endpoint,
+            endpoint: &member.endpoint,
             load: s.load,
+            latency: &member.data.health.latency,
         }
     }
 }
@@ -49,6 +57,12 @@ enum Place<P: Protocol> {
     /// Every endpoint that fits failed to connect and none is up.
     Down(KernelError),
     NoFit,
+}
+
+/// Ejected endpoints take nothing, unless fewer than half of those that fit
+/// are healthy (up and not ejected): then all do (Envoy's panic threshold).
+fn panic(healthy: usize, fitting: usize) -> bool {
+    healthy * 2 < fitting
 }
 
 /// Where a request with `route` can go. With `take`, the balancer picks
@@ -68,11 +82,15 @@ fn place<P: Protocol>(
     let (mut fits, mut up) = (false, false);
     let mut down: Option<&KernelError> = None;
     let mut all_down = true;
+    // Endpoints that fit, those up and not ejected, and whether any is.
+    let (mut fitting, mut healthy, mut any_ejected) = (0usize, 0usize, false);
+    let mut now = None;
     for (m, member) in endpoints.iter().enumerate() {
         if !target.includes(m, &member.endpoint) {
             continue;
         }
         fits = true;
+        fitting += 1;
         let pool = &member.data;
         if !pool.ready.is_empty() {
             up = true;
@@ -82,16 +100,29 @@ fn place<P: Protocol>(
             _ => all_down = false,
         }
         if take {
+            let h = &pool.health;
+            let ejected =
+                h.maybe_ejected() && h.is_ejected(*now.get_or_insert_with(TokioInstant::now));
+            any_ejected |= ejected;
+            healthy += usize::from(!ejected && !pool.ready.is_empty());
             for (c, conn) in pool.ready.iter().enumerate() {
                 let load = conn.in_flight();
                 if !conn.is_closed() && load < max_in_flight {
-                    scratch.push(Slot { m, c, load });
+                    scratch.push(Slot {
+                        m,
+                        c,
+                        load,
+                        ejected,
+                    });
                 }
             }
         }
     }
     if !fits {
         return Place::NoFit;
+    }
+    if any_ejected && !panic(healthy, fitting) {
+        scratch.retain(|s| !s.ejected);
     }
     if !scratch.is_empty() {
         let view = View {
@@ -118,6 +149,13 @@ impl<P: Protocol> Core<P> {
             &*self.cfg.balancer,
             take,
         )
+    }
+
+    /// The queue now holds `n` requests.
+    pub(super) fn queue_len(&self, n: usize) {
+        self.metrics.queued.set(n as f64);
+        let old = self.stats.queued.swap(n, Ordering::Relaxed);
+        limits::queue_changed(old, n);
     }
 
     pub(super) fn no_endpoint(&self, st: &State<P>, route: Route) -> KernelError {
@@ -176,7 +214,7 @@ impl<P: Protocol> Core<P> {
             return;
         }
         st.queue.push_back((req, guard));
-        self.metrics.queued.set(st.queue.len() as f64);
+        self.queue_len(st.queue.len());
         drop(st);
         if queued {
             self.pump();
@@ -231,7 +269,7 @@ impl<P: Protocol> Core<P> {
                     }
                 };
                 let (req, g) = st.queue.remove(i).expect("looked at");
-                self.metrics.queued.set(st.queue.len() as f64);
+                self.queue_len(st.queue.len());
                 (req, g, outcome)
             };
             match outcome {
@@ -253,7 +291,7 @@ impl<P: Protocol> Core<P> {
                 .drain(..)
                 .partition(|(r, _)| r.deadline.is_some_and(|d| d <= now));
             st.queue = keep;
-            self.metrics.queued.set(st.queue.len() as f64);
+            self.queue_len(st.queue.len());
             gone.into_iter().collect()
         };
         for (r, g) in expired {
@@ -268,7 +306,7 @@ impl<P: Protocol> Core<P> {
 
     pub(super) fn fail_queued(&self, err: &KernelError) {
         let q = std::mem::take(&mut self.st.borrow_mut().queue);
-        self.metrics.queued.set(0.0);
+        self.queue_len(0);
         for (r, g) in q {
             drop(g);
             r.completion.complete(Err(err.clone()));
@@ -285,5 +323,15 @@ impl<P: Protocol> Core<P> {
         let mut req = r.req;
         req.route = Route::Endpoint(r.to);
         self.dispatch(req, r.guard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn panic_below_half_healthy() {
+        use super::panic;
+        assert!(!panic(2, 3) && !panic(1, 2) && !panic(3, 3));
+        assert!(panic(1, 3) && panic(0, 2) && panic(0, 1) && panic(2, 5));
     }
 }

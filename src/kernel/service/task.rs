@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::config::ServiceConfig;
 use crate::kernel::dispatch::Conn;
 use crate::kernel::endpoint::{Change, Endpoint, EndpointSet};
+use crate::kernel::health::Health;
 use crate::kernel::stats::{AddrMetrics, Outstanding, ServiceMetrics, Stats};
 use crate::kernel::transport::{Addr, Connector};
 use crate::kernel::{Completion, Items, KernelError, Protocol, Request, Route};
@@ -27,6 +28,8 @@ pub(super) enum Cmd<P: Protocol> {
     Release(u64),
     /// Server pushes of every shared connection go to this stream.
     Subscribe(Arc<Items>),
+    /// Every current endpoint, as the caller will show it.
+    Endpoints(std::sync::mpsc::SyncSender<Vec<crate::kernel::health::EndpointInfo>>),
 }
 
 /// The service's state on the kernel thread.
@@ -183,6 +186,8 @@ pub(super) struct Pool<P: Protocol> {
     pub last_error: Option<KernelError>,
     /// Dedicated connections open or opening to it.
     pub leased: usize,
+    /// Its latency, errors and ejection (shared with its connections).
+    pub health: Rc<Health>,
 }
 
 /// One candidate of a pick: endpoint `m`, its connection `c` (0 for a
@@ -192,4 +197,6 @@ pub(super) struct Slot {
     pub m: usize,
     pub c: usize,
     pub load: usize,
+    /// Its endpoint is ejected (`health`).
+    pub ejected: bool,
 }

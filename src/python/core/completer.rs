@@ -25,11 +25,12 @@ use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyModule, PyTuple};
+use pyo3::types::{PyList, PyModule, PyTuple};
 use pyo3::PyTraverseError;
 
 use super::conv::Conv;
-use crate::kernel::{runtime, Completion, CompletionQueue, Outcome};
+use crate::kernel::completion::Delivered;
+use crate::kernel::{runtime, Completion, CompletionQueue, Outcome, Part};
 
 /// Tokens are sequential integers made here, never chosen by a peer, so
 /// they can be their own hash (no SipHash on every submit and reply).
@@ -56,6 +57,9 @@ struct Entry {
     fut: Py<PyAny>,
     post: Option<Py<PyAny>>,
     conv: Conv,
+    /// What the parts of a reply in parts (`Part`) converted to so far: a
+    /// list the reply's own conversion (also a list) is appended to.
+    acc: Option<Py<PyList>>,
 }
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
@@ -120,6 +124,12 @@ impl Completer {
         if let Some(msg) = self.q.take_alert() {
             log_warning(py, &msg);
         }
+        let parted = items
+            .iter()
+            .any(|d| matches!(&d.outcome, Ok(r) if r.is::<Part>()));
+        if parted {
+            return self.drain_parts(py, items);
+        }
         let work: Vec<(Option<Entry>, Outcome)> = {
             let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             items
@@ -132,19 +142,99 @@ impl Completer {
         };
         let n = work.len();
         for (entry, outcome) in work {
-            let Some(e) = entry else { continue };
-            let mut value = e.conv.apply(py, outcome);
-            if let (Ok(v), Some(post)) = (&value, &e.post) {
-                value = post.call1(py, (v,));
+            if let Some(e) = entry {
+                finish(py, e, outcome);
             }
-            let fut = e.fut.bind(py);
-            // A cancelled future refuses the result; that is expected.
-            let _ = match value {
-                Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,)),
-                Err(err) => fut.call_method1(intern!(py, "set_exception"), (err.into_value(py),)),
-            };
         }
         n
+    }
+}
+
+impl Completer {
+    /// `drain` for a batch holding parts of replies (`Part`): each entry is
+    /// taken out once, gathers its parts in order, and is finished by its
+    /// reply or put back to wait for the rest.
+    fn drain_parts(&self, py: Python<'_>, items: Vec<Delivered>) -> usize {
+        let n = items.len();
+        let mut local: HashMap<u64, Option<Entry>, Tokens> = HashMap::default();
+        {
+            let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for d in &items {
+                local.entry(d.token).or_insert_with(|| map.remove(&d.token));
+            }
+        }
+        for d in items {
+            d.picked_up();
+            let slot = local.get_mut(&d.token).expect("taken above");
+            let Some(e) = slot.take() else { continue };
+            match d.outcome {
+                Ok(r) if r.is::<Part>() => *slot = gather(py, e, r),
+                outcome => finish(py, e, outcome),
+            }
+        }
+        let rest: Vec<(u64, Entry)> = local
+            .into_iter()
+            .filter_map(|(t, e)| e.map(|e| (t, e)))
+            .collect();
+        if !rest.is_empty() {
+            let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            map.extend(rest);
+        }
+        n
+    }
+}
+
+/// Resolve an entry's future with its reply (appended to its gathered
+/// parts, if any), through its conversion and `post`.
+fn finish(py: Python<'_>, mut e: Entry, outcome: Outcome) {
+    let mut value = e.conv.apply(py, outcome);
+    if let (Ok(v), Some(acc)) = (&value, e.acc.take()) {
+        let acc = acc.into_bound(py);
+        value = acc
+            .call_method1(intern!(py, "extend"), (v,))
+            .map(|_| acc.into_any().unbind());
+    }
+    if let (Ok(v), Some(post)) = (&value, &e.post) {
+        value = post.call1(py, (v,));
+    }
+    let fut = e.fut.bind(py);
+    // A cancelled future refuses the result; that is expected.
+    let _ = match value {
+        Ok(v) => fut.call_method1(intern!(py, "set_result"), (v,)),
+        Err(err) => fut.call_method1(intern!(py, "set_exception"), (err.into_value(py),)),
+    };
+}
+
+/// Convert one part of a reply and gather it into the entry's list; None
+/// (the future failed with the error) if it could not be converted: the
+/// rest of that reply is then dropped as it comes.
+fn gather(py: Python<'_>, mut e: Entry, part: crate::kernel::Reply) -> Option<Entry> {
+    let inner = match part.downcast::<Part>() {
+        Ok(p) => p.0,
+        Err(_) => return Some(e),
+    };
+    let got = e.conv.apply(py, Ok(inner)).and_then(|v| {
+        let acc = match &e.acc {
+            Some(a) => a.clone_ref(py),
+            None => {
+                let a = PyList::empty(py).unbind();
+                e.acc = Some(a.clone_ref(py));
+                a
+            }
+        };
+        acc.bind(py)
+            .call_method1(intern!(py, "extend"), (v,))
+            .map(|_| ())
+    });
+    match got {
+        Ok(()) => Some(e),
+        Err(err) => {
+            let _ = e
+                .fut
+                .bind(py)
+                .call_method1(intern!(py, "set_exception"), (err.into_value(py),));
+            None
+        }
     }
 }
 
@@ -202,7 +292,15 @@ impl Completer {
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(token, Entry { fut, post, conv });
+            .insert(
+                token,
+                Entry {
+                    fut,
+                    post,
+                    conv,
+                    acc: None,
+                },
+            );
         token
     }
 
@@ -236,6 +334,7 @@ impl Completer {
                     fut,
                     post: None,
                     conv,
+                    acc: None,
                 },
             );
         drop(old); // outside the lock

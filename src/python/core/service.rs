@@ -16,7 +16,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList};
 
 use super::call::Call;
 use super::completer::Completer;
@@ -25,6 +25,7 @@ use super::errors::to_pyerr;
 use super::wait::{deadline, wait};
 use crate::kernel::body::Body;
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
+use crate::kernel::transport::Addr;
 use crate::kernel::{Completion, Items, Protocol, Request, Route, Slot, Summary};
 
 pub struct Service<P: Protocol> {
@@ -153,13 +154,15 @@ impl<P: Protocol> Service<P> {
         summary: Summary,
         conn: Option<u64>,
         items: Arc<Items>,
+        timeout: Option<f64>,
     ) -> PyResult<()> {
+        let deadline = deadline(timeout)?;
         let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
         let req = Request {
             payload: Bytes::new(),
             pending,
             completion: Completion::stream(items).with_metrics(self.h.metrics.clone()),
-            deadline: None,
+            deadline,
             route: route(conn),
             submitted: Instant::now(),
             summary,
@@ -224,6 +227,56 @@ impl<P: Protocol> Service<P> {
         d.set_item("disconnects", s.disconnects.load(Relaxed))?;
         Ok(d)
     }
+}
+
+impl<P: Protocol> Service<P> {
+    /// Every current endpoint, one dict each (see `EndpointInfo`).
+    pub fn endpoints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let infos = py
+            .detach(|| self.h.endpoints())
+            .map_err(|e| to_pyerr(py, e))?;
+        let out = PyList::empty(py);
+        for e in infos {
+            let d = PyDict::new(py);
+            d.set_item("address", e.address)?;
+            d.set_item("origin", e.origin)?;
+            d.set_item("state", e.state)?;
+            d.set_item("role", e.role)?;
+            d.set_item("connections", e.connections)?;
+            d.set_item("in_flight", e.in_flight)?;
+            d.set_item("latency_ms", e.latency_ms)?;
+            d.set_item("requests", e.requests)?;
+            d.set_item("errors", e.errors)?;
+            d.set_item("last_error", e.last_error)?;
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    /// Replace the endpoint set by these addresses ("host:port" or a
+    /// socket path), each its own endpoint (for tests and tools until name
+    /// discovery feeds the set).
+    pub fn set_addresses(&self, py: Python<'_>, addrs: Vec<String>) -> PyResult<()> {
+        let mut parsed = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            parsed.push(parse_addr(&a).ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!(
+                    "{a:?} is not an address: give \"host:port\" or an absolute socket path"
+                ))
+            })?);
+        }
+        self.h.set_addrs(parsed).map_err(|e| to_pyerr(py, e))
+    }
+}
+
+fn parse_addr(a: &str) -> Option<Addr> {
+    if a.starts_with('/') {
+        return Some(Addr::Unix(a.into()));
+    }
+    let (host, port) = a.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then_some(())?;
+    Some(Addr::Tcp(host.to_string(), port.parse().ok()?))
 }
 
 /// Wait for a blocking request's reply (`send_blocking`) and convert it.

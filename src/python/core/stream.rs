@@ -14,12 +14,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyo3::exceptions::{PyStopIteration, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 use super::completer::Completer;
 use super::conv::Conv;
+use super::errors::to_pyerr;
 use crate::kernel::items::Next;
-use crate::kernel::{Items, Reply};
+use crate::kernel::{Items, KernelError, Reply};
 
 #[pyclass(frozen, module = "iokernel._native")]
 pub struct ItemStream {
@@ -65,6 +68,37 @@ impl ItemStream {
             Next::Item(outcome) => self.conv.apply(py, outcome).map(Some),
             Next::Ended => Err(PyStopIteration::new_err(())),
             Next::Empty => Ok(None),
+        }
+    }
+}
+
+impl ItemStream {
+    /// Every item (each a list) joined into one list, waiting for each as
+    /// `next` does, within `timeout` (+1 s: the kernel's deadline ends the
+    /// stream first; this only guards against a kernel that stopped).
+    pub fn collect(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        let out = PyList::empty(py);
+        let wait = timeout.map(|t| t + 1.0);
+        loop {
+            match self.next(py, wait) {
+                Ok(Some(batch)) => {
+                    out.call_method1(intern!(py, "extend"), (batch,))?;
+                }
+                Ok(None) => {
+                    self.close();
+                    return Err(to_pyerr(
+                        py,
+                        KernelError::timeout("the I/O kernel did not answer in time"),
+                    ));
+                }
+                Err(e) if e.is_instance_of::<PyStopIteration>(py) => {
+                    return Ok(out.into_any().unbind())
+                }
+                Err(e) => {
+                    self.close();
+                    return Err(e);
+                }
+            }
         }
     }
 }

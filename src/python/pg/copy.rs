@@ -10,6 +10,7 @@
 //! format, each value written as a query parameter would be, escaped.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -22,9 +23,15 @@ use pyo3::types::{
 use super::binary::put_binary;
 use super::values::encode_param;
 use crate::kernel::body::BodyTx;
+use crate::kernel::KernelError;
 use crate::kernel::Slot;
 use crate::protocols::pg::copy::{self, BINARY_HEADER, BINARY_TRAILER, CHUNK};
+use crate::python::core::errors::to_pyerr;
 use crate::python::core::service::wait_reply;
+
+/// Bytes of COPY data sent but not yet taken by the connection past which
+/// the producer waits (for half of it to be taken).
+const QUEUED_MAX: usize = 8 << 20;
 
 use super::result::COMMAND_STATUS;
 
@@ -196,9 +203,45 @@ impl CopyWriter {
         }
     }
 
-    fn send(&self, chunk: bytes::Bytes) -> bool {
-        let g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        g.as_ref().is_some_and(|tx| tx.send(chunk))
+    /// Send a chunk; then, if the connection is more than `QUEUED_MAX`
+    /// bytes behind, wait (GIL released) until it has caught up to half of
+    /// that, so a fast source never fills memory. False when the request
+    /// is gone; a `TimeoutError` if it stays behind past the timeout.
+    fn send(&self, py: Python<'_>, chunk: bytes::Bytes) -> PyResult<bool> {
+        let sent = {
+            let g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+            g.as_ref().is_some_and(|tx| tx.send(chunk))
+        };
+        if !sent {
+            return Ok(false);
+        }
+        let until = self
+            .timeout
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+            .and_then(|d| Instant::now().checked_add(d));
+        let mut limit = QUEUED_MAX;
+        loop {
+            let behind = {
+                // Never held across the wait: another thread may need it.
+                let g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+                g.as_ref()
+                    .is_some_and(|tx| !tx.is_closed() && tx.queued() > limit)
+            };
+            if !behind {
+                return Ok(true);
+            }
+            limit = QUEUED_MAX / 2; // once behind, wait until well caught up
+            if until.is_some_and(|u| Instant::now() >= u) {
+                return Err(to_pyerr(
+                    py,
+                    KernelError::timeout(
+                        "COPY: the server did not take the data within the timeout",
+                    ),
+                ));
+            }
+            py.detach(|| std::thread::sleep(Duration::from_millis(1)));
+            py.check_signals()?;
+        }
     }
 
     fn closed() -> PyErr {
@@ -210,14 +253,14 @@ impl CopyWriter {
 impl CopyWriter {
     /// Send `data` (any bytes-like piece of COPY data). False when the
     /// request is gone (its connection closed): stop; `finish` says why.
-    fn write(&self, data: &[u8]) -> PyResult<bool> {
+    fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
         if self.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
             return Err(Self::closed());
         }
         if data.is_empty() {
             return Ok(true);
         }
-        Ok(self.send(copy::frame(data)))
+        self.send(py, copy::frame(data))
     }
 
     /// Encode `records` (an iterable of tuples, one value per column of
@@ -287,7 +330,7 @@ impl CopyWriter {
             n += 1;
             if chunk.len() >= CHUNK {
                 copy::close_frame(&mut chunk, at);
-                if !self.send(chunk.split().freeze()) {
+                if !self.send(records.py(), chunk.split().freeze())? {
                     return Ok(n);
                 }
                 chunk.reserve(CHUNK + 1024);
@@ -298,7 +341,7 @@ impl CopyWriter {
             chunk.put_slice(BINARY_TRAILER);
         }
         copy::close_frame(&mut chunk, at);
-        self.send(chunk.freeze());
+        self.send(records.py(), chunk.freeze())?;
         Ok(n)
     }
 

@@ -29,7 +29,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 use super::types::{multirange_range, oid, range_subtype, Kind, Registry};
 use crate::python::core::errors::ErrorClass;
 
-static DATA_ERROR: ErrorClass = ErrorClass::new("DataError");
+static DATA_ERROR: ErrorClass = ErrorClass::new("PostgresDataError");
 static INTERFACE_ERROR: ErrorClass = ErrorClass::new("InterfaceError");
 static RANGE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 

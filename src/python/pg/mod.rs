@@ -52,6 +52,10 @@ pub use copy::CopyWriter;
 use result::{COMMAND_STATUS, STMT_INFO};
 use types::{Custom, TypeCache, TypeRow};
 
+/// Rows of an asyncio `fetch` per batch handed to the loop as they arrive
+/// (a smaller result comes whole, as one reply).
+const FETCH_BATCH: usize = 4096;
+
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct PgService {
     s: Service<Postgres>,
@@ -184,7 +188,7 @@ impl PgService {
             conns_per_addr: connections,
             max_dedicated,
             connector: crate::kernel::transport::plain(),
-            balancer: crate::kernel::balance::fewest_in_flight(),
+            balancer: crate::kernel::balance::peak_ewma_p2c(),
         };
         Ok(PgService {
             s: Service::open(py, Postgres { opts }, cfg)?,
@@ -218,10 +222,18 @@ impl PgService {
         simple: bool,
     ) -> PyResult<Py<PyAny>> {
         let conv = result::conv(shape, column)?;
-        let Some((p, s)) = self.query_of(sql, args, simple)? else {
+        let Some((mut p, s)) = self.query_of(sql, args, simple)? else {
             return Ok(self.unknown.clone_ref(py));
         };
-        self.s.blocking(py, Bytes::new(), p, s, timeout, conn, conv)
+        if shape != result::ROWS {
+            return self.s.blocking(py, Bytes::new(), p, s, timeout, conn, conv);
+        }
+        // All rows, converted batch by batch as they arrive (never all held
+        // raw); the stream is unbounded, so a shared connection never waits.
+        p.batch = FETCH_BATCH;
+        let (items, stream) = ItemStream::new(py, usize::MAX >> 1, conv, None);
+        self.s.send_stream(py, p, s, conn, items, timeout)?;
+        stream.collect(py, timeout)
     }
 
     /// Asyncio form of `query`; `fut` gets the result.
@@ -241,9 +253,14 @@ impl PgService {
         simple: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let conv = result::conv(shape, column)?;
-        let Some((p, s)) = self.query_of(sql, args, simple)? else {
+        let Some((mut p, s)) = self.query_of(sql, args, simple)? else {
             return Ok(self.unknown.bind(py).clone());
         };
+        if shape == result::ROWS {
+            // A big result comes in batches, each made into Records by the
+            // loop as it arrives, so its raw rows are never all held.
+            p.batch = FETCH_BATCH;
+        }
         self.s.submit(
             py,
             completer,
@@ -350,7 +367,7 @@ impl PgService {
         };
         p.batch = batch.max(1);
         let (items, stream) = ItemStream::new(py, capacity, result::ROW_BATCH, completer);
-        self.s.send_stream(py, p, s, conn, items)?;
+        self.s.send_stream(py, p, s, conn, items, None)?;
         Ok(Some(stream))
     }
 
@@ -437,7 +454,7 @@ impl PgService {
         let (items, stream) = ItemStream::new(py, 4, result::COPY_CHUNK, completer);
         let p = Pending::new(Query::CopyOut(sql.to_string()));
         self.s
-            .send_stream(py, p, Summary::new(b"COPY"), conn, items)?;
+            .send_stream(py, p, Summary::new(b"COPY"), conn, items, None)?;
         Ok(stream)
     }
 
@@ -561,6 +578,16 @@ impl PgService {
 
     fn release(&self, conn: u64) {
         self.s.release(conn);
+    }
+
+    /// Every current endpoint, one dict each.
+    fn endpoints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        self.s.endpoints(py)
+    }
+
+    /// Replace the endpoint set by these addresses (tests and tools).
+    fn _set_addresses(&self, py: Python<'_>, addrs: Vec<String>) -> PyResult<()> {
+        self.s.set_addresses(py, addrs)
     }
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -15,6 +15,7 @@ use crate::codec::resp::{self, Frame};
 use crate::kernel::Reply;
 use crate::protocols::redis::Frames;
 use crate::python::core::conv::{downcast, Conv};
+use crate::python::core::errors::ErrorClass;
 
 /// One command's reply; an error reply raises `ResponseError`. `decode`:
 /// text as str (bytes where it is not UTF-8).
@@ -91,14 +92,26 @@ fn frame_list(py: Python<'_>, reply: Reply, decode: usize) -> PyResult<Py<PyAny>
     Ok(PyList::new(py, out)?.into_any().unbind())
 }
 
+static DATA_ERROR: ErrorClass = ErrorClass::new("DataError");
+
+/// redis-py's `DataError` (also a `TypeError`): an argument Redis has no
+/// spelling for. Falls back to `TypeError` if the class cannot be found.
+fn data_error(py: Python<'_>, msg: String) -> PyErr {
+    match DATA_ERROR.get(py) {
+        Ok(class) => PyErr::from_type(class.clone(), msg),
+        Err(_) => PyTypeError::new_err(msg),
+    }
+}
+
 fn encode_one(a: &Bound<'_, PyAny>, out: &mut BytesMut) -> PyResult<()> {
     if let Ok(b) = a.cast::<PyBytes>() {
         resp::encode_bulk(b.as_bytes(), out);
     } else if let Ok(s) = a.cast::<PyString>() {
         resp::encode_bulk(s.to_str()?.as_bytes(), out);
     } else if a.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(PyTypeError::new_err(
-            "invalid argument of type bool: convert it to bytes, str, int or float first (e.g. int(flag))",
+        return Err(data_error(
+            a.py(),
+            "invalid argument of type bool: convert it to bytes, str, int or float first (e.g. int(flag))".into(),
         ));
     } else if let Ok(i) = a.cast::<PyInt>() {
         match i.extract::<i64>() {
@@ -115,9 +128,10 @@ fn encode_one(a: &Bound<'_, PyAny>, out: &mut BytesMut) -> PyResult<()> {
         resp::encode_bulk(&buf.to_vec(a.py())?, out);
     } else {
         let t = a.get_type().name()?;
-        return Err(PyTypeError::new_err(format!(
-            "invalid argument of type {t}: convert it to bytes, str, int or float first"
-        )));
+        return Err(data_error(
+            a.py(),
+            format!("invalid argument of type {t}: convert it to bytes, str, int or float first"),
+        ));
     }
     Ok(())
 }

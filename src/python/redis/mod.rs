@@ -97,7 +97,7 @@ impl RedisService {
             conns_per_addr: 1,
             max_dedicated: 64,
             connector: crate::kernel::transport::plain(),
-            balancer: crate::kernel::balance::fewest_in_flight(),
+            balancer: crate::kernel::balance::peak_ewma_p2c(),
         };
         Ok(RedisService {
             s: Service::open(py, Redis::new(opts), cfg)?,
@@ -264,6 +264,16 @@ impl RedisService {
     /// Close a dedicated connection.
     fn release(&self, conn: u64) {
         self.s.release(conn);
+    }
+
+    /// Every current endpoint, one dict each.
+    fn endpoints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
+        self.s.endpoints(py)
+    }
+
+    /// Replace the endpoint set by these addresses (tests and tools).
+    fn _set_addresses(&self, py: Python<'_>, addrs: Vec<String>) -> PyResult<()> {
+        self.s.set_addresses(py, addrs)
     }
 
     /// Counters of this service (shared by every client with the same URL).

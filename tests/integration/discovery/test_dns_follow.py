@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import iokernel
 from iokernel import redis
 from tests.integration.discovery.conftest import ADDRS
 from tests.integration.discovery.load import Load, blocking, until
@@ -146,3 +147,30 @@ async def test_a_name_is_asked_no_more_often_than_its_ttl(
     assert n_fast >= window / 2, f"the TTL-1 name was asked only {n_fast} times: not followed?"
     await slow.close()
     await fast.close()
+
+
+async def test_configure_moves_existing_clients_to_the_new_servers_at_their_next_refresh(
+    dns: DnsServer, trio: dict[str, RedisServer]
+) -> None:
+    a = trio["a"]
+    other = DnsServer(hosts={"move.test": [ADDRS["c"]]})
+    other.start()
+    try:
+        r = client(a.port)
+        assert await r.get("who") == b"a"
+        iokernel.configure(dns_servers=[other.address])
+        switched = time.monotonic()
+        async with Load(r, tasks=10) as load:
+            await until(lambda: load.settled_at(switched, "c") is not None
+                        and load.counts(time.monotonic() - 0.2).get("c", 0) > 20, 30,
+                        "requests reaching c (named by the new DNS server)")
+        settled = load.settled_at(switched, "c")
+        assert settled is not None
+        print(f"\nconfigure(dns_servers=[another]): an existing client moved "
+              f"{(settled - switched) * 1000:.0f} ms later; {len(load.errors)} failed")
+        assert not load.errors, load.errors[:3]
+        assert other.query_count("move.test") >= 1
+        await r.close()
+    finally:
+        iokernel.configure(dns_servers=[dns.address])
+        other.stop(cleanup=True)
