@@ -21,7 +21,8 @@ delivery check.
 Usage:
     python bench/streams_bench.py                 # 3 rounds, ~1 min
     python bench/streams_bench.py --rounds 5 --seconds 3
-Writes bench/results/streams-latest.json and prints a Markdown table.
+Writes bench/results/streams-latest.json, the plot docs/img/bench-streams.png
+and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -166,6 +167,26 @@ async def run_xreadgroup(kind: str, url: str, srv: RedisServer, per_task: int) -
     return {"ops_per_s": got / (t1 - t0), "cpu_us_per_op": (c1 - c0) / got * 1e6, "ops": got}
 
 
+def plot(results: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> None:
+    """Median ops/s per case and client, each round as a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(9, 3.6))
+    for ax, (case, per) in zip(axes, results.items()):
+        meds = [statistics.median(r["ops_per_s"] for r in per[k]) for k in CLIENTS]
+        ax.bar(CLIENTS, meds, color=["#2a7", "#c44", "#48c"])
+        for i, k in enumerate(CLIENTS):
+            ax.plot([i] * len(per[k]), [r["ops_per_s"] for r in per[k]], "k.", ms=4)
+        ax.set_title(f"{case}, 50 asyncio tasks")
+        ax.set_ylabel("entries/s")
+    fig.tight_layout()
+    path.parent.mkdir(exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -191,6 +212,7 @@ async def main() -> None:
     out = HERE / "results" / "streams-latest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
+    plot(results, ROOT / "docs" / "img" / "bench-streams.png")
     print("| case (50 tasks) | client | ops/s (median) | CPU µs/op | vs redis-py | vs glide |")
     print("|---|---|---|---|---|---|")
     for case, per in results.items():
