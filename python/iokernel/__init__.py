@@ -17,6 +17,7 @@ from ._errors import (
     OverloadedError,
     ProtocolError,
     ResponseTooLargeError,
+    TLSError,
     TimeoutError,
 )
 
@@ -29,6 +30,7 @@ __all__ = [
     "OverloadedError",
     "ProtocolError",
     "ResponseTooLargeError",
+    "TLSError",
     "TimeoutError",
     "__version__",
     "configure",

@@ -45,6 +45,8 @@ use bytes::{Bytes, BytesMut};
 use crate::codec::pg::{self, Backend, Column, DataRow, ErrorFields, Limits};
 use crate::codec::pg_auth::{md5_password, ScramClient};
 use crate::kernel::handshake::HandshakeIo;
+use crate::kernel::tls::TlsReason;
+use crate::kernel::transport::Connector;
 use crate::kernel::{DecodeError, Feed, KernelError, Protocol};
 
 #[path = "pg_copy.rs"]
@@ -71,6 +73,10 @@ pub struct PgOptions {
 
 pub struct Postgres {
     pub opts: PgOptions,
+    /// libpq's retry after the server refuses a startup (`pg_tls`): the
+    /// connector to open the new connection with, and whether it applies
+    /// when the refused one was TLS (`prefer`) or plain text (`allow`).
+    pub retry: Option<(Arc<dyn Connector>, bool)>,
 }
 
 /// What a request asks the server to do.
@@ -463,7 +469,45 @@ impl Protocol for Postgres {
         Feed::More
     }
 
+    fn cancel_request(&self, st: &mut PgConn) -> Option<Vec<u8>> {
+        let (pid, secret) = st.backend?;
+        st.cancel_sent = Some(Instant::now());
+        let mut out = BytesMut::new();
+        pg::cancel_request(&mut out, pid, secret);
+        Some(out.to_vec())
+    }
+
+    fn heartbeat(&self) -> Option<(Bytes, Pending)> {
+        Some((Bytes::new(), Pending::new(Query::Simple(String::new()))))
+    }
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
     async fn handshake(&self, io: &mut HandshakeIo<'_, Self>) -> Result<(), KernelError> {
+        let mut refused = false;
+        match self.startup(io, &mut refused).await {
+            Err(e) if refused => match &self.retry {
+                Some((other, after_tls)) if io.is_tls() == *after_tls => {
+                    io.reopen(&**other).await?;
+                    self.startup(io, &mut refused).await
+                }
+                _ => Err(e),
+            },
+            done => done,
+        }
+    }
+}
+
+impl Postgres {
+    /// Startup and authentication; `refused` is set when the server
+    /// answered with an error (libpq's `allow`/`prefer` retry then).
+    async fn startup(
+        &self,
+        io: &mut HandshakeIo<'_, Self>,
+        refused: &mut bool,
+    ) -> Result<(), KernelError> {
         let o = &self.opts;
         let addr = io.addr.to_string();
         let fail = |why: String| KernelError::connection(format!("postgres {addr}: {why}"));
@@ -546,6 +590,16 @@ impl Protocol for Postgres {
                     continue;
                 }
                 Backend::ErrorResponse(e) => {
+                    *refused = true;
+                    if e.code == "28000" && e.message.contains("certificate") {
+                        // pg_hba `cert` (or clientcert=...): ours is missing or refused.
+                        return Err(fail(format!(
+                            "{}: the server wants a valid client certificate; give it with \
+                             sslcert / sslkey (its CN must be the user name)",
+                            err_text(&e)
+                        ))
+                        .tls(Some(TlsReason::ClientCertRefused.name())));
+                    }
                     let hint = if e.code == "28P01" || e.code == "28000" {
                         ": check the user and password in the URL"
                     } else {
@@ -563,21 +617,5 @@ impl Protocol for Postgres {
             }
             io.send(&out).await?;
         }
-    }
-
-    fn cancel_request(&self, st: &mut PgConn) -> Option<Vec<u8>> {
-        let (pid, secret) = st.backend?;
-        st.cancel_sent = Some(Instant::now());
-        let mut out = BytesMut::new();
-        pg::cancel_request(&mut out, pid, secret);
-        Some(out.to_vec())
-    }
-
-    fn heartbeat(&self) -> Option<(Bytes, Pending)> {
-        Some((Bytes::new(), Pending::new(Query::Simple(String::new()))))
-    }
-
-    fn name(&self) -> &'static str {
-        "postgres"
     }
 }
