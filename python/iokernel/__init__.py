@@ -17,8 +17,8 @@ from ._errors import (
     OverloadedError,
     ProtocolError,
     ResponseTooLargeError,
-    TLSError,
     TimeoutError,
+    TLSError,
 )
 
 __version__: str = _native.__version__

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::tls::failure_of;
-use super::transport::{Addr, Connector, Reader, Stream, Writer};
+use super::transport::{Addr, Connector, Reader, Stream, TlsHints, Writer};
 use super::{KernelError, Protocol, Reason};
 
 /// What a protocol's handshake gets: send bytes, read whole messages,
@@ -38,13 +38,13 @@ impl<P: Protocol> HandshakeIo<'_, P> {
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), KernelError> {
-        let addr = self.addr;
+        let (addr, hints) = (self.addr, self.connector.tls_hints());
         let s = self.stream()?;
         let wrote = match s.write_all(bytes).await {
             Ok(()) => s.flush().await,
             Err(e) => Err(e),
         };
-        wrote.map_err(|e| io_error(addr, "write failed during handshake", &e))
+        wrote.map_err(|e| io_error(addr, hints, "write failed during handshake", &e))
     }
 
     /// The next message that is not unsolicited.
@@ -70,7 +70,7 @@ impl<P: Protocol> HandshakeIo<'_, P> {
     }
 
     async fn read_some(&mut self) -> Result<(), KernelError> {
-        let addr = self.addr;
+        let (addr, hints) = (self.addr, self.connector.tls_hints());
         let stream = self.stream.as_mut().ok_or_else(|| {
             KernelError::connection(format!("{addr}: the stream was lost in an upgrade"))
         })?;
@@ -78,7 +78,7 @@ impl<P: Protocol> HandshakeIo<'_, P> {
         let n = stream
             .read_buf(self.buf)
             .await
-            .map_err(|e| io_error(addr, "read failed during handshake", &e))?;
+            .map_err(|e| io_error(addr, hints, "read failed during handshake", &e))?;
         if n == 0 && tls {
             return Err(KernelError::connection(format!(
                 "{addr}: the server closed the TLS connection during the handshake \
@@ -110,7 +110,7 @@ impl<P: Protocol> HandshakeIo<'_, P> {
         let s = connector
             .connect(addr)
             .await
-            .map_err(|e| io_error(addr, "cannot connect again", &e))?;
+            .map_err(|e| io_error(addr, connector.tls_hints(), "cannot connect again", &e))?;
         self.stream = Some(s);
         Ok(())
     }
@@ -137,7 +137,7 @@ impl<P: Protocol> HandshakeIo<'_, P> {
         })?;
         let upgraded = layer(plain)
             .await
-            .map_err(|e| io_error(addr, "upgrading the connection failed", &e))?;
+            .map_err(|e| io_error(addr, None, "upgrading the connection failed", &e))?;
         self.stream = Some(upgraded);
         Ok(())
     }
@@ -146,13 +146,14 @@ impl<P: Protocol> HandshakeIo<'_, P> {
 /// An I/O error during the handshake, with its TLS reason if it is one (a
 /// TLS 1.3 server refuses a client certificate after the client's side of
 /// the handshake is done: the refusal arrives on the first read).
-fn io_error(addr: &Addr, what: &str, e: &std::io::Error) -> KernelError {
+fn io_error(addr: &Addr, hints: Option<&TlsHints>, what: &str, e: &std::io::Error) -> KernelError {
     let tls = failure_of(e);
     let detail = match &tls {
         Some(f) if f.reason == super::tls::TlsReason::ClientCertRefused => format!(
             "{addr}: {what}: {}: the server refused the client certificate (or got none); \
-             check the client certificate and key options",
-            f.message
+             check {}",
+            f.message,
+            hints.map_or("the client certificate and key options", |h| h.client_cert)
         ),
         _ => format!("{addr}: {what}: {e}"),
     };
@@ -210,10 +211,13 @@ pub async fn connect<P: Protocol>(
             "cannot connect to {} {addr}: no answer within {:.1}s (connect_timeout){}",
             proto.name(),
             timeout.as_secs_f64(),
-            if connector.stats().iter().any(|(k, _)| *k == "tls_handshakes") {
-                "; over TLS: a plain-text server on this port never answers the TLS handshake"
-            } else {
-                ""
+            match connector.tls_hints() {
+                Some(h) => format!(
+                    "; over TLS: a plain-text server on this port never answers the TLS \
+                     handshake ({})",
+                    h.plain
+                ),
+                None => String::new(),
             }
         ))
         .because(Reason::ConnectTimeout)),

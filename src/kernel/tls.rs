@@ -26,7 +26,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
+use rustls::{
+    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
+};
 
 use super::transport::{open, Addr, Connector, Opening, Stream};
 
@@ -52,16 +54,8 @@ pub enum Roots {
     Pem(String),
 }
 
-/// The options that change a failure's outcome, as the protocol names them
-/// (put in error messages).
-#[derive(Debug, Clone)]
-pub struct Hints {
-    pub ca: &'static str,
-    pub no_verify: &'static str,
-    pub no_hostname: &'static str,
-    pub client_cert: &'static str,
-    pub plain: &'static str,
-}
+/// The options that change a failure's outcome, as the protocol names them.
+pub use super::transport::TlsHints as Hints;
 
 #[derive(Debug, Clone)]
 pub struct TlsOptions {
@@ -146,7 +140,9 @@ fn classify(e: &rustls::Error) -> TlsReason {
     use rustls::Error as E;
     match e {
         E::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer | CertificateError::BadSignature => TlsReason::UnknownCa,
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                TlsReason::UnknownCa
+            }
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                 TlsReason::Expired
             }
@@ -208,7 +204,9 @@ fn pem_certs(
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{what}: not PEM certificates: {e}"))?;
     if v.is_empty() {
-        return Err(format!("{what}: no certificate in it (expected PEM, -----BEGIN CERTIFICATE-----)"));
+        return Err(format!(
+            "{what}: no certificate in it (expected PEM, -----BEGIN CERTIFICATE-----)"
+        ));
     }
     Ok(v)
 }
@@ -414,6 +412,10 @@ impl Connector for TlsConnector {
     fn stats(&self) -> Vec<(&'static str, u64)> {
         let (h, r) = self.tls.counts();
         vec![("tls_handshakes", h), ("tls_resumed", r)]
+    }
+
+    fn tls_hints(&self) -> Option<&Hints> {
+        Some(self.tls.hints())
     }
 }
 

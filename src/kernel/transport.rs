@@ -106,6 +106,22 @@ pub trait Connector: Send + Sync {
     fn stats(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// For a TLS connector: the options that change a TLS failure's
+    /// outcome, as its protocol names them (for error messages).
+    fn tls_hints(&self) -> Option<&TlsHints> {
+        None
+    }
+}
+
+/// The options that change a TLS failure's outcome, as the protocol names
+/// them (`ssl_ca_certs` for Redis, `sslrootcert` for PostgreSQL ...).
+#[derive(Debug, Clone)]
+pub struct TlsHints {
+    pub ca: &'static str,
+    pub no_verify: &'static str,
+    pub no_hostname: &'static str,
+    pub client_cert: &'static str,
+    pub plain: &'static str,
 }
 
 /// Plain TCP (no-delay, keepalive) and Unix sockets.

@@ -26,7 +26,13 @@ use crate::kernel::tls::{Hints, Roots, Tls, TlsFailure, TlsOptions, TlsReason, V
 use crate::kernel::transport::{open, plain, Addr, Connector, Opening, Stream};
 
 /// The libpq names this reads (URL parameters and keyword arguments).
-pub const NAMES: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "sslnegotiation"];
+pub const NAMES: [&str; 5] = [
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslnegotiation",
+];
 
 /// The environment variables libpq reads for them.
 pub const ENV: [(&str, &str); 5] = [
@@ -155,7 +161,11 @@ pub fn settings(params: &[(String, String)]) -> Result<PgSsl, String> {
                 "sslmode={} needs a root certificate: give sslrootcert=<file> (or \
                  sslrootcert=system for the system's CAs), put it in ~/.postgresql/root.crt, \
                  or use sslmode=require to encrypt without verifying",
-                if mode == SslMode::VerifyFull { "verify-full" } else { "verify-ca" }
+                if mode == SslMode::VerifyFull {
+                    "verify-full"
+                } else {
+                    "verify-ca"
+                }
             ))
         }
     };
@@ -227,7 +237,12 @@ impl PgConnector {
 /// PostgreSQL's SSLRequest: length 8, code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
-async fn negotiate(mode: SslMode, direct: bool, tls: Arc<Tls>, addr: Addr) -> std::io::Result<Stream> {
+async fn negotiate(
+    mode: SslMode,
+    direct: bool,
+    tls: Arc<Tls>,
+    addr: Addr,
+) -> std::io::Result<Stream> {
     let mut s = open(&addr).await?;
     if direct {
         return tls.handshake(s, &addr).await;
@@ -290,6 +305,10 @@ impl Connector for PgConnector {
         let (h, r) = self.tls.as_ref().map_or((0, 0), |t| t.counts());
         vec![("tls_handshakes", h), ("tls_resumed", r)]
     }
+
+    fn tls_hints(&self) -> Option<&Hints> {
+        self.tls.as_ref().map(|t| t.hints())
+    }
 }
 
 #[cfg(test)]
@@ -320,7 +339,10 @@ mod tests {
         assert!(e(&[("sslnegotiation", "direct")]).contains("require"));
         assert!(e(&[("sslmode", "verify_full")]).contains("sslmode"));
         assert!(e(&[("sslnegotiation", "fast")]).contains("sslnegotiation"));
-        assert!(e(&[("sslmode", "require"), ("sslrootcert", "/nonexistent/ca.pem")])
-            .contains("no such file"));
+        assert!(e(&[
+            ("sslmode", "require"),
+            ("sslrootcert", "/nonexistent/ca.pem")
+        ])
+        .contains("no such file"));
     }
 }

@@ -89,7 +89,9 @@ pub fn options(tls: bool, params: &[(String, String)]) -> Result<Option<TlsOptio
     };
     let roots = match (get("ssl_ca_certs"), get("ssl_ca_data")) {
         (Some(_), Some(_)) => {
-            return Err("give either ssl_ca_certs (a file) or ssl_ca_data (PEM text), not both".into())
+            return Err(
+                "give either ssl_ca_certs (a file) or ssl_ca_data (PEM text), not both".into(),
+            )
         }
         (Some(f), None) => Roots::File(PathBuf::from(f)),
         (None, Some(pem)) => Roots::Pem(pem.to_string()),
@@ -144,24 +146,37 @@ mod tests {
     fn redis_py_names() {
         assert!(options(false, &[]).unwrap().is_none());
         let o = options(true, &[]).unwrap().unwrap();
-        assert_eq!((o.verify, o.roots, o.tls13_only), (Verify::Full, Roots::System, false));
+        assert_eq!(
+            (o.verify, o.roots, o.tls13_only),
+            (Verify::Full, Roots::System, false)
+        );
         let o = options(false, &p(&[("ssl", "true"), ("ssl_cert_reqs", "none")]))
             .unwrap()
             .unwrap();
         assert_eq!(o.verify, Verify::None);
-        let o = options(true, &p(&[("ssl_check_hostname", "false")])).unwrap().unwrap();
-        assert_eq!(o.verify, Verify::Chain);
-        let o = options(true, &p(&[("ssl_cert_reqs", "optional")])).unwrap().unwrap();
-        assert_eq!(o.verify, Verify::Full);
-        let o = options(true, &p(&[("ssl_certfile", "/c.pem"), ("ssl_min_version", "TLSv1_3")]))
+        let o = options(true, &p(&[("ssl_check_hostname", "false")]))
             .unwrap()
             .unwrap();
+        assert_eq!(o.verify, Verify::Chain);
+        let o = options(true, &p(&[("ssl_cert_reqs", "optional")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.verify, Verify::Full);
+        let o = options(
+            true,
+            &p(&[("ssl_certfile", "/c.pem"), ("ssl_min_version", "TLSv1_3")]),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(o.client_cert, Some(("/c.pem".into(), "/c.pem".into())));
         assert!(o.tls13_only);
         // A later value (a keyword argument) wins over the URL's.
-        let o = options(true, &p(&[("ssl_cert_reqs", "none"), ("ssl_cert_reqs", "required")]))
-            .unwrap()
-            .unwrap();
+        let o = options(
+            true,
+            &p(&[("ssl_cert_reqs", "none"), ("ssl_cert_reqs", "required")]),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(o.verify, Verify::Full);
     }
 
@@ -169,8 +184,11 @@ mod tests {
     fn bad_combinations_are_refused() {
         let e = |kv: &[(&str, &str)], tls: bool| options(tls, &p(kv)).unwrap_err();
         assert!(e(&[("ssl_ca_certs", "/x")], false).contains("rediss://"));
-        assert!(e(&[("ssl_cert_reqs", "none"), ("ssl_check_hostname", "true")], true)
-            .contains("ssl_check_hostname"));
+        assert!(e(
+            &[("ssl_cert_reqs", "none"), ("ssl_check_hostname", "true")],
+            true
+        )
+        .contains("ssl_check_hostname"));
         assert!(e(&[("ssl_min_version", "TLSv1_1")], true).contains("1.2"));
         assert!(e(&[("ssl_cert_reqs", "maybe")], true).contains("ssl_cert_reqs"));
         assert!(e(&[("ssl_keyfile", "/k")], true).contains("ssl_certfile"));

@@ -147,9 +147,9 @@ impl PgService {
         let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
         // TLS: libpq's environment variables, then the URL, then keyword
         // arguments (the last wins).
-        let env = pg_tls::ENV.iter().filter_map(|(var, name)| {
-            std::env::var(var).ok().map(|v| (name.to_string(), v))
-        });
+        let env = pg_tls::ENV
+            .iter()
+            .filter_map(|(var, name)| std::env::var(var).ok().map(|v| (name.to_string(), v)));
         let params: Vec<_> = env.chain(u.ssl.iter().cloned()).chain(ssl).collect();
         let tls = pg_tls::settings(&params).map_err(PyValueError::new_err)?;
         let connector = PgConnector::new(&tls);

@@ -20,10 +20,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::kernel::service::ServiceConfig;
-use crate::kernel::Summary;
-use crate::protocols::redis::{Pending, Redis};
 use crate::kernel::tls::{Tls, TlsConnector};
 use crate::kernel::transport::Connector;
+use crate::kernel::Summary;
+use crate::protocols::redis::{Pending, Redis};
 use crate::protocols::{redis_tls, redis_url};
 use crate::python::core::completer::Completer;
 use crate::python::core::service::Service;
