@@ -16,7 +16,7 @@ import iokernel
 from iokernel import pg
 from tests.servers import PostgresServer
 from tests.tls.certs import CLIENT_USER, Certs
-from tests.tls.conftest import TLS_ONLY_USER, PgTlsServer
+from tests.tls.servers import TLS_ONLY_USER, PgTlsServer
 
 IS_TLS = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 

@@ -19,7 +19,7 @@ import pytest
 import iokernel
 from iokernel import redis
 from tests.tls.certs import Certs
-from tests.tls.conftest import FakePeer, RedisTlsServer
+from tests.tls.servers import FakePeer, RedisTlsServer
 
 Server = Callable[..., RedisTlsServer]
 
