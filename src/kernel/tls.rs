@@ -311,12 +311,10 @@ impl Tls {
         &self.hints
     }
 
-    /// Run the TLS handshake over `plain`, for the server at `addr`.
-    pub async fn handshake(&self, plain: Stream, addr: &Addr) -> io::Result<Stream> {
-        let host = match addr {
-            Addr::Tcp(h, _) => h.clone(),
-            Addr::Unix(_) => "localhost".to_string(),
-        };
+    /// Run the TLS handshake over `plain`, for the server at `addr`, whose
+    /// certificate must be valid for `host` (`server_name`).
+    pub async fn handshake(&self, plain: Stream, host: &str) -> io::Result<Stream> {
+        let host = host.to_string();
         let name = ServerName::try_from(host.clone()).map_err(|_| {
             TlsFailure::io(
                 TlsReason::Other,
@@ -395,17 +393,43 @@ impl Tls {
     }
 }
 
-/// TCP (or Unix socket), then TLS: `rediss://`.
+/// The name a server's certificate must be valid for, connecting to
+/// `addr`: its own host (a name, or an IP address checked against the
+/// certificate's IP SANs), unless it is an IP address that discovery
+/// resolved from one of the service's `names` (not itself one of them):
+/// then the name with that port, if only one has it.
+pub fn server_name(addr: &Addr, names: &[Addr]) -> String {
+    let (host, port) = match addr {
+        Addr::Tcp(h, p) => (h, *p),
+        Addr::Unix(_) => return "localhost".to_string(),
+    };
+    if host.parse::<std::net::IpAddr>().is_err() || names.contains(addr) {
+        return host.clone();
+    }
+    let mut named = names.iter().filter_map(|n| match n {
+        Addr::Tcp(h, p) if *p == port && h.parse::<std::net::IpAddr>().is_err() => Some(h),
+        _ => None,
+    });
+    match (named.next(), named.next()) {
+        (Some(h), None) => h.clone(),
+        _ => host.clone(),
+    }
+}
+
+/// TCP (or Unix socket), then TLS: `rediss://`. `names`: what the URL
+/// names (`server_name`).
 pub struct TlsConnector {
     pub tls: Arc<Tls>,
+    pub names: Vec<Addr>,
 }
 
 impl Connector for TlsConnector {
     fn connect(&self, addr: &Addr) -> Opening {
         let (tls, addr) = (self.tls.clone(), addr.clone());
+        let host = server_name(&addr, &self.names);
         Box::pin(async move {
             let plain = open(&addr).await?;
-            tls.handshake(plain, &addr).await
+            tls.handshake(plain, &host).await
         })
     }
 
@@ -508,5 +532,31 @@ impl ServerCertVerifier for ChainOnly {
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names() {
+        let t = |h: &str, p| Addr::Tcp(h.into(), p);
+        let names = [t("cache.example.com", 6380), t("10.0.0.9", 6380)];
+        // resolved from the one name with that port
+        assert_eq!(
+            server_name(&t("10.1.2.3", 6380), &names),
+            "cache.example.com"
+        );
+        // an IP address the URL names itself is checked as an IP
+        assert_eq!(server_name(&t("10.0.0.9", 6380), &names), "10.0.0.9");
+        assert_eq!(
+            server_name(&t("db.example.com", 5432), &names),
+            "db.example.com"
+        );
+        // two names with the port: which one is unknown, the IP is checked
+        let two = [t("a.example.com", 6380), t("b.example.com", 6380)];
+        assert_eq!(server_name(&t("10.1.2.3", 6380), &two), "10.1.2.3");
+        assert_eq!(server_name(&Addr::Unix("/s".into()), &names), "localhost");
     }
 }

@@ -185,7 +185,9 @@ pub enum ClientError {
 /// SQLSTATEs a statement prepared before a schema change can fail with:
 /// 0A000 "cached plan must not change result type", 26000 (the statement is
 /// gone), and what binding values of the old types to the new table gives.
-const STALE: &[&str] = &["0A000", "26000", "42804", "22P02", "42P01", "42703", "42883"];
+const STALE: &[&str] = &[
+    "0A000", "26000", "42804", "22P02", "42P01", "42703", "42883",
+];
 
 /// A prepared statement of one connection.
 struct Cached {
@@ -373,7 +375,10 @@ impl Protocol for Postgres {
                         p.parted = true;
                         return Feed::Item(Box::new(PgResult {
                             columns: p.result.columns.clone(),
-                            rows: std::mem::replace(&mut p.result.rows, Vec::with_capacity(p.batch)),
+                            rows: std::mem::replace(
+                                &mut p.result.rows,
+                                Vec::with_capacity(p.batch),
+                            ),
                             ..PgResult::default()
                         }));
                     }
@@ -388,7 +393,9 @@ impl Protocol for Postgres {
                 };
                 p.drop_rows = true;
                 p.result.rows = Vec::new();
-                p.result.client_error.get_or_insert(ClientError::TooLarge(format!(
+                p.result
+                    .client_error
+                    .get_or_insert(ClientError::TooLarge(format!(
                     "{what} of {len} bytes is larger than max_message_size ({limit} bytes): it was \
                      read and discarded and this request failed; the connection stays usable. \
                      Raise the client's max_message_size to receive such replies"
@@ -453,13 +460,11 @@ impl Protocol for Postgres {
                         .into(),
                 ));
             }
-            Backend::CopyInResponse | Backend::CopyBothResponse => {
-                return Feed::Fail(
-                    "the server started COPY FROM STDIN (or replication), which a plain query cannot \
+            Backend::CopyInResponse | Backend::CopyBothResponse => return Feed::Fail(
+                "the server started COPY FROM STDIN (or replication), which a plain query cannot \
                      feed: use copy_to_table() or copy_records_to_table()"
-                        .into(),
-                )
-            }
+                    .into(),
+            ),
             other => {
                 return Feed::Fail(format!(
                     "unexpected PostgreSQL message during a query: {other:?}"

@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::kernel::tls::{Hints, Roots, Tls, TlsFailure, TlsOptions, TlsReason, Verify};
+use crate::kernel::tls::{
+    server_name, Hints, Roots, Tls, TlsFailure, TlsOptions, TlsReason, Verify,
+};
 use crate::kernel::transport::{open, plain, Addr, Connector, Opening, Stream};
 
 /// The libpq names this reads (URL parameters and keyword arguments).
@@ -202,19 +204,23 @@ pub fn settings(params: &[(String, String)]) -> Result<PgSsl, String> {
     })
 }
 
-/// Opens a connection as `sslmode` and `sslnegotiation` say.
+/// Opens a connection as `sslmode` and `sslnegotiation` say. `names`:
+/// the hosts the URL names (the TLS server name of a resolved address,
+/// `tls::server_name`).
 pub struct PgConnector {
     pub mode: SslMode,
     pub direct: bool,
     pub tls: Option<Arc<Tls>>,
+    pub names: Vec<Addr>,
 }
 
 impl PgConnector {
-    pub fn new(s: &PgSsl) -> Self {
+    pub fn new(s: &PgSsl, names: Vec<Addr>) -> Self {
         PgConnector {
             mode: s.mode,
             direct: s.direct,
             tls: s.tls.clone(),
+            names,
         }
     }
 
@@ -227,6 +233,7 @@ impl PgConnector {
                 mode: SslMode::Require,
                 direct: false,
                 tls: self.tls.clone(),
+                names: self.names.clone(),
             })),
             SslMode::Prefer => Some(plain()),
             _ => None,
@@ -242,10 +249,11 @@ async fn negotiate(
     direct: bool,
     tls: Arc<Tls>,
     addr: Addr,
+    host: String,
 ) -> std::io::Result<Stream> {
     let mut s = open(&addr).await?;
     if direct {
-        return tls.handshake(s, &addr).await;
+        return tls.handshake(s, &host).await;
     }
     s.write_all(&SSL_REQUEST).await?;
     let mut answer = [0u8; 1];
@@ -253,7 +261,7 @@ async fn negotiate(
     // socket and goes to the TLS layer, which refuses it.
     let n = s.read(&mut answer).await?;
     match (n, answer[0]) {
-        (1, b'S') => match tls.handshake(s, &addr).await {
+        (1, b'S') => match tls.handshake(s, &host).await {
             Ok(t) => Ok(t),
             // libpq: prefer retries without TLS when the TLS handshake fails.
             Err(_) if mode == SslMode::Prefer => open(&addr).await,
@@ -298,7 +306,8 @@ impl Connector for PgConnector {
             }
             (Some(t), _, _) => t.clone(),
         };
-        Box::pin(negotiate(self.mode, self.direct, tls, addr))
+        let host = server_name(&addr, &self.names);
+        Box::pin(negotiate(self.mode, self.direct, tls, addr, host))
     }
 
     fn stats(&self) -> Vec<(&'static str, u64)> {

@@ -152,7 +152,7 @@ impl PgService {
             .filter_map(|(var, name)| std::env::var(var).ok().map(|v| (name.to_string(), v)));
         let params: Vec<_> = env.chain(u.ssl.iter().cloned()).chain(ssl).collect();
         let tls = pg_tls::settings(&params).map_err(PyValueError::new_err)?;
-        let connector = PgConnector::new(&tls);
+        let connector = PgConnector::new(&tls, u.addrs.clone());
         let retry = connector
             .retry()
             .map(|c| (c, tls.mode == pg_tls::SslMode::Prefer));

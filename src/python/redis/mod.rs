@@ -88,6 +88,7 @@ impl RedisService {
                 None => crate::kernel::transport::plain(),
                 Some(o) => std::sync::Arc::new(TlsConnector {
                     tls: Tls::new(o).map_err(PyValueError::new_err)?,
+                    names: u.addrs.clone(),
                 }),
             };
         let connect_timeout = seconds("connect_timeout", connect_timeout)?;
