@@ -14,8 +14,8 @@ use std::fmt;
 
 #[path = "pg_decode.rs"]
 mod decode;
-use decode::Reader;
 pub use decode::{decode, decode_skipping, SKIPPABLE};
+use decode::Reader;
 
 #[path = "pg_encode.rs"]
 mod encode;

@@ -214,11 +214,7 @@ fn oversized_rows_are_skipped_without_buffering() {
     assert_eq!(
         got,
         vec![
-            Backend::Oversized {
-                tag: b'D',
-                len: 4 + 2 + 4 + 200,
-                limit: 64
-            },
+            Backend::Oversized { tag: b'D', len: 4 + 2 + 4 + 200, limit: 64 },
             Backend::CommandComplete("SELECT 1".into()),
             Backend::ReadyForQuery(b'I'),
         ]

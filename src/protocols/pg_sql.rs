@@ -88,22 +88,16 @@ mod tests {
     #[test]
     fn finds_copy_from_stdin_only_as_a_statement() {
         assert!(copies_from_stdin("COPY t FROM STDIN"));
-        assert!(copies_from_stdin(
-            "  copy t (a, b) from stdin with (format csv)"
-        ));
+        assert!(copies_from_stdin("  copy t (a, b) from stdin with (format csv)"));
         assert!(copies_from_stdin("SELECT 1; /* x */ COPY t FROM stdin;"));
         assert!(copies_from_stdin("-- hi\nCOPY \"t\" FROM STDIN"));
         assert!(!copies_from_stdin("COPY t TO STDOUT"));
         assert!(!copies_from_stdin("COPY t FROM '/tmp/x'"));
         assert!(!copies_from_stdin("SELECT 'COPY t FROM STDIN'"));
         assert!(!copies_from_stdin("SELECT $$; COPY t FROM STDIN$$"));
-        assert!(!copies_from_stdin(
-            "SELECT $tag$; COPY t FROM STDIN$tag$, $1"
-        ));
+        assert!(!copies_from_stdin("SELECT $tag$; COPY t FROM STDIN$tag$, $1"));
         assert!(!copies_from_stdin("/* COPY t FROM STDIN */ SELECT 1"));
-        assert!(!copies_from_stdin(
-            "/* a /* nested */ COPY t FROM STDIN */ SELECT 1"
-        ));
+        assert!(!copies_from_stdin("/* a /* nested */ COPY t FROM STDIN */ SELECT 1"));
         assert!(!copies_from_stdin("SELECT copy FROM stdin_table"));
         assert!(!copies_from_stdin("$"));
         assert!(!copies_from_stdin("SELECT $1"));

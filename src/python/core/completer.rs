@@ -268,11 +268,7 @@ impl Completer {
         let mut last = last.cast_into::<PyTuple>()?;
         if !last.get_item(0)?.is(&lp) {
             aio.2.bind(py).call1((&lp,))?; // makes and caches this loop's entry
-            last = aio
-                .1
-                .bind(py)
-                .getattr(intern!(py, "_last"))?
-                .cast_into::<PyTuple>()?;
+            last = aio.1.bind(py).getattr(intern!(py, "_last"))?.cast_into::<PyTuple>()?;
         }
         let comp = last.get_item(1)?.cast_into::<Completer>()?;
         let fut = if last.get_item(2)?.is_truthy()? {

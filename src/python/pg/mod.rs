@@ -29,11 +29,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::codec::pg as wire;
-use crate::kernel::body;
 use crate::kernel::service::ServiceConfig;
 use crate::kernel::Summary;
-use crate::protocols::pg::copy as pg_copy;
 use crate::protocols::pg::{ClientError, Pending, PgOptions, Postgres, Query};
+use crate::kernel::body;
+use crate::protocols::pg::copy as pg_copy;
 use crate::protocols::pg_sql;
 use crate::protocols::pg_tls::{self, PgConnector};
 use crate::protocols::pg_url;
@@ -41,8 +41,8 @@ use crate::python::core::completer::Completer;
 use crate::python::core::service::{wait_reply, Service};
 use crate::python::core::stream::ItemStream;
 use crate::python::core::wait::seconds;
-pub use copy::CopyWriter;
 use result::{COMMAND_STATUS, PARAM_TYPES};
+pub use copy::CopyWriter;
 use values::encode_param;
 
 /// Rows of an asyncio `fetch` per batch handed to the loop as they arrive
@@ -440,15 +440,9 @@ impl PgService {
     ) -> PyResult<copy::CopyWriter> {
         let (tx, body) = body::channel(Some(pg_copy::abandon()));
         let p = Pending::new(Query::CopyIn(sql.to_string()));
-        let slot = self.s.send_blocking(
-            py,
-            Bytes::new(),
-            p,
-            Summary::new(b"COPY"),
-            timeout,
-            conn,
-            Some(body),
-        )?;
+        let slot = self
+            .s
+            .send_blocking(py, Bytes::new(), p, Summary::new(b"COPY"), timeout, conn, Some(body))?;
         Ok(copy::CopyWriter::new(tx, Some(slot), timeout))
     }
 

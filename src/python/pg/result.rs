@@ -46,10 +46,7 @@ fn notification(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let n = reply.downcast::<Notification>().map_err(|_| {
         PyTypeError::new_err("iokernel internal error: unexpected PostgreSQL notification")
     })?;
-    Ok((n.pid, n.channel, n.payload)
-        .into_pyobject(py)?
-        .into_any()
-        .unbind())
+    Ok((n.pid, n.channel, n.payload).into_pyobject(py)?.into_any().unbind())
 }
 
 /// The conversion for `shape` (`column`: which value, for `VALUE`).
