@@ -13,7 +13,7 @@ warm-up cancel out.
 Cases: ``get-async`` / ``set-async`` (iokernel ``AsyncClient``, ``--conc``
 tasks), ``floor-async`` (bench/floor.py's eventfd floor: what asyncio itself
 costs to await a future resolved from another thread), ``get-threads``
-(iokernel ``Client``, ``--conc`` threads). Uses $IOKERNEL_BENCH_REDIS_URL if
+/ ``set-threads`` (iokernel ``Client``, ``--conc`` threads). Uses $IOKERNEL_BENCH_REDIS_URL if
 set, otherwise starts its own redis-server.
 """
 
@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,22 +35,26 @@ for p in (str(HERE), str(HERE.parent)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-CASES = ("get-async", "set-async", "floor-async", "get-threads")
+CASES = ("get-async", "set-async", "floor-async", "get-threads", "set-threads")
 
 
 def _child(case: str, url: str, ops: int, conc: int) -> None:
     from cases import KEY, VALUE, split
 
-    if case == "get-threads":
+    if case in ("get-threads", "set-threads"):
         from iokernel import redis
 
         c = redis.Client(url)
         c.get(KEY)
 
         def body(n: int) -> None:
-            get = c.get
-            for _ in range(n):
-                get(KEY)
+            get, set_ = c.get, c.set
+            if case == "get-threads":
+                for _ in range(n):
+                    get(KEY)
+            else:
+                for _ in range(n):
+                    set_(KEY, VALUE)
 
         ts = [threading.Thread(target=body, args=(n,)) for n in split(ops, conc)]
         for t in ts:
@@ -110,17 +115,22 @@ def main() -> int:
     ap.add_argument("--case", default="get-async", choices=CASES)
     ap.add_argument("--ops", type=int, default=20_000)
     ap.add_argument("--conc", type=int, default=50)
+    ap.add_argument("--rounds", type=int, default=1, help="repeat; print each and the median")
     args = ap.parse_args()
     from cases import KEY, VALUE, raw_command
     from run import redis_server
 
+    pers = []
     with redis_server() as (url, _how):
         raw_command(url, "SET", KEY, VALUE.decode())
-        a = _count(args.case, url, args.ops, args.conc)
-        b = _count(args.case, url, 2 * args.ops, args.conc)
-    per = (b - a) / args.ops
-    print(f"{args.case}: {per:,.0f} instructions per command "
-          f"(conc {args.conc}; {a:,} at {args.ops:,} ops, {b:,} at {2 * args.ops:,})")
+        for _ in range(args.rounds):
+            a = _count(args.case, url, args.ops, args.conc)
+            b = _count(args.case, url, 2 * args.ops, args.conc)
+            pers.append((b - a) / args.ops)
+            print(f"{args.case}: {pers[-1]:,.0f} instructions per command "
+                  f"(conc {args.conc}; {a:,} at {args.ops:,} ops, {b:,} at {2 * args.ops:,})")
+    if args.rounds > 1:
+        print(f"{args.case}: median {statistics.median(pers):,.0f} over {args.rounds} rounds")
     return 0
 
 

@@ -18,6 +18,7 @@ from ._errors import (
     ProtocolError,
     ResponseTooLargeError,
     TimeoutError,
+    TLSError,
 )
 
 __version__: str = _native.__version__
@@ -29,6 +30,7 @@ __all__ = [
     "OverloadedError",
     "ProtocolError",
     "ResponseTooLargeError",
+    "TLSError",
     "TimeoutError",
     "__version__",
     "configure",

@@ -36,6 +36,20 @@ class ConnectionError(Error, builtins.ConnectionError):  # noqa: A001
     """
 
 
+class TLSError(ConnectionError):
+    """A TLS connection could not be made. ``tls_reason`` says why:
+    ``"unknown_ca"`` (the server's certificate is not signed by a trusted
+    CA), ``"expired"``, ``"hostname_mismatch"``, ``"not_supported"`` (the
+    server does not do TLS, or answered in plain text on a TLS port),
+    ``"client_cert_refused"`` (it wants a client certificate, or refused
+    ours), ``"closed"`` (it closed the connection during the handshake),
+    ``"handshake_failed"``. The message names the option that changes the
+    outcome. Never retried in plain text unless the mode says so
+    (PostgreSQL ``sslmode=prefer``/``allow``)."""
+
+    tls_reason: str | None = None
+
+
 class TimeoutError(Error, builtins.TimeoutError):  # noqa: A001
     """No reply within the timeout. The request may still run on the server."""
 

@@ -105,6 +105,7 @@ class RedisService:
         max_queued: int = 16384,
         client_name: str | None = None,
         idle_ping: float | None = 5.0,
+        ssl: tuple[tuple[str, str], ...] = (),
     ) -> None: ...
     @property
     def name(self) -> str: ...
@@ -219,6 +220,7 @@ class PgService:
         max_dedicated: int = 16,
         max_message_size: int = 64 << 20,
         listen: list[str] = ...,
+        ssl: tuple[tuple[str, str], ...] = (),
     ) -> None: ...
     @property
     def name(self) -> str: ...

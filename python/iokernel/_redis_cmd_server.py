@@ -429,6 +429,19 @@ class ServerMoreCommands(Caller):
     def bgrewriteaof(self) -> Any:
         return self._call((b"BGREWRITEAOF",), lambda r: True)
 
+    def module_list(self) -> Any:
+        """The loaded modules, a list of dicts."""
+        return self._call((b"MODULE", b"LIST"), lambda r: [to_dict(m) for m in r])
+
+    def module_load(self, path: str, *args: Any) -> Any:
+        return self._call((b"MODULE", b"LOAD", path, *args), ok)
+
+    def module_unload(self, name: str) -> Any:
+        return self._call((b"MODULE", b"UNLOAD", name), ok)
+
+    def script_debug(self, *args: Any) -> Any:
+        raise NotImplementedError("SCRIPT DEBUG is intentionally not implemented in the client.")
+
     def role(self) -> Any:
         return self._call((b"ROLE",))
 

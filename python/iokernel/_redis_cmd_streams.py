@@ -157,10 +157,12 @@ class StreamCommands(Caller):
         limit: int | None = None,
     ) -> Any:
         """The new entry's id (None with ``nomkstream`` on a missing stream)."""
+        if not fields or not (type(fields) is dict or isinstance(fields, Mapping)):
+            raise DataError("XADD fields must be a non-empty dict")
+        if maxlen is None and minid is None and not nomkstream and limit is None:
+            return self._call((b"XADD", name, id, *[x for kv in fields.items() for x in kv]))
         pieces: list[Any] = [b"NOMKSTREAM"] if nomkstream else []
         pieces += _trim(maxlen, minid, approximate, limit)
-        if not isinstance(fields, Mapping) or not fields:
-            raise DataError("XADD fields must be a non-empty dict")
         pieces.append(id)
         for pair in fields.items():
             pieces.extend(pair)

@@ -79,10 +79,13 @@ class _PipelineBase(Commands):
         """True between ``watch()`` and ``execute()``/``reset()``/``unwatch()``."""
         return self._watch.watching
 
-    def discard(self) -> None:
-        """Drop the queued commands (redis-py's DISCARD); WATCH stays."""
-        self._clear()
-        self._watch.multi = False
+    def discard(self) -> Any:
+        """Queue DISCARD, as redis-py does: inside the pipeline's MULTI it
+        drops what was queued, and ``execute()`` then raises ResponseError
+        (EXEC without MULTI). Awaitable on an asyncio pipeline."""
+        self._cmds.append((b"DISCARD",))
+        self._posts.append(None)
+        return _Done()
 
     def __bool__(self) -> bool:
         return True  # an empty pipeline is still a pipeline (redis-py)

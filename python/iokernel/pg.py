@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from . import _aio, _native, _options, _pg_copy, _shared
+from . import _aio, _native, _options, _pg_copy, _shared, _tls
 from ._endpoints import Endpoints
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
 from ._errors import PostgresDataError as DataError
@@ -83,6 +83,12 @@ class _Base(Endpoints):
         health_check_interval: float | None = 5.0,
         max_dedicated: int = 16,
         max_message_size: int = 64 << 20,
+        sslmode: str | None = None,
+        sslrootcert: str | None = None,
+        sslcert: str | None = None,
+        sslkey: str | None = None,
+        sslnegotiation: str | None = None,
+        ssl: bool | str | None = None,
     ) -> None:
         """``timeout``: seconds per query (None: no limit), enforced by the
         kernel: the caller gets ``TimeoutError`` at once. The statement is
@@ -104,12 +110,30 @@ class _Base(Endpoints):
         bytes are read and discarded, the connection goes on serving the
         others).
 
+        TLS, as libpq: ``sslmode`` (``disable``, ``allow``, ``prefer`` (the
+        default), ``require``, ``verify-ca``, ``verify-full``),
+        ``sslrootcert`` (a CA file, or ``"system"``), ``sslcert``/``sslkey``
+        (client certificate), ``sslnegotiation`` (``postgres`` or
+        ``direct``, PostgreSQL 17+); as keyword arguments, URL query
+        parameters or ``PGSSLMODE``/``PGSSLROOTCERT``/... (keywords win over
+        the URL, the URL over the environment). ``ssl``: asyncpg's form (an
+        sslmode string, True: verify-full, False: disable). A TLS failure
+        raises ``iokernel.TLSError`` (``.tls_reason``).
+
         Seconds are numbers > 0 (not 0, NaN or infinity: None says "no
         limit" where allowed); a bad value raises ``TypeError`` or
         ``ValueError`` naming the option (see ``iokernel._options``)."""
         timeout = _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
         connect_timeout = _options.seconds_or_none(
             "connect_timeout", connect_timeout, none="the DSN's connect_timeout, else 10 s"
+        )
+        ssl_params = _tls.pg_params(
+            ssl=ssl,
+            sslmode=sslmode,
+            sslrootcert=sslrootcert,
+            sslcert=sslcert,
+            sslkey=sslkey,
+            sslnegotiation=sslnegotiation,
         )
         self._svc: _native.PgService = _shared.service(
             _native.PgService,
@@ -128,6 +152,7 @@ class _Base(Endpoints):
             max_message_size=_options.count(
                 "max_message_size", max_message_size, least=_MIN_MESSAGE, most=_MAX_MESSAGE
             ),
+            ssl=ssl_params,
         )
         self._timeout = timeout
         self._dsn = dsn
@@ -137,6 +162,7 @@ class _Base(Endpoints):
             "idle_ping": _options.seconds_or_none(
                 "health_check_interval", health_check_interval, none="no health checks"),
             "max_message_size": max_message_size,
+            "ssl": ssl_params,
         }
         self._connect_timeout = connect_timeout or 10.0
         # Waiting for a dedicated connection: the query timeout, or at least

@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import _aio, _native, _options, _shared
+from . import _aio, _native, _options, _shared, _tls
 from ._endpoints import Endpoints
 from ._errors import (
     AuthenticationError,
@@ -144,6 +144,14 @@ class _Base(Endpoints, _Core):
         health_check_interval: float | None = 5.0,
         encoding: str = "utf-8",
         encoding_errors: str = "strict",
+        ssl: bool | None = None,
+        ssl_ca_certs: str | None = None,
+        ssl_ca_data: str | bytes | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_cert_reqs: Any = None,
+        ssl_check_hostname: bool | None = None,
+        ssl_min_version: Any = None,
     ) -> None:
         """``timeout``: seconds for each command, enforced by the kernel
         (None: no limit). ``connect_timeout``: seconds to connect and
@@ -156,6 +164,16 @@ class _Base(Endpoints, _Core):
         ``health_check_interval``: PING an idle connection this often to
         notice a dead peer (None: never). ``client_name``: sent with
         ``CLIENT SETNAME`` (printable ASCII, no spaces).
+
+        TLS: a ``rediss://`` URL (or ``ssl=True``), with redis-py's options,
+        as keyword arguments or URL query parameters (keywords win):
+        ``ssl_ca_certs`` (CA file) or ``ssl_ca_data`` (PEM text), else the
+        system's CAs; ``ssl_certfile``/``ssl_keyfile`` (client certificate);
+        ``ssl_cert_reqs`` (``"required"``, the default, ``"optional"``,
+        which verifies too, or ``"none"``); ``ssl_check_hostname`` (default
+        True unless ``ssl_cert_reqs="none"``); ``ssl_min_version``
+        (``ssl.TLSVersion.TLSv1_2``, the default, or ``TLSv1_3``). A TLS
+        failure raises ``iokernel.TLSError`` (``.tls_reason``).
 
         Seconds are numbers > 0 (not 0, NaN or infinity: None says "no
         limit" where allowed); a bad value raises ``TypeError`` or
@@ -173,6 +191,16 @@ class _Base(Endpoints, _Core):
             client_name=_options.name_text("client_name", client_name, none="no name"),
             idle_ping=_options.seconds_or_none(
                 "health_check_interval", health_check_interval, none="no health checks"
+            ),
+            ssl=_tls.redis_params(
+                ssl=ssl,
+                ssl_ca_certs=ssl_ca_certs,
+                ssl_ca_data=ssl_ca_data,
+                ssl_certfile=ssl_certfile,
+                ssl_keyfile=ssl_keyfile,
+                ssl_cert_reqs=ssl_cert_reqs,
+                ssl_check_hostname=ssl_check_hostname,
+                ssl_min_version=ssl_min_version,
             ),
         )
         self._timeout = timeout

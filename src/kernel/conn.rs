@@ -150,7 +150,13 @@ async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer) {
             continue;
         }
         conn.mark_written(spare.len());
-        if let Err(e) = w.write_all(&spare).await {
+        // flush: a TLS stream may keep the tail of a record buffered (a
+        // no-op on a plain socket).
+        let wrote = match w.write_all(&spare).await {
+            Ok(()) => w.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = wrote {
             let err = lost(format!("{}: write failed: {e}", conn.addr));
             conn.close(&err);
             return;

@@ -463,6 +463,7 @@ impl<P: Protocol> Conn<P> {
             let send = async {
                 let mut s = opening.await.ok()?;
                 s.write_all(&bytes).await.ok()?;
+                s.flush().await.ok()?;
                 let mut sink = [0u8; 64];
                 let _ = s.read(&mut sink).await; // the server closes it when done
                 Some(())

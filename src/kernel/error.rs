@@ -92,6 +92,9 @@ pub struct KernelError {
     pub detail: String,
     pub stage: Stage,
     pub reason: Reason,
+    /// For a failed TLS connection: why (`TlsReason::name`, e.g.
+    /// "unknown_ca"). Python raises `iokernel.TLSError` for these.
+    pub tls: Option<&'static str>,
 }
 
 impl KernelError {
@@ -101,6 +104,7 @@ impl KernelError {
             detail: detail.into(),
             stage: Stage::NotSent,
             reason: Reason::Other,
+            tls: None,
         }
     }
     pub fn connection(detail: impl Into<String>) -> Self {
@@ -120,6 +124,10 @@ impl KernelError {
     }
     pub fn because(mut self, reason: Reason) -> Self {
         self.reason = reason;
+        self
+    }
+    pub fn tls(mut self, reason: Option<&'static str>) -> Self {
+        self.tls = reason;
         self
     }
     pub fn at(mut self, stage: Stage) -> Self {

@@ -13,13 +13,15 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::transport::{Addr, Connector, Reader, Stream, Writer};
+use super::tls::failure_of;
+use super::transport::{Addr, Connector, Reader, Stream, TlsHints, Writer};
 use super::{KernelError, Protocol, Reason};
 
 /// What a protocol's handshake gets: send bytes, read whole messages,
 /// upgrade the stream.
 pub struct HandshakeIo<'a, P: Protocol> {
     pub proto: &'a P,
+    pub connector: &'a dyn Connector,
     pub addr: &'a Addr,
     pub state: &'a mut P::ConnState,
     /// `None` only while an upgrade runs (or after it failed).
@@ -36,10 +38,13 @@ impl<P: Protocol> HandshakeIo<'_, P> {
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), KernelError> {
-        let addr = self.addr;
-        self.stream()?.write_all(bytes).await.map_err(|e| {
-            KernelError::connection(format!("{addr}: write failed during handshake: {e}"))
-        })
+        let (addr, hints) = (self.addr, self.connector.tls_hints());
+        let s = self.stream()?;
+        let wrote = match s.write_all(bytes).await {
+            Ok(()) => s.flush().await,
+            Err(e) => Err(e),
+        };
+        wrote.map_err(|e| io_error(addr, hints, "write failed during handshake", &e))
     }
 
     /// The next message that is not unsolicited.
@@ -65,18 +70,48 @@ impl<P: Protocol> HandshakeIo<'_, P> {
     }
 
     async fn read_some(&mut self) -> Result<(), KernelError> {
-        let addr = self.addr;
+        let (addr, hints) = (self.addr, self.connector.tls_hints());
         let stream = self.stream.as_mut().ok_or_else(|| {
             KernelError::connection(format!("{addr}: the stream was lost in an upgrade"))
         })?;
-        let n = stream.read_buf(self.buf).await.map_err(|e| {
-            KernelError::connection(format!("{addr}: read failed during handshake: {e}"))
-        })?;
+        let tls = stream.is_tls();
+        let n = stream
+            .read_buf(self.buf)
+            .await
+            .map_err(|e| io_error(addr, hints, "read failed during handshake", &e))?;
+        if n == 0 && tls {
+            return Err(KernelError::connection(format!(
+                "{addr}: the server closed the TLS connection during the handshake \
+                 (if it requires a client certificate, the server refused ours or got none)"
+            ))
+            .tls(Some(super::tls::TlsReason::Closed.name())));
+        }
         if n == 0 {
             return Err(KernelError::connection(format!(
                 "{addr}: the server closed the connection during the handshake"
             )));
         }
+        Ok(())
+    }
+
+    /// Whether the stream is a TLS session now.
+    pub fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(Stream::is_tls)
+    }
+
+    /// Drop this connection and start over on a new one from `connector`
+    /// (fresh buffer and state), within the same connect timeout: libpq's
+    /// `sslmode=allow` and `prefer` retry the other way after a failure.
+    pub async fn reopen(&mut self, connector: &dyn Connector) -> Result<(), KernelError> {
+        self.stream = None;
+        self.buf.clear();
+        *self.state = P::ConnState::default();
+        let addr = self.addr;
+        let s = connector
+            .connect(addr)
+            .await
+            .map_err(|e| io_error(addr, connector.tls_hints(), "cannot connect again", &e))?;
+        self.stream = Some(s);
         Ok(())
     }
 
@@ -100,12 +135,29 @@ impl<P: Protocol> HandshakeIo<'_, P> {
         let plain = self.stream.take().ok_or_else(|| {
             KernelError::connection(format!("{addr}: the stream was lost in an upgrade"))
         })?;
-        let upgraded = layer(plain).await.map_err(|e| {
-            KernelError::connection(format!("{addr}: upgrading the connection failed: {e}"))
-        })?;
+        let upgraded = layer(plain)
+            .await
+            .map_err(|e| io_error(addr, None, "upgrading the connection failed", &e))?;
         self.stream = Some(upgraded);
         Ok(())
     }
+}
+
+/// An I/O error during the handshake, with its TLS reason if it is one (a
+/// TLS 1.3 server refuses a client certificate after the client's side of
+/// the handshake is done: the refusal arrives on the first read).
+fn io_error(addr: &Addr, hints: Option<&TlsHints>, what: &str, e: &std::io::Error) -> KernelError {
+    let tls = failure_of(e);
+    let detail = match &tls {
+        Some(f) if f.reason == super::tls::TlsReason::ClientCertRefused => format!(
+            "{addr}: {what}: {}: the server refused the client certificate (or got none); \
+             check {}",
+            f.message,
+            hints.map_or("the client certificate and key options", |h| h.client_cert)
+        ),
+        _ => format!("{addr}: {what}: {e}"),
+    };
+    KernelError::connection(detail).tls(tls.map(|f| f.reason.name()))
 }
 
 /// A socket that finished its handshake.
@@ -127,12 +179,15 @@ pub async fn connect<P: Protocol>(
 ) -> Result<Connected<P>, KernelError> {
     let work = async {
         let stream = connector.connect(addr).await.map_err(|e| {
+            let tls = failure_of(&e).map(|f| f.reason.name());
             KernelError::connection(format!("cannot connect to {} {addr}: {e}", proto.name()))
+                .tls(tls)
         })?;
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let mut state = P::ConnState::default();
         let mut io = HandshakeIo {
             proto,
+            connector,
             addr,
             state: &mut state,
             stream: Some(stream),
@@ -153,9 +208,17 @@ pub async fn connect<P: Protocol>(
     match tokio::time::timeout(timeout, work).await {
         Ok(res) => res.map_err(|e: KernelError| e.because(Reason::ConnectFailed)),
         Err(_) => Err(KernelError::connection(format!(
-            "cannot connect to {} {addr}: no answer within {:.1}s (connect_timeout)",
+            "cannot connect to {} {addr}: no answer within {:.1}s (connect_timeout){}",
             proto.name(),
-            timeout.as_secs_f64()
+            timeout.as_secs_f64(),
+            match connector.tls_hints() {
+                Some(h) => format!(
+                    "; over TLS: a plain-text server on this port never answers the TLS \
+                     handshake ({})",
+                    h.plain
+                ),
+                None => String::new(),
+            }
         ))
         .because(Reason::ConnectTimeout)),
     }

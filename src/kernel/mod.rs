@@ -20,6 +20,8 @@
 //!   handshake (which may upgrade the stream, e.g. to TLS).
 //! * `transport`  — addresses and connectors: how an address becomes a
 //!   byte stream (TCP, Unix; TLS plugs in here).
+//! * `tls`        — rustls: one client configuration per service (session
+//!   resumption), trust, verification modes, ALPN, typed failures.
 //! * `completion` — delivery back to blocking threads and asyncio loops.
 //! * `items`      — replies in parts and server pushes: a bounded stream to
 //!   one consumer, with backpressure on the connection.
@@ -45,6 +47,7 @@ pub mod request;
 pub mod runtime;
 pub mod service;
 pub mod stats;
+pub mod tls;
 pub mod transport;
 
 #[cfg(test)]

@@ -531,3 +531,37 @@ fn an_ejected_endpoint_takes_no_requests_unless_fewer_than_half_are_healthy() {
     a.hold.open();
     b.hold.open();
 }
+
+#[test]
+fn a_published_source_feeds_the_service_and_a_new_set_moves_new_requests() {
+    use super::discovery::{published, Source};
+    let (a, b) = (Echo::start(), Echo::start());
+    let name = format!("kernel-test-{}", std::process::id());
+    let mut c = cfg(&[&a]);
+    c.names = Vec::new();
+    c.sources = vec![Source::Published(name.clone())];
+    let h = ServiceHandle::open(Lines, c).unwrap();
+    // Nothing published: no endpoint, the call fails at once, typed.
+    let e = call_to(&h, "x", Route::Shared).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Connection, "{e}");
+    published::publish(&name, vec![(a.addr(), 1)]);
+    wait_until("A takes requests", || {
+        call_to(&h, "a", Route::Shared).is_ok_and(|r| r.starts_with(a.port.to_string().as_bytes()))
+    });
+    published::publish(&name, vec![(b.addr(), 1)]);
+    wait_until("B takes the new requests", || {
+        call_to(&h, "b", Route::Shared).is_ok_and(|r| r.starts_with(b.port.to_string().as_bytes()))
+    });
+    for i in 0..20 {
+        assert_eq!(
+            who(
+                call_to(&h, &format!("n{i}"), Route::Shared),
+                &format!("n{i}")
+            ),
+            b.port
+        );
+    }
+    wait_until("A's idle connection closed", || {
+        a.closed.load(Ordering::SeqCst) == 1
+    });
+}

@@ -7,6 +7,9 @@
 //! stream mid-handshake, see `HandshakeIo::upgrade`), never as a branch in
 //! the layers above.
 //!
+//! `Stream::Tls` is a TLS session (`kernel::tls`); its ALPN protocols are
+//! part of the TLS options the connector is made with.
+//!
 //! A stream of a known kind is split into owned halves without a lock
 //! (`into_split`); any other stream (a TLS session, a test wrapper) is split
 //! with `tokio::io::split`.
@@ -47,7 +50,9 @@ pub type Writer = Box<dyn AsyncWrite + Unpin>;
 pub enum Stream {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
-    /// A wrapped stream (TLS, a test transform).
+    /// A TLS session (`kernel::tls`) over one of the others.
+    Tls(Box<dyn Io>),
+    /// A wrapped stream (a test transform).
     Other(Box<dyn Io>),
 }
 
@@ -61,8 +66,13 @@ impl Stream {
         match self {
             Stream::Tcp(s) => Box::new(s),
             Stream::Unix(s) => Box::new(s),
-            Stream::Other(b) => b,
+            Stream::Tls(b) | Stream::Other(b) => b,
         }
+    }
+
+    /// Whether the stream is a TLS session.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
     }
 
     /// Split into a read half and a write half for the connection's tasks.
@@ -76,7 +86,7 @@ impl Stream {
                 let (r, w) = s.into_split();
                 (Box::new(r), Box::new(w))
             }
-            Stream::Other(b) => {
+            Stream::Tls(b) | Stream::Other(b) => {
                 let (r, w) = tokio::io::split(b);
                 (Box::new(r), Box::new(w))
             }
@@ -91,6 +101,27 @@ pub type Opening = Pin<Box<dyn Future<Output = io::Result<Stream>>>>;
 /// client is configured and used on the kernel thread.
 pub trait Connector: Send + Sync {
     fn connect(&self, addr: &Addr) -> Opening;
+    /// Counters of the connector's own (TLS handshakes, resumed ones), added
+    /// to the service's stats.
+    fn stats(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+    /// For a TLS connector: the options that change a TLS failure's
+    /// outcome, as its protocol names them (for error messages).
+    fn tls_hints(&self) -> Option<&TlsHints> {
+        None
+    }
+}
+
+/// The options that change a TLS failure's outcome, as the protocol names
+/// them (`ssl_ca_certs` for Redis, `sslrootcert` for PostgreSQL ...).
+#[derive(Debug, Clone)]
+pub struct TlsHints {
+    pub ca: &'static str,
+    pub no_verify: &'static str,
+    pub no_hostname: &'static str,
+    pub client_cert: &'static str,
+    pub plain: &'static str,
 }
 
 /// Plain TCP (no-delay, keepalive) and Unix sockets.
@@ -153,7 +184,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Other(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) | Stream::Other(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -167,7 +198,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Other(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) | Stream::Other(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
     fn poll_flush(
@@ -177,7 +208,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
-            Stream::Other(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) | Stream::Other(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(
@@ -187,7 +218,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Other(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) | Stream::Other(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

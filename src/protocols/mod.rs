@@ -3,7 +3,9 @@
 
 pub mod pg;
 pub mod pg_sql;
+pub mod pg_tls;
 pub mod pg_url;
 pub mod redis;
+pub mod redis_tls;
 pub mod redis_url;
 pub mod url;

@@ -1,5 +1,6 @@
-//! PostgreSQL on the kernel: startup and authentication (trust, cleartext,
-//! MD5, SCRAM-SHA-256), queries on the extended protocol, reply assembly.
+//! PostgreSQL on the kernel: queries on the extended protocol, reply
+//! assembly, cancels (startup and authentication: `pg_startup.rs`; TLS:
+//! `pg_tls`).
 //!
 //! Every query is its own Parse/Bind/Describe/Execute/Sync sequence, so an
 //! error in one never disturbs the queries pipelined around it: the server
@@ -48,8 +49,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::codec::pg::{self, Backend, ErrorFields, Limits};
-use crate::codec::pg_auth::{md5_password, ScramClient};
 use crate::kernel::handshake::HandshakeIo;
+use crate::kernel::transport::Connector;
 use crate::kernel::{DecodeError, Feed, KernelError, Protocol};
 
 #[path = "pg_copy.rs"]
@@ -61,6 +62,8 @@ mod stmt;
 pub use result::{ClientError, PgResult};
 #[path = "pg_listen.rs"]
 mod listen;
+#[path = "pg_startup.rs"]
+mod startup;
 pub use listen::Notification;
 
 #[derive(Debug, Clone)]
@@ -79,6 +82,10 @@ pub struct PgOptions {
 
 pub struct Postgres {
     pub opts: PgOptions,
+    /// libpq's retry after the server refuses a startup (`pg_tls`): the
+    /// connector to open the new connection with, and whether it applies
+    /// when the refused one was TLS (`prefer`) or plain text (`allow`).
+    pub retry: Option<(Arc<dyn Connector>, bool)>,
 }
 
 /// What a request asks the server to do.
@@ -414,105 +421,6 @@ impl Protocol for Postgres {
         Feed::More
     }
 
-    async fn handshake(&self, io: &mut HandshakeIo<'_, Self>) -> Result<(), KernelError> {
-        let o = &self.opts;
-        let addr = io.addr.to_string();
-        let fail = |why: String| KernelError::connection(format!("postgres {addr}: {why}"));
-        let need_pw = || {
-            o.password.clone().ok_or_else(|| {
-                KernelError::connection(format!(
-                    "postgres {addr}: the server asks for a password; put it in the URL (postgresql://user:password@host/db)"
-                ))
-            })
-        };
-        let mut params: Vec<(&str, &str)> = vec![
-            ("user", &o.user),
-            ("database", &o.database),
-            ("client_encoding", "UTF8"),
-        ];
-        if let Some(a) = &o.application_name {
-            params.push(("application_name", a));
-        }
-        let mut out = BytesMut::new();
-        pg::startup(&mut out, &params);
-        io.send(&out).await?;
-        let mut scram: Option<ScramClient> = None;
-        loop {
-            let mut out = BytesMut::new();
-            match io.recv().await? {
-                Backend::AuthenticationOk => {
-                    // With SCRAM the server must have proved it knows the
-                    // password (SASLFinal) before saying OK.
-                    if scram.as_ref().is_some_and(|c| !c.is_verified()) {
-                        return Err(fail(
-                            "the server ended SCRAM without proving it knows the password".into(),
-                        ));
-                    }
-                    continue;
-                }
-                Backend::AuthenticationCleartextPassword => {
-                    pg::password(&mut out, need_pw()?.as_bytes())
-                }
-                Backend::AuthenticationMd5Password { salt } => pg::password(
-                    &mut out,
-                    md5_password(&o.user, &need_pw()?, salt).as_bytes(),
-                ),
-                Backend::AuthenticationSasl { mechanisms } => {
-                    if !mechanisms.iter().any(|m| m == "SCRAM-SHA-256") {
-                        return Err(fail(format!(
-                            "no supported SASL mechanism among {mechanisms:?}"
-                        )));
-                    }
-                    let c = ScramClient::new(&need_pw()?);
-                    pg::sasl_initial(&mut out, "SCRAM-SHA-256", &c.client_first());
-                    scram = Some(c);
-                }
-                Backend::AuthenticationSaslContinue(data) => {
-                    let c = scram
-                        .as_mut()
-                        .ok_or_else(|| fail("SASL continue without a SASL start".into()))?;
-                    let reply = c
-                        .handle_server_first(&data)
-                        .map_err(|e| fail(format!("SCRAM: {e}")))?;
-                    pg::sasl_response(&mut out, &reply);
-                }
-                Backend::AuthenticationSaslFinal(data) => {
-                    let c = scram
-                        .as_ref()
-                        .ok_or_else(|| fail("SASL final without a SASL start".into()))?;
-                    c.verify_server_final(&data)
-                        .map_err(|e| fail(format!("SCRAM: {e}")))?;
-                    continue;
-                }
-                Backend::AuthenticationOther(n) => {
-                    return Err(fail(format!(
-                        "authentication method {n} (GSS/SSPI/...) is not supported"
-                    )))
-                }
-                Backend::BackendKeyData { pid, secret } => {
-                    io.state.backend = Some((pid, secret));
-                    continue;
-                }
-                Backend::ErrorResponse(e) => {
-                    let hint = if e.code == "28P01" || e.code == "28000" {
-                        ": check the user and password in the URL"
-                    } else {
-                        ""
-                    };
-                    return Err(fail(format!("{}{hint}", err_text(&e))));
-                }
-                Backend::ReadyForQuery(_) if o.listen.is_empty() => return Ok(()),
-                Backend::ReadyForQuery(_) => return listen::listen(io, &o.listen, &addr).await,
-                other => {
-                    return Err(KernelError::protocol(format!(
-                        "postgres {addr}: unexpected {other:?} during startup"
-                    )))
-                }
-            }
-            io.send(&out).await?;
-        }
-    }
-
     fn cancel_request(&self, st: &mut PgConn) -> Option<Vec<u8>> {
         let (pid, secret) = st.backend?;
         st.cancel_sent = Some(Instant::now());
@@ -527,5 +435,19 @@ impl Protocol for Postgres {
 
     fn name(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn handshake(&self, io: &mut HandshakeIo<'_, Self>) -> Result<(), KernelError> {
+        let mut refused = false;
+        match self.startup(io, &mut refused).await {
+            Err(e) if refused => match &self.retry {
+                Some((other, after_tls)) if io.is_tls() == *after_tls => {
+                    io.reopen(&**other).await?;
+                    self.startup(io, &mut refused).await
+                }
+                _ => Err(e),
+            },
+            done => done,
+        }
     }
 }

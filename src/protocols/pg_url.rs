@@ -4,16 +4,16 @@
 //! (percent-encoded, `%2Frun%2Fpostgresql`) or as `?host=/run/postgresql`.
 //! Known parameters: `application_name`, `connect_timeout` (seconds, at
 //! most a year; 0, which libpq reads as "no limit", keeps the default, as a
-//! connection attempt here always has a limit),
+//! connection attempt here always has a limit), the TLS ones (`sslmode`,
+//! `sslrootcert`, `sslcert`, `sslkey`, `sslnegotiation`: collected in `ssl`,
+//! resolved by `pg_tls`), `user`, `password`, `dbname`, `host`, `port`. The
+//! display form never contains the password.
 //! Several hosts (`h1:5432,h2:5433`, or `?host=h1,h2&port=5432,5433`) are
 //! several endpoints of one service (balanced, not tried in order as libpq
 //! does); `postgresql+srv://user@_pg._tcp.name/db`,
 //! `postgresql+discovery://user@source-name/db` and
 //! `postgresql+file://user@%2Fpath%2Fto%2Ffile/db` take them from an SRV
 //! name, a published set or a watched file (`kernel::discovery`).
-//! `sslmode` (disable/allow/prefer: no TLS is used; require and stronger are
-//! refused, since TLS is not supported yet), `user`, `password`, `dbname`,
-//! `host`, `port`. The display form never contains the password.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +37,8 @@ pub struct PgUrl {
     pub database: String,
     pub application_name: Option<String>,
     pub connect_timeout: Option<Duration>,
+    /// TLS parameters as given (`pg_tls::NAMES`), in order.
+    pub ssl: Vec<(String, String)>,
     pub display: String,
 }
 
@@ -93,20 +95,14 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
     };
     let mut application_name = None;
     let mut connect_timeout = None;
+    let mut ssl = Vec::new();
     for kv in query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         let v = unescape(v).map_err(bad)?;
         match k {
             "application_name" => application_name = Some(v),
             "connect_timeout" => connect_timeout = parse_connect_timeout(&v).map_err(bad)?,
-            "sslmode" => match v.as_str() {
-                "disable" | "allow" | "prefer" => {}
-                other => {
-                    return Err(bad(format!(
-                        "sslmode={other} needs TLS, which iokernel does not support yet; use sslmode=disable on a trusted network"
-                    )))
-                }
-            },
+            k if super::pg_tls::NAMES.contains(&k) => ssl.push((k.to_string(), v)),
             "user" => user = Some(v),
             "password" => password = Some(v),
             "dbname" => database = Some(v),
@@ -116,7 +112,7 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
             "port" => query_ports = Some(v),
             _ => {
                 return Err(bad(format!(
-                    "unknown parameter {k:?} (known: application_name, connect_timeout, sslmode, user, password, dbname, host, port)"
+                    "unknown parameter {k:?} (known: application_name, connect_timeout, sslmode, sslrootcert, sslcert, sslkey, sslnegotiation, user, password, dbname, host, port)"
                 )))
             }
         }
@@ -169,6 +165,7 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
         password,
         application_name,
         connect_timeout,
+        ssl,
         display: redact(url),
     })
 }
@@ -234,8 +231,10 @@ mod tests {
 
     #[test]
     fn errors_are_clear_and_redacted() {
-        let e = parse("postgresql://u:topsecret@h/db?sslmode=require").unwrap_err();
-        assert!(e.contains("TLS") && !e.contains("topsecret"), "{e}");
+        let e = parse("postgresql://u:topsecret@h/db?sslmod=require").unwrap_err();
+        assert!(e.contains("sslmode") && !e.contains("topsecret"), "{e}");
+        let u = parse("postgresql://u@h/db?sslmode=verify-full&sslrootcert=%2Fca.pem").unwrap();
+        assert_eq!(u.ssl[1], ("sslrootcert".into(), "/ca.pem".into()));
         assert!(parse("postgresql://h/db").unwrap_err().contains("no user"));
         assert!(parse("postgresql://u@h/db?bogus=1")
             .unwrap_err()

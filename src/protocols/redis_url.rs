@@ -4,6 +4,8 @@
 //! `redis+discovery://source-name/0` and `redis+file://%2Fpath%2Fto%2Ffile/0`
 //! take the endpoints from an SRV name, a published set or a watched file
 //! (`kernel::discovery`).
+//! `rediss://` is the same over TLS, whose options (`ssl_*`, named as in
+//! redis-py) may be query parameters too (`redis_tls`).
 //! Percent-escapes in user and password are decoded. The display form used in
 //! messages and status pages never contains the password.
 
@@ -30,6 +32,10 @@ pub struct RedisUrl {
     pub opts_password: Option<String>,
     pub db: i64,
     pub client_name: Option<String>,
+    /// `rediss://`.
+    pub tls: bool,
+    /// TLS options given as query parameters (`redis_tls::NAMES`).
+    pub ssl: Vec<(String, String)>,
     /// The URL with the password replaced by `***`.
     pub display: String,
 }
@@ -79,11 +85,13 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
         opts_password: None,
         db: 0,
         client_name: None,
+        tls: matches!(scheme_source(scheme).0, "rediss" | "valkeys"),
+        ssl: Vec::new(),
         display: redact(url),
     };
     let (base, source_kind) = scheme_source(scheme);
     match base {
-        "redis" | "valkey" => {
+        "redis" | "valkey" | "rediss" | "valkeys" => {
             let (auth, hostpart) = match rest.rsplit_once('@') {
                 Some((a, h)) => (Some(a), h),
                 None => (None, rest),
@@ -120,14 +128,9 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
             u.addr = Addr::Unix(PathBuf::from(unescape(rest).map_err(bad)?));
             u.addrs = vec![u.addr.clone()];
         }
-        "rediss" => {
-            return Err(bad(
-                "TLS (rediss://) is not supported yet; use redis:// on a trusted network".into(),
-            ))
-        }
         other => {
             return Err(bad(format!(
-                "unknown scheme {other:?}; use redis://, unix://, redis+srv://, redis+discovery:// or redis+file://"
+                "unknown scheme {other:?}; use redis://, rediss://, unix://, redis+srv://, redis+discovery:// or redis+file://"
             )))
         }
     }
@@ -139,9 +142,11 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
             "password" => u.opts_password = Some(v),
             "username" | "user" => u.opts_user = Some(v),
             "client_name" | "name" => u.client_name = Some(check_client_name(v).map_err(bad)?),
+            k if super::redis_tls::NAMES.contains(&k) => u.ssl.push((k.to_string(), v)),
             _ => {
                 return Err(bad(format!(
-                    "unknown option {k:?} (known: db, username, password, client_name)"
+                    "unknown option {k:?} (known: db, username, password, client_name, {})",
+                    super::redis_tls::NAMES.join(", ")
                 )))
             }
         }
@@ -229,7 +234,11 @@ mod tests {
     fn errors_are_clear_and_redacted() {
         let e = parse("redis://u:topsecret@h:99999/0").unwrap_err();
         assert!(e.contains("port") && !e.contains("topsecret"), "{e}");
-        assert!(parse("rediss://h").unwrap_err().contains("TLS"));
+        let u = parse("rediss://h:6390?ssl_cert_reqs=none&ssl_ca_certs=%2Fca.pem").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.addr, Addr::Tcp("h".into(), 6390));
+        assert_eq!(u.ssl[1], ("ssl_ca_certs".into(), "/ca.pem".into()));
+        assert!(!parse("redis://h").unwrap().tls);
         assert!(parse("http://h").unwrap_err().contains("unknown scheme"));
         assert!(parse("redis://h/x").unwrap_err().contains("database"));
         assert!(parse("redis://h?bogus=1")

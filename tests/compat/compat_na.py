@@ -17,7 +17,9 @@ deselects by marker (cluster, modules, replica). Every entry is one of:
 * TOPOLOGY: needs a replica, failover target or would crash the server;
 * REDIS8: a command or option of Redis 8.x, which neither Redis 7.x nor
   Valkey 8 (issue 15's scope) has; the test checks only redis-py's
-  client-side validation of it.
+  client-side validation of it;
+* SERVER: the reply of Debian's Redis 7.0 differs from the newer server the
+  test was written against (redis-py did not mark it with a version).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ SHARED = "SHARED: changes, stalls or counts the connection iokernel shares by de
 CLUSTER = "CLUSTER: redis-py cluster commands against mocked cluster replies"
 TOPOLOGY = "TOPOLOGY: needs a replica/failover target, or crashes the server"
 REDIS8 = "REDIS8: a Redis 8.x command/option (not in Redis 7.x or Valkey 8)"
+SERVER70 = "SERVER: Redis 7.0 spells the reply differently from the newer server the test expects"
 
 _C = "tests/test_commands.py::TestRedisCommands::"
 _AC = "tests/test_asyncio/test_commands.py::TestRedisCommands::"
@@ -50,6 +53,8 @@ NOT_APPLICABLE: dict[str, str] = {
             "test_slowlog_get": INTERNALS,  # patches r.parse_response
             "test_interrupted_command": INTERNALS,
             "test_client_kill_filter_accepts_replica_type": INTERNALS,  # mocks execute_command
+            # counts the ACL LOG entry redis-py's own handshake (CLIENT SETINFO) leaves
+            "test_acl_log": INTERNALS,
             "test_cluster_*": CLUSTER,
             "test_readonly": CLUSTER,
             "test_readonly_invalid_cluster_state": CLUSTER,
@@ -64,10 +69,16 @@ NOT_APPLICABLE: dict[str, str] = {
             "test_client_kill_filter_by_id": SHARED,
             "test_client_kill_filter_by_addr": SHARED,
             "test_client_kill_filter_by_laddr": SHARED,
+            # the shared connection is re-established at once after CLIENT KILL
+            "test_client_kill_filter_by_user": SHARED,
             "test_bitfield_operations": SHARED,  # SELECT 10 on the shared connection
             "test_failover": TOPOLOGY,
             "test_replicaof": TOPOLOGY,
             "test_debug_segfault": TOPOLOGY,
+            # Redis 7.0 drops the redundant -@geo after -@all in ACL GETUSER
+            "test_acl_getuser_setuser": SERVER70,
+            # Redis 7.0 reports lag -6 for a group created with ENTRIESREAD 7 on 1 entry
+            "test_xgroup_create_entriesread": SERVER70,
             "test_increx_*": REDIS8,
             "test_msetex_*": REDIS8,
             "test_hgetex_*": REDIS8,

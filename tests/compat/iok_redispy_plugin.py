@@ -66,7 +66,8 @@ def _url(url: str, kwargs: dict[str, Any]) -> str:
     user = kwargs.get("username", parts.username)
     password = kwargs.get("password", parts.password)
     if user is not None or password is not None:
-        cred = quote(user or "", safe="") + (":" + quote(password, safe="") if password is not None else "")
+        # user:@ (empty password): iokernel reads a bare "x@" as a password
+        cred = quote(user or "", safe="") + ":" + quote(password or "", safe="")
         netloc = f"{cred}@{netloc}"
     path = f"/{kwargs['db']}" if "db" in kwargs else parts.path
     return urlunsplit((parts.scheme, netloc, path, parts.query, ""))

@@ -161,7 +161,9 @@ async def test_pg_false_datarow_length_under_load(
     pg_server: Any, pg_relay: tuple[Relay, FalseDataRow], callers: int
 ) -> None:
     relay, rewrite = pg_relay
-    dsn = pg_server.dsn().replace(f":{pg_server.port}/", f":{relay.port}/")
+    # sslmode=disable: the rewriter reads the stream as PostgreSQL messages
+    # from its first byte (no SSLRequest answer).
+    dsn = pg_server.dsn(sslmode="disable").replace(f":{pg_server.port}/", f":{relay.port}/")
     # One connection: with two, new requests go to the unclogged one and the
     # clogged one would never be put to the test.
     db = pg.AsyncClient(dsn, timeout=T, connect_timeout=2.0, connections=1)

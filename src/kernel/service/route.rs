@@ -202,7 +202,8 @@ impl<P: Protocol> Core<P> {
                 self.want();
                 Some(
                     KernelError::connection(format!("{e} (reconnecting in the background)"))
-                        .because(e.reason),
+                        .because(e.reason)
+                        .tls(e.tls),
                 )
             }
             Place::NoFit => Some(self.no_endpoint(&st, req.route.clone())),

@@ -40,10 +40,12 @@ static CONNECTION: ErrorClass = ErrorClass::new("ConnectionError");
 static TIMEOUT: ErrorClass = ErrorClass::new("TimeoutError");
 static PROTOCOL: ErrorClass = ErrorClass::new("ProtocolError");
 static OVERLOADED: ErrorClass = ErrorClass::new("OverloadedError");
+static TLS: ErrorClass = ErrorClass::new("TLSError");
 
 /// The exception a kernel error raises: one class per kind.
 pub fn to_pyerr(py: Python<'_>, e: KernelError) -> PyErr {
     let class = match e.kind {
+        ErrorKind::Connection if e.tls.is_some() => &TLS,
         ErrorKind::Connection | ErrorKind::Closed => &CONNECTION,
         ErrorKind::Timeout => &TIMEOUT,
         ErrorKind::Protocol => &PROTOCOL,
@@ -54,6 +56,9 @@ pub fn to_pyerr(py: Python<'_>, e: KernelError) -> PyErr {
         exc.setattr(intern!(py, "stage"), e.stage.name())?;
         if let Some(r) = e.reason.name() {
             exc.setattr(intern!(py, "reason"), r)?;
+        }
+        if let Some(t) = e.tls {
+            exc.setattr(intern!(py, "tls_reason"), t)?;
         }
         Ok(PyErr::from_value(exc))
     });

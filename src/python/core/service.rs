@@ -225,6 +225,9 @@ impl<P: Protocol> Service<P> {
         d.set_item("connects", s.connects.load(Relaxed))?;
         d.set_item("connect_failures", s.connect_failures.load(Relaxed))?;
         d.set_item("disconnects", s.disconnects.load(Relaxed))?;
+        for (k, v) in self.h.config.connector.stats() {
+            d.set_item(k, v)?;
+        }
         Ok(d)
     }
 }

@@ -43,6 +43,7 @@ use crate::kernel::Summary;
 use crate::protocols::pg::copy as pg_copy;
 use crate::protocols::pg::{ClientError, Pending, PgOptions, Postgres, Query};
 use crate::protocols::pg_sql;
+use crate::protocols::pg_tls::{self, PgConnector};
 use crate::protocols::pg_url;
 use crate::python::core::completer::Completer;
 use crate::python::core::service::{wait_reply, Service};
@@ -50,7 +51,7 @@ use crate::python::core::stream::ItemStream;
 use crate::python::core::wait::seconds;
 pub use copy::CopyWriter;
 use result::{COMMAND_STATUS, STMT_INFO};
-use types::{Custom, TypeCache, TypeRow};
+use types::{TypeCache, TypeRow};
 
 /// Rows of an asyncio `fetch` per batch handed to the loop as they arrive
 /// (a smaller result comes whole, as one reply).
@@ -139,7 +140,7 @@ impl PgService {
 #[pymethods]
 impl PgService {
     #[new]
-    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0), max_dedicated = 16, max_message_size = 64 << 20, listen = Vec::new()))]
+    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0), max_dedicated = 16, max_message_size = 64 << 20, listen = Vec::new(), ssl = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -153,8 +154,20 @@ impl PgService {
         max_dedicated: usize,
         max_message_size: usize,
         listen: Vec<String>,
+        ssl: Vec<(String, String)>,
     ) -> PyResult<Self> {
         let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
+        // TLS: libpq's environment variables, then the URL, then keyword
+        // arguments (the last wins).
+        let env = pg_tls::ENV
+            .iter()
+            .filter_map(|(var, name)| std::env::var(var).ok().map(|v| (name.to_string(), v)));
+        let params: Vec<_> = env.chain(u.ssl.iter().cloned()).chain(ssl).collect();
+        let tls = pg_tls::settings(&params).map_err(PyValueError::new_err)?;
+        let connector = PgConnector::new(&tls, u.addrs.clone());
+        let retry = connector
+            .retry()
+            .map(|c| (c, tls.mode == pg_tls::SslMode::Prefer));
         if connections == 0 || max_in_flight == 0 || max_dedicated == 0 {
             return Err(PyValueError::new_err(
                 "connections, max_in_flight and max_dedicated must be at least 1",
@@ -187,11 +200,11 @@ impl PgService {
             idle_ping: idle_ping.map(|p| seconds("idle_ping", p)).transpose()?,
             conns_per_addr: connections,
             max_dedicated,
-            connector: crate::kernel::transport::plain(),
+            connector: std::sync::Arc::new(connector),
             balancer: crate::kernel::balance::peak_ewma_p2c(),
         };
         Ok(PgService {
-            s: Service::open(py, Postgres { opts }, cfg)?,
+            s: Service::open(py, Postgres { opts, retry }, cfg)?,
             types: Arc::new(TypeCache::new(statement_cache_size.max(1) * 4)),
             unknown: py
                 .import("iokernel._native")?
@@ -536,17 +549,7 @@ impl PgService {
     /// `set_type_codec` for the type `oid`; forgets described statements
     /// (their result formats may change).
     fn set_codec(&self, oid: u32, encoder: Py<PyAny>, decoder: Py<PyAny>, binary: bool) {
-        self.types.update(|reg| {
-            reg.custom.insert(
-                oid,
-                Custom {
-                    encoder: Arc::new(encoder),
-                    decoder: Arc::new(decoder),
-                    binary,
-                },
-            );
-        });
-        self.types.clear();
+        self.types.set_codec(oid, encoder, decoder, binary);
     }
 
     /// Forget the types of every statement (e.g. after `ALTER TYPE`).

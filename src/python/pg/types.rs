@@ -452,4 +452,21 @@ impl TypeCache {
             }
         });
     }
+
+    /// A `set_type_codec` codec for type `oid`; forgets every statement
+    /// (their result formats may change).
+    pub fn set_codec(&self, oid: u32, encoder: Py<PyAny>, decoder: Py<PyAny>, binary: bool) {
+        self.update(|reg| {
+            let (encoder, decoder) = (Arc::new(encoder), Arc::new(decoder));
+            reg.custom.insert(
+                oid,
+                Custom {
+                    encoder,
+                    decoder,
+                    binary,
+                },
+            );
+        });
+        self.clear();
+    }
 }

@@ -52,8 +52,8 @@ pub struct Spec {
     /// One optional positional argument and the bytes sent when it is
     /// omitted (e.g. INCRBY's amount, 1).
     pub opt: Option<(Kind, &'static [u8])>,
-    /// More positional arguments of this kind (at least one if `args` is
-    /// empty, else the Python method decides what none means).
+    /// More positional arguments of this kind (at least one, except after
+    /// `Kind::Keys`; with none the Python method decides what that means).
     pub rest: Option<Kind>,
     pub post: Post,
 }
@@ -146,41 +146,61 @@ fn encode(kind: Kind, a: &Bound<'_, PyAny>, out: &mut BytesMut) -> Option<usize>
     ok.then_some(1)
 }
 
+/// The kind of positional argument `i`, or None past the last one allowed.
+fn kind_of(spec: &Spec, i: usize) -> Option<Kind> {
+    if i < spec.args.len() {
+        Some(spec.args[i])
+    } else if let Some((k, _)) = spec.opt {
+        (i == spec.args.len()).then_some(k)
+    } else {
+        spec.rest
+    }
+}
+
+/// How many bulk strings `a` of `kind` becomes (a list of keys: its length).
+fn width(kind: Kind, a: &Bound<'_, PyAny>) -> usize {
+    if kind == Kind::Keys {
+        if let Ok(l) = a.cast_exact::<PyList>() {
+            return l.len();
+        }
+        if let Ok(t) = a.cast_exact::<PyTuple>() {
+            return t.len();
+        }
+    }
+    1
+}
+
 /// The command as RESP, or None if any argument is not for the fast path.
+/// The arguments are encoded straight into the one buffer sent.
 fn build(spec: &Spec, args: &Bound<'_, PyTuple>) -> Option<BytesMut> {
     let n = args.len();
     let req = spec.args.len();
-    if n < req
-        || (spec.rest.is_none() && n > req + usize::from(spec.opt.is_some()))
-        || (spec.rest.is_some() && n == 0)
-    {
+    // A variadic command with none of its repeated arguments (`hdel("h")`,
+    // `delete()`) is the Python method's to judge; `mget(keys)` is complete.
+    let rest_needed = spec.rest.is_some() && spec.args.first() != Some(&Kind::Keys);
+    if n < req || (rest_needed && n <= req) {
         return None;
     }
-    let mut body = BytesMut::with_capacity(64);
-    let mut count = 1;
+    let default = match spec.opt {
+        Some((_, d)) if n == req => Some(d),
+        _ => None,
+    };
+    let mut count = 1 + usize::from(default.is_some());
     for (i, a) in args.iter().enumerate() {
-        let kind = if i < req {
-            spec.args[i]
-        } else if let Some((k, _)) = spec.opt {
-            k
-        } else {
-            spec.rest?
-        };
-        count += encode(kind, &a, &mut body)?;
-    }
-    if n == req {
-        if let Some((_, default)) = spec.opt {
-            resp::encode_bulk(default, &mut body);
-            count += 1;
-        }
+        count += width(kind_of(spec, i)?, &a);
     }
     if count == 1 {
         return None; // e.g. mget([]): the Python method says what that means
     }
-    let mut out = BytesMut::with_capacity(body.len() + 32);
+    let mut out = BytesMut::with_capacity(64);
     resp::encode_array_header(count, &mut out);
     resp::encode_bulk(spec.cmd, &mut out);
-    out.extend_from_slice(&body);
+    for (i, a) in args.iter().enumerate() {
+        encode(kind_of(spec, i)?, &a, &mut out)?;
+    }
+    if let Some(d) = default {
+        resp::encode_bulk(d, &mut out);
+    }
     Some(out)
 }
 

@@ -20,9 +20,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
 use crate::kernel::service::ServiceConfig;
+use crate::kernel::tls::{Tls, TlsConnector};
+use crate::kernel::transport::Connector;
 use crate::kernel::Summary;
 use crate::protocols::redis::{Pending, Redis};
-use crate::protocols::redis_url;
+use crate::protocols::{redis_tls, redis_url};
 use crate::python::core::completer::Completer;
 use crate::python::core::service::Service;
 use crate::python::core::wait::seconds;
@@ -66,7 +68,8 @@ impl RedisService {
 #[pymethods]
 impl RedisService {
     #[new]
-    #[pyo3(signature = (url, *, connect_timeout = 5.0, max_in_flight = 4096, max_queued = 16384, client_name = None, idle_ping = Some(5.0)))]
+    #[pyo3(signature = (url, *, connect_timeout = 5.0, max_in_flight = 4096, max_queued = 16384, client_name = None, idle_ping = Some(5.0), ssl = Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         url: &str,
@@ -75,8 +78,19 @@ impl RedisService {
         max_queued: usize,
         client_name: Option<String>,
         idle_ping: Option<f64>,
+        ssl: Vec<(String, String)>,
     ) -> PyResult<Self> {
         let u = redis_url::parse(url).map_err(PyValueError::new_err)?;
+        // TLS options: the URL's, then the keyword arguments' (which win).
+        let params: Vec<_> = u.ssl.iter().cloned().chain(ssl).collect();
+        let connector: std::sync::Arc<dyn Connector> =
+            match redis_tls::options(u.tls, &params).map_err(PyValueError::new_err)? {
+                None => crate::kernel::transport::plain(),
+                Some(o) => std::sync::Arc::new(TlsConnector {
+                    tls: Tls::new(o).map_err(PyValueError::new_err)?,
+                    names: u.addrs.clone(),
+                }),
+            };
         let connect_timeout = seconds("connect_timeout", connect_timeout)?;
         let idle_ping = idle_ping.map(|p| seconds("idle_ping", p)).transpose()?;
         if max_in_flight == 0 {
@@ -96,7 +110,7 @@ impl RedisService {
             idle_ping,
             conns_per_addr: 1,
             max_dedicated: 64,
-            connector: crate::kernel::transport::plain(),
+            connector,
             balancer: crate::kernel::balance::peak_ewma_p2c(),
         };
         Ok(RedisService {

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 import iokernel
 from iokernel import redis
 from tests.integration.discovery.conftest import ADDRS
@@ -174,3 +176,20 @@ async def test_configure_moves_existing_clients_to_the_new_servers_at_their_next
     finally:
         iokernel.configure(dns_servers=[dns.address])
         other.stop(cleanup=True)
+
+
+def test_endpoints_and_wait_ready_show_what_a_name_resolved_to(
+    dns: DnsServer, trio: dict[str, RedisServer]
+) -> None:
+    a, c = trio["a"], trio["c"]
+    c.stop()  # 127.0.0.4 resolves but nothing listens there
+    dns.set_hosts({"move.test": [ADDRS["a"], ADDRS["c"]]})
+    r = redis.Client(f"redis://move.test:{a.port}/0")
+    with pytest.raises(iokernel.ConnectionError, match=r"127\.0\.0\.4") as e:
+        r.wait_ready(2.0)
+    assert "127.0.0.2" not in str(e.value).split("connected after")[1], e.value
+    eps = {ep["address"]: ep for ep in r.endpoints()}
+    assert set(eps) == {f"127.0.0.2:{a.port}", f"127.0.0.4:{a.port}"}, eps
+    assert {ep["origin"] for ep in eps.values()} == {f"move.test:{a.port}"}
+    assert r.get("who") == b"a"
+    r.close()

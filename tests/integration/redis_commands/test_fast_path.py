@@ -182,9 +182,11 @@ async def _run(r: Driver, fn: Any, args: tuple[Any, ...]) -> tuple[str, Any]:
 def _is_plain(case: Case, args: tuple[Any, ...]) -> bool:
     """Whether the fast path must take this call natively."""
     kinds = [k for k, _ in case.slots]
-    n_req = len(kinds) - (1 if case.optional_last or case.variadic else 0)
-    if case.method in ("delete", "unlink", "exists", "touch", "mget"):
-        n_req = 1
+    n_req = len(kinds) - (1 if case.optional_last else 0)
+    if case.method in ("mget", "delete", "unlink", "exists", "touch"):
+        n_req = 1  # mget(keys), delete(name): the rest is optional
+    elif case.variadic:
+        n_req = len(kinds)  # the fixed ones and at least one repeated
     if len(args) < n_req or (not case.variadic and len(args) > len(kinds)):
         return False
     for i, a in enumerate(args):

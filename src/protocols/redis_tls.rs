@@ -1,0 +1,196 @@
+//! Redis TLS options, named as in redis-py: `rediss://` (or `ssl=True`),
+//! `ssl_ca_certs`, `ssl_ca_data`, `ssl_certfile`, `ssl_keyfile`,
+//! `ssl_cert_reqs` (`none` | `optional` | `required`; `optional` verifies,
+//! as Python's `ssl` does on the client side), `ssl_check_hostname`,
+//! `ssl_min_version` (`TLSv1_2` | `TLSv1_3`). They come as URL query
+//! parameters and as keyword arguments (which win); this turns them into
+//! the kernel's `TlsOptions`.
+
+use std::path::PathBuf;
+
+use crate::kernel::tls::{Hints, Roots, TlsOptions, Verify};
+
+/// The redis-py names this accepts (as URL parameters too).
+pub const NAMES: [&str; 8] = [
+    "ssl",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+    "ssl_check_hostname",
+    "ssl_min_version",
+];
+
+pub const HINTS: Hints = Hints {
+    ca: "ssl_ca_certs (or ssl_ca_data)",
+    no_verify: "ssl_cert_reqs='none'",
+    no_hostname: "ssl_check_hostname=False",
+    client_cert: "ssl_certfile / ssl_keyfile",
+    plain: "use redis:// (not rediss://) for a plain-text server",
+};
+
+fn boolean(k: &str, v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{k} must be true or false, not {v:?}")),
+    }
+}
+
+/// The TLS options for `params` (URL parameters, then keyword arguments;
+/// a later value wins), or `None` for plain text. `tls`: the URL says
+/// `rediss://`.
+pub fn options(tls: bool, params: &[(String, String)]) -> Result<Option<TlsOptions>, String> {
+    let get = |k: &str| {
+        params
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let on = match get("ssl") {
+        Some(v) => boolean("ssl", v)?,
+        None => tls,
+    };
+    if !on {
+        if let Some((k, _)) = params.iter().find(|(k, _)| k != "ssl") {
+            return Err(format!(
+                "{k} is a TLS option but TLS is off; use a rediss:// URL (or ssl=True)"
+            ));
+        }
+        return Ok(None);
+    }
+    let verify_chain = match get("ssl_cert_reqs").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("required" | "cert_required") => true,
+        // Python's ssl on the client side: CERT_OPTIONAL verifies too.
+        Some("optional" | "cert_optional") => true,
+        Some("none" | "cert_none") => false,
+        Some(v) => {
+            return Err(format!(
+                "ssl_cert_reqs must be 'required', 'optional' or 'none', not {v:?}"
+            ))
+        }
+    };
+    let check_host = get("ssl_check_hostname")
+        .map(|v| boolean("ssl_check_hostname", v))
+        .transpose()?;
+    if !verify_chain && check_host == Some(true) {
+        return Err(
+            "ssl_check_hostname=True needs the certificate verified: it cannot go with \
+             ssl_cert_reqs='none' (as in Python's ssl)"
+                .into(),
+        );
+    }
+    let verify = match (verify_chain, check_host.unwrap_or(true)) {
+        (false, _) => Verify::None,
+        (true, true) => Verify::Full,
+        (true, false) => Verify::Chain,
+    };
+    let roots = match (get("ssl_ca_certs"), get("ssl_ca_data")) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "give either ssl_ca_certs (a file) or ssl_ca_data (PEM text), not both".into(),
+            )
+        }
+        (Some(f), None) => Roots::File(PathBuf::from(f)),
+        (None, Some(pem)) => Roots::Pem(pem.to_string()),
+        (None, None) => Roots::System,
+    };
+    let client_cert = match (get("ssl_certfile"), get("ssl_keyfile")) {
+        (Some(c), k) => Some((PathBuf::from(c), PathBuf::from(k.unwrap_or(c)))),
+        (None, Some(_)) => {
+            return Err("ssl_keyfile needs ssl_certfile (the client certificate)".into())
+        }
+        (None, None) => None,
+    };
+    let tls13_only = match get("ssl_min_version") {
+        None => false,
+        Some(v) => match v.to_ascii_uppercase().replace(['.', '_'], "").as_str() {
+            "TLSV12" | "12" => false,
+            "TLSV13" | "13" => true,
+            "TLSV1" | "TLSV11" | "10" | "11" | "SSLV3" => {
+                return Err(format!(
+                    "ssl_min_version={v}: TLS older than 1.2 is not supported (rustls speaks TLS 1.2 and 1.3)"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "ssl_min_version must be TLSv1_2 or TLSv1_3, not {v:?}"
+                ))
+            }
+        },
+    };
+    Ok(Some(TlsOptions {
+        verify,
+        roots,
+        client_cert,
+        tls13_only,
+        alpn: Vec::new(),
+        alpn_required: false,
+        hints: HINTS,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(kv: &[(&str, &str)]) -> Vec<(String, String)> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn redis_py_names() {
+        assert!(options(false, &[]).unwrap().is_none());
+        let o = options(true, &[]).unwrap().unwrap();
+        assert_eq!(
+            (o.verify, o.roots, o.tls13_only),
+            (Verify::Full, Roots::System, false)
+        );
+        let o = options(false, &p(&[("ssl", "true"), ("ssl_cert_reqs", "none")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.verify, Verify::None);
+        let o = options(true, &p(&[("ssl_check_hostname", "false")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.verify, Verify::Chain);
+        let o = options(true, &p(&[("ssl_cert_reqs", "optional")]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.verify, Verify::Full);
+        let o = options(
+            true,
+            &p(&[("ssl_certfile", "/c.pem"), ("ssl_min_version", "TLSv1_3")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.client_cert, Some(("/c.pem".into(), "/c.pem".into())));
+        assert!(o.tls13_only);
+        // A later value (a keyword argument) wins over the URL's.
+        let o = options(
+            true,
+            &p(&[("ssl_cert_reqs", "none"), ("ssl_cert_reqs", "required")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(o.verify, Verify::Full);
+    }
+
+    #[test]
+    fn bad_combinations_are_refused() {
+        let e = |kv: &[(&str, &str)], tls: bool| options(tls, &p(kv)).unwrap_err();
+        assert!(e(&[("ssl_ca_certs", "/x")], false).contains("rediss://"));
+        assert!(e(
+            &[("ssl_cert_reqs", "none"), ("ssl_check_hostname", "true")],
+            true
+        )
+        .contains("ssl_check_hostname"));
+        assert!(e(&[("ssl_min_version", "TLSv1_1")], true).contains("1.2"));
+        assert!(e(&[("ssl_cert_reqs", "maybe")], true).contains("ssl_cert_reqs"));
+        assert!(e(&[("ssl_keyfile", "/k")], true).contains("ssl_certfile"));
+    }
+}
