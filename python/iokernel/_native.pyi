@@ -106,6 +106,7 @@ class RedisService:
         client_name: str | None = None,
         idle_ping: float | None = 5.0,
         ssl: tuple[tuple[str, str], ...] = (),
+        idempotent: bool = False,
     ) -> None: ...
     @property
     def name(self) -> str: ...
@@ -221,6 +222,7 @@ class PgService:
         max_message_size: int = 64 << 20,
         listen: list[str] = ...,
         ssl: tuple[tuple[str, str], ...] = (),
+        idempotent: bool = False,
     ) -> None: ...
     @property
     def name(self) -> str: ...

@@ -89,6 +89,7 @@ class _Base(Endpoints):
         sslkey: str | None = None,
         sslnegotiation: str | None = None,
         ssl: bool | str | None = None,
+        idempotent: bool = False,
     ) -> None:
         """``timeout``: seconds per query (None: no limit), enforced by the
         kernel: the caller gets ``TimeoutError`` at once. The statement is
@@ -108,7 +109,10 @@ class _Base(Endpoints):
         an error, a chunk of COPY data) accepted, default 64 MiB; a larger
         one fails only its own request with ``ResponseTooLargeError`` (its
         bytes are read and discarded, the connection goes on serving the
-        others).
+        others). ``idempotent``: every query may run twice, so one whose
+        connection is lost after it was sent is sent again instead of failing
+        with ``ConnectionError`` "outcome unknown" (queries never sent are
+        always sent again; see docs/architecture.md, "Retry safety").
 
         TLS, as libpq: ``sslmode`` (``disable``, ``allow``, ``prefer`` (the
         default), ``require``, ``verify-ca``, ``verify-full``),
@@ -149,6 +153,7 @@ class _Base(Endpoints):
                 "health_check_interval", health_check_interval, none="no health checks"
             ),
             max_dedicated=_options.count("max_dedicated", max_dedicated),
+            idempotent=_options.flag("idempotent", idempotent),
             max_message_size=_options.count(
                 "max_message_size", max_message_size, least=_MIN_MESSAGE, most=_MAX_MESSAGE
             ),

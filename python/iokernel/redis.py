@@ -152,6 +152,7 @@ class _Base(Endpoints, _Core):
         ssl_cert_reqs: Any = None,
         ssl_check_hostname: bool | None = None,
         ssl_min_version: Any = None,
+        idempotent: bool = False,
     ) -> None:
         """``timeout``: seconds for each command, enforced by the kernel
         (None: no limit). ``connect_timeout``: seconds to connect and
@@ -163,7 +164,12 @@ class _Base(Endpoints, _Core):
         ``"strict"`` (other values raise ``ValueError``).
         ``health_check_interval``: PING an idle connection this often to
         notice a dead peer (None: never). ``client_name``: sent with
-        ``CLIENT SETNAME`` (printable ASCII, no spaces).
+        ``CLIENT SETNAME`` (printable ASCII, no spaces). ``idempotent``:
+        every command may run twice, so one whose connection is lost after it
+        was sent is sent again instead of failing with ``ConnectionError``
+        "outcome unknown"; read-only commands (GET, HGETALL, ...) always are,
+        and commands never sent are always sent again (docs/architecture.md,
+        "Retry safety").
 
         TLS: a ``rediss://`` URL (or ``ssl=True``), with redis-py's options,
         as keyword arguments or URL query parameters (keywords win):
@@ -202,6 +208,7 @@ class _Base(Endpoints, _Core):
                 ssl_check_hostname=ssl_check_hostname,
                 ssl_min_version=ssl_min_version,
             ),
+            idempotent=_options.flag("idempotent", idempotent),
         )
         self._timeout = timeout
         self._decode = decode_responses

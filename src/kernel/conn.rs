@@ -111,6 +111,13 @@ pub trait Link<P: Protocol> {
     fn progress(&self);
     /// The server sent a request to another endpoint (`Feed::Redirect`).
     fn redirect(&self, r: Redirected<P>);
+    /// A request of a lost connection to send again (`dispatch::lost`).
+    /// Only shared connections have any.
+    fn resend(&self, req: Request<P>, guard: Option<super::stats::Outstanding>);
+    /// Every request of this service may be sent twice (`idempotent=True`).
+    fn idempotent(&self) -> bool {
+        false
+    }
 }
 
 /// Run a connected socket until it fails or is closed, telling `link` of
@@ -128,6 +135,9 @@ pub async fn run<P: Protocol>(
     let reason = read_loop(&conn, proto, &mut reader, &mut rbuf, idle_ping, link).await;
     write_task.abort();
     conn.close(&reason);
+    for (req, guard) in conn.take_lost(proto, link.idempotent()) {
+        link.resend(req, guard);
+    }
     reason
 }
 

@@ -29,6 +29,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 mod feed;
+mod lost;
 
 pub use feed::Redirected;
 
@@ -48,6 +49,9 @@ pub(super) struct Waiter<P: Protocol> {
     got_first_byte: bool,
     /// Past its deadline (its caller already got `TimeoutError`).
     expired: bool,
+    /// What it was sent with, to send it again elsewhere if its connection
+    /// is lost (`take_lost`); `None` if it had a body (not replayable).
+    resend: Option<(bytes::Bytes, super::Route)>,
     /// Keeps the service's outstanding count until the reply is consumed.
     _guard: Option<super::stats::Outstanding>,
 }
@@ -100,6 +104,9 @@ pub struct Conn<P: Protocol> {
     sink: RefCell<Option<Arc<Items>>>,
     /// Requests sent elsewhere by the server, for the service to route.
     redirects: RefCell<Vec<Redirected<P>>>,
+    /// Waiters of a shared connection that closed, with its error, until
+    /// `take_lost` decides which are sent again (see `retry`).
+    lost: RefCell<Vec<(Waiter<P>, KernelError)>>,
 }
 
 impl<P: Protocol> Conn<P> {
@@ -126,6 +133,7 @@ impl<P: Protocol> Conn<P> {
             connector,
             sink: RefCell::new(None),
             redirects: RefCell::new(Vec::new()),
+            lost: RefCell::new(Vec::new()),
             inner: RefCell::new(Inner {
                 out: BytesMut::with_capacity(16 * 1024),
                 waiters: VecDeque::new(),
@@ -178,6 +186,7 @@ impl<P: Protocol> Conn<P> {
         }
         let mut pending = req.pending;
         let mut start = None;
+        let replayable = req.body.is_none();
         if g.streaming {
             if g.held.back().is_none_or(|h| h.body.is_some()) {
                 g.held.push_back(Held {
@@ -205,6 +214,7 @@ impl<P: Protocol> Conn<P> {
             written: None,
             got_first_byte: false,
             expired: false,
+            resend: replayable.then_some((req.payload, req.route)),
             _guard: guard,
         });
         self.metrics.in_flight.add(1.0);
@@ -223,12 +233,15 @@ impl<P: Protocol> Conn<P> {
         if w.completion.is_none() {
             return None;
         }
+        let (payload, route) = w
+            .resend
+            .unwrap_or((bytes::Bytes::new(), super::Route::Shared));
         let req = Request {
-            payload: bytes::Bytes::new(),
+            payload,
             pending: w.pending,
             completion: w.completion,
             deadline: w.deadline.map(Instant::into_std),
-            route: super::Route::Shared,
+            route,
             submitted: w.submitted.into_std(),
             summary: w.summary,
             body: None,
@@ -383,8 +396,15 @@ impl<P: Protocol> Conn<P> {
             (std::mem::take(&mut g.waiters), std::mem::take(&mut g.held))
         };
         drop(held); // their producers see the body gone
-        for w in waiters {
-            self.finish(w, Err(err.clone()));
+        if !self.dedicated && err.kind == super::ErrorKind::Connection {
+            // The connection's `run` decides which are sent again.
+            let mut lost = self.lost.borrow_mut();
+            lost.extend(waiters.into_iter().map(|w| (w, err.clone())));
+        } else {
+            for w in waiters {
+                let e = lost::unknown_outcome(err, w.written.is_some());
+                self.finish(w, Err(e));
+            }
         }
         if let Some(sink) = self.sink.borrow_mut().take() {
             // Not the end of the subscription: a gap in it (pushes sent

@@ -74,6 +74,22 @@ pub trait Protocol: Send + Sync + 'static {
         let _ = st;
         None
     }
+    /// Whether sending this request twice is harmless (it only reads), so
+    /// that it may be sent again after its connection was lost with it
+    /// written but unanswered (`dispatch::lost`). Asked only then. The
+    /// default: no.
+    fn idempotent(&self, pending: &Self::Pending, payload: &[u8]) -> bool {
+        let _ = (pending, payload);
+        false
+    }
+    /// The role the server gave itself on this connection since last asked
+    /// (at the handshake, or later: Redis `READONLY` replies, PostgreSQL's
+    /// `in_hot_standby` report or SQLSTATE 25006); taken, so `None` when
+    /// nothing new was learned. The service puts it on the endpoint.
+    fn role(&self, st: &mut Self::ConnState) -> Option<super::endpoint::Role> {
+        let _ = st;
+        None
+    }
     /// A cheap request to send on an idle connection to prove the peer alive.
     fn heartbeat(&self) -> Option<(Bytes, Self::Pending)>;
     /// A short name for messages ("redis", "postgres").

@@ -304,6 +304,7 @@ fn open(upgrade: Option<&'static str>, ports: &[u16]) -> Arc<ServiceHandle<Toy>>
         max_dedicated: 4,
         connector: super::transport::plain(),
         balancer: super::balance::fewest_in_flight(),
+        idempotent: false,
     };
     ServiceHandle::open(Toy { upgrade }, cfg).unwrap()
 }

@@ -7,5 +7,6 @@ pub mod pg_tls;
 pub mod pg_url;
 pub mod redis;
 pub mod redis_tls;
+pub mod redis_readonly;
 pub mod redis_url;
 pub mod url;

@@ -64,6 +64,8 @@ pub use result::{ClientError, PgResult};
 mod listen;
 #[path = "pg_startup.rs"]
 mod startup;
+#[path = "pg_role.rs"]
+pub mod role;
 pub use listen::Notification;
 
 #[derive(Debug, Clone)]
@@ -207,6 +209,8 @@ struct Cached {
 #[derive(Default)]
 pub struct PgConn {
     cache: HashMap<Arc<str>, Cached>,
+    /// What the server said of its role (`role::PgRole`).
+    pub role: role::PgRole,
     next_name: u64,
     tick: u64,
     pub backend: Option<(i32, i32)>,
@@ -228,13 +232,21 @@ impl Protocol for Postgres {
     type ConnState = PgConn;
 
     fn decode(&self, st: &mut PgConn, buf: &mut BytesMut) -> Result<Option<Backend>, DecodeError> {
-        pg::decode_skipping(buf, &self.opts.limits, &mut st.skip).map_err(|e| match e {
+        let msg = pg::decode_skipping(buf, &self.opts.limits, &mut st.skip).map_err(|e| match e {
             pg::DecodeError::TooLarge { .. } => DecodeError::TooLarge {
                 detail: e.to_string(),
                 option: Some("max_message_size"),
             },
             pg::DecodeError::Syntax { .. } => DecodeError::Malformed(e.to_string()),
-        })
+        })?;
+        if let Some(m) = &msg {
+            st.role.note(m);
+        }
+        Ok(msg)
+    }
+
+    fn role(&self, st: &mut PgConn) -> Option<crate::kernel::endpoint::Role> {
+        st.role.take()
     }
 
     fn is_unsolicited(&self, msg: &Backend) -> bool {
@@ -359,6 +371,7 @@ impl Protocol for Postgres {
             }
             Backend::CommandComplete(tag) => p.result.status = Some(tag),
             Backend::ErrorResponse(e) => {
+                st.role.refused_write(&e.code);
                 // A statement that failed to parse does not exist on the
                 // server; one whose cached plan went stale must be re-prepared.
                 if let Some(sql) = &p.parsed {

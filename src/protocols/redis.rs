@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::{Bytes, BytesMut};
 
 use crate::codec::resp::{self, Frame, Limits};
+use crate::kernel::endpoint::Role;
 use crate::kernel::handshake::HandshakeIo;
 use crate::kernel::{DecodeError, Feed, KernelError, Protocol};
 
@@ -68,11 +69,13 @@ impl Pending {
 
 /// Per connection: the resumable decoder, so a large reply arriving in many
 /// reads is scanned once, not from its start on every read.
-pub struct RedisConn(resp::Decoder);
+/// Also the role the server gave itself, until the service takes it
+/// (`Protocol::role`).
+pub struct RedisConn(resp::Decoder, Option<Role>);
 
 impl Default for RedisConn {
     fn default() -> Self {
-        RedisConn(resp::Decoder::new(Limits::default()))
+        RedisConn(resp::Decoder::new(Limits::default()), None)
     }
 }
 
@@ -83,6 +86,31 @@ fn command(args: &[&[u8]]) -> BytesMut {
     let mut b = BytesMut::new();
     resp::encode_command(args, &mut b);
     b
+}
+
+/// The role in HELLO's reply (`role`: `master` or `replica`; a map in
+/// RESP3, pairs in RESP2); a sentinel or no such field: none.
+fn hello_role(f: &Frame) -> Option<Role> {
+    let text = |f: &Frame| match f {
+        Frame::Bulk(b) | Frame::Simple(b) => Some(b.clone()),
+        _ => None,
+    };
+    let value = match f {
+        Frame::Map(pairs) => pairs
+            .iter()
+            .find(|(k, _)| text(k).as_deref() == Some(b"role"))
+            .and_then(|(_, v)| text(v)),
+        Frame::Array(items) => items
+            .chunks(2)
+            .find(|kv| text(&kv[0]).as_deref() == Some(b"role"))
+            .and_then(|kv| kv.get(1).and_then(text)),
+        _ => None,
+    }?;
+    match &value[..] {
+        b"master" => Some(Role::Primary),
+        b"replica" | b"slave" => Some(Role::Replica),
+        _ => None,
+    }
 }
 
 fn error_text(f: &Frame) -> Option<String> {
@@ -115,7 +143,12 @@ impl Protocol for Redis {
         matches!(msg, Frame::Push(_))
     }
 
-    fn feed(&self, _: &mut RedisConn, p: &mut Pending, msg: Frame) -> Feed {
+    fn feed(&self, st: &mut RedisConn, p: &mut Pending, msg: Frame) -> Feed {
+        if let Frame::Error(e) = &msg {
+            if e.starts_with(b"READONLY") {
+                st.1 = Some(Role::Replica); // a write reached a replica
+            }
+        }
         if !p.batch {
             return Feed::Done(Box::new(msg));
         }
@@ -149,7 +182,11 @@ impl Protocol for Redis {
         io.send(&command(&hello)).await?;
         let reply = io.recv().await?;
         match error_text(&reply) {
-            None => self.resp3.store(true, Ordering::Relaxed),
+            None => {
+                self.resp3.store(true, Ordering::Relaxed);
+                // HELLO's reply names the server's role: no round trip.
+                io.state.1 = hello_role(&reply);
+            }
             Some(e)
                 if e.starts_with("WRONGPASS")
                     || e.starts_with("NOAUTH")
@@ -192,6 +229,14 @@ impl Protocol for Redis {
             }
         }
         Ok(())
+    }
+
+    fn role(&self, st: &mut RedisConn) -> Option<Role> {
+        st.1.take()
+    }
+
+    fn idempotent(&self, _: &Pending, payload: &[u8]) -> bool {
+        super::redis_readonly::only_reads(payload)
     }
 
     fn heartbeat(&self) -> Option<(Bytes, Pending)> {

@@ -7,7 +7,10 @@ of a real server (the server stays real; only the network is scripted).
 Connection ``i`` (0-based, in accept order) is connected upstream only after
 ``delay(i)`` seconds; then bytes flow both ways until either side closes,
 unchanged unless ``rewrite_down(i, chunk) -> bytes`` is given: it sees every
-chunk the server sends and returns what the client gets instead. Bounded: at most ``max_conns`` connections, daemon threads, every
+chunk the server sends and returns what the client gets instead, or raises
+``Cut`` to swallow the chunk and close both sides at once (the server got
+the request, the client never hears the reply); ``watch_up(i, chunk)`` sees
+every chunk the client sends, as it is forwarded. Bounded: at most ``max_conns`` connections, daemon threads, every
 socket closed by ``stop()``.
 """
 
@@ -23,11 +26,17 @@ from typing import Self
 from tests.servers import LOOPBACK
 
 
+class Cut(Exception):
+    """Raised by ``rewrite_down``: drop this chunk and close the connection."""
+
+
 class Relay:
     def __init__(self, upstream: tuple[str, int], *, delay: Callable[[int], float],
                  max_conns: int = 32,
-                 rewrite_down: Callable[[int, bytes], bytes] | None = None) -> None:
+                 rewrite_down: Callable[[int, bytes], bytes] | None = None,
+                 watch_up: Callable[[int, bytes], None] | None = None) -> None:
         self.upstream = upstream
+        self.watch_up = watch_up
         self.delay = delay
         self.rewrite_down = rewrite_down
         self.max_conns = max_conns
@@ -86,8 +95,14 @@ class Relay:
             rw = self.rewrite_down
             def down(chunk: bytes) -> bytes:
                 return rw(i, chunk)
+        upward = None
+        if self.watch_up is not None:
+            wu = self.watch_up
+            def upward(chunk: bytes) -> bytes:
+                wu(i, chunk)
+                return chunk
         threading.Thread(target=self._pump, args=(up, client, down), daemon=True).start()
-        self._pump(client, up)
+        self._pump(client, up, upward)
 
     def _pump(self, src: socket.socket, dst: socket.socket,
               rewrite: Callable[[bytes], bytes] | None = None) -> None:
@@ -98,6 +113,11 @@ class Relay:
                 if not data:
                     break
                 dst.sendall(rewrite(data) if rewrite else data)
+        except Cut:
+            for sock in (dst, src):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            return
         except OSError:
             pass
         with contextlib.suppress(OSError):

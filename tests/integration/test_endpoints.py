@@ -30,7 +30,7 @@ def test_endpoints_lists_each_endpoint_with_its_state_and_counters() -> None:
         print(f"\n{eps}")
         assert [e["address"] for e in eps] == addrs
         for e in eps:
-            assert e["state"] == "up" and e["origin"] == e["address"] and e["role"] == "unknown"
+            assert e["state"] == "up" and e["origin"] == e["address"] and e["role"] == "primary"  # HELLO said
             assert e["connections"] == 1 and e["in_flight"] == 0 and e["errors"] == 0
             assert e["last_error"] is None and e["latency_ms"] >= 0
         assert sum(e["requests"] for e in eps) >= 30

@@ -218,6 +218,7 @@ class PostgresServer(ServerProcess):
         return "\n".join([
             "# TYPE  DATABASE USER       ADDRESS       METHOD",
             "local   all      all                      trust",
+            "local   replication all                   trust",
             f"host    all      {PG_MD5_USER}    127.0.0.1/32  md5",
             f"host    all      {PG_PLAIN_USER}  127.0.0.1/32  password",
             "host    all      all        127.0.0.1/32  scram-sha-256",

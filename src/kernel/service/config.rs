@@ -38,6 +38,9 @@ pub struct ServiceConfig {
     /// Which connection takes a request, which endpoint a lease
     /// (`balance::peak_ewma_p2c()` for the clients).
     pub balancer: Arc<dyn Balancer>,
+    /// Every request may be sent twice: one written on a connection that
+    /// was lost before its answer is sent again (`dispatch::lost`).
+    pub idempotent: bool,
 }
 
 impl ServiceConfig {

@@ -15,8 +15,9 @@ use super::task::{Core, Pool, Slot};
 use crate::kernel::conn;
 use crate::kernel::dispatch::Redirected;
 use crate::kernel::handshake;
+use crate::kernel::stats::Outstanding;
 use crate::kernel::transport::Addr;
-use crate::kernel::{Completion, KernelError, Protocol, Route};
+use crate::kernel::{Completion, KernelError, Protocol, Request, Route};
 
 impl<P: Protocol> Core<P> {
     pub(super) fn lease(
@@ -174,6 +175,11 @@ impl<P: Protocol> conn::Link<P> for Core<P> {
 
     fn redirect(&self, r: Redirected<P>) {
         self.reroute(r);
+    }
+
+    /// Never asked: a dedicated connection's requests are never moved.
+    fn resend(&self, req: Request<P>, guard: Option<Outstanding>) {
+        self.dispatch(req, guard);
     }
 }
 

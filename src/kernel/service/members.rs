@@ -15,6 +15,7 @@
 //! `DRAIN_LIMIT`). Every change recomputes the admission limit and looks at
 //! the queue again (a request may now have somewhere to go, or nowhere).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,9 +25,9 @@ use crate::kernel::conn;
 use crate::kernel::dispatch::{Conn, Redirected};
 use crate::kernel::endpoint::{Applied, Change, Endpoint};
 use crate::kernel::handshake;
-use crate::kernel::stats::AddrMetrics;
+use crate::kernel::stats::{AddrMetrics, Outstanding};
 use crate::kernel::transport::{Addr, Reader, Writer};
-use crate::kernel::{KernelError, Protocol};
+use crate::kernel::{KernelError, Protocol, Request};
 
 /// How long a removed endpoint's connection may take to answer what is on
 /// it before it is closed anyway (those requests then fail).
@@ -147,8 +148,20 @@ impl<P: Protocol> Core<P> {
         am.health.connect_failed(&e.detail);
     }
 
+    /// The server told `c` its role (`Protocol::role`): put it on the
+    /// endpoint, where routes by role and `endpoints()` see it.
+    fn learn_role(&self, c: &Conn<P>) {
+        let role = self.proto.role(&mut c.inner.borrow_mut().state);
+        if let Some(r) = role {
+            if let Some(m) = self.st.borrow_mut().endpoints.find_mut(&c.addr) {
+                m.endpoint.role = r;
+            }
+        }
+    }
+
     /// A shared connection is up. False if its endpoint left meanwhile.
     fn on_ready(&self, c: &Rc<Conn<P>>) -> bool {
+        self.learn_role(c);
         {
             let mut st = self.st.borrow_mut();
             let Some(m) = st.endpoints.find_mut(&c.addr) else {
@@ -279,23 +292,39 @@ async fn run_shared<P: Protocol>(
     let link = Shared {
         core: core.clone(),
         conn: c.clone(),
+        again: RefCell::new(Vec::new()),
     };
     conn::run(c.clone(), &*core.proto, io, core.cfg.idle_ping, &link).await;
     core.on_lost(&c);
+    // Only now, with this connection out of the set, may they be routed.
+    for (req, guard) in link.again.take() {
+        core.dispatch(req, guard);
+    }
 }
 
 /// What a shared connection tells its service.
 struct Shared<P: Protocol> {
     core: Rc<Core<P>>,
     conn: Rc<Conn<P>>,
+    /// Requests of this connection to send again once it is gone.
+    again: RefCell<Vec<(Request<P>, Option<Outstanding>)>>,
 }
 
 impl<P: Protocol> conn::Link<P> for Shared<P> {
     fn progress(&self) {
+        self.core.learn_role(&self.conn);
         self.core.progress(&self.conn);
     }
 
     fn redirect(&self, r: Redirected<P>) {
         self.core.reroute(r);
+    }
+
+    fn resend(&self, req: Request<P>, guard: Option<Outstanding>) {
+        self.again.borrow_mut().push((req, guard));
+    }
+
+    fn idempotent(&self) -> bool {
+        self.core.cfg.idempotent
     }
 }

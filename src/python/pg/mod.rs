@@ -140,7 +140,7 @@ impl PgService {
 #[pymethods]
 impl PgService {
     #[new]
-    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0), max_dedicated = 16, max_message_size = 64 << 20, listen = Vec::new(), ssl = Vec::new()))]
+    #[pyo3(signature = (dsn, *, connections = 2, max_in_flight = 1024, max_queued = 16384, statement_cache_size = 256, connect_timeout = None, idle_ping = Some(5.0), max_dedicated = 16, max_message_size = 64 << 20, listen = Vec::new(), ssl = Vec::new(), idempotent = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -155,6 +155,7 @@ impl PgService {
         max_message_size: usize,
         listen: Vec<String>,
         ssl: Vec<(String, String)>,
+        idempotent: bool,
     ) -> PyResult<Self> {
         let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
         // TLS: libpq's environment variables, then the URL, then keyword
@@ -202,6 +203,7 @@ impl PgService {
             max_dedicated,
             connector: std::sync::Arc::new(connector),
             balancer: crate::kernel::balance::peak_ewma_p2c(),
+            idempotent,
         };
         Ok(PgService {
             s: Service::open(py, Postgres { opts, retry }, cfg)?,

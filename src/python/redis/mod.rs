@@ -68,7 +68,7 @@ impl RedisService {
 #[pymethods]
 impl RedisService {
     #[new]
-    #[pyo3(signature = (url, *, connect_timeout = 5.0, max_in_flight = 4096, max_queued = 16384, client_name = None, idle_ping = Some(5.0), ssl = Vec::new()))]
+    #[pyo3(signature = (url, *, connect_timeout = 5.0, max_in_flight = 4096, max_queued = 16384, client_name = None, idle_ping = Some(5.0), ssl = Vec::new(), idempotent = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -79,6 +79,7 @@ impl RedisService {
         client_name: Option<String>,
         idle_ping: Option<f64>,
         ssl: Vec<(String, String)>,
+        idempotent: bool,
     ) -> PyResult<Self> {
         let u = redis_url::parse(url).map_err(PyValueError::new_err)?;
         // TLS options: the URL's, then the keyword arguments' (which win).
@@ -112,6 +113,7 @@ impl RedisService {
             max_dedicated: 64,
             connector,
             balancer: crate::kernel::balance::peak_ewma_p2c(),
+            idempotent,
         };
         Ok(RedisService {
             s: Service::open(py, Redis::new(opts), cfg)?,

@@ -254,7 +254,9 @@ def test_inflight_names_pipelines_and_marks_timeouts(fresh_redis_server: RedisSe
     async def main() -> dict[str, Any]:
         await client.ping()
         with fresh_redis_server.frozen():
-            p = client.pipeline()
+            # transaction=False: three commands on the wire (a transaction
+            # pipeline, redis-py's default, adds MULTI and EXEC).
+            p = client.pipeline(transaction=False)
             p.get("a")
             p.set("pipeline-secret-key", "pipeline-secret-value")
             p.get("c")
