@@ -69,3 +69,21 @@ def _kinds(rows: list[Any], wanted: list[int]) -> list[tuple[Any, ...]]:
     found = {r[0] for r in rows}
     out += [(oid, "o", f"type {oid}", "?", 0, []) for oid in wanted if oid not in found]
     return out
+
+
+def _stale(svc: Any, sql: str) -> bool:
+    """An argument did not fit the statement's cached types: forget them
+    so that the statement is described again (its table may have changed)
+    and the call encoded once more; a second refusal is final. Costs a
+    round trip on that error path only."""
+    if svc.statement_params(sql) is None:
+        return False
+    svc.forget_statement(sql)
+    return True
+
+
+def _learned(svc: Any, sql: str, described: tuple[list[int], list[int]]) -> list[int]:
+    """Cache a described statement; the type OIDs still to look up."""
+    params, cols = described
+    missing: list[int] = svc.remember(sql, params, cols)
+    return missing

@@ -17,15 +17,11 @@ Rows are ``Record``s: tuples that also allow ``row["column"]``. Server errors
 raise ``PostgresError`` (``.sqlstate``, ``.detail``, ``.hint`` ...); the
 connection stays usable. ``Client`` is the blocking twin with the same methods.
 
-Types: the first time a client's service meets a statement it asks the
-server for its parameter and result types (one round trip, then cached);
-arguments are encoded for those types, in binary, and an argument that does
-not fit is refused before anything is sent (``DataError``, naming ``$n``, the
-type and what was given; a wrong number of arguments is ``InterfaceError``).
-Results come back as asyncpg returns them (``iokernel.pgtypes`` for
-geometry, bit strings and ranges). Types a database defines are looked up
-once (enums, domains, arrays, ranges, composites of them);
-``set_type_codec`` adds encoders and decoders for any type.
+Types: a statement is described once per service (one round trip, cached);
+arguments are encoded in binary for its types, and one that does not fit is
+refused before sending (``DataError`` naming ``$n``, the type and the value;
+``InterfaceError`` for a wrong count). Results come back as asyncpg returns
+them (``iokernel.pgtypes``); ``set_type_codec`` adds codecs for any type.
 """
 
 from __future__ import annotations
@@ -42,7 +38,16 @@ from ._endpoints import Endpoints
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
 from ._errors import PostgresDataError as DataError
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
-from ._pg_types import _INTROSPECT, _LEARN_ROUNDS, _TYPE_NAMES, _TYPE_OID, _kinds, _quote_sql
+from ._pg_types import (
+    _INTROSPECT,
+    _LEARN_ROUNDS,
+    _TYPE_NAMES,
+    _TYPE_OID,
+    _kinds,
+    _learned,
+    _quote_sql,
+    _stale,
+)
 
 __all__ = [
     "AsyncClient", "AsyncListener", "Client", "DataError", "Gap", "InterfaceError", "Listener",
@@ -236,22 +241,6 @@ class _Base(Endpoints):
                binary: bool) -> Any:
         raise NotImplementedError
 
-    def _stale(self, sql: str) -> bool:
-        """An argument did not fit the statement's cached types: forget them
-        so that the statement is described again (its table may have
-        changed) and the call encoded once more; a second refusal is final.
-        Costs a round trip on that error path only."""
-        if self._svc.statement_params(sql) is None:
-            return False
-        self._svc.forget_statement(sql)
-        return True
-
-    def _learned(self, sql: str, described: tuple[list[int], list[int]]) -> list[int]:
-        """Cache a described statement; the type OIDs still to look up."""
-        params, cols = described
-        missing: list[int] = self._svc.remember(sql, params, cols)
-        return missing
-
     @property
     def dsn(self) -> str:
         """The URL, without secrets."""
@@ -279,7 +268,7 @@ class Client(_Base):
         try:
             r = self._svc.query(shape, sql, args, column, t, self._conn, simple)
         except DataError:
-            if not self._stale(sql):
+            if not _stale(self._svc, sql):
                 raise
             r = _UNKNOWN
         while r is _UNKNOWN:
@@ -288,13 +277,13 @@ class Client(_Base):
         return r
 
     def _learn(self, sql: str, t: float | None) -> None:
-        missing = self._learned(sql, self._svc.describe_statement(sql, t, self._conn))
+        missing = _learned(self._svc, sql, self._svc.describe_statement(sql, t, self._conn))
         for _ in range(_LEARN_ROUNDS):
             if not missing:
                 return
             rows = self._q(_ROWS, _INTROSPECT, (missing,), timeout=t)
             self._svc.learn_types(_kinds(rows, missing))
-            missing = self._learned(sql, self._svc.describe_statement(sql, t, self._conn))
+            missing = _learned(self._svc, sql, self._svc.describe_statement(sql, t, self._conn))
         raise InterfaceError(f"could not learn the types of the statement: {missing}")
 
     def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
@@ -309,7 +298,7 @@ class Client(_Base):
             # Refused before anything was sent, rows that can be read again:
             # the table may have changed; describe it again and retry once.
             if self._conn is not None or not isinstance(rows, (list, tuple)) \
-                    or not self._stale(sql):
+                    or not _stale(self._svc, sql):
                 raise
             self._learn(sql, t)
             self._svc.query_many(sql, rows, t, self._conn, self._svc.statement_params(sql))
@@ -442,7 +431,7 @@ class AsyncClient(_Base):
                 t, self._conn, simple,
             )
         except DataError:
-            if not self._stale(sql):
+            if not _stale(self._svc, sql):
                 raise
             r = _UNKNOWN
         if r is _UNKNOWN:
@@ -473,7 +462,7 @@ class AsyncClient(_Base):
             described = self._svc.submit_describe_statement(
                 _aio.completer(loop), loop.create_future(), sql, t, self._conn
             )
-        return self._learned(sql, await described)
+        return _learned(self._svc, sql, await described)
 
     async def _learn(self, sql: str, t: float | None, described: Any = None) -> None:
         missing = await self._describe(sql, t, described)
@@ -499,7 +488,7 @@ class AsyncClient(_Base):
         except DataError:
             # As Client._many.
             if self._conn is not None or not isinstance(rows, (list, tuple)) \
-                    or not self._stale(sql):
+                    or not _stale(self._svc, sql):
                 raise
             await self._learn(sql, t)
             fut = self._svc.submit_many(

@@ -540,10 +540,7 @@ impl PgService {
         self.types.get(sql).map(|i| i.params.to_vec())
     }
 
-    /// Types learned by introspection: `(oid, kind, name, schema, ref,
-    /// fields)` rows, `kind` one of e (enum), d (domain over `ref`), a
-    /// (array of `ref`), r (range of `ref`), m (multirange of range `ref`),
-    /// c (composite: `fields` = [(name, type)]), o (other).
+    /// Types learned by introspection (`TypeCache::learn`).
     fn learn_types(&self, rows: Vec<TypeRow>) {
         self.types.learn(rows);
     }
