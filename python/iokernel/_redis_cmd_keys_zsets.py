@@ -76,7 +76,12 @@ class KeysZsetsMoreCommands(Caller):
         return self._call((b"COPY", *pieces), bool)
 
     def dump(self, name: Key) -> Any:
-        """The serialized value (always bytes), None if the key is missing."""
+        """The serialized value (always bytes, even with decode_responses:
+        the clients fetch it undecoded; a decoding pipeline cannot, and
+        raises UnicodeDecodeError for it), None if the key is missing."""
+        undecoded = getattr(self, "_call_undecoded", None)
+        if undecoded is not None:
+            return undecoded((b"DUMP", name))
         return self._call((b"DUMP", name), _raw)
 
     def restore(

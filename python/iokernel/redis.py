@@ -264,6 +264,10 @@ class Client(_Base, SyncIterCommands, DictAccess):
         raw = self._svc.call(args, self._decode, self._timeout, self._conn)
         return raw if post is None else post(raw)
 
+    def _call_undecoded(self, args: tuple[Any, ...]) -> Any:
+        """Binary replies (DUMP) as bytes whatever ``decode_responses`` says."""
+        return self._svc.call(args, False, self._timeout, self._conn)
+
     def _blocking(self, args: tuple[Any, ...], post: Post, timeout: Any = _DEFAULT) -> Any:
         with self.dedicated() as d:
             raw = d._svc.call(args, d._decode, d._block_timeout(args, timeout), d._conn)
@@ -349,6 +353,10 @@ class AsyncClient(_Base, AsyncIterCommands):
         # Running loop, its completer, a future, the submission: one native
         # call. Sent now; the returned Call only waits (works with create_task).
         return self._svc.acall(args, post, self._decode, self._timeout, self._conn)
+
+    def _call_undecoded(self, args: tuple[Any, ...]) -> Any:
+        """Binary replies (DUMP) as bytes whatever ``decode_responses`` says."""
+        return self._svc.acall(args, None, False, self._timeout, self._conn)
 
     async def _blocking(self, args: tuple[Any, ...], post: Post, timeout: Any = _DEFAULT) -> Any:
         async with self.dedicated() as d:

@@ -402,7 +402,7 @@ impl<P: Protocol> Conn<P> {
             lost.extend(waiters.into_iter().map(|w| (w, err.clone())));
         } else {
             for w in waiters {
-                let e = lost::unknown_outcome(err, w.written.is_some());
+                let e = err.unknown_outcome(w.written.is_some());
                 self.finish(w, Err(e));
             }
         }

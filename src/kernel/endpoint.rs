@@ -128,6 +128,8 @@ impl<T> Default for EndpointSet<T> {
 pub enum Target {
     All,
     Role(Role),
+    /// Every endpoint but those with this role (unknown ones fit).
+    Except(Role),
     /// The endpoint at this index.
     One(usize),
     /// None of them.
@@ -139,6 +141,7 @@ impl Target {
         match self {
             Target::All => true,
             Target::Role(r) => ep.role == r,
+            Target::Except(r) => ep.role != r,
             Target::One(i) => i == index,
             Target::Nothing => false,
         }

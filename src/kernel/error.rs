@@ -134,6 +134,22 @@ impl KernelError {
         self.stage = stage;
         self
     }
+    /// This connection error for a request it left unanswered: if the
+    /// request had been written, say that its outcome is unknown and why it
+    /// was not sent again (`dispatch::lost`, retry safety).
+    pub fn unknown_outcome(&self, written: bool) -> KernelError {
+        if !written || self.kind != ErrorKind::Connection {
+            return self.clone();
+        }
+        let mut e = self.clone();
+        e.detail = format!(
+            "{}; the request had been sent, so its outcome is unknown: the server may or may not \
+             have executed it. It was not sent again because it is not marked idempotent (pass \
+             idempotent=True to the client if running it twice is harmless); check before retrying",
+            self.detail
+        );
+        e
+    }
 }
 
 impl fmt::Display for KernelError {

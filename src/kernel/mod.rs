@@ -30,6 +30,7 @@
 //!
 //! The kernel knows protocols only through the `Protocol` trait below.
 
+pub mod attrs;
 pub mod balance;
 pub mod body;
 pub mod completion;

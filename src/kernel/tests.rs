@@ -112,6 +112,7 @@ pub(super) fn cfg_for(addr: Addr) -> ServiceConfig {
         connector: crate::kernel::transport::plain(),
         balancer: crate::kernel::balance::fewest_in_flight(),
         idempotent: false,
+        attrs: Default::default(),
     }
 }
 

@@ -305,6 +305,7 @@ fn open(upgrade: Option<&'static str>, ports: &[u16]) -> Arc<ServiceHandle<Toy>>
         connector: super::transport::plain(),
         balancer: super::balance::fewest_in_flight(),
         idempotent: false,
+        attrs: Default::default(),
     };
     ServiceHandle::open(Toy { upgrade }, cfg).unwrap()
 }

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::url::{host_port, port as parse_port, redact, scheme_source, source, unescape};
+use crate::kernel::attrs::Attrs;
 use crate::kernel::discovery::Source;
 use crate::kernel::transport::Addr;
 
@@ -39,6 +40,8 @@ pub struct PgUrl {
     pub connect_timeout: Option<Duration>,
     /// TLS parameters as given (`pg_tls::NAMES`), in order.
     pub ssl: Vec<(String, String)>,
+    /// `target_session_attrs`, `load_balance_hosts`.
+    pub attrs: Attrs,
     pub display: String,
 }
 
@@ -96,11 +99,14 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
     let mut application_name = None;
     let mut connect_timeout = None;
     let mut ssl = Vec::new();
+    let (mut tsa, mut lbh) = (None, None);
     for kv in query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         let v = unescape(v).map_err(bad)?;
         match k {
             "application_name" => application_name = Some(v),
+            "target_session_attrs" => tsa = Some(v),
+            "load_balance_hosts" => lbh = Some(v),
             "connect_timeout" => connect_timeout = parse_connect_timeout(&v).map_err(bad)?,
             k if super::pg_tls::NAMES.contains(&k) => ssl.push((k.to_string(), v)),
             "user" => user = Some(v),
@@ -112,7 +118,7 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
             "port" => query_ports = Some(v),
             _ => {
                 return Err(bad(format!(
-                    "unknown parameter {k:?} (known: application_name, connect_timeout, sslmode, sslrootcert, sslcert, sslkey, sslnegotiation, user, password, dbname, host, port)"
+                    "unknown parameter {k:?} (known: application_name, connect_timeout, target_session_attrs, load_balance_hosts, sslmode, sslrootcert, sslcert, sslkey, sslnegotiation, user, password, dbname, host, port)"
                 )))
             }
         }
@@ -166,6 +172,7 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
         application_name,
         connect_timeout,
         ssl,
+        attrs: Attrs::parse(tsa.as_deref(), lbh.as_deref()).map_err(bad)?,
         display: redact(url),
     })
 }

@@ -8,11 +8,14 @@ from the parameter status the server sends with its next reply."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import iokernel
 from iokernel import pg
 from tests.servers.postgres_standby import PostgresStandby
 
@@ -60,3 +63,68 @@ async def test_standby_is_a_replica_until_promoted(fresh_pg_server: Any,
     finally:
         await multi.close()
         await on_standby.close()
+
+
+PORT = "SELECT inet_server_port()"
+
+
+def multi_dsn(primary: Any, standby: PostgresStandby, attrs: str) -> str:
+    return primary.dsn(target_session_attrs=attrs).replace(
+        f":{primary.port}/", f":{primary.port},{standby.host}:{standby.port}/")
+
+
+async def test_target_session_attrs_route_by_role(fresh_pg_server: Any,
+                                                  standby: PostgresStandby) -> None:
+    primary = fresh_pg_server
+    rw = pg.AsyncClient(multi_dsn(primary, standby, "read-write"), connections=1)
+    ro = pg.AsyncClient(multi_dsn(primary, standby, "read-only"), connections=1)
+    ps = pg.AsyncClient(multi_dsn(primary, standby, "prefer-standby"), connections=1,
+                        idempotent=True)
+    try:
+        for c in (rw, ro, ps):
+            await c.ready(30)
+        for _ in range(6):
+            assert await rw.fetchval(PORT) == primary.port
+            assert await ro.fetchval(PORT) == standby.port
+            assert await ps.fetchval(PORT) == standby.port
+        async with rw.transaction() as tx:  # dedicated connections follow the rule too
+            assert await tx.fetchval(PORT) == primary.port
+        # No standby any more: prefer-standby reads go to the primary, and
+        # the caller sees no error.
+        standby.stop()
+        for _ in range(6):
+            assert await ps.fetchval(PORT) == primary.port
+    finally:
+        for c in (rw, ro, ps):
+            await c.close()
+
+
+async def test_writes_move_to_the_promoted_standby(fresh_pg_server: Any,
+                                                   standby: PostgresStandby) -> None:
+    primary = fresh_pg_server
+    rw = pg.AsyncClient(multi_dsn(primary, standby, "read-write"), connections=1,
+                        health_check_interval=0.2, timeout=5.0)
+    try:
+        await rw.ready(30)
+        await rw.execute("CREATE TABLE moved (n int)")
+        await rw.execute("INSERT INTO moved VALUES (1)")
+        assert await rw.fetchval(PORT) == primary.port
+        primary.stop()
+        standby.promote()
+        promoted = time.monotonic()
+        errors: list[BaseException] = []
+        while True:
+            try:
+                await rw.execute("INSERT INTO moved VALUES (2)")
+                break
+            except (iokernel.ConnectionError, pg.PostgresError) as e:
+                errors.append(e)
+            assert time.monotonic() - promoted < 20, errors[-3:]
+            await asyncio.sleep(0.05)
+        took = time.monotonic() - promoted
+        print(f"\nwrites resumed {took:.2f}s after promotion; {len(errors)} errors meanwhile")
+        assert await rw.fetchval(PORT) == standby.port
+        assert await rw.fetchval("SELECT count(*) FROM moved") >= 2
+        assert all(isinstance(e, iokernel.Error) for e in errors)
+    finally:
+        await rw.close()

@@ -19,7 +19,7 @@
 
 use super::{Conn, Waiter};
 use crate::kernel::stats::Outstanding;
-use crate::kernel::{ErrorKind, KernelError, Protocol, Request};
+use crate::kernel::{Protocol, Request};
 
 /// A request to send again, with its place in the service's limits.
 pub type Resend<P> = (Request<P>, Option<Outstanding>);
@@ -37,7 +37,7 @@ impl<P: Protocol> Conn<P> {
                 }
             } else {
                 let written = w.written.is_some();
-                self.finish(w, Err(unknown_outcome(&err, written)));
+                self.finish(w, Err(err.unknown_outcome(written)));
             }
         }
         again
@@ -52,20 +52,4 @@ fn may_resend<P: Protocol>(proto: &P, w: &Waiter<P>, all_idempotent: bool) -> bo
         return false; // nobody waits for it (heartbeat, timed out)
     }
     w.written.is_none() || all_idempotent || proto.idempotent(&w.pending, payload)
-}
-
-/// The error of a request whose connection was lost: if it had been
-/// written, say that its outcome is unknown and why it was not sent again.
-pub(crate) fn unknown_outcome(err: &KernelError, written: bool) -> KernelError {
-    if !written || err.kind != ErrorKind::Connection {
-        return err.clone();
-    }
-    let mut e = err.clone();
-    e.detail = format!(
-        "{}; the request had been sent, so its outcome is unknown: the server may or may not have \
-         executed it. It was not sent again because it is not marked idempotent (pass \
-         idempotent=True to the client if running it twice is harmless); check before retrying",
-        err.detail
-    );
-    e
 }

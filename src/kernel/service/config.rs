@@ -41,6 +41,9 @@ pub struct ServiceConfig {
     /// Every request may be sent twice: one written on a connection that
     /// was lost before its answer is sent again (`dispatch::lost`).
     pub idempotent: bool,
+    /// Which endpoints shared-route requests may use, by role
+    /// (`target_session_attrs`, `load_balance_hosts`).
+    pub attrs: crate::kernel::attrs::Attrs,
 }
 
 impl ServiceConfig {

@@ -99,7 +99,14 @@ impl<P: Protocol> Core<P> {
     fn lease_endpoint(&self, route: Route) -> Result<Addr, KernelError> {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
-        let target = st.endpoints.target(&route);
+        let target = match route {
+            // Transactions follow the service's rule by role too.
+            Route::Shared => self
+                .cfg
+                .attrs
+                .target(&st.endpoints, |p| !p.ready.is_empty()),
+            _ => st.endpoints.target(&route),
+        };
         st.scratch.clear();
         let mut live = false;
         for (m, member) in st.endpoints.iter().enumerate() {

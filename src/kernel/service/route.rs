@@ -20,6 +20,7 @@ use std::time::Instant;
 use tokio::time::Instant as TokioInstant;
 
 use super::task::{Core, Pool, Slot, State, WANTED_FOR};
+use crate::kernel::attrs::Attrs;
 use crate::kernel::balance::{Balancer, Candidate, Candidates};
 use crate::kernel::dispatch::{Conn, Redirected};
 use crate::kernel::endpoint::{EndpointSet, NoEndpoint};
@@ -75,9 +76,13 @@ fn place<P: Protocol>(
     route: &Route,
     max_in_flight: usize,
     balancer: &dyn Balancer,
+    attrs: &Attrs,
     take: bool,
 ) -> Place<P> {
-    let target = endpoints.target(route);
+    let target = match route {
+        Route::Shared => attrs.target(endpoints, |p| !p.ready.is_empty()),
+        _ => endpoints.target(route),
+    };
     scratch.clear();
     let (mut fits, mut up) = (false, false);
     let mut down: Option<&KernelError> = None;
@@ -124,6 +129,11 @@ fn place<P: Protocol>(
     if any_ejected && !panic(healthy, fitting) {
         scratch.retain(|s| !s.ejected);
     }
+    if attrs.first_only {
+        if let Some(first) = scratch.iter().map(|s| s.m).min() {
+            scratch.retain(|s| s.m == first);
+        }
+    }
     if !scratch.is_empty() {
         let view = View {
             endpoints,
@@ -147,6 +157,7 @@ impl<P: Protocol> Core<P> {
             route,
             self.cfg.max_in_flight,
             &*self.cfg.balancer,
+            &self.cfg.attrs,
             take,
         )
     }
@@ -257,6 +268,7 @@ impl<P: Protocol> Core<P> {
                     &req.route,
                     self.cfg.max_in_flight,
                     &*self.cfg.balancer,
+                    &self.cfg.attrs,
                     true,
                 );
                 let outcome = match place {

@@ -204,6 +204,7 @@ impl PgService {
             connector: std::sync::Arc::new(connector),
             balancer: crate::kernel::balance::peak_ewma_p2c(),
             idempotent,
+            attrs: u.attrs,
         };
         Ok(PgService {
             s: Service::open(py, Postgres { opts, retry }, cfg)?,

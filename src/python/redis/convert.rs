@@ -152,8 +152,11 @@ fn text(py: Python<'_>, b: &[u8], decode: bool) -> PyResult<Py<PyAny>> {
     if decode {
         match std::str::from_utf8(b) {
             Ok(s) => Ok(PyString::new(py, s).into_any().unbind()),
-            // Binary data a str cannot hold: return bytes rather than fail.
-            Err(_) => Ok(PyBytes::new(py, b).into_any().unbind()),
+            // As redis-py with decode_responses: bytes that are not UTF-8
+            // raise UnicodeDecodeError (the whole reply fails).
+            Err(e) => Err(PyErr::from_value(
+                pyo3::exceptions::PyUnicodeDecodeError::new_utf8(py, b, e)?.into_any(),
+            )),
         }
     } else {
         Ok(PyBytes::new(py, b).into_any().unbind())

@@ -114,6 +114,7 @@ impl RedisService {
             connector,
             balancer: crate::kernel::balance::peak_ewma_p2c(),
             idempotent,
+            attrs: Default::default(),
         };
         Ok(RedisService {
             s: Service::open(py, Redis::new(opts), cfg)?,

@@ -170,3 +170,21 @@ async def test_more_hash_and_zset_commands(r: Driver, ref: Any) -> None:
     assert await r.zremrangebylex("lex", "[a", "[a") == 1
     with pytest.raises(redis.DataError):
         await r.zunionstore("u", ["z1"], aggregate="avg")
+
+
+async def test_decode_responses_refuses_invalid_utf8(r: Driver, ref: Any) -> None:
+    ref.set("bin", b"\xff\xfeok")
+    ref.set("txt", "h\u00e9")
+    if not r.decode:
+        assert await r.get("bin") == b"\xff\xfeok"
+        return
+    with pytest.raises(UnicodeDecodeError):
+        await r.get("bin")
+    with pytest.raises(UnicodeDecodeError):
+        await r.mget("txt", "bin")
+    assert await r.get("txt") == "h\u00e9"  # the connection goes on
+    p = r.pipeline(transaction=False)
+    p.get("txt").get("bin")
+    with pytest.raises(UnicodeDecodeError):
+        await p.execute()
+    assert await r.dump("bin") == ref.dump("bin")  # binary replies stay bytes
