@@ -38,16 +38,8 @@ from ._endpoints import Endpoints
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
 from ._errors import PostgresDataError as DataError
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
-from ._pg_types import (
-    _INTROSPECT,
-    _LEARN_ROUNDS,
-    _TYPE_NAMES,
-    _TYPE_OID,
-    _kinds,
-    _learned,
-    _quote_sql,
-    _stale,
-)
+from ._pg_types import _INTROSPECT, _LEARN_ROUNDS, _TYPE_NAMES, _TYPE_OID, _kinds, _learned
+from ._pg_types import _quote_sql, _stale
 
 __all__ = [
     "AsyncClient", "AsyncListener", "Client", "DataError", "Gap", "InterfaceError", "Listener",
