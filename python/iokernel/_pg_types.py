@@ -9,7 +9,7 @@ from typing import Any
 
 # The database's own types (enums, domains, arrays, ranges, composites ...)
 # a statement uses, looked up once per service.
-_INTROSPECT = """
+INTROSPECT = """
 SELECT t.oid, t.typtype, t.typname::text, n.nspname::text, t.typelem, t.typbasetype,
        t.typcategory,
        (SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = t.oid),
@@ -24,28 +24,28 @@ SELECT t.oid, t.typtype, t.typname::text, n.nspname::text, t.typelem, t.typbaset
   FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
  WHERE t.oid = ANY($1::oid[])
 """
-_TYPE_OID = """
+TYPE_OID = """
 SELECT t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
  WHERE t.typname = $1 AND n.nspname = $2
 """
 # copy_from_query's arguments, quoted by the server for the query's
 # parameter types (COPY takes no parameters), as asyncpg does.
-_TYPE_NAMES = """
+TYPE_NAMES = """
 SELECT array_agg(format_type(t, NULL) ORDER BY o) FROM unnest($1::oid[]) WITH ORDINALITY u(t, o)
 """
 
 
-def _quote_sql(type_names: list[str]) -> str:
+def quote_sql(type_names: list[str]) -> str:
     cols = ", ".join(f"quote_nullable(${i}::{n}::text)" for i, n in enumerate(type_names, 1))
     return f"SELECT {cols or 'NULL'}"
 
 
 # Rounds of introspection for one statement (a type's parts may be types
 # of the database too: an array of a domain over an enum ...).
-_LEARN_ROUNDS = 8
+LEARN_ROUNDS = 8
 
 
-def _kinds(rows: list[Any], wanted: list[int]) -> list[tuple[Any, ...]]:
+def kinds(rows: list[Any], wanted: list[int]) -> list[tuple[Any, ...]]:
     """Introspection rows as ``PgService.learn_types`` takes them; a type
     that was not found (dropped meanwhile) is learned as plain text."""
     out = []
@@ -71,7 +71,7 @@ def _kinds(rows: list[Any], wanted: list[int]) -> list[tuple[Any, ...]]:
     return out
 
 
-def _stale(svc: Any, sql: str) -> bool:
+def stale(svc: Any, sql: str) -> bool:
     """An argument did not fit the statement's cached types: forget them
     so that the statement is described again (its table may have changed)
     and the call encoded once more; a second refusal is final. Costs a
@@ -82,7 +82,7 @@ def _stale(svc: Any, sql: str) -> bool:
     return True
 
 
-def _learned(svc: Any, sql: str, described: tuple[list[int], list[int]]) -> list[int]:
+def learned(svc: Any, sql: str, described: tuple[list[int], list[int]]) -> list[int]:
     """Cache a described statement; the type OIDs still to look up."""
     params, cols = described
     missing: list[int] = svc.remember(sql, params, cols)

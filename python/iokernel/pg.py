@@ -34,12 +34,11 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from . import _aio, _native, _options, _pg_copy, _shared, _tls
+from . import _pg_types as _pgt
 from ._endpoints import Endpoints
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
 from ._errors import PostgresDataError as DataError
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
-from ._pg_types import _INTROSPECT, _LEARN_ROUNDS, _TYPE_NAMES, _TYPE_OID, _kinds, _learned
-from ._pg_types import _quote_sql, _stale
 
 __all__ = [
     "AsyncClient", "AsyncListener", "Client", "DataError", "Gap", "InterfaceError", "Listener",
@@ -260,7 +259,7 @@ class Client(_Base):
         try:
             r = self._svc.query(shape, sql, args, column, t, self._conn, simple)
         except DataError:
-            if not _stale(self._svc, sql):
+            if not _pgt.stale(self._svc, sql):
                 raise
             r = _UNKNOWN
         while r is _UNKNOWN:
@@ -269,13 +268,13 @@ class Client(_Base):
         return r
 
     def _learn(self, sql: str, t: float | None) -> None:
-        missing = _learned(self._svc, sql, self._svc.describe_statement(sql, t, self._conn))
-        for _ in range(_LEARN_ROUNDS):
+        missing = _pgt.learned(self._svc, sql, self._svc.describe_statement(sql, t, self._conn))
+        for _ in range(_pgt.LEARN_ROUNDS):
             if not missing:
                 return
-            rows = self._q(_ROWS, _INTROSPECT, (missing,), timeout=t)
-            self._svc.learn_types(_kinds(rows, missing))
-            missing = _learned(self._svc, sql, self._svc.describe_statement(sql, t, self._conn))
+            rows = self._q(_ROWS, _pgt.INTROSPECT, (missing,), timeout=t)
+            self._svc.learn_types(_pgt.kinds(rows, missing))
+            missing = _pgt.learned(self._svc, sql, self._svc.describe_statement(sql, t, self._conn))
         raise InterfaceError(f"could not learn the types of the statement: {missing}")
 
     def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
@@ -290,14 +289,14 @@ class Client(_Base):
             # Refused before anything was sent, rows that can be read again:
             # the table may have changed; describe it again and retry once.
             if self._conn is not None or not isinstance(rows, (list, tuple)) \
-                    or not _stale(self._svc, sql):
+                    or not _pgt.stale(self._svc, sql):
                 raise
             self._learn(sql, t)
             self._svc.query_many(sql, rows, t, self._conn, self._svc.statement_params(sql))
 
     def _codec(self, typename: str, schema: str, encoder: Any, decoder: Any,
                binary: bool) -> None:
-        oid = self.fetchval(_TYPE_OID, typename, schema)
+        oid = self.fetchval(_pgt.TYPE_OID, typename, schema)
         if oid is None:
             raise ValueError(f"unknown type: {schema}.{typename}")
         self._svc.set_codec(oid, encoder, decoder, binary)
@@ -386,8 +385,8 @@ class Client(_Base):
         if args:
             if self._svc.statement_params(query) is None:
                 self._learn(query, t)
-            names = self.fetchval(_TYPE_NAMES, self._svc.statement_params(query) or [])
-            lits = list(self.fetchrow(_quote_sql(names or []), *args) or ())
+            names = self.fetchval(_pgt.TYPE_NAMES, self._svc.statement_params(query) or [])
+            lits = list(self.fetchrow(_pgt.quote_sql(names or []), *args) or ())
         return _pg_copy.copy_from(self, _pg_copy.from_query_sql(query, lits, **opts), output)
 
     def listen(self, channel: str, *channels: str) -> Listener:
@@ -423,7 +422,7 @@ class AsyncClient(_Base):
                 t, self._conn, simple,
             )
         except DataError:
-            if not _stale(self._svc, sql):
+            if not _pgt.stale(self._svc, sql):
                 raise
             r = _UNKNOWN
         if r is _UNKNOWN:
@@ -454,15 +453,15 @@ class AsyncClient(_Base):
             described = self._svc.submit_describe_statement(
                 _aio.completer(loop), loop.create_future(), sql, t, self._conn
             )
-        return _learned(self._svc, sql, await described)
+        return _pgt.learned(self._svc, sql, await described)
 
     async def _learn(self, sql: str, t: float | None, described: Any = None) -> None:
         missing = await self._describe(sql, t, described)
-        for _ in range(_LEARN_ROUNDS):
+        for _ in range(_pgt.LEARN_ROUNDS):
             if not missing:
                 return
-            rows = await self._q(_ROWS, _INTROSPECT, (missing,), timeout=t)
-            self._svc.learn_types(_kinds(rows, missing))
+            rows = await self._q(_ROWS, _pgt.INTROSPECT, (missing,), timeout=t)
+            self._svc.learn_types(_pgt.kinds(rows, missing))
             missing = await self._describe(sql, t)
         raise InterfaceError(f"could not learn the types of the statement: {missing}")
 
@@ -480,7 +479,7 @@ class AsyncClient(_Base):
         except DataError:
             # As Client._many.
             if self._conn is not None or not isinstance(rows, (list, tuple)) \
-                    or not _stale(self._svc, sql):
+                    or not _pgt.stale(self._svc, sql):
                 raise
             await self._learn(sql, t)
             fut = self._svc.submit_many(
@@ -491,7 +490,7 @@ class AsyncClient(_Base):
 
     async def _codec(self, typename: str, schema: str, encoder: Any, decoder: Any,
                      binary: bool) -> None:
-        oid = await self.fetchval(_TYPE_OID, typename, schema)
+        oid = await self.fetchval(_pgt.TYPE_OID, typename, schema)
         if oid is None:
             raise ValueError(f"unknown type: {schema}.{typename}")
         self._svc.set_codec(oid, encoder, decoder, binary)
@@ -568,8 +567,8 @@ class AsyncClient(_Base):
         if args:
             if self._svc.statement_params(query) is None:
                 await self._learn(query, t)
-            names = await self.fetchval(_TYPE_NAMES, self._svc.statement_params(query) or [])
-            lits = list(await self.fetchrow(_quote_sql(names or []), *args) or ())
+            names = await self.fetchval(_pgt.TYPE_NAMES, self._svc.statement_params(query) or [])
+            lits = list(await self.fetchrow(_pgt.quote_sql(names or []), *args) or ())
         return await _pg_copy.acopy_from(self, _pg_copy.from_query_sql(query, lits, **opts),
                                          output)
 
