@@ -47,6 +47,9 @@ pub(super) struct Waiter<P: Protocol> {
     deadline: Option<Instant>,
     written: Option<Instant>,
     got_first_byte: bool,
+    /// Parts of its reply were delivered to its caller (`Feed::Item`): it
+    /// can never be sent again (the caller would get them twice).
+    parted: bool,
     /// Past its deadline (its caller already got `TimeoutError`).
     expired: bool,
     /// What it was sent with, to send it again elsewhere if its connection
@@ -213,6 +216,7 @@ impl<P: Protocol> Conn<P> {
             deadline,
             written: None,
             got_first_byte: false,
+            parted: false,
             expired: false,
             resend: replayable.then_some((req.payload, req.route)),
             _guard: guard,

@@ -74,10 +74,10 @@ pub trait Protocol: Send + Sync + 'static {
         let _ = st;
         None
     }
-    /// Whether sending this request twice is harmless (it only reads), so
-    /// that it may be sent again after its connection was lost with it
-    /// written but unanswered (`dispatch::lost`). Asked only then. The
-    /// default: no.
+    /// Whether sending this request twice is harmless (it only reads, or
+    /// what the server sent for it says it never acted on it), so that it
+    /// may be sent again after its connection was lost with it written but
+    /// unanswered (`dispatch::lost`). Asked only then. The default: no.
     fn idempotent(&self, pending: &Self::Pending, payload: &[u8]) -> bool {
         let _ = (pending, payload);
         false

@@ -226,6 +226,9 @@ fn err_text(e: &ErrorFields) -> String {
     format!("{} (SQLSTATE {})", e.message, e.code)
 }
 
+/// SQLSTATE of the FATAL error a server sends when it closes an idle session.
+const IDLE_SESSION_TIMEOUT: &str = "57P05";
+
 impl Protocol for Postgres {
     type Msg = Backend;
     type Pending = Pending;
@@ -247,6 +250,18 @@ impl Protocol for Postgres {
 
     fn role(&self, st: &mut PgConn) -> Option<crate::kernel::endpoint::Role> {
         st.role.take()
+    }
+
+    /// Besides reads (none are assumed here), a request the server answered
+    /// with FATAL 57P05 before anything else: it ended the idle session
+    /// (`idle_session_timeout`) just as the request arrived, so it never
+    /// read it, and sending it again is safe even if it writes.
+    fn idempotent(&self, p: &Pending, _payload: &[u8]) -> bool {
+        let r = &p.result;
+        r.error.as_ref().is_some_and(|e| e.severity == "FATAL" && e.code == IDLE_SESSION_TIMEOUT)
+            && r.status.is_none()
+            && r.rows.is_empty()
+            && r.columns.is_none()
     }
 
     fn is_unsolicited(&self, msg: &Backend) -> bool {
@@ -278,6 +293,9 @@ impl Protocol for Postgres {
     }
 
     fn write_request(&self, st: &mut PgConn, p: &mut Pending, _payload: &[u8], out: &mut BytesMut) {
+        // Sent again after a lost connection: what came back the first time
+        // (an error, some rows) is not this attempt's answer.
+        p.result = PgResult::default();
         match &p.query {
             Query::Simple(sql) => pg::query(out, sql),
             Query::Extended {

@@ -62,6 +62,7 @@ impl<P: Protocol> Conn<P> {
                 }
                 let feed = proto.feed(&mut g.state, &mut w.pending, msg);
                 if let Feed::Item(item) = feed {
+                    w.parted = true;
                     match w.completion.item(item) {
                         Ok(true) => {}
                         Ok(false) => fed.blocked = w.completion.parts().cloned(),

@@ -51,5 +51,8 @@ fn may_resend<P: Protocol>(proto: &P, w: &Waiter<P>, all_idempotent: bool) -> bo
     if w.completion.is_none() || w.expired {
         return false; // nobody waits for it (heartbeat, timed out)
     }
+    if w.parted {
+        return false; // its caller already has part of the reply
+    }
     w.written.is_none() || all_idempotent || proto.idempotent(&w.pending, payload)
 }
