@@ -98,23 +98,6 @@ pub struct KernelError {
 }
 
 impl KernelError {
-    /// The error of a request whose connection was lost (`dispatch::lost`):
-    /// if it had been written, say that its outcome is unknown and why it
-    /// was not sent again.
-    pub(crate) fn unknown_outcome(&self, written: bool) -> KernelError {
-        if !written || self.kind != ErrorKind::Connection {
-            return self.clone();
-        }
-        let mut e = self.clone();
-        e.detail = format!(
-            "{}; the request had been sent, so its outcome is unknown: the server may or may not have \
-             executed it. It was not sent again because it is not marked idempotent (pass \
-             idempotent=True to the client if running it twice is harmless); check before retrying",
-            self.detail
-        );
-        e
-    }
-
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
         KernelError {
             kind,
