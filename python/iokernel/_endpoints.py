@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from . import _options
@@ -58,21 +59,19 @@ class Endpoints:
         """Return once every current endpoint has a connection up; after
         ``timeout`` seconds raise ``iokernel.ConnectionError`` naming the
         endpoints that have none, and why."""
-        timeout = _options.seconds("timeout", timeout)
-        end = time.monotonic() + timeout
-        step = 0
-        while True:
-            eps = self.endpoints()
-            if eps and not _not_ready(eps):
-                return
-            if time.monotonic() >= end:
-                raise _error(self._svc.name, eps, timeout)
-            time.sleep(_delay(step))
-            step += 1
+        for pause in self._ready_pauses(timeout):
+            time.sleep(pause)
 
     async def ready(self, timeout: float = 5.0) -> None:
         """``await client.ready(timeout)``: as ``wait_ready``, without
         blocking the event loop."""
+        for pause in self._ready_pauses(timeout):
+            await asyncio.sleep(pause)
+
+    def _ready_pauses(self, timeout: float) -> Iterator[float]:
+        """The pauses between looks while some endpoint is not connected
+        (growing from 2 ms to 50 ms); ends once all are, raises the
+        ``ConnectionError`` naming them after ``timeout`` seconds."""
         timeout = _options.seconds("timeout", timeout)
         end = time.monotonic() + timeout
         step = 0
@@ -82,5 +81,5 @@ class Endpoints:
                 return
             if time.monotonic() >= end:
                 raise _error(self._svc.name, eps, timeout)
-            await asyncio.sleep(_delay(step))
+            yield _delay(step)
             step += 1

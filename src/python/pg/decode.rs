@@ -64,30 +64,26 @@ impl<'a> Rd<'a> {
     fn u8(&mut self) -> PyResult<u8> {
         Ok(self.take(1)?[0])
     }
+    /// The next `N` bytes as an array (for the big-endian readers).
+    fn arr<const N: usize>(&mut self) -> PyResult<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
     fn i16(&mut self) -> PyResult<i16> {
-        Ok(i16::from_be_bytes(
-            self.take(2)?.try_into().unwrap_or_default(),
-        ))
+        self.arr().map(i16::from_be_bytes)
     }
     fn u16(&mut self) -> PyResult<u16> {
-        Ok(u16::from_be_bytes(
-            self.take(2)?.try_into().unwrap_or_default(),
-        ))
+        self.arr().map(u16::from_be_bytes)
     }
     fn i32(&mut self) -> PyResult<i32> {
-        Ok(i32::from_be_bytes(
-            self.take(4)?.try_into().unwrap_or_default(),
-        ))
+        self.arr().map(i32::from_be_bytes)
     }
     fn u32(&mut self) -> PyResult<u32> {
-        Ok(u32::from_be_bytes(
-            self.take(4)?.try_into().unwrap_or_default(),
-        ))
+        self.arr().map(u32::from_be_bytes)
     }
     fn i64(&mut self) -> PyResult<i64> {
-        Ok(i64::from_be_bytes(
-            self.take(8)?.try_into().unwrap_or_default(),
-        ))
+        self.arr().map(i64::from_be_bytes)
     }
     fn f64(&mut self) -> PyResult<f64> {
         Ok(f64::from_bits(self.i64()? as u64))
