@@ -22,59 +22,29 @@ import threading
 import time
 from typing import Self
 
+from tests.faults.relay import Proxy
 from tests.servers import LOOPBACK
 
 _LIFETIME = 600.0  # seconds: bounded even if nobody calls stop()
 
 
-class DelayProxy:
+class DelayProxy(Proxy):
     def __init__(self, upstream: tuple[str, int], *, host: str = LOOPBACK) -> None:
-        self.upstream = upstream
-        self.host = host
+        super().__init__(upstream, host=host, name="delay-proxy")
         self.delay = 0.0
-        self._socks: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._listener = socket.create_server((host, 0))
-        self._listener.settimeout(0.2)
-        self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept, name="delay-proxy", daemon=True)
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=5)
-        with self._lock:
-            for s in [self._listener, *self._socks]:
-                with contextlib.suppress(OSError):
-                    s.close()
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                up = socket.create_connection(self.upstream, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            up.settimeout(None)
-            with self._lock:
-                self._socks += [client, up]
-            for src, dst, slow in ((client, up, False), (up, client, True)):
-                q: queue.Queue[tuple[float, bytes]] = queue.Queue()
-                threading.Thread(target=self._read, args=(src, q, slow), daemon=True).start()
-                threading.Thread(target=self._write, args=(dst, q), daemon=True).start()
+    def _serve(self, i: int, client: socket.socket) -> None:
+        try:
+            up = socket.create_connection(self.upstream, timeout=5)
+        except OSError:
+            client.close()
+            return
+        up.settimeout(None)
+        self._track(up)
+        for src, dst, slow in ((client, up, False), (up, client, True)):
+            q: queue.Queue[tuple[float, bytes]] = queue.Queue()
+            threading.Thread(target=self._read, args=(src, q, slow), daemon=True).start()
+            threading.Thread(target=self._write, args=(dst, q), daemon=True).start()
 
     def _read(self, src: socket.socket, q: queue.Queue[tuple[float, bytes]], slow: bool) -> None:
         with contextlib.suppress(OSError):

@@ -30,24 +30,25 @@ class Cut(Exception):
     """Raised by ``rewrite_down``: drop this chunk and close the connection."""
 
 
-class Relay:
-    def __init__(self, upstream: tuple[str, int], *, delay: Callable[[int], float],
-                 max_conns: int = 32,
-                 rewrite_down: Callable[[int, bytes], bytes] | None = None,
-                 watch_up: Callable[[int, bytes], None] | None = None) -> None:
+class Proxy:
+    """What a relay and the delay proxy (tests/faults/delay.py) share: a
+    listener on loopback, a thread accepting on it (at most ``max_conns``
+    connections, each served by ``_serve(i, client)`` in a thread of its
+    own), and ``stop()`` closing every socket."""
+
+    def __init__(self, upstream: tuple[str, int], *, host: str = LOOPBACK,
+                 max_conns: int = 1 << 30, name: str = "proxy") -> None:
         self.upstream = upstream
-        self.watch_up = watch_up
-        self.delay = delay
-        self.rewrite_down = rewrite_down
+        self.host = host
         self.max_conns = max_conns
         self.accepted = 0
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        self._listener = socket.create_server((LOOPBACK, 0))
+        self._listener = socket.create_server((host, 0))
         self._listener.settimeout(0.2)
         self.port = self._listener.getsockname()[1]
-        self._thread = threading.Thread(target=self._accept, name="relay", daemon=True)
+        self._thread = threading.Thread(target=self._accept, name=name, daemon=True)
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -64,6 +65,10 @@ class Relay:
                 with contextlib.suppress(OSError):
                     s.close()
 
+    def _track(self, *socks: socket.socket) -> None:
+        with self._lock:
+            self._socks += socks
+
     def _accept(self) -> None:
         while not self._stopped.is_set() and self.accepted < self.max_conns:
             try:
@@ -74,9 +79,22 @@ class Relay:
                 return
             i = self.accepted
             self.accepted += 1
-            with self._lock:
-                self._socks.append(client)
+            self._track(client)
             threading.Thread(target=self._serve, args=(i, client), daemon=True).start()
+
+    def _serve(self, i: int, client: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class Relay(Proxy):
+    def __init__(self, upstream: tuple[str, int], *, delay: Callable[[int], float],
+                 max_conns: int = 32,
+                 rewrite_down: Callable[[int, bytes], bytes] | None = None,
+                 watch_up: Callable[[int, bytes], None] | None = None) -> None:
+        super().__init__(upstream, max_conns=max_conns, name="relay")
+        self.watch_up = watch_up
+        self.delay = delay
+        self.rewrite_down = rewrite_down
 
     def _serve(self, i: int, client: socket.socket) -> None:
         wait = self.delay(i)
@@ -88,8 +106,7 @@ class Relay:
             client.close()
             return
         up.settimeout(None)
-        with self._lock:
-            self._socks.append(up)
+        self._track(up)
         down = None
         if self.rewrite_down is not None:
             rw = self.rewrite_down
