@@ -88,14 +88,27 @@ def test_an_endpoint_slowed_by_50ms_gets_under_10_percent_within_5s_and_recovers
         c.wait_ready(30)
         with Load(c) as load:
             wait_for("traffic on every endpoint", lambda: min(requests(c).values()) > 200, 30)
-            # Three equal endpoints: a third each, give or take; wait for a
-            # window where it has at least a fifth (the machine may be busy).
-            t_even = time.monotonic()
+            # Three equal endpoints: a third each, give or take. But the
+            # proxies are Python processes: on a busy machine one of them can
+            # be descheduled for tens of ms now and then, and the Peak-EWMA
+            # rightly steers away from it for a few seconds each time. So
+            # wait (up to 60 s) until the share it will lose is clearly there:
+            # 15 % over one window of 1 s, or over everything since the wait
+            # began, whichever comes first.
+            t_even, start = time.monotonic(), requests(c)
+            windows = []
             while True:
                 even, n0 = _share(c, slow, 1.0)
-                if even > 0.2:
+                windows.append(round(even, 3))
+                now = requests(c)
+                total = sum(now.values()) - sum(start.values())
+                overall = (now[slow] - start[slow]) / max(total, 1)
+                if max(even, overall) > 0.15:
+                    even = max(even, overall)
                     break
-                assert time.monotonic() - t_even < 20, f"share before the delay {even:.1%}"
+                assert time.monotonic() - t_even < 60, (
+                    f"share before the delay {windows} (over all {overall:.1%}); "
+                    f"endpoints {c.endpoints()}")
             proxy.set_delay(0.05)
             t0 = time.monotonic()
             shares = []
