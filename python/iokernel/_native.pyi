@@ -116,6 +116,7 @@ class RedisService:
         decode: bool = False,
         timeout: float | None = None,
         conn: int | None = None,
+        idempotent: bool = False,
     ) -> Any: ...
     def call_many(
         self,
@@ -133,6 +134,7 @@ class RedisService:
         decode: bool = False,
         timeout: float | None = None,
         conn: int | None = None,
+        idempotent: bool = False,
     ) -> Any: ...
     def acall(
         self,
@@ -263,6 +265,7 @@ class PgService:
         timeout: float | None = None,
         conn: int | None = None,
         simple: bool = False,
+        idempotent: bool = False,
     ) -> Any: ...
     def submit(
         self,
@@ -275,6 +278,7 @@ class PgService:
         timeout: float | None = None,
         conn: int | None = None,
         simple: bool = False,
+        idempotent: bool = False,
     ) -> Any: ...
     def describe_statement(
         self, sql: str, timeout: float | None = None, conn: int | None = None

@@ -38,6 +38,7 @@ from . import _pg_types as _pgt
 from ._endpoints import Endpoints
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
 from ._errors import PostgresDataError as DataError
+from ._pg_query import _DEFAULT, _ROWS, QueryMethods
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
 
 __all__ = [
@@ -48,9 +49,6 @@ __all__ = [
 Record = _native.Record
 # What the native query methods return for a statement not described yet.
 _UNKNOWN = _native.UNKNOWN_STATEMENT
-# Result shapes understood by the native layer.
-_ROWS, _ROW, _VALUE, _STATUS = 0, 1, 2, 3
-_DEFAULT = object()
 _NO_LIMIT = "no limit"
 # Each connection gets its kernel task when the client is made: a bound well
 # past any server's max_connections, far below what would exhaust memory.
@@ -61,10 +59,10 @@ _savepoints = itertools.count(1)
 _MIN_MESSAGE, _MAX_MESSAGE = 1024, 2**31 - 1
 
 
-class _Base(Endpoints):
+class _Base(Endpoints, QueryMethods):
     """Options, the shared native service, and the query methods written
-    once: each returns what ``_q``/``_many`` return (a value for ``Client``,
-    an awaitable for ``AsyncClient``)."""
+    once (``QueryMethods``): each returns what ``_q``/``_many`` return (a
+    value for ``Client``, an awaitable for ``AsyncClient``)."""
 
     def __init__(
         self,
@@ -178,41 +176,6 @@ class _Base(Endpoints):
             return self._timeout
         return _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
 
-    def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
-           timeout: Any = _DEFAULT, simple: bool = False) -> Any:
-        raise NotImplementedError
-
-    def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> Any:
-        raise NotImplementedError
-
-    def fetch(self, sql: str, *args: Any, timeout: Any = _DEFAULT) -> Any:
-        """All rows, as a list of ``Record``."""
-        return self._q(_ROWS, sql, args, timeout=timeout)
-
-    def fetchrow(self, sql: str, *args: Any, timeout: Any = _DEFAULT) -> Any:
-        """The first row (a ``Record``), or None."""
-        return self._q(_ROW, sql, args, timeout=timeout)
-
-    def fetchval(self, sql: str, *args: Any, column: int = 0, timeout: Any = _DEFAULT) -> Any:
-        """One value of the first row (None if there is no row)."""
-        return self._q(_VALUE, sql, args, column=column, timeout=timeout)
-
-    def execute(self, sql: str, *args: Any, timeout: Any = _DEFAULT) -> Any:
-        """Run a statement; its command status ("INSERT 0 1"). Without
-        arguments the simple query protocol is used, so ``sql`` may hold
-        several statements (the status is the last one's)."""
-        return self._q(_STATUS, sql, args, timeout=timeout, simple=not args)
-
-    def executemany(self, sql: str, args: Iterable[Any], *, timeout: Any = _DEFAULT) -> Any:
-        """Run ``sql`` once per parameter tuple, pipelined in one round trip
-        and one implicit transaction (all rows or none). ``args`` may be any
-        iterable, even a generator: rows stream to the server while later
-        ones are still being encoded. A row that cannot be encoded raises
-        (naming the row) and nothing of the batch is kept; inside
-        ``transaction()`` that aborts the transaction, like a failed
-        statement."""
-        return self._many(sql, args, timeout)
-
     def _prefetch(self, prefetch: Any) -> int:
         return _options.count("prefetch", prefetch, most=1 << 20)
 
@@ -254,17 +217,17 @@ class Client(_Base):
     """Blocking PostgreSQL client. Thread-safe: share one across threads."""
 
     def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
-           timeout: Any = _DEFAULT, simple: bool = False) -> Any:
+           timeout: Any = _DEFAULT, simple: bool = False, idem: bool = False) -> Any:
         t = self._t(timeout)
         try:
-            r = self._svc.query(shape, sql, args, column, t, self._conn, simple)
+            r = self._svc.query(shape, sql, args, column, t, self._conn, simple, idem)
         except DataError:
             if not _pgt.stale(self._svc, sql):
                 raise
             r = _UNKNOWN
         while r is _UNKNOWN:
             self._learn(sql, t)
-            r = self._svc.query(shape, sql, args, column, t, self._conn, simple)
+            r = self._svc.query(shape, sql, args, column, t, self._conn, simple, idem)
         return r
 
     def _learn(self, sql: str, t: float | None) -> None:
@@ -413,13 +376,13 @@ class AsyncClient(_Base):
     """asyncio PostgreSQL client; also under uvloop, from several loops."""
 
     def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
-           timeout: Any = _DEFAULT, simple: bool = False) -> Any:
+           timeout: Any = _DEFAULT, simple: bool = False, idem: bool = False) -> Any:
         loop = asyncio.get_running_loop()
         t = self._t(timeout)
         try:
             r = self._svc.submit(
                 _aio.completer(loop), loop.create_future(), shape, sql, args, column,
-                t, self._conn, simple,
+                t, self._conn, simple, idem,
             )
         except DataError:
             if not _pgt.stale(self._svc, sql):
@@ -431,17 +394,17 @@ class AsyncClient(_Base):
             described = self._svc.submit_describe_statement(
                 _aio.completer(loop), loop.create_future(), sql, t, self._conn
             )
-            return self._learn_then(described, shape, sql, args, column, t, simple)
+            return self._learn_then(described, shape, sql, args, column, t, simple, idem)
         return r
 
     async def _learn_then(self, described: Any, shape: int, sql: str, args: tuple[Any, ...],
-                          column: int, t: float | None, simple: bool) -> Any:
+                          column: int, t: float | None, simple: bool, idem: bool) -> Any:
         loop = asyncio.get_running_loop()
         await self._learn(sql, t, described)
         while True:
             r = self._svc.submit(
                 _aio.completer(loop), loop.create_future(), shape, sql, args, column,
-                t, self._conn, simple,
+                t, self._conn, simple, idem,
             )
             if r is not _UNKNOWN:
                 return await r

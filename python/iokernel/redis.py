@@ -273,18 +273,22 @@ class Client(_Base, SyncIterCommands, DictAccess):
             raw = d._svc.call(args, d._decode, d._block_timeout(args, timeout), d._conn)
         return raw if post is None else post(raw)
 
-    def execute(self, *args: Any, timeout: Any = _DEFAULT) -> Any:
+    def execute(self, *args: Any, timeout: Any = _DEFAULT, idempotent: bool = False) -> Any:
         """Run any command; the reply as the server sent it. Blocking
         commands get a connection of their own; commands that would change
         the shared connection are refused with what to use instead.
         ``timeout``: seconds for this command (None: no limit), instead of
-        the client's."""
+        the client's. ``idempotent=True``: running it twice is harmless, so
+        if its connection is lost after it was sent it is sent again (at
+        most 3 times) instead of failing with "outcome unknown" (read-only
+        commands always are)."""
         timeout = _checked(args, timeout)
+        idem = _options.flag("idempotent", idempotent)
         if _needs_dedicated(args):
             return self._blocking(args, None, timeout)
         self._refuse(args)
         t = self._timeout if timeout is _DEFAULT else timeout
-        return self._svc.call(args, self._decode, t, self._conn)
+        return self._svc.call(args, self._decode, t, self._conn, idempotent=idem)
 
     execute_command = execute
 
@@ -366,17 +370,19 @@ class AsyncClient(_Base, AsyncIterCommands):
                 d._decode, d._block_timeout(args, timeout), d._conn,
             )
 
-    def execute(self, *args: Any, timeout: Any = _DEFAULT) -> Any:
+    def execute(self, *args: Any, timeout: Any = _DEFAULT, idempotent: bool = False) -> Any:
         """Run any command; an awaitable of the reply as the server sent it
         (see ``Client.execute``)."""
         timeout = _checked(args, timeout)
+        idem = _options.flag("idempotent", idempotent)
         if _needs_dedicated(args):
             return self._blocking(args, None, timeout)
         self._refuse(args)
         t = self._timeout if timeout is _DEFAULT else timeout
         loop = asyncio.get_running_loop()
         return self._svc.submit(
-            _aio.completer(loop), loop.create_future(), args, None, self._decode, t, self._conn
+            _aio.completer(loop), loop.create_future(), args, None, self._decode, t, self._conn,
+            idempotent=idem,
         )
 
     execute_command = execute

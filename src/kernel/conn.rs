@@ -281,6 +281,7 @@ async fn read_loop<P: Protocol>(
                                 submitted: now.into_std(),
                                 summary: super::Summary::new(b"HEARTBEAT"),
                                 body: None,
+                                resends: 0,
                             }, None);
                         }
                     }

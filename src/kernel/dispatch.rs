@@ -55,6 +55,8 @@ pub(super) struct Waiter<P: Protocol> {
     /// What it was sent with, to send it again elsewhere if its connection
     /// is lost (`take_lost`); `None` if it had a body (not replayable).
     resend: Option<(bytes::Bytes, super::Route)>,
+    /// Times it was sent again after a lost connection (`Request::resends`).
+    resends: u8,
     /// Keeps the service's outstanding count until the reply is consumed.
     _guard: Option<super::stats::Outstanding>,
 }
@@ -219,6 +221,7 @@ impl<P: Protocol> Conn<P> {
             parted: false,
             expired: false,
             resend: replayable.then_some((req.payload, req.route)),
+            resends: req.resends,
             _guard: guard,
         });
         self.metrics.in_flight.add(1.0);
@@ -249,6 +252,7 @@ impl<P: Protocol> Conn<P> {
             submitted: w.submitted.into_std(),
             summary: w.summary,
             body: None,
+            resends: w.resends,
         };
         Some((req, w._guard))
     }
@@ -400,8 +404,9 @@ impl<P: Protocol> Conn<P> {
             (std::mem::take(&mut g.waiters), std::mem::take(&mut g.held))
         };
         drop(held); // their producers see the body gone
-        if !self.dedicated && err.kind == super::ErrorKind::Connection {
-            // The connection's `run` decides which are sent again.
+        if err.kind == super::ErrorKind::Connection {
+            // The connection's `run` decides which are sent again (none of
+            // a dedicated connection's) and what their callers are told.
             let mut lost = self.lost.borrow_mut();
             lost.extend(waiters.into_iter().map(|w| (w, err.clone())));
         } else {

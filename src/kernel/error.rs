@@ -70,6 +70,9 @@ pub enum Reason {
     ReplyTimeout,
     /// An open connection was lost (closed, reset, stalled).
     ConnectionLost,
+    /// An idempotent request was sent again after lost connections as
+    /// often as it may be (`dispatch::lost::MAX_RESENDS`), and lost again.
+    ResendLimit,
 }
 
 impl Reason {
@@ -82,6 +85,7 @@ impl Reason {
             Reason::NoEndpoint => "no_endpoint",
             Reason::ReplyTimeout => "reply_timeout",
             Reason::ConnectionLost => "connection_lost",
+            Reason::ResendLimit => "resend_limit",
         })
     }
 }
@@ -145,7 +149,47 @@ impl KernelError {
         e.detail = format!(
             "{}; the request had been sent, so its outcome is unknown: the server may or may not \
              have executed it. It was not sent again because it is not marked idempotent (pass \
-             idempotent=True to the client if running it twice is harmless); check before retrying",
+             idempotent=True to the call or the client if running it twice is harmless); check \
+             before retrying",
+            self.detail
+        );
+        e
+    }
+
+    /// This connection error for an idempotent request that was sent
+    /// again `n` times after lost connections and lost once more.
+    pub fn resend_limit(&self, n: u8) -> KernelError {
+        let mut e = self.clone().because(Reason::ResendLimit);
+        e.detail = format!(
+            "{}; the request is idempotent and had been sent {} times, each time losing its \
+             connection before the answer: it is not sent again (at most {n} resends). The server \
+             may have executed it; look at why its connections fail before retrying",
+            self.detail,
+            n + 1
+        );
+        e
+    }
+
+    /// This connection error for a request of a lost dedicated connection
+    /// (never sent again: it may belong to a transaction). `unread`: the
+    /// server said it ended the session before reading the request.
+    pub fn lost_dedicated(&self, written: bool, unread: bool) -> KernelError {
+        if self.kind != ErrorKind::Connection {
+            return self.clone();
+        }
+        let what = if unread {
+            "the server ended the session before reading the request, so it was not executed"
+        } else if written {
+            "the request had been sent, so its outcome is unknown: the server may or may not have \
+             executed it"
+        } else {
+            "the request was not sent"
+        };
+        let mut e = self.clone();
+        e.detail = format!(
+            "{}; {what}. It was on a dedicated connection (a transaction, a lease), whose requests \
+             are never sent again elsewhere: a transaction on it is over (the server rolls back \
+             what was not committed). Start it again on a new connection",
             self.detail
         );
         e

@@ -163,6 +163,9 @@ pub struct EndpointInfo {
     /// "down" (its connection attempts fail) or "connecting".
     pub state: &'static str,
     pub role: &'static str,
+    /// Whether its server said it is read-only by default (PostgreSQL's
+    /// `default_transaction_read_only`); None: not said.
+    pub read_only: Option<bool>,
     pub connections: usize,
     pub in_flight: usize,
     /// The balancer's latency estimate (Peak-EWMA), in ms.
@@ -176,7 +179,7 @@ impl EndpointInfo {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "address": self.address, "origin": self.origin, "state": self.state,
-            "role": self.role, "connections": self.connections, "in_flight": self.in_flight,
+            "role": self.role, "read_only": self.read_only, "connections": self.connections, "in_flight": self.in_flight,
             "latency_ms": self.latency_ms, "requests": self.requests, "errors": self.errors,
             "last_error": self.last_error,
         })

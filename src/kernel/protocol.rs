@@ -75,18 +75,43 @@ pub trait Protocol: Send + Sync + 'static {
         None
     }
     /// Whether sending this request twice is harmless (it only reads, or
-    /// what the server sent for it says it never acted on it), so that it
-    /// may be sent again after its connection was lost with it written but
-    /// unanswered (`dispatch::lost`). Asked only then. The default: no.
+    /// its caller marked it `idempotent=True`), so that it may be sent
+    /// again after its connection was lost with it written but unanswered
+    /// (`dispatch::lost`). Asked only then. The default: no.
     fn idempotent(&self, pending: &Self::Pending, payload: &[u8]) -> bool {
         let _ = (pending, payload);
         false
+    }
+    /// Whether what the server sent for this request says it never read it
+    /// (PostgreSQL's FATAL for an idle session it ends just as the request
+    /// arrives): sending it again is safe even if it writes. Asked only
+    /// when its connection was lost. The default: no.
+    fn unread(&self, pending: &Self::Pending) -> bool {
+        let _ = pending;
+        false
+    }
+    /// A message that came with no request waiting for it, and which says
+    /// that the server is ending the connection on its own (PostgreSQL's
+    /// FATAL for an idle session): why, for the connection's error. `None`
+    /// (the default): the message is a reply nobody asked for, a protocol
+    /// error.
+    fn farewell(&self, msg: &Self::Msg) -> Option<String> {
+        let _ = msg;
+        None
     }
     /// The role the server gave itself on this connection since last asked
     /// (at the handshake, or later: Redis `READONLY` replies, PostgreSQL's
     /// `in_hot_standby` report or SQLSTATE 25006); taken, so `None` when
     /// nothing new was learned. The service puts it on the endpoint.
     fn role(&self, st: &mut Self::ConnState) -> Option<super::endpoint::Role> {
+        let _ = st;
+        None
+    }
+    /// Whether the server said it is read-only by default on this
+    /// connection since last asked (PostgreSQL's
+    /// `default_transaction_read_only`, libpq's `read-write` test); taken,
+    /// so `None` when nothing new was learned.
+    fn read_only(&self, st: &mut Self::ConnState) -> Option<bool> {
         let _ = st;
         None
     }

@@ -41,6 +41,9 @@ pub struct Request<P: Protocol> {
     pub summary: Summary,
     /// More bytes of this request, still being produced (`body`).
     pub body: Option<body::Body>,
+    /// How often it was sent again after a connection was lost with it
+    /// written and unanswered (`dispatch::lost`, at most `MAX_RESENDS`).
+    pub resends: u8,
 }
 
 /// A short, secret-free description of a request ("GET", "PIPELINE(3)"),

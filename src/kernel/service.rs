@@ -24,6 +24,7 @@
 mod config;
 mod lease;
 mod members;
+mod recheck;
 mod route;
 mod task;
 mod view;
@@ -245,7 +246,10 @@ async fn service_task<P: Protocol>(
                     }
                 }
             }
-            _ = tokio::time::sleep(Duration::from_millis(20)), if queued => core.expire_queued(),
+            _ = tokio::time::sleep(Duration::from_millis(20)), if queued => {
+                core.expire_queued();
+                core.recheck();
+            }
             set = follow.next() => core.replace(set),
         }
     }

@@ -143,6 +143,7 @@ fn send(
             submitted: Instant::now(),
             summary: super::Summary::new(b"LINE"),
             body,
+            resends: 0,
         },
         guard,
     );

@@ -143,6 +143,7 @@ fn send_to(h: &ServiceHandle<Lines>, line: &str, route: Route) -> Arc<Slot> {
             submitted: Instant::now(),
             summary: Summary::new(b"LINE"),
             body: None,
+            resends: 0,
         },
         guard,
     );
@@ -448,6 +449,7 @@ fn send_within(h: &ServiceHandle<Lines>, line: &str, route: Route, ms: u64) -> A
             submitted: Instant::now(),
             summary: Summary::new(b"LINE"),
             body: None,
+            resends: 0,
         },
         guard,
     );

@@ -332,6 +332,7 @@ fn submit_to(
             submitted: Instant::now(),
             summary: super::Summary::new(b"TOY"),
             body: None,
+            resends: 0,
         },
         guard,
     );

@@ -80,6 +80,9 @@ pub struct PgOptions {
     /// Channels to LISTEN on, on every connection as it opens (a listener's
     /// service: its notifications go to the subscription sink).
     pub listen: Vec<String>,
+    /// Ask a server that does not report its role what it is (`role::CHECK`)
+    /// when a connection opens: `target_session_attrs` needs it.
+    pub check_role: bool,
 }
 
 pub struct Postgres {
@@ -150,6 +153,9 @@ pub struct Pending {
     pub batch: usize,
     /// A batch went out: the request can no longer be sent again.
     parted: bool,
+    /// Its caller said running it twice is harmless (`idempotent=True` on
+    /// the call): it may be sent again after a lost connection.
+    pub idempotent: bool,
     result: PgResult,
 }
 
@@ -168,6 +174,7 @@ impl Pending {
             copy_buf: BytesMut::new(),
             batch: 0,
             parted: false,
+            idempotent: false,
             result: PgResult::default(),
         }
     }
@@ -226,8 +233,23 @@ fn err_text(e: &ErrorFields) -> String {
     format!("{} (SQLSTATE {})", e.message, e.code)
 }
 
-/// SQLSTATE of the FATAL error a server sends when it closes an idle session.
-const IDLE_SESSION_TIMEOUT: &str = "57P05";
+/// SQLSTATEs of the FATAL error a server sends when it closes a session
+/// that sat idle (`idle_session_timeout`), or idle in a transaction
+/// (`idle_in_transaction_session_timeout`): it reads nothing more.
+const IDLE_CLOSE: [&str; 2] = ["57P05", "25P03"];
+
+/// Why the server ends a session, for the connection's error.
+fn farewell(e: &ErrorFields) -> String {
+    let why = match e.code.as_str() {
+        "57P05" => " (the server's idle_session_timeout ends sessions idle that long)",
+        "25P03" => {
+            " (the server's idle_in_transaction_session_timeout ends sessions idle that long in a \
+             transaction; the transaction was rolled back)"
+        }
+        _ => "",
+    };
+    format!("the server ended the session: {}{why}", err_text(e))
+}
 
 impl Protocol for Postgres {
     type Msg = Backend;
@@ -252,16 +274,36 @@ impl Protocol for Postgres {
         st.role.take()
     }
 
-    /// Besides reads (none are assumed here), a request the server answered
-    /// with FATAL 57P05 before anything else: it ended the idle session
-    /// (`idle_session_timeout`) just as the request arrived, so it never
-    /// read it, and sending it again is safe even if it writes.
+    fn read_only(&self, st: &mut PgConn) -> Option<bool> {
+        st.role.take_read_only()
+    }
+
+    /// What the caller marked, and describing a statement (no statement
+    /// is assumed to only read).
     fn idempotent(&self, p: &Pending, _payload: &[u8]) -> bool {
+        p.idempotent || matches!(p.query, Query::Describe(_))
+    }
+
+    /// A request the server answered with FATAL 57P05 (or 25P03) before
+    /// anything else: it ended the idle session just as the request
+    /// arrived, so it never read it.
+    fn unread(&self, p: &Pending) -> bool {
         let r = &p.result;
-        r.error.as_ref().is_some_and(|e| e.severity == "FATAL" && e.code == IDLE_SESSION_TIMEOUT)
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.severity == "FATAL" && IDLE_CLOSE.contains(&e.code.as_str()))
             && r.status.is_none()
             && r.rows.is_empty()
             && r.columns.is_none()
+    }
+
+    fn farewell(&self, msg: &Backend) -> Option<String> {
+        match msg {
+            Backend::ErrorResponse(e) if e.severity == "FATAL" || e.severity == "PANIC" => {
+                Some(farewell(e))
+            }
+            _ => None,
+        }
     }
 
     fn is_unsolicited(&self, msg: &Backend) -> bool {

@@ -1,7 +1,8 @@
 //! PostgreSQL's startup on a new connection (part of `pg`): the startup
 //! message, authentication (trust, cleartext, MD5, SCRAM-SHA-256, a client
-//! certificate over TLS), the backend key for cancels, then LISTEN for a
-//! listener's connection. `Postgres::handshake` runs it (twice when libpq's
+//! certificate over TLS), the backend key for cancels, the role check of a
+//! server that does not report its role (`pg_role::CHECK`, as libpq asks
+//! servers before 14), then LISTEN for a listener's connection. `Postgres::handshake` runs it (twice when libpq's
 //! `allow`/`prefer` retry the other way, `pg_tls`).
 
 use bytes::BytesMut;
@@ -117,8 +118,15 @@ impl Postgres {
                     };
                     return Err(fail(format!("{}{hint}", err_text(&e))));
                 }
-                Backend::ReadyForQuery(_) if o.listen.is_empty() => return Ok(()),
-                Backend::ReadyForQuery(_) => return listen::listen(io, &o.listen, &addr).await,
+                Backend::ReadyForQuery(_) => {
+                    if o.check_role && !io.state.role.reports {
+                        check_role(io).await?;
+                    }
+                    if o.listen.is_empty() {
+                        return Ok(());
+                    }
+                    return listen::listen(io, &o.listen, &addr).await;
+                }
                 other => {
                     return Err(KernelError::protocol(format!(
                         "postgres {addr}: unexpected {other:?} during startup"
@@ -126,6 +134,26 @@ impl Postgres {
                 }
             }
             io.send(&out).await?;
+        }
+    }
+}
+
+/// Ask a server that does not report `in_hot_standby` whether it is in
+/// recovery and read-only (`pg_role::CHECK`). An error (a server too old
+/// for the function, a pooler that refuses) leaves the role unknown.
+async fn check_role(io: &mut HandshakeIo<'_, Postgres>) -> Result<(), KernelError> {
+    let mut out = BytesMut::new();
+    pg::query(&mut out, super::role::CHECK);
+    io.send(&out).await?;
+    loop {
+        match io.recv().await? {
+            Backend::DataRow(r) => {
+                if let [Some(rec), Some(ro)] = &r.iter().collect::<Vec<_>>()[..] {
+                    io.state.role.checked(rec, ro);
+                }
+            }
+            Backend::ReadyForQuery(_) => return Ok(()),
+            _ => {}
         }
     }
 }

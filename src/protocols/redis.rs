@@ -46,6 +46,9 @@ pub struct Pending {
     /// The reply is `Frames` (a batch), even for a batch of one command.
     batch: bool,
     got: Vec<Frame>,
+    /// Its caller said running it twice is harmless (`idempotent=True` on
+    /// the call): it may be sent again after a lost connection.
+    idempotent: bool,
 }
 
 impl Pending {
@@ -55,6 +58,7 @@ impl Pending {
             want: 1,
             batch: false,
             got: Vec::new(),
+            idempotent: false,
         }
     }
     /// `n` commands sent together; the reply is `Frames` of `n`.
@@ -63,7 +67,13 @@ impl Pending {
             want: n,
             batch: true,
             got: Vec::with_capacity(n as usize),
+            idempotent: false,
         }
+    }
+    /// Marked by its caller as safe to run twice (`idempotent=True`).
+    pub fn idempotent(mut self, yes: bool) -> Self {
+        self.idempotent = yes;
+        self
     }
 }
 
@@ -235,8 +245,8 @@ impl Protocol for Redis {
         st.1.take()
     }
 
-    fn idempotent(&self, _: &Pending, payload: &[u8]) -> bool {
-        super::redis_readonly::only_reads(payload)
+    fn idempotent(&self, p: &Pending, payload: &[u8]) -> bool {
+        p.idempotent || super::redis_readonly::only_reads(payload)
     }
 
     fn heartbeat(&self) -> Option<(Bytes, Pending)> {

@@ -1,4 +1,5 @@
-"""A request that meets the server's close of an idle session is sent again.
+"""A request that meets the server's close of an idle session is sent again
+on a shared connection, and fails clearly on a dedicated one.
 
 PostgreSQL's ``idle_session_timeout`` ends a session that sat idle: the
 server sends FATAL 57P05 and closes. A request the client writes just then
@@ -10,15 +11,24 @@ server holds the server's FATAL (and the close behind it) until the client
 has written its next request, so the request is always written into the
 closing session. Without the rule the caller got ``ConnectionError``
 ("outcome unknown"); with it the INSERT runs exactly once and succeeds.
+
+A transaction's dedicated connection is never moved: when the server ends
+its session (``idle_in_transaction_session_timeout``, FATAL 25P03) the
+next request fails with ``ConnectionError`` saying why and that the
+transaction is over, and a request written into the closing session (the
+same held-FATAL race) fails saying it was not executed — never sent again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
+import iokernel
 from iokernel import pg
 from tests.faults.relay import Relay
 from tests.servers import PostgresServer
@@ -27,21 +37,25 @@ pytestmark = pytest.mark.timeout(60)
 
 
 class HoldFatal:
-    """On the first connection: the server's chunk carrying SQLSTATE 57P05
-    is held until the client sends its next chunk."""
+    """The server's chunk carrying SQLSTATE ``code`` (on connection ``conn``
+    only, unless None) is held until the client sends its next chunk on
+    that connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, code: bytes = b"C57P05", conn: int | None = 0) -> None:
+        self.code, self.conn = code, conn
+        self.held_on: int | None = None
         self.fatal_seen = threading.Event()
         self.released = threading.Event()
 
     def down(self, i: int, chunk: bytes) -> bytes:
-        if i == 0 and b"C57P05" in chunk:
+        if self.conn in (None, i) and self.code in chunk and not self.fatal_seen.is_set():
+            self.held_on = i
             self.fatal_seen.set()
             assert self.released.wait(20), "the client never wrote its request"
         return chunk
 
     def up(self, i: int, chunk: bytes) -> None:
-        if i == 0 and self.fatal_seen.is_set():
+        if self.fatal_seen.is_set() and i == self.held_on:
             self.released.set()
 
 
@@ -85,3 +99,62 @@ async def test_request_meeting_idle_close_is_sent_again(idle_server: PostgresSer
     assert direct.fetchval(f"SELECT array_agg(v) FROM {table}") == [7]
     direct.execute(f"DROP TABLE {table}")
     direct.close()
+
+
+async def _until(cond: object, what: str) -> None:
+    end = time.monotonic() + 20
+    while not cond():  # type: ignore[operator]
+        assert time.monotonic() < end, what
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def idle_table(idle_server: PostgresServer) -> Iterator[pg.Client]:
+    direct = pg.Client(idle_server.dsn())
+    direct.execute("DROP TABLE IF EXISTS idle_tx")
+    direct.execute("CREATE TABLE idle_tx (v int)")
+    yield direct
+    direct.execute("DROP TABLE idle_tx")
+    direct.close()
+
+
+async def test_transaction_the_server_ended_fails_with_why(idle_server: PostgresServer,
+                                                          idle_table: pg.Client) -> None:
+    db = pg.AsyncClient(idle_server.dsn(), connections=1, health_check_interval=None,
+                        timeout=20.0)
+    try:
+        with pytest.raises(iokernel.ConnectionError) as ei:
+            async with db.transaction() as tx:
+                await tx.execute("SET LOCAL idle_in_transaction_session_timeout = '200ms'")
+                await tx.execute("INSERT INTO idle_tx VALUES (1)")
+                await _until(lambda: db.stats()["dedicated_connections"] == 0,
+                             "the server never ended the idle transaction")
+                await tx.execute("INSERT INTO idle_tx VALUES (2)")
+        msg = str(ei.value)
+        assert "25P03" in msg and "transaction on it is over" in msg, msg
+    finally:
+        await db.close()
+    assert idle_table.fetchval("SELECT count(*) FROM idle_tx") == 0  # rolled back
+
+
+async def test_request_meeting_a_transactions_close_is_not_resent(
+    idle_server: PostgresServer, idle_table: pg.Client
+) -> None:
+    hold = HoldFatal(b"C25P03", conn=None)
+    with Relay((idle_server.host, idle_server.port), delay=lambda i: 0.0,
+               rewrite_down=hold.down, watch_up=hold.up) as relay:
+        dsn = idle_server.dsn(sslmode="disable").replace(
+            f":{idle_server.port}/", f":{relay.port}/")
+        db = pg.AsyncClient(dsn, connections=1, health_check_interval=None, timeout=20.0)
+        try:
+            with pytest.raises(iokernel.ConnectionError) as ei:
+                async with db.transaction() as tx:
+                    await tx.execute("SET LOCAL idle_in_transaction_session_timeout = '200ms'")
+                    assert await asyncio.to_thread(hold.fatal_seen.wait, 20)
+                    await tx.execute("INSERT INTO idle_tx VALUES (3)")
+            msg = str(ei.value)
+            assert "not executed" in msg and "dedicated connection" in msg, msg
+            assert hold.released.is_set()
+        finally:
+            await db.close()
+    assert idle_table.fetchval("SELECT count(*) FROM idle_tx") == 0  # never ran, never resent

@@ -47,6 +47,11 @@ impl<P: Protocol> Conn<P> {
                     continue;
                 }
                 let Some(w) = g.waiters.front_mut() else {
+                    if let Some(why) = proto.farewell(&msg) {
+                        // The server is ending the session on its own.
+                        return Err(KernelError::connection(format!("{}: {why}", self.addr))
+                            .because(Reason::ConnectionLost));
+                    }
                     return Err(KernelError::protocol(format!(
                         "{}: the server sent a reply nobody asked for; the connection was reset",
                         self.addr

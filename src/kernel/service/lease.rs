@@ -78,7 +78,7 @@ impl<P: Protocol> Core<P> {
                     self.st.borrow_mut().dedicated.insert(id, c.clone());
                     self.stats.dedicated.fetch_add(1, Ordering::Relaxed);
                     completion.complete(Ok(Box::new(id)));
-                    conn::run(
+                    let why = conn::run(
                         c.clone(),
                         &*self.proto,
                         (k.reader, k.writer, k.buf),
@@ -87,7 +87,13 @@ impl<P: Protocol> Core<P> {
                     )
                     .await;
                     self.conn_gone(&c);
-                    self.st.borrow_mut().dedicated.remove(&id);
+                    let mut st = self.st.borrow_mut();
+                    st.dedicated.remove(&id);
+                    if st.gone.len() >= GONE_KEPT {
+                        st.gone.pop_front();
+                    }
+                    st.gone.push_back((id, why.detail));
+                    drop(st);
                     self.stats.dedicated.fetch_sub(1, Ordering::Relaxed);
                 }
             }
@@ -99,6 +105,7 @@ impl<P: Protocol> Core<P> {
     fn lease_endpoint(&self, route: Route) -> Result<Addr, KernelError> {
         let mut st = self.st.borrow_mut();
         let st = &mut *st;
+        let shared = route == Route::Shared;
         let target = match route {
             // Transactions follow the service's rule by role too.
             Route::Shared => self
@@ -110,7 +117,8 @@ impl<P: Protocol> Core<P> {
         st.scratch.clear();
         let mut live = false;
         for (m, member) in st.endpoints.iter().enumerate() {
-            if target.includes(m, &member.endpoint) {
+            let fits = !shared || self.cfg.attrs.fits(&member.endpoint, member.data.read_only);
+            if fits && target.includes(m, &member.endpoint) {
                 live |= !down(&member.data);
                 let load = member.data.leased;
                 st.scratch.push(Slot {
@@ -189,6 +197,9 @@ impl<P: Protocol> conn::Link<P> for Core<P> {
         self.dispatch(req, guard);
     }
 }
+
+/// How many reasons of ended dedicated connections are kept (`State::gone`).
+const GONE_KEPT: usize = 64;
 
 /// Known to be down: its last connect attempt failed and none of its shared
 /// connections is up.

@@ -58,6 +58,7 @@ impl<P: Protocol> Core<P> {
             ready: Vec::new(),
             last_error: None,
             leased: 0,
+            read_only: None,
         });
         let Applied::Removed(ep, pool) = applied else {
             return; // added (its tasks are connecting) or updated in place
@@ -148,13 +149,23 @@ impl<P: Protocol> Core<P> {
         am.health.connect_failed(&e.detail);
     }
 
-    /// The server told `c` its role (`Protocol::role`): put it on the
-    /// endpoint, where routes by role and `endpoints()` see it.
+    /// The server told `c` its role or whether it is read-only
+    /// (`Protocol::role`, `Protocol::read_only`): put it on the endpoint,
+    /// where routes by role, `target_session_attrs` and `endpoints()` see it.
     fn learn_role(&self, c: &Conn<P>) {
-        let role = self.proto.role(&mut c.inner.borrow_mut().state);
-        if let Some(r) = role {
-            if let Some(m) = self.st.borrow_mut().endpoints.find_mut(&c.addr) {
+        let (role, read_only) = {
+            let mut g = c.inner.borrow_mut();
+            (self.proto.role(&mut g.state), self.proto.read_only(&mut g.state))
+        };
+        if role.is_none() && read_only.is_none() {
+            return;
+        }
+        if let Some(m) = self.st.borrow_mut().endpoints.find_mut(&c.addr) {
+            if let Some(r) = role {
                 m.endpoint.role = r;
+            }
+            if read_only.is_some() {
+                m.data.read_only = read_only;
             }
         }
     }

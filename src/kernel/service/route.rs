@@ -79,6 +79,9 @@ fn place<P: Protocol>(
     attrs: &Attrs,
     take: bool,
 ) -> Place<P> {
+    let shared = *route == Route::Shared;
+    // Endpoints the rule excludes that are up: one may take the role.
+    let mut others_up = false;
     let target = match route {
         Route::Shared => attrs.target(endpoints, |p| !p.ready.is_empty()),
         _ => endpoints.target(route),
@@ -91,7 +94,10 @@ fn place<P: Protocol>(
     let (mut fitting, mut healthy, mut any_ejected) = (0usize, 0usize, false);
     let mut now = None;
     for (m, member) in endpoints.iter().enumerate() {
-        if !target.includes(m, &member.endpoint) {
+        if !target.includes(m, &member.endpoint)
+            || (shared && !attrs.fits(&member.endpoint, member.data.read_only))
+        {
+            others_up |= shared && !member.data.ready.is_empty();
             continue;
         }
         fits = true;
@@ -143,8 +149,9 @@ fn place<P: Protocol>(
             return Place::Conn(endpoints.get(s.m).data.ready[s.c].clone());
         }
     }
+    let promotion = others_up && attrs.awaits_promotion();
     match down {
-        Some(e) if all_down && !up => Place::Down(e.clone()),
+        Some(e) if all_down && !up && !promotion => Place::Down(e.clone()),
         _ => Place::Wait { up },
     }
 }
@@ -185,10 +192,16 @@ impl<P: Protocol> Core<P> {
                 Some(c) if !c.is_closed() => c.push(&self.proto, req, guard),
                 _ => {
                     drop(guard);
+                    let why = self.st.borrow().gone.iter().rev().find(|g| g.0 == id).map_or_else(
+                        || "released or lost".to_string(),
+                        |g| g.1.clone(),
+                    );
                     req.completion.complete(Err(KernelError::connection(format!(
-                        "{}: dedicated connection {id} is gone (released or lost); open a new one",
+                        "{}: dedicated connection {id} is gone ({why}); a transaction on it is over \
+                         (the server rolls back what was not committed): start again on a new one",
                         self.cfg.name
-                    ))))
+                    ))
+                    .because(crate::kernel::Reason::ConnectionLost)))
                 }
             }
             return;
@@ -231,6 +244,7 @@ impl<P: Protocol> Core<P> {
         if queued {
             self.pump();
         }
+        self.recheck();
     }
 
     /// A caller found no connection up: shorten the backoff of the tasks

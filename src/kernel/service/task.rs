@@ -46,6 +46,9 @@ pub(super) struct State<P: Protocol> {
     /// connection was up (until one is).
     pub(super) last_error: Option<KernelError>,
     pub(super) dedicated: HashMap<u64, Rc<Conn<P>>>,
+    /// Why the last few dedicated connections ended (id, error), so that a
+    /// request for one that is gone can say why.
+    pub(super) gone: VecDeque<(u64, String)>,
     /// Dedicated connections opening or open (bounded by `max_dedicated`).
     pub(super) leases: usize,
     pub(super) lease_queue: VecDeque<(Completion, Option<Instant>, Route)>,
@@ -71,6 +74,8 @@ pub(super) struct Core<P: Protocol> {
     pub(super) demand: tokio::sync::Notify,
     /// Opens every connection of this service (and its cancel requests).
     pub(super) connector: Arc<dyn Connector>,
+    /// When the hosts were last re-checked for a promotion (`recheck`).
+    pub(super) rechecked: Cell<Option<Instant>>,
 }
 
 pub(super) fn next_rand() -> u64 {
@@ -123,6 +128,7 @@ impl<P: Protocol> Core<P> {
                 queue: VecDeque::new(),
                 last_error: None,
                 dedicated: HashMap::new(),
+                gone: VecDeque::new(),
                 leases: 0,
                 lease_queue: VecDeque::new(),
                 scratch: Vec::new(),
@@ -132,6 +138,7 @@ impl<P: Protocol> Core<P> {
             wanted: Cell::new(None),
             demand: tokio::sync::Notify::new(),
             connector,
+            rechecked: Cell::new(None),
         })
     }
 }
@@ -188,6 +195,10 @@ pub(super) struct Pool<P: Protocol> {
     pub leased: usize,
     /// Its latency, errors and ejection (shared with its connections).
     pub health: Rc<Health>,
+    /// Whether its server said it is read-only by default (PostgreSQL's
+    /// `default_transaction_read_only`; `Protocol::read_only`), for
+    /// `target_session_attrs=read-write|read-only`. None: not said.
+    pub read_only: Option<bool>,
 }
 
 /// One candidate of a pick: endpoint `m`, its connection `c` (0 for a

@@ -38,6 +38,7 @@ fn info<P: Protocol>(m: &Member<Pool<P>>, now: tokio::time::Instant) -> Endpoint
         origin: m.endpoint.origin.clone(),
         state,
         role: m.endpoint.role.name(),
+        read_only: pool.read_only,
         connections: pool.ready.len(),
         in_flight: pool.ready.iter().map(|c| c.in_flight()).sum(),
         latency_ms: h.latency.estimate(now) * 1000.0,

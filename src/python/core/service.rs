@@ -93,6 +93,7 @@ impl<P: Protocol> Service<P> {
             submitted: Instant::now(),
             summary,
             body,
+            resends: 0,
         };
         self.h.send(req, guard);
         Ok(slot)
@@ -140,6 +141,7 @@ impl<P: Protocol> Service<P> {
             submitted: Instant::now(),
             summary,
             body,
+            resends: 0,
         };
         self.h.send(req, guard);
         Call::wrap(py, fut)
@@ -167,6 +169,7 @@ impl<P: Protocol> Service<P> {
             submitted: Instant::now(),
             summary,
             body: None,
+            resends: 0,
         };
         self.h.send(req, guard);
         Ok(())
@@ -245,6 +248,7 @@ impl<P: Protocol> Service<P> {
             d.set_item("origin", e.origin)?;
             d.set_item("state", e.state)?;
             d.set_item("role", e.role)?;
+            d.set_item("read_only", e.read_only)?;
             d.set_item("connections", e.connections)?;
             d.set_item("in_flight", e.in_flight)?;
             d.set_item("latency_ms", e.latency_ms)?;

@@ -190,6 +190,7 @@ impl PgService {
                 max_message: max_message_size.max(5),
             },
             listen,
+            check_role: u.attrs.needs_role(),
         };
         let cfg = ServiceConfig {
             name: u.display.clone(),
@@ -224,7 +225,7 @@ impl PgService {
     /// Run one statement and wait. `shape`: 0 rows, 1 first row, 2 value of
     /// `column` in the first row, 3 command status. `simple` uses the simple
     /// query protocol (several statements, no parameters).
-    #[pyo3(signature = (shape, sql, args, column = 0, timeout = None, conn = None, simple = false))]
+    #[pyo3(signature = (shape, sql, args, column = 0, timeout = None, conn = None, simple = false, idempotent = false))]
     #[allow(clippy::too_many_arguments)]
     fn query(
         &self,
@@ -236,11 +237,13 @@ impl PgService {
         timeout: Option<f64>,
         conn: Option<u64>,
         simple: bool,
+        idempotent: bool,
     ) -> PyResult<Py<PyAny>> {
         let conv = result::conv(shape, column)?;
         let Some((mut p, s)) = self.query_of(sql, args, simple)? else {
             return Ok(self.unknown.clone_ref(py));
         };
+        p.idempotent = idempotent;
         if shape != result::ROWS {
             return self.s.blocking(py, Bytes::new(), p, s, timeout, conn, conv);
         }
@@ -253,7 +256,7 @@ impl PgService {
     }
 
     /// Asyncio form of `query`; `fut` gets the result.
-    #[pyo3(signature = (completer, fut, shape, sql, args, column = 0, timeout = None, conn = None, simple = false))]
+    #[pyo3(signature = (completer, fut, shape, sql, args, column = 0, timeout = None, conn = None, simple = false, idempotent = false))]
     #[allow(clippy::too_many_arguments)]
     fn submit<'py>(
         &self,
@@ -267,11 +270,13 @@ impl PgService {
         timeout: Option<f64>,
         conn: Option<u64>,
         simple: bool,
+        idempotent: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let conv = result::conv(shape, column)?;
         let Some((mut p, s)) = self.query_of(sql, args, simple)? else {
             return Ok(self.unknown.bind(py).clone());
         };
+        p.idempotent = idempotent;
         if shape == result::ROWS {
             // A big result comes in batches, each made into Records by the
             // loop as it arrives, so its raw rows are never all held.

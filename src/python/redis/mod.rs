@@ -128,7 +128,7 @@ impl RedisService {
     }
 
     /// Run one command and wait for its reply (GIL released while waiting).
-    #[pyo3(signature = (args, decode = false, timeout = None, conn = None))]
+    #[pyo3(signature = (args, decode = false, timeout = None, conn = None, idempotent = false))]
     fn call(
         &self,
         py: Python<'_>,
@@ -136,13 +136,14 @@ impl RedisService {
         decode: bool,
         timeout: Option<f64>,
         conn: Option<u64>,
+        idempotent: bool,
     ) -> PyResult<Py<PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
         self.s.blocking(
             py,
             buf.freeze(),
-            Pending::one(),
+            Pending::one().idempotent(idempotent),
             summary_of(args),
             timeout,
             conn,
@@ -178,7 +179,7 @@ impl RedisService {
 
     /// Asyncio form of `call`: `fut` (a future of the running loop) gets
     /// the reply; returns `fut`.
-    #[pyo3(signature = (completer, fut, args, post = None, decode = false, timeout = None, conn = None))]
+    #[pyo3(signature = (completer, fut, args, post = None, decode = false, timeout = None, conn = None, idempotent = false))]
     #[allow(clippy::too_many_arguments)]
     fn submit<'py>(
         &self,
@@ -190,6 +191,7 @@ impl RedisService {
         decode: bool,
         timeout: Option<f64>,
         conn: Option<u64>,
+        idempotent: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
         encode_command(args, &mut buf)?;
@@ -199,7 +201,7 @@ impl RedisService {
             completer,
             fut,
             buf.freeze(),
-            Pending::one(),
+            Pending::one().idempotent(idempotent),
             summary,
             post,
             timeout,
@@ -223,7 +225,7 @@ impl RedisService {
         conn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (comp, fut) = Completer::running(py)?;
-        self.submit(py, comp.get(), fut, args, post, decode, timeout, conn)
+        self.submit(py, comp.get(), fut, args, post, decode, timeout, conn, false)
     }
 
     /// Asyncio form of `call_many`.
