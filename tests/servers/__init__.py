@@ -13,6 +13,10 @@ is bounded.
 
     RedisServer(password="pw", acl_users={"alice": "alicepw"})   # auth tests
 
+    with SentinelGroup() as g:           # primary + replica + 3 sentinels (sentinel_group.py)
+        g.url()                          # redis+sentinel://127.0.0.1:P1,P2,P3/mymaster/0
+        g.failover(); g.wait_master(g.replica)
+
     with PostgresServer() as pg:         # initdb'd once per process, copied per server
         pg.dsn()                         # postgresql://app:PW@127.0.0.1:PORT/app
         pg.dsn(user="md5user", application_name="x")   # md5 auth; plainuser: cleartext
@@ -65,6 +69,7 @@ from tests.servers.process import (
     free_port_on_all,
 )
 from tests.servers.redis_server import RedisServer
+from tests.servers.sentinel_group import SentinelGroup, SentinelServer
 from tests.servers.resp import RespError, RespReader, encode_command, resp_command, resp_pipeline
 
 SERVER_KINDS: dict[str, type[ServerProcess]] = {"redis": RedisServer, "postgres": PostgresServer}
@@ -85,6 +90,8 @@ __all__ = [
     "RedisServer",
     "RespError",
     "RespReader",
+    "SentinelGroup",
+    "SentinelServer",
     "ServerError",
     "ServerProcess",
     "dead_port",
