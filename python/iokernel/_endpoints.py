@@ -36,6 +36,13 @@ def _error(name: str, eps: list[dict[str, Any]], timeout: float) -> ConnectionEr
     )
 
 
+def _discovery_problem(svc: Any) -> str:
+    """Why discovery gave `svc` no endpoints ("" if it did, or if the
+    protocol's service does not say)."""
+    ask = getattr(svc, "discovery_problem", None)
+    return str(ask()) if ask is not None else ""
+
+
 def _delay(step: int) -> float:
     return min(0.002 * 2.0**step, 0.05)
 
@@ -79,6 +86,11 @@ class Endpoints:
             eps = self.endpoints()
             if eps and not _not_ready(eps):
                 return
+            problem = _discovery_problem(self._svc)
+            if not eps and problem:
+                # Discovery answered with no endpoints (a sentinel that
+                # knows no such master, ...): waiting would not help.
+                raise ConnectionError(f"{self._svc.name}: {problem}")
             if time.monotonic() >= end:
                 raise _error(self._svc.name, eps, timeout)
             yield _delay(step)

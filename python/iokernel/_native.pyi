@@ -107,9 +107,13 @@ class RedisService:
         idle_ping: float | None = 5.0,
         ssl: tuple[tuple[str, str], ...] = (),
         idempotent: bool = False,
+        read_from: str | None = None,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
     ) -> None: ...
     @property
     def name(self) -> str: ...
+    def discovery_problem(self) -> str: ...
     def call(
         self,
         args: tuple[Any, ...],

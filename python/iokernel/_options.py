@@ -96,6 +96,14 @@ def name_text(name: str, value: Any, *, none: str) -> str | None:
     return value
 
 
+def text_or_none(name: str, value: Any, *, none: str) -> str | None:
+    """Any str (a password), or None (``none`` says what that means)."""
+    if value is None or isinstance(value, str):
+        return value
+    # The value is a secret: name its type only.
+    raise TypeError(f"{name} must be None ({none}) or a str, not {type(value).__name__}")
+
+
 def utf8_only(encoding: Any, errors: Any) -> None:
     """redis-py's ``encoding``/``encoding_errors``: only UTF-8, strict, for now."""
     try:

@@ -153,6 +153,9 @@ class _Base(Endpoints, _Core):
         ssl_check_hostname: bool | None = None,
         ssl_min_version: Any = None,
         idempotent: bool = False,
+        read_from: str | None = None,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
     ) -> None:
         """``timeout``: seconds for each command, enforced by the kernel
         (None: no limit). ``connect_timeout``: seconds to connect and
@@ -180,6 +183,23 @@ class _Base(Endpoints, _Core):
         True unless ``ssl_cert_reqs="none"``); ``ssl_min_version``
         (``ssl.TLSVersion.TLSv1_2``, the default, or ``TLSv1_3``). A TLS
         failure raises ``iokernel.TLSError`` (``.tls_reason``).
+
+        Sentinel: ``redis+sentinel://[user:password@]s1:26379,s2:26379/mymaster/0``
+        asks those sentinels (port 26379 unless given) where master
+        ``mymaster``'s primary and replicas are, subscribes to their
+        ``+switch-master`` announcements and moves writes to the new
+        primary as soon as one is heard (confirmed with ``ROLE``); the old
+        primary gets no new request from then on. The URL's user and
+        password are the data nodes'; ``sentinel_username`` /
+        ``sentinel_password`` (keywords or query parameters) authenticate
+        to the sentinels. A master no sentinel knows fails ``ready()`` and
+        every call with ``ConnectionError`` saying so. No TLS yet.
+        ``read_from``: ``"primary"`` (the default), ``"prefer_replica"``
+        (replicas that are up, else the primary) or ``"replica"``: where
+        read-only commands (those Redis's command table marks read-only:
+        GET, HGETALL, ...; a pipeline only if all its commands are) go,
+        spread by the balancer; writes always go to the primary. With a
+        plain ``redis://h1,h2`` URL the roles come from the servers.
 
         Seconds are numbers > 0 (not 0, NaN or infinity: None says "no
         limit" where allowed); a bad value raises ``TypeError`` or
@@ -209,6 +229,13 @@ class _Base(Endpoints, _Core):
                 ssl_min_version=ssl_min_version,
             ),
             idempotent=_options.flag("idempotent", idempotent),
+            read_from=_options.name_text("read_from", read_from, none="the URL's or primary"),
+            sentinel_username=_options.name_text(
+                "sentinel_username", sentinel_username, none="no sentinel user"
+            ),
+            sentinel_password=_options.text_or_none(
+                "sentinel_password", sentinel_password, none="no sentinel password"
+            ),
         )
         self._timeout = timeout
         self._decode = decode_responses

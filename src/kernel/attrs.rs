@@ -40,6 +40,10 @@ pub struct Attrs {
     /// URL's order) that is up takes the requests; otherwise the balancer
     /// spreads them (`random` and iokernel's default).
     pub first_only: bool,
+    /// Where requests that only read go (`Route::Read`); `None`: where the
+    /// others go. Redis's `read_from`: `primary` is `Primary`,
+    /// `prefer_replica` `PreferStandby`, `replica` `Standby`.
+    pub reads: Option<Want>,
 }
 
 impl Attrs {
@@ -68,27 +72,34 @@ impl Attrs {
                 ))
             }
         };
-        Ok(Attrs { want, first_only })
+        Ok(Attrs {
+            want,
+            first_only,
+            reads: None,
+        })
+    }
+
+    /// Redis's `read_from` (`primary`, `prefer_replica`, `replica`).
+    pub fn read_from(v: &str) -> Result<Want, String> {
+        match v {
+            "primary" | "master" => Ok(Want::Primary),
+            "prefer_replica" => Ok(Want::PreferStandby),
+            "replica" => Ok(Want::Standby),
+            v => Err(format!(
+                "read_from must be primary, prefer_replica or replica, not {v:?}"
+            )),
+        }
+    }
+
+    /// The endpoints a read (`Route::Read`) may use now.
+    pub fn read_target<T>(&self, set: &EndpointSet<T>, up: impl Fn(&T) -> bool) -> Target {
+        want_target(self.reads.unwrap_or(self.want), set, up)
     }
 
     /// The endpoints a shared-route request may use now; `up` says whether
     /// an endpoint's data has a connection up.
     pub fn target<T>(&self, set: &EndpointSet<T>, up: impl Fn(&T) -> bool) -> Target {
-        match self.want {
-            Want::Any | Want::ReadOnly => Target::All,
-            Want::Primary | Want::ReadWrite => Target::Except(Role::Replica),
-            Want::Standby => Target::Except(Role::Primary),
-            Want::PreferStandby => {
-                let replica_up = set
-                    .iter()
-                    .any(|m| m.endpoint.role == Role::Replica && up(&m.data));
-                if replica_up {
-                    Target::Role(Role::Replica)
-                } else {
-                    Target::All
-                }
-            }
-        }
+        want_target(self.want, set, up)
     }
 
     /// Whether an endpoint that `target` includes also fits the read-only
@@ -114,6 +125,24 @@ impl Attrs {
     /// do not report it, `pg_role`): every rule but `any`.
     pub fn needs_role(&self) -> bool {
         self.want != Want::Any
+    }
+}
+
+fn want_target<T>(want: Want, set: &EndpointSet<T>, up: impl Fn(&T) -> bool) -> Target {
+    match want {
+        Want::Any | Want::ReadOnly => Target::All,
+        Want::Primary | Want::ReadWrite => Target::Except(Role::Replica),
+        Want::Standby => Target::Except(Role::Primary),
+        Want::PreferStandby => {
+            let replica_up = set
+                .iter()
+                .any(|m| m.endpoint.role == Role::Replica && up(&m.data));
+            if replica_up {
+                Target::Role(Role::Replica)
+            } else {
+                Target::All
+            }
+        }
     }
 }
 

@@ -234,7 +234,7 @@ impl<T> EndpointSet<T> {
     /// connection, not endpoints: it gets `Nothing`.
     pub fn target(&self, route: &Route) -> Target {
         match route {
-            Route::Shared => Target::All,
+            Route::Shared | Route::Read => Target::All,
             Route::Role(r) => Target::Role(*r),
             Route::Key(k) => self.by_key(*k).map_or(Target::Nothing, Target::One),
             Route::Endpoint(a) => self.position(a).map_or(Target::Nothing, Target::One),
@@ -301,6 +301,7 @@ impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Route::Shared => f.write_str("any endpoint"),
+            Route::Read => f.write_str("a read"),
             Route::Role(r) => write!(f, "role {}", r.name()),
             Route::Key(k) => write!(f, "key {k:#x}"),
             Route::Endpoint(a) => write!(f, "endpoint {a}"),

@@ -99,6 +99,12 @@ pub trait Protocol: Send + Sync + 'static {
         let _ = msg;
         None
     }
+    /// Whether this request only reads, so a service with a rule for reads
+    /// (Redis's `read_from`) may send it to a replica. The default: no.
+    fn reads_only(&self, payload: &[u8]) -> bool {
+        let _ = payload;
+        false
+    }
     /// The role the server gave itself on this connection since last asked
     /// (at the handshake, or later: Redis `READONLY` replies, PostgreSQL's
     /// `in_hot_standby` report or SQLSTATE 25006); taken, so `None` when

@@ -17,6 +17,10 @@ use super::{body, endpoint, transport};
 pub enum Route {
     /// Any shared (pipelined) connection.
     Shared,
+    /// A shared connection, for a request that only reads: the service's
+    /// rule for reads (`attrs::Attrs::reads`, Redis's `read_from`) picks
+    /// the endpoints. The service gives it to `Shared` requests itself.
+    Read,
     /// A shared connection to an endpoint with this role.
     Role(endpoint::Role),
     /// A shared connection to the one endpoint this key maps to: a stable

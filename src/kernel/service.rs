@@ -202,6 +202,16 @@ impl<P: Protocol> ServiceHandle<P> {
         })
     }
 
+    /// Why discovery has no endpoints for this service yet ("" when it
+    /// has them or is not asked).
+    pub fn discovery_problem(&self) -> String {
+        self.stats
+            .discovery_problem
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Send the server pushes of every shared connection (now and after
     /// reconnects) to `sink`; a lost connection puts its error in the
     /// stream as a gap notice (pushes may have been missed meanwhile).
@@ -223,6 +233,7 @@ async fn service_task<P: Protocol>(
     let first_wait = cfg.connect_timeout.min(FIRST_ANSWER);
     let core = Core::new(proto, cfg, stats, metrics);
     core.replace(follow.first(first_wait).await);
+    core.discovery_problem(follow.problems());
     view::register(&core);
     let mut batch = Vec::with_capacity(256);
     loop {
@@ -250,7 +261,10 @@ async fn service_task<P: Protocol>(
                 core.expire_queued();
                 core.recheck();
             }
-            set = follow.next() => core.replace(set),
+            set = follow.next() => {
+                core.replace(set);
+                core.discovery_problem(follow.problems());
+            }
         }
     }
     core.stop();

@@ -187,6 +187,9 @@ pub struct Stats {
     pub disconnects: AtomicU64,
     pub connections: AtomicUsize,
     pub dedicated: AtomicUsize,
+    /// Why discovery has no endpoints for the service yet (a sentinel
+    /// that knows no such master, ...); empty when it has them.
+    pub discovery_problem: std::sync::Mutex<String>,
 }
 
 /// One admitted request's share of the outstanding count.

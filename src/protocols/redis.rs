@@ -249,6 +249,10 @@ impl Protocol for Redis {
         p.idempotent || super::redis_readonly::only_reads(payload)
     }
 
+    fn reads_only(&self, payload: &[u8]) -> bool {
+        super::redis_readonly::only_reads(payload)
+    }
+
     fn heartbeat(&self) -> Option<(Bytes, Pending)> {
         Some((command(&[b"PING"]).freeze(), Pending::one()))
     }

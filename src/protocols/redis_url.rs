@@ -4,6 +4,12 @@
 //! `redis+discovery://source-name/0` and `redis+file://%2Fpath%2Fto%2Ffile/0`
 //! take the endpoints from an SRV name, a published set or a watched file
 //! (`kernel::discovery`).
+//! `redis+sentinel://[user:password@]s1:26379,s2:26379/mymaster[/db]` asks
+//! those sentinels for master `mymaster`'s primary and replicas and follows
+//! its failovers (`kernel::discovery::sentinel`); the user and password are
+//! the data nodes', the sentinels' are `sentinel_username` /
+//! `sentinel_password`. `read_from=primary|prefer_replica|replica` (any
+//! URL) says where read-only commands go.
 //! `rediss://` is the same over TLS, whose options (`ssl_*`, named as in
 //! redis-py) may be query parameters too (`redis_tls`).
 //! Percent-escapes in user and password are decoded. The display form used in
@@ -14,8 +20,13 @@ use std::path::PathBuf;
 use super::redis::RedisOptions;
 pub use super::url::redact;
 use super::url::{host_port, port as parse_port, scheme_source, source, unescape};
+use crate::kernel::discovery::sentinel::Sentinel;
+use crate::kernel::discovery::sentinel_link::Auth;
 use crate::kernel::discovery::Source;
 use crate::kernel::transport::Addr;
+
+/// Sentinels' default port.
+const SENTINEL_PORT: u16 = 26379;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedisUrl {
@@ -36,11 +47,27 @@ pub struct RedisUrl {
     pub tls: bool,
     /// TLS options given as query parameters (`redis_tls::NAMES`).
     pub ssl: Vec<(String, String)>,
+    /// `redis+sentinel://`: the sentinels, the master's name and the
+    /// sentinels' `AUTH` (the data nodes' is filled in by `sentinel()`).
+    pub sentinel: Option<Sentinel>,
+    /// `read_from=` as given (checked by the client).
+    pub read_from: Option<String>,
     /// The URL with the password replaced by `***`.
     pub display: String,
 }
 
 impl RedisUrl {
+    /// The sentinel source, with the data nodes' user and password.
+    pub fn sentinel(&self) -> Option<Sentinel> {
+        self.sentinel.clone().map(|mut s| {
+            s.data_auth = Auth {
+                username: self.opts_user.clone(),
+                password: self.opts_password.clone(),
+            };
+            s
+        })
+    }
+
     pub fn options(&self) -> RedisOptions {
         RedisOptions {
             username: self.opts_user.clone(),
@@ -87,9 +114,20 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
         client_name: None,
         tls: matches!(scheme_source(scheme).0, "rediss" | "valkeys"),
         ssl: Vec::new(),
+        sentinel: None,
+        read_from: None,
         display: redact(url),
     };
-    let (base, source_kind) = scheme_source(scheme);
+    let sentinel_base = scheme.strip_suffix("+sentinel");
+    let (base, source_kind) = match sentinel_base {
+        Some(b @ ("redis" | "valkey")) => (b, None),
+        Some(_) => {
+            return Err(bad(
+                "TLS to sentinels is not supported yet; use redis+sentinel://".into(),
+            ))
+        }
+        None => scheme_source(scheme),
+    };
     match base {
         "redis" | "valkey" | "rediss" | "valkeys" => {
             let (auth, hostpart) = match rest.rsplit_once('@') {
@@ -107,10 +145,18 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
                 u.opts_password = pw.map(unescape).transpose().map_err(bad)?;
             }
             let (hostport, path) = hostpart.split_once('/').unwrap_or((hostpart, ""));
-            if !path.is_empty() {
+            if sentinel_base.is_some() {
+                let (master, db) = path.split_once('/').unwrap_or((path, ""));
+                u.sentinel = Some(sentinel(hostport, master).map_err(bad)?);
+                if !db.is_empty() {
+                    u.db = parse_db(db).map_err(bad)?;
+                }
+            } else if !path.is_empty() {
                 u.db = parse_db(path).map_err(bad)?;
             }
-            if let Some(kind) = source_kind {
+            if u.sentinel.is_some() {
+                // The endpoints come from the sentinels.
+            } else if let Some(kind) = source_kind {
                 u.source = Some(source(kind, hostport).map_err(bad)?);
             } else {
                 for hp in hostport.split(',') {
@@ -142,16 +188,55 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
             "password" => u.opts_password = Some(v),
             "username" | "user" => u.opts_user = Some(v),
             "client_name" | "name" => u.client_name = Some(check_client_name(v).map_err(bad)?),
+            "read_from" => u.read_from = Some(v),
+            "sentinel_username" | "sentinel_password" => {
+                let Some(s) = u.sentinel.as_mut() else {
+                    return Err(bad(format!("{k} is for redis+sentinel:// URLs")));
+                };
+                if k == "sentinel_username" {
+                    s.auth.username = Some(v);
+                } else {
+                    s.auth.password = Some(v);
+                }
+            }
             k if super::redis_tls::NAMES.contains(&k) => u.ssl.push((k.to_string(), v)),
             _ => {
                 return Err(bad(format!(
-                    "unknown option {k:?} (known: db, username, password, client_name, {})",
+                    "unknown option {k:?} (known: db, username, password, client_name, read_from, \
+                     sentinel_username, sentinel_password, {})",
                     super::redis_tls::NAMES.join(", ")
                 )))
             }
         }
     }
     Ok(u)
+}
+
+/// The sentinels (`s1:26379,s2`) and the master's name of a
+/// `redis+sentinel://` URL.
+fn sentinel(hosts: &str, master: &str) -> Result<Sentinel, String> {
+    let master = unescape(master)?;
+    if master.is_empty() {
+        return Err(
+            "redis+sentinel:// URLs name the master after the sentinels, like \
+             redis+sentinel://s1:26379,s2:26379/mymaster/0"
+                .into(),
+        );
+    }
+    let mut sentinels = Vec::new();
+    for hp in hosts.split(',') {
+        let (host, port) = host_port(hp)?;
+        if host.is_empty() {
+            return Err(format!("a sentinel with no host in {hosts:?}"));
+        }
+        sentinels.push(Addr::Tcp(host, parse_port(port, SENTINEL_PORT)?));
+    }
+    Ok(Sentinel {
+        sentinels,
+        master,
+        auth: Auth::default(),
+        data_auth: Auth::default(),
+    })
 }
 
 #[cfg(test)]
@@ -220,6 +305,34 @@ mod tests {
             parse("redis+unix:///tmp/s").unwrap().addrs,
             vec![Addr::Unix("/tmp/s".into())]
         );
+    }
+
+    #[test]
+    fn sentinel_urls() {
+        let u = parse(
+            "redis+sentinel://u:pw@s1:26380,s2/mymaster/2?sentinel_password=sp&read_from=replica",
+        )
+        .unwrap();
+        let s = u.sentinel().unwrap();
+        assert_eq!(
+            s.sentinels,
+            vec![Addr::Tcp("s1".into(), 26380), Addr::Tcp("s2".into(), 26379)]
+        );
+        assert_eq!((s.master.as_str(), u.db), ("mymaster", 2));
+        assert_eq!(s.auth.password.as_deref(), Some("sp"));
+        assert_eq!(
+            (s.data_auth.username.as_deref(), s.data_auth.password.as_deref()),
+            (Some("u"), Some("pw"))
+        );
+        assert_eq!(u.read_from.as_deref(), Some("replica"));
+        assert!(u.addrs.is_empty() && u.source.is_none());
+        assert!(!u.display.contains("pw@") && !u.display.contains("=sp"), "{}", u.display);
+        assert_eq!(parse("redis+sentinel://s1/m").unwrap().db, 0);
+        assert!(parse("redis+sentinel://s1/").unwrap_err().contains("name the master"));
+        assert!(parse("rediss+sentinel://s1/m").unwrap_err().contains("TLS"));
+        assert!(parse("redis://h?sentinel_password=x")
+            .unwrap_err()
+            .contains("redis+sentinel"));
     }
 
     #[test]

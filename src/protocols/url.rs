@@ -27,7 +27,8 @@ pub fn unescape(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "percent-escapes do not form UTF-8".to_string())
 }
 
-/// The URL with any password replaced by `***` (userinfo and `password=`).
+/// The URL with any password replaced by `***` (userinfo, `password=` and
+/// `sentinel_password=`).
 pub fn redact(url: &str) -> String {
     let mut s = url.to_string();
     if let Some(start) = s.find("://") {
@@ -47,8 +48,9 @@ pub fn redact(url: &str) -> String {
         let parts: Vec<String> = query
             .split('&')
             .map(|kv| {
-                if kv.starts_with("password=") {
-                    "password=***".to_string()
+                let key = kv.split_once('=').map_or("", |(k, _)| k);
+                if key == "password" || key == "sentinel_password" {
+                    format!("{key}=***")
                 } else {
                     kv.to_string()
                 }

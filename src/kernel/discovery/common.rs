@@ -21,6 +21,8 @@ pub enum Source {
     File(PathBuf),
     /// A set published under this name (`published::publish`).
     Published(String),
+    /// A Redis master followed through its sentinels (`sentinel`).
+    Sentinel(super::sentinel::Sentinel),
 }
 
 impl std::fmt::Display for Source {
@@ -29,6 +31,7 @@ impl std::fmt::Display for Source {
             Source::Srv(n) => write!(f, "{n} (SRV)"),
             Source::File(p) => write!(f, "file:{}", p.display()),
             Source::Published(n) => write!(f, "discovery:{n}"),
+            Source::Sentinel(s) => write!(f, "sentinel:{}", s.master),
         }
     }
 }
@@ -46,6 +49,9 @@ pub(super) enum Msg {
     Set(usize, Vec<Endpoint>),
     /// The source has no answer yet (the first lookup failed).
     Failed(usize),
+    /// As `Failed`, saying why (callers see it in their errors while the
+    /// service has no endpoint).
+    Problem(usize, String),
 }
 
 /// How a watch reports to its `Follow`.
@@ -63,6 +69,11 @@ impl Update {
     /// No answer (yet); false once nobody listens.
     pub(super) fn failed(&self) -> bool {
         self.tx.send(Msg::Failed(self.idx)).is_ok()
+    }
+
+    /// No answer, and why; false once nobody listens.
+    pub(super) fn problem(&self, why: String) -> bool {
+        self.tx.send(Msg::Problem(self.idx, why)).is_ok()
     }
 }
 

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::common::{followed, Msg, Source, Update};
-use super::{dns, file, published};
+use super::{dns, file, published, sentinel};
 use crate::kernel::endpoint::Endpoint;
 use crate::kernel::transport::Addr;
 
@@ -17,6 +17,8 @@ struct Slot {
     set: Option<Vec<Endpoint>>,
     /// What it stands for while it has no answer.
     fallback: Vec<Endpoint>,
+    /// Why it has no answer (until it has one).
+    problem: Option<String>,
 }
 
 /// A service's names and sources, followed. Dropping it stops the watches.
@@ -62,11 +64,13 @@ impl Follow {
                 f.slots.push(Slot {
                     set: None,
                     fallback: own,
+                    problem: None,
                 });
             } else {
                 f.slots.push(Slot {
                     set: Some(own),
                     fallback: Vec::new(),
+                    problem: None,
                 });
             }
         }
@@ -83,10 +87,12 @@ impl Follow {
                 )),
                 Source::File(p) => f.spawn(file::follow(p.clone(), s.to_string(), up)),
                 Source::Published(n) => f.spawn(published::follow(n.clone(), up)),
+                Source::Sentinel(spec) => f.spawn(sentinel::follow(spec.clone(), up)),
             }
             f.slots.push(Slot {
                 set: None,
                 fallback: Vec::new(),
+                problem: None,
             });
         }
         f
@@ -99,14 +105,30 @@ impl Follow {
 
     fn take(&mut self, m: Msg) {
         match m {
-            Msg::Set(i, eps) => self.slots[i].set = Some(eps),
+            Msg::Set(i, eps) => {
+                self.slots[i].set = Some(eps);
+                self.slots[i].problem = None;
+            }
             Msg::Failed(i) => {
                 let s = &mut self.slots[i];
                 if s.set.is_none() {
                     s.set = Some(s.fallback.clone());
                 }
             }
+            Msg::Problem(i, why) => {
+                let s = &mut self.slots[i];
+                if s.set.is_none() {
+                    s.set = Some(s.fallback.clone());
+                }
+                s.problem = Some(why);
+            }
         }
+    }
+
+    /// Why sources have no answer yet ("" when all have one).
+    pub fn problems(&self) -> String {
+        let p: Vec<&str> = self.slots.iter().filter_map(|s| s.problem.as_deref()).collect();
+        p.join("; ")
     }
 
     /// The union of the sets now (an address from two sources counts once,

@@ -10,7 +10,9 @@
 //!   its records change, each A/AAAA record one endpoint;
 //! * `Source::Srv` follows an SRV name (`dns`), `Source::File` a file
 //!   (`file`), `Source::Published` a named set that Python code publishes
-//!   from any thread (`published`).
+//!   from any thread (`published`), `Source::Sentinel` a Redis master
+//!   through its sentinels (`sentinel`: primary and replicas, with roles,
+//!   and failovers as they are announced).
 //!
 //! A failed or empty answer keeps the last good set. When a service starts
 //! it waits (bounded) for each name's first answer, so it connects to the
@@ -23,6 +25,9 @@ mod dns;
 mod file;
 mod follow;
 pub mod published;
+pub mod sentinel;
+pub mod sentinel_link;
+mod sentinel_reply;
 pub mod settings;
 
 pub use common::{followed, parse_endpoint, Source};

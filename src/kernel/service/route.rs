@@ -11,7 +11,9 @@
 //! the old rule: a request never overtakes one queued before it.
 //!
 //! Endpoints ejected for failing (`health`) are no candidates while at
-//! least half of those that fit are healthy; below that, all are.
+//! least half of those that fit are healthy; below that, all are. An
+//! endpoint of weight 0 fits but takes nothing: requests that only it fits
+//! wait in the queue (bounded by their deadline) until the set changes.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -84,6 +86,7 @@ fn place<P: Protocol>(
     let mut others_up = false;
     let target = match route {
         Route::Shared => attrs.target(endpoints, |p| !p.ready.is_empty()),
+        Route::Read => attrs.read_target(endpoints, |p| !p.ready.is_empty()),
         _ => endpoints.target(route),
     };
     scratch.clear();
@@ -110,7 +113,9 @@ fn place<P: Protocol>(
             (Some(e), true) => down = down.or(Some(e)),
             _ => all_down = false,
         }
-        if take {
+        // Weight 0: the endpoint takes nothing new; requests for it wait
+        // (a primary held while a failover is under way, `sentinel`).
+        if take && member.endpoint.weight > 0 {
             let h = &pool.health;
             let ejected =
                 h.maybe_ejected() && h.is_ejected(*now.get_or_insert_with(TokioInstant::now));
@@ -177,15 +182,32 @@ impl<P: Protocol> Core<P> {
     }
 
     pub(super) fn no_endpoint(&self, st: &State<P>, route: Route) -> KernelError {
+        let mut endpoints = st.endpoints.describe();
+        let problem = self.stats.discovery_problem.lock().map(|p| p.clone()).unwrap_or_default();
+        if !problem.is_empty() {
+            endpoints.push_str(&format!(" ({problem})"));
+        }
         NoEndpoint {
             service: self.cfg.name.clone(),
             route,
-            endpoints: st.endpoints.describe(),
+            endpoints,
         }
         .into()
     }
 
-    pub(super) fn dispatch(&self, req: Request<P>, guard: Option<Outstanding>) {
+    /// Note why discovery has no endpoints ("" once it has).
+    pub(super) fn discovery_problem(&self, why: String) {
+        *self.stats.discovery_problem.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    }
+
+    pub(super) fn dispatch(&self, mut req: Request<P>, guard: Option<Outstanding>) {
+        // A rule for reads (`read_from`): requests that only read take it.
+        if req.route == Route::Shared
+            && self.cfg.attrs.reads.is_some()
+            && self.proto.reads_only(&req.payload)
+        {
+            req.route = Route::Read;
+        }
         if let Route::Dedicated(id) = req.route {
             let conn = self.st.borrow().dedicated.get(&id).cloned();
             match conn {

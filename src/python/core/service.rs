@@ -51,6 +51,11 @@ impl<P: Protocol> Service<P> {
         self.h.config.name.clone()
     }
 
+    /// Why discovery gave no endpoints yet ("" if it did).
+    pub fn discovery_problem(&self) -> String {
+        self.h.discovery_problem()
+    }
+
     /// Submit and wait (GIL released while waiting).
     #[allow(clippy::too_many_arguments)]
     pub fn blocking(

@@ -11,6 +11,7 @@ mod convert;
 mod errors;
 mod fast;
 mod fast_methods;
+mod sentinel;
 
 pub use fast::ClientCore;
 
@@ -68,7 +69,7 @@ impl RedisService {
 #[pymethods]
 impl RedisService {
     #[new]
-    #[pyo3(signature = (url, *, connect_timeout = 5.0, max_in_flight = 4096, max_queued = 16384, client_name = None, idle_ping = Some(5.0), ssl = Vec::new(), idempotent = false))]
+    #[pyo3(signature = (url, *, connect_timeout = 5.0, max_in_flight = 4096, max_queued = 16384, client_name = None, idle_ping = Some(5.0), ssl = Vec::new(), idempotent = false, read_from = None, sentinel_username = None, sentinel_password = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -80,13 +81,28 @@ impl RedisService {
         idle_ping: Option<f64>,
         ssl: Vec<(String, String)>,
         idempotent: bool,
+        read_from: Option<String>,
+        sentinel_username: Option<String>,
+        sentinel_password: Option<String>,
     ) -> PyResult<Self> {
         let u = redis_url::parse(url).map_err(PyValueError::new_err)?;
+        let (sources, attrs) = sentinel::sources_and_attrs(
+            &u,
+            read_from,
+            sentinel_username,
+            sentinel_password,
+        )
+        .map_err(PyValueError::new_err)?;
         // TLS options: the URL's, then the keyword arguments' (which win).
         let params: Vec<_> = u.ssl.iter().cloned().chain(ssl).collect();
         let connector: std::sync::Arc<dyn Connector> =
             match redis_tls::options(u.tls, &params).map_err(PyValueError::new_err)? {
                 None => crate::kernel::transport::plain(),
+                Some(_) if u.sentinel.is_some() => {
+                    return Err(PyValueError::new_err(
+                        "TLS is not supported with redis+sentinel:// URLs yet",
+                    ))
+                }
                 Some(o) => std::sync::Arc::new(TlsConnector {
                     tls: Tls::new(o).map_err(PyValueError::new_err)?,
                     names: u.addrs.clone(),
@@ -104,7 +120,7 @@ impl RedisService {
         let cfg = ServiceConfig {
             name: u.display.clone(),
             names: u.addrs.clone(),
-            sources: u.source.clone().into_iter().collect(),
+            sources,
             connect_timeout,
             max_in_flight,
             max_queued,
@@ -114,7 +130,7 @@ impl RedisService {
             connector,
             balancer: crate::kernel::balance::peak_ewma_p2c(),
             idempotent,
-            attrs: Default::default(),
+            attrs,
         };
         Ok(RedisService {
             s: Service::open(py, Redis::new(opts), cfg)?,
@@ -125,6 +141,11 @@ impl RedisService {
     #[getter]
     fn name(&self) -> String {
         self.s.name()
+    }
+
+    /// Why discovery (the sentinels) gave no endpoints yet; "" if it did.
+    fn discovery_problem(&self) -> String {
+        self.s.discovery_problem()
     }
 
     /// Run one command and wait for its reply (GIL released while waiting).

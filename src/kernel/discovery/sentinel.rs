@@ -1,0 +1,299 @@
+//! Redis Sentinel as a discovery source (`redis+sentinel://`): the
+//! sentinels say where a named master's primary and replicas are; this
+//! watch publishes them as one endpoint set with roles (primary, replicas)
+//! and follows failovers as the sentinels announce them.
+//!
+//! * Every sentinel of the URL gets a subscribed connection of its own
+//!   (`watch`) on the channels of `sentinel_reply::CHANNELS`; each event is
+//!   heard from whichever sentinel publishes it first, and a sentinel that
+//!   is down only costs its own reconnect attempts.
+//! * `+failover-state-send-slaveof-noone` (the leader is about to promote
+//!   a replica): the primary is held — published with weight 0, so new
+//!   requests that need it wait in the service queue instead of writing
+//!   to a node whose writes from now on would be lost — until the switch,
+//!   an abort, or `HOLD` passes.
+//! * `+switch-master`: the new primary is confirmed with `ROLE` (bounded),
+//!   then the set is published at once with the new primary and without the
+//!   old one, so no new request goes to the old primary (which keeps
+//!   accepting writes until the sentinels turn it into a replica). Requests
+//!   already on its connection are answered there and the connection
+//!   closes (`service::members`); never-written ones go to the new primary.
+//! * The set is asked again (`SENTINEL MASTER`, `SENTINEL REPLICAS`, of
+//!   every sentinel, the answer with the highest config epoch winning) at
+//!   start, every `REFRESH`, after other events about the master, and when
+//!   a subscription is (re)made, since messages may have been missed while
+//!   it was not. After a switch, answers older than it (a sentinel that has
+//!   not heard of the failover yet) are ignored.
+//! * No sentinel answers, or none knows the master: the last set stays;
+//!   with none yet, the problem is reported (`Update::problem`) and callers
+//!   see it in their errors.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::common::Update;
+use super::sentinel_link::{Auth, Link};
+use super::sentinel_reply::{self as reply, Event, CHANNELS};
+use crate::codec::resp::Frame;
+use crate::kernel::endpoint::{Endpoint, Role};
+use crate::kernel::transport::Addr;
+
+/// Bound on each connect and each reply from a sentinel or a data node.
+const LIMIT: Duration = Duration::from_secs(1);
+/// The set is asked again this often with nothing heard.
+const REFRESH: Duration = Duration::from_secs(5);
+/// ... and this soon after a switch (to pick up the replicas).
+const SOON: Duration = Duration::from_millis(500);
+/// The longest a primary is held (takes no new requests) while a failover
+/// promotes a replica, if neither the switch nor an abort is heard.
+const HOLD: Duration = Duration::from_secs(5);
+
+/// What `redis+sentinel://` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sentinel {
+    pub sentinels: Vec<Addr>,
+    /// The master's name (`sentinel monitor <name> ...`).
+    pub master: String,
+    /// `AUTH` for the sentinels (`sentinel_username`/`sentinel_password`).
+    pub auth: Auth,
+    /// `AUTH` for the data nodes (the URL's user and password), for `ROLE`.
+    pub data_auth: Auth,
+}
+
+enum Note {
+    Event(Event),
+    /// A subscription is (again) in place: ask, as events may have been missed.
+    Subscribed,
+}
+
+/// What the watch knows and last published.
+#[derive(Default)]
+struct Known {
+    primary: Option<(Addr, Role)>,
+    replicas: Vec<Addr>,
+    epoch: u64,
+    /// Answers with an older epoch are stale (set by a switch).
+    min_epoch: u64,
+    /// A failover is promoting a replica: this primary takes nothing new
+    /// (weight 0: requests wait) until the switch, an abort or the time.
+    held: Option<(Addr, Instant)>,
+    published: Vec<Endpoint>,
+}
+
+impl Known {
+    fn endpoints(&self, master: &str) -> Vec<Endpoint> {
+        let origin = format!("sentinel:{master}");
+        let now = Instant::now();
+        let ep = |addr: &Addr, role| Endpoint {
+            addr: addr.clone(),
+            origin: origin.clone(),
+            role,
+            weight: 1,
+        };
+        let mut out: Vec<Endpoint> = self.primary.iter().map(|(a, r)| ep(a, *r)).collect();
+        if let (Some(p), Some((h, until))) = (out.first_mut(), &self.held) {
+            if p.addr == *h && now < *until {
+                p.weight = 0;
+            }
+        }
+        out.extend(self.replicas.iter().map(|a| ep(a, Role::Replica)));
+        out
+    }
+
+    /// Send the set if it changed; false once nobody listens.
+    fn publish(&mut self, master: &str, out: &Update) -> bool {
+        let now = self.endpoints(master);
+        if now == self.published && !now.is_empty() {
+            return true;
+        }
+        self.published = now.clone();
+        out.send(now)
+    }
+}
+
+struct Aborts(Vec<tokio::task::AbortHandle>);
+
+impl Drop for Aborts {
+    fn drop(&mut self) {
+        for a in &self.0 {
+            a.abort();
+        }
+    }
+}
+
+/// Follow `spec`'s master until nobody listens.
+pub(super) async fn follow(spec: Sentinel, out: Update) {
+    let spec = Rc::new(spec);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _watches = Aborts(
+        spec.sentinels
+            .iter()
+            .map(|a| tokio::task::spawn_local(watch(a.clone(), spec.clone(), tx.clone())).abort_handle())
+            .collect(),
+    );
+    drop(tx);
+    let mut known = Known::default();
+    if !refresh(&spec, &mut known, &out).await {
+        return;
+    }
+    let mut next = Instant::now() + REFRESH;
+    loop {
+        let note = tokio::select! {
+            n = rx.recv() => n,
+            _ = tokio::time::sleep_until(next) => None,
+        };
+        next = Instant::now() + REFRESH;
+        let alive = match note {
+            Some(Note::Event(Event::Switch { old, new })) => {
+                if switch(&spec, &mut known, old, new).await {
+                    next = Instant::now() + SOON;
+                }
+                known.publish(&spec.master, &out)
+            }
+            Some(Note::Event(Event::Promoting)) => {
+                if let Some((p, _)) = &known.primary {
+                    let until = Instant::now() + HOLD;
+                    known.held = Some((p.clone(), until));
+                    next = until;
+                }
+                known.publish(&spec.master, &out)
+            }
+            Some(Note::Event(Event::Aborted)) => {
+                known.held = None;
+                refresh(&spec, &mut known, &out).await
+            }
+            Some(Note::Event(Event::Changed) | Note::Subscribed) | None => {
+                refresh(&spec, &mut known, &out).await
+            }
+        };
+        if !alive {
+            return;
+        }
+        if let Some((_, until)) = known.held {
+            next = next.min(until.max(Instant::now()));
+        }
+    }
+}
+
+/// A `+switch-master` was heard: take the new primary (confirmed with
+/// `ROLE`), drop the old one. False if it was known already.
+async fn switch(spec: &Sentinel, known: &mut Known, old: Addr, new: Addr) -> bool {
+    if known.primary.as_ref().is_some_and(|(a, _)| *a == new) {
+        return false;
+    }
+    // Confirmed, or left for the service to learn when it connects.
+    let role = match role_of(&new, &spec.data_auth).await {
+        Ok(Role::Primary) => Role::Primary,
+        _ => Role::Unknown,
+    };
+    known.primary = Some((new.clone(), role));
+    known.replicas.retain(|r| *r != new && *r != old);
+    known.min_epoch = known.epoch + 1;
+    known.held = None;
+    true
+}
+
+/// The role a data node gives itself (`ROLE`).
+async fn role_of(addr: &Addr, auth: &Auth) -> Result<Role, String> {
+    let mut link = Link::open(addr, auth, LIMIT).await?;
+    let f = link.call(&["ROLE"], LIMIT).await?;
+    match f {
+        Frame::Array(items) => match items.first() {
+            Some(Frame::Bulk(b) | Frame::Simple(b)) if &b[..] == b"master" => Ok(Role::Primary),
+            Some(Frame::Bulk(b) | Frame::Simple(b)) if &b[..] == b"slave" => Ok(Role::Replica),
+            _ => Err(format!("{addr}: unexpected ROLE reply")),
+        },
+        _ => Err(format!("{addr}: unexpected ROLE reply")),
+    }
+}
+
+/// One sentinel's view: the primary and the replicas.
+async fn ask(addr: &Addr, spec: &Sentinel) -> Result<(reply::Master, Vec<Addr>), String> {
+    let mut link = Link::open(addr, &spec.auth, LIMIT).await?;
+    let m = link
+        .call(&["SENTINEL", "MASTER", &spec.master], LIMIT)
+        .await?;
+    let master = reply::master(&m, &spec.master).map_err(|e| format!("{addr}: {e}"))?;
+    let r = link
+        .call(&["SENTINEL", "REPLICAS", &spec.master], LIMIT)
+        .await?;
+    let replicas = reply::replicas(&r, &master.addr).map_err(|e| format!("{addr}: {e}"))?;
+    Ok((master, replicas))
+}
+
+/// Ask every sentinel; publish the newest answer if it changes anything.
+/// False once nobody listens.
+async fn refresh(spec: &Sentinel, known: &mut Known, out: &Update) -> bool {
+    let mut best: Option<(reply::Master, Vec<Addr>)> = None;
+    let mut problems = Vec::new();
+    for s in &spec.sentinels {
+        match ask(s, spec).await {
+            Ok((m, r)) if m.epoch >= known.min_epoch => {
+                if best.as_ref().is_none_or(|(b, _)| m.epoch > b.epoch) {
+                    best = Some((m, r));
+                }
+            }
+            Ok(_) => problems.push(format!("{s}: has not seen the last failover yet")),
+            Err(e) => problems.push(e),
+        }
+    }
+    let Some((m, replicas)) = best else {
+        if known.primary.is_some() {
+            return true; // keep the last good set
+        }
+        return out.problem(format!(
+            "no sentinel gave the address of master {:?}: {}",
+            spec.master,
+            problems.join("; ")
+        ));
+    };
+    known.primary = Some((m.addr, Role::Primary));
+    known.replicas = replicas;
+    known.epoch = m.epoch;
+    known.publish(&spec.master, out)
+}
+
+/// One sentinel's subscription: events about our master go to the
+/// follower; reconnects with backoff while the sentinel is down; a
+/// connection that stays silent through two pings is given up.
+async fn watch(addr: Addr, spec: Rc<Sentinel>, tx: mpsc::UnboundedSender<Note>) {
+    let mut failures = 0u32;
+    while !tx.is_closed() {
+        if let Ok(mut link) = Link::open(&addr, &spec.auth, LIMIT).await {
+            let mut args = vec!["SUBSCRIBE"];
+            args.extend_from_slice(CHANNELS);
+            if link.send(&args).await.is_ok() {
+                let mut subscribed = false;
+                let mut quiet = 0;
+                loop {
+                    match tokio::time::timeout(REFRESH, link.next()).await {
+                        Ok(Ok(f)) => {
+                            quiet = 0;
+                            if !subscribed {
+                                // SUBSCRIBE is taken whole: every channel is on.
+                                subscribed = true;
+                                failures = 0;
+                                let _ = tx.send(Note::Subscribed);
+                            }
+                            if let Some(ev) = reply::event(&f, &spec.master) {
+                                let _ = tx.send(Note::Event(ev));
+                            }
+                        }
+                        Ok(Err(_)) => break,
+                        Err(_) => {
+                            quiet += 1;
+                            if quiet > 2 || link.send(&["PING"]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        failures += 1;
+        tokio::time::sleep(crate::kernel::service::backoff(failures)).await;
+    }
+}
