@@ -1,0 +1,142 @@
+"""``redis+sentinel://`` against real sentinels (tests/servers/sentinel_group.py):
+the client finds the primary and the replica through the sentinels, writes
+go to the primary, ``read_from`` sends read-only commands to the replica
+(proved by the servers' own command counts), a sentinel that is down is
+skipped, and a master no sentinel knows is a clear ``ConnectionError`` at
+``ready()`` and at the first call, not a hang."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import iokernel
+from iokernel import redis
+from tests.integration.sentinel.load import wait_for
+from tests.servers import RedisServer, SentinelGroup, dead_port, resp_pipeline
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def gets(node: RedisServer) -> int:
+    """GET commands the server ran since its last CONFIG RESETSTAT."""
+    text = node.command_raw("INFO", "commandstats").decode()
+    for line in text.splitlines():
+        if line.startswith("cmdstat_get:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
+
+
+def by_address(c: Any) -> dict[str, dict[str, Any]]:
+    return {e["address"]: e for e in c.endpoints()}
+
+
+async def test_connects_through_the_sentinels(group: SentinelGroup) -> None:
+    assert group.replica is not None
+    c = redis.AsyncClient(group.url(db=2))
+    try:
+        await c.ready(timeout=30)
+        eps = by_address(c)
+        p, r = group.primary, group.replica
+        assert eps[f"{p.host}:{p.port}"]["role"] == "primary"
+        assert eps[f"{r.host}:{r.port}"]["role"] == "replica"
+        assert {e["origin"] for e in eps.values()} == {"sentinel:mymaster"}
+        assert await c.set("s:k", "v") is True
+        assert await c.get("s:k") == b"v"
+        # The write is on the primary, in the URL's database.
+        assert resp_get(p, 2, "s:k") == b"v"
+    finally:
+        await c.close()
+
+
+def resp_get(node: RedisServer, db: int, k: str) -> Any:
+    return resp_pipeline(node.host, node.port, [("SELECT", str(db)), ("GET", k)])[1]
+
+
+@pytest.mark.parametrize("read_from", ["replica", "prefer_replica"])
+async def test_reads_go_to_the_replica_writes_to_the_primary(
+    group: SentinelGroup, read_from: str
+) -> None:
+    r = group.replica
+    assert r is not None
+    c = redis.AsyncClient(group.url(), read_from=read_from)
+    try:
+        await c.ready(timeout=30)
+        await c.set("s:read", "x")
+        await wait_for(lambda: r.command_raw("GET", "s:read") == b"x", 30, "replicated")
+        for n in group.data_nodes:
+            n.command_raw("CONFIG", "RESETSTAT")
+        got = await asyncio.gather(*(c.get("s:read") for _ in range(200)))
+        assert got == [b"x"] * 200
+        assert gets(r) == 200
+        assert gets(group.primary) == 0
+        # A write with a read rule still goes to the primary (no READONLY).
+        assert await c.set("s:read", "y") is True
+        assert group.primary.command_raw("GET", "s:read") == b"y"
+    finally:
+        await c.close()
+
+
+async def test_prefer_replica_falls_back_to_the_primary(group: SentinelGroup) -> None:
+    r = group.replica
+    assert r is not None
+    c = redis.AsyncClient(group.url(), read_from="prefer_replica")
+    try:
+        await c.ready(timeout=30)
+        await c.set("s:fb", "1")
+        r.stop()
+        # Every read answers (from the primary once the replica is gone),
+        # none fails: reads on the lost connection are sent again.
+        for _ in range(50):
+            assert await c.get("s:fb") == b"1"
+        group.primary.command_raw("CONFIG", "RESETSTAT")
+        for _ in range(20):
+            assert await c.get("s:fb") == b"1"
+        assert gets(group.primary) == 20
+    finally:
+        await c.close()
+
+
+async def test_a_sentinel_down_is_skipped(group: SentinelGroup) -> None:
+    group.sentinels[0].stop()
+    c = redis.AsyncClient(group.url())
+    try:
+        await c.ready(timeout=30)
+        await c.set("s:down", "1")
+        assert group.primary.command_raw("GET", "s:down") == b"1"
+    finally:
+        await c.close()
+
+
+async def test_unknown_master_is_a_clear_error(group: SentinelGroup) -> None:
+    c = redis.AsyncClient(group.url(master="nosuch"))
+    try:
+        with pytest.raises(iokernel.ConnectionError, match='no master named "nosuch"'):
+            await c.ready(timeout=30)
+        with pytest.raises(iokernel.ConnectionError, match='no master named "nosuch"'):
+            await c.get("x")
+    finally:
+        await c.close()
+
+
+async def test_no_sentinel_answering_is_a_clear_error() -> None:
+    url = f"redis+sentinel://127.0.0.1:{dead_port()},127.0.0.1:{dead_port()}/mymaster/0"
+    c = redis.AsyncClient(url)
+    try:
+        with pytest.raises(iokernel.ConnectionError, match="no sentinel gave the address"):
+            await c.ready(timeout=30)
+    finally:
+        await c.close()
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="read_from must be"):
+        redis.Client("redis+sentinel://127.0.0.1:1/m/0", read_from="nearest")
+    with pytest.raises(ValueError, match="redis\\+sentinel"):
+        redis.Client("redis://127.0.0.1:1/0", sentinel_password="x")
+    with pytest.raises(ValueError, match="name the master"):
+        redis.Client("redis+sentinel://127.0.0.1:1/")
+    with pytest.raises(TypeError, match="sentinel_password"):
+        redis.Client("redis+sentinel://127.0.0.1:1/m", sentinel_password=b"x")
