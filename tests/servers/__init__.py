@@ -69,8 +69,8 @@ from tests.servers.process import (
     free_port_on_all,
 )
 from tests.servers.redis_server import RedisServer
-from tests.servers.sentinel_group import SentinelGroup, SentinelServer
 from tests.servers.resp import RespError, RespReader, encode_command, resp_command, resp_pipeline
+from tests.servers.sentinel_group import SentinelGroup, SentinelServer
 
 SERVER_KINDS: dict[str, type[ServerProcess]] = {"redis": RedisServer, "postgres": PostgresServer}
 
