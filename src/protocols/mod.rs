@@ -8,5 +8,8 @@ pub mod pg_url;
 pub mod redis;
 pub mod redis_tls;
 pub mod redis_readonly;
+pub mod redis_sentinel;
+pub mod redis_sentinel_link;
+mod redis_sentinel_reply;
 pub mod redis_url;
 pub mod url;

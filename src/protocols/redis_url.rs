@@ -6,7 +6,7 @@
 //! (`kernel::discovery`).
 //! `redis+sentinel://[user:password@]s1:26379,s2:26379/mymaster[/db]` asks
 //! those sentinels for master `mymaster`'s primary and replicas and follows
-//! its failovers (`kernel::discovery::sentinel`); the user and password are
+//! its failovers (`redis_sentinel`); the user and password are
 //! the data nodes', the sentinels' are `sentinel_username` /
 //! `sentinel_password`. `read_from=primary|prefer_replica|replica` (any
 //! URL) says where read-only commands go.
@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use super::redis::RedisOptions;
 pub use super::url::redact;
 use super::url::{host_port, port as parse_port, scheme_source, source, unescape};
-use crate::kernel::discovery::sentinel::Sentinel;
-use crate::kernel::discovery::sentinel_link::Auth;
+use super::redis_sentinel::Sentinel;
+use super::redis_sentinel_link::Auth;
 use crate::kernel::discovery::Source;
 use crate::kernel::transport::Addr;
 

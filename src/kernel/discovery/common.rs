@@ -21,8 +21,36 @@ pub enum Source {
     File(PathBuf),
     /// A set published under this name (`published::publish`).
     Published(String),
-    /// A Redis master followed through its sentinels (`sentinel`).
-    Sentinel(super::sentinel::Sentinel),
+    /// A watch a protocol brings (Redis Sentinel): the kernel runs it.
+    Watch(WatchSource),
+}
+
+/// A source whose watch lives outside the kernel (with the protocol it
+/// speaks): the kernel spawns `follow` on its thread and takes the sets it
+/// reports through `Update`.
+pub trait Watch: Send + Sync {
+    /// For messages (`sentinel:mymaster`).
+    fn describe(&self) -> String;
+    /// Follow the source until `out` says nobody listens.
+    fn follow(&self, out: Update) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+}
+
+/// A `Watch` in a `Source` (equal only to itself).
+#[derive(Clone)]
+pub struct WatchSource(pub std::sync::Arc<dyn Watch>);
+
+impl PartialEq for WatchSource {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for WatchSource {}
+
+impl std::fmt::Debug for WatchSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.describe())
+    }
 }
 
 impl std::fmt::Display for Source {
@@ -31,7 +59,7 @@ impl std::fmt::Display for Source {
             Source::Srv(n) => write!(f, "{n} (SRV)"),
             Source::File(p) => write!(f, "file:{}", p.display()),
             Source::Published(n) => write!(f, "discovery:{n}"),
-            Source::Sentinel(s) => write!(f, "sentinel:{}", s.master),
+            Source::Watch(w) => f.write_str(&w.0.describe()),
         }
     }
 }
@@ -55,14 +83,14 @@ pub(super) enum Msg {
 }
 
 /// How a watch reports to its `Follow`.
-pub(crate) struct Update {
+pub struct Update {
     pub(super) idx: usize,
     pub(super) tx: mpsc::UnboundedSender<Msg>,
 }
 
 impl Update {
     /// A new set; false once nobody listens.
-    pub(super) fn send(&self, eps: Vec<Endpoint>) -> bool {
+    pub(crate) fn send(&self, eps: Vec<Endpoint>) -> bool {
         self.tx.send(Msg::Set(self.idx, eps)).is_ok()
     }
 
@@ -72,7 +100,7 @@ impl Update {
     }
 
     /// No answer, and why; false once nobody listens.
-    pub(super) fn problem(&self, why: String) -> bool {
+    pub(crate) fn problem(&self, why: String) -> bool {
         self.tx.send(Msg::Problem(self.idx, why)).is_ok()
     }
 }

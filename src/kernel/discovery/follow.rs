@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::common::{followed, Msg, Source, Update};
-use super::{dns, file, published, sentinel};
+use super::{dns, file, published};
 use crate::kernel::endpoint::Endpoint;
 use crate::kernel::transport::Addr;
 
@@ -87,7 +87,7 @@ impl Follow {
                 )),
                 Source::File(p) => f.spawn(file::follow(p.clone(), s.to_string(), up)),
                 Source::Published(n) => f.spawn(published::follow(n.clone(), up)),
-                Source::Sentinel(spec) => f.spawn(sentinel::follow(spec.clone(), up)),
+                Source::Watch(w) => f.spawn(w.0.follow(up)),
             }
             f.slots.push(Slot {
                 set: None,

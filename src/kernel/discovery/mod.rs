@@ -10,9 +10,8 @@
 //!   its records change, each A/AAAA record one endpoint;
 //! * `Source::Srv` follows an SRV name (`dns`), `Source::File` a file
 //!   (`file`), `Source::Published` a named set that Python code publishes
-//!   from any thread (`published`), `Source::Sentinel` a Redis master
-//!   through its sentinels (`sentinel`: primary and replicas, with roles,
-//!   and failovers as they are announced).
+//!   from any thread (`published`), `Source::Watch` a watch a protocol
+//!   brings (`Watch`: Redis Sentinel, `protocols::redis_sentinel`).
 //!
 //! A failed or empty answer keeps the last good set. When a service starts
 //! it waits (bounded) for each name's first answer, so it connects to the
@@ -25,12 +24,9 @@ mod dns;
 mod file;
 mod follow;
 pub mod published;
-pub mod sentinel;
-pub mod sentinel_link;
-mod sentinel_reply;
 pub mod settings;
 
-pub use common::{followed, parse_endpoint, Source};
+pub use common::{followed, parse_endpoint, Source, Update, Watch, WatchSource};
 pub use file::parse as parse_file;
 pub use follow::Follow;
 

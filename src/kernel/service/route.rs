@@ -114,7 +114,7 @@ fn place<P: Protocol>(
             _ => all_down = false,
         }
         // Weight 0: the endpoint takes nothing new; requests for it wait
-        // (a primary held while a failover is under way, `sentinel`).
+        // (a primary held while a failover is under way: Redis Sentinel).
         if take && member.endpoint.weight > 0 {
             let h = &pool.health;
             let ejected =

@@ -5,7 +5,7 @@
 //! `read_from` says where read-only commands go.
 
 use crate::kernel::attrs::{Attrs, Want};
-use crate::kernel::discovery::Source;
+use crate::kernel::discovery::{Source, WatchSource};
 use crate::protocols::redis_url::RedisUrl;
 
 pub(super) fn sources_and_attrs(
@@ -23,7 +23,7 @@ pub(super) fn sources_and_attrs(
             if sentinel_password.is_some() {
                 s.auth.password = sentinel_password;
             }
-            sources.push(Source::Sentinel(s));
+            sources.push(Source::Watch(WatchSource(std::sync::Arc::new(s))));
         }
         None if sentinel_username.is_some() || sentinel_password.is_some() => {
             return Err(format!(

@@ -48,7 +48,7 @@ impl Link {
                 Some(u) => link.call(&["AUTH", u, pw], limit).await?,
                 None => link.call(&["AUTH", pw], limit).await?,
             };
-            if let Some(e) = super::sentinel_reply::error(&reply) {
+            if let Some(e) = super::redis_sentinel_reply::error(&reply) {
                 return Err(format!("{addr}: authentication failed: {e}"));
             }
         }

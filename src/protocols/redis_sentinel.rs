@@ -1,4 +1,4 @@
-//! Redis Sentinel as a discovery source (`redis+sentinel://`): the
+//! Redis Sentinel as a discovery source (a `kernel::discovery::Watch`) (`redis+sentinel://`): the
 //! sentinels say where a named master's primary and replicas are; this
 //! watch publishes them as one endpoint set with roles (primary, replicas)
 //! and follows failovers as the sentinels announce them.
@@ -34,10 +34,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::common::Update;
-use super::sentinel_link::{Auth, Link};
-use super::sentinel_reply::{self as reply, Event, CHANNELS};
+use super::redis_sentinel_link::{Auth, Link};
+use super::redis_sentinel_reply::{self as reply, Event, CHANNELS};
 use crate::codec::resp::Frame;
+use crate::kernel::discovery::{Update, Watch};
 use crate::kernel::endpoint::{Endpoint, Role};
 use crate::kernel::transport::Addr;
 
@@ -124,8 +124,18 @@ impl Drop for Aborts {
     }
 }
 
+impl Watch for Sentinel {
+    fn describe(&self) -> String {
+        format!("sentinel:{}", self.master)
+    }
+
+    fn follow(&self, out: Update) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        Box::pin(follow(self.clone(), out))
+    }
+}
+
 /// Follow `spec`'s master until nobody listens.
-pub(super) async fn follow(spec: Sentinel, out: Update) {
+async fn follow(spec: Sentinel, out: Update) {
     let spec = Rc::new(spec);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let _watches = Aborts(
