@@ -17,7 +17,8 @@ Rows are ``Record``s: tuples that also allow ``row["column"]``. Server errors
 raise ``PostgresError`` (``.sqlstate``, ``.detail``, ``.hint`` ...); the
 connection stays usable. ``Client`` is the blocking twin with the same methods.
 
-Types: a statement is described once per service (one round trip, cached);
+Types: a statement is described once per service (one round trip, cached,
+shared by concurrent first uses; its Parse prepares it on that connection);
 arguments are encoded in binary for its types, and one that does not fit is
 refused before sending (``DataError`` naming ``$n``, the type and the value;
 ``InterfaceError`` for a wrong count). Results come back as asyncpg returns
@@ -33,7 +34,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from . import _aio, _native, _options, _pg_copy, _shared, _tls
+from . import _aio, _native, _options, _pg_copy, _pg_learn, _shared, _tls
 from . import _pg_types as _pgt
 from ._endpoints import Endpoints
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
@@ -231,14 +232,7 @@ class Client(_Base):
         return r
 
     def _learn(self, sql: str, t: float | None) -> None:
-        missing = _pgt.learned(self._svc, sql, self._svc.describe_statement(sql, t, self._conn))
-        for _ in range(_pgt.LEARN_ROUNDS):
-            if not missing:
-                return
-            rows = self._q(_ROWS, _pgt.INTROSPECT, (missing,), timeout=t)
-            self._svc.learn_types(_pgt.kinds(rows, missing))
-            missing = _pgt.learned(self._svc, sql, self._svc.describe_statement(sql, t, self._conn))
-        raise InterfaceError(f"could not learn the types of the statement: {missing}")
+        _pg_learn.learn(self, sql, t)
 
     def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
         t = self._t(timeout)
@@ -309,8 +303,9 @@ class Client(_Base):
                               schema_name: str | None = None, timeout: Any = _DEFAULT,
                               where: str | None = None) -> str:
         """Copy ``records`` (tuples, one value per column) into the table with
-        COPY FROM STDIN, as asyncpg does: binary format when every column's
-        type allows it, else text; returns the status (``"COPY 5"``). A value
+        COPY FROM STDIN, as asyncpg does: each value encoded as a parameter
+        for its column would be, binary format when every column's type
+        allows it, else text; returns the status (``"COPY 5"``). A value
         that does not fit its column raises ``TypeError`` naming the record
         and column, and nothing is copied. Runs on a dedicated connection
         (or the transaction's)."""
@@ -390,17 +385,16 @@ class AsyncClient(_Base):
             r = _UNKNOWN
         if r is _UNKNOWN:
             # Described at once (the call is under way when it returns, as
-            # a known statement's is), then sent when the types are known.
-            described = self._svc.submit_describe_statement(
-                _aio.completer(loop), loop.create_future(), sql, t, self._conn
-            )
-            return self._learn_then(described, shape, sql, args, column, t, simple, idem)
+            # a known statement's is; or it joins the describe under way),
+            # then sent when the types are known.
+            return self._learn_then(_pg_learn.astart(self, sql, t), shape, sql, args, column,
+                                    t, simple, idem)
         return r
 
-    async def _learn_then(self, described: Any, shape: int, sql: str, args: tuple[Any, ...],
+    async def _learn_then(self, learning: Any, shape: int, sql: str, args: tuple[Any, ...],
                           column: int, t: float | None, simple: bool, idem: bool) -> Any:
         loop = asyncio.get_running_loop()
-        await self._learn(sql, t, described)
+        await learning
         while True:
             r = self._svc.submit(
                 _aio.completer(loop), loop.create_future(), shape, sql, args, column,
@@ -410,23 +404,8 @@ class AsyncClient(_Base):
                 return await r
             await self._learn(sql, t)
 
-    async def _describe(self, sql: str, t: float | None, described: Any = None) -> list[int]:
-        if described is None:
-            loop = asyncio.get_running_loop()
-            described = self._svc.submit_describe_statement(
-                _aio.completer(loop), loop.create_future(), sql, t, self._conn
-            )
-        return _pgt.learned(self._svc, sql, await described)
-
-    async def _learn(self, sql: str, t: float | None, described: Any = None) -> None:
-        missing = await self._describe(sql, t, described)
-        for _ in range(_pgt.LEARN_ROUNDS):
-            if not missing:
-                return
-            rows = await self._q(_ROWS, _pgt.INTROSPECT, (missing,), timeout=t)
-            self._svc.learn_types(_pgt.kinds(rows, missing))
-            missing = await self._describe(sql, t)
-        raise InterfaceError(f"could not learn the types of the statement: {missing}")
+    async def _learn(self, sql: str, t: float | None) -> None:
+        await _pg_learn.astart(self, sql, t)
 
     async def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
         loop = asyncio.get_running_loop()

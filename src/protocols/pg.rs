@@ -39,7 +39,10 @@
 //! statement name (`PgConn`). The request carries SQL and encoded parameters;
 //! `write_request` runs on the kernel thread when the request is given to a
 //! connection and writes `Parse` only if that connection has not prepared the
-//! statement yet (evicting the least recently used one with `Close`).
+//! statement yet (evicting the least recently used one with `Close`). The
+//! Describe that teaches the binding a new statement's types prepares it by
+//! name on the connection it goes to, so a statement is parsed once per
+//! connection, and its first use costs one round trip more only there.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -106,8 +109,11 @@ pub enum Query {
         types: Arc<[u32]>,
         formats: Arc<[i16]>,
     },
-    /// Describe a statement (unnamed Parse, Describe, Sync): its parameter
-    /// and result types. No side effects, so it may be sent again.
+    /// Describe a statement (Parse, Describe, Sync): its parameter and
+    /// result types. The Parse prepares it on that connection under a new
+    /// name (`PgConn::prepare_to_describe`), so the executions that follow
+    /// there bind to it without parsing it again. No side effects, so it
+    /// may be sent again.
     Describe(Arc<str>),
     /// Messages already encoded by the caller (`executemany`: an unnamed
     /// Parse, then Bind+Execute per parameter set, then one Sync — one
@@ -134,8 +140,9 @@ pub struct Pending {
     ctx: Option<Arc<dyn Any + Send + Sync>>,
     /// Sent again once already (never twice).
     retried: bool,
-    /// The statement this request prepared (forgotten again if Parse fails).
-    parsed: Option<Arc<str>>,
+    /// The statement this request prepared, SQL and name (forgotten again
+    /// if Parse fails).
+    parsed: Option<(Arc<str>, String)>,
     parse_ok: bool,
     /// The cached statement it bound to, prepared by an earlier request
     /// (empty: it parsed its own).
@@ -204,8 +211,9 @@ const STALE: &[&str] = &[
 /// A prepared statement of one connection.
 struct Cached {
     name: String,
-    /// The parameter types its Parse declared.
-    types: Arc<[u32]>,
+    /// The parameter types its Parse declared (None: a Describe prepared
+    /// it and has not reported them yet).
+    types: Option<Arc<[u32]>>,
     used: u64,
     /// The server confirmed its Parse (ParseComplete). Until then a Bind to
     /// it could fail with 26000 for a reason that is not the caller's.
@@ -347,7 +355,7 @@ impl Protocol for Postgres {
                 formats,
             } => {
                 let (stmt, parsed) = st.prepare(sql, types, self.opts.statement_cache, out);
-                p.parsed = parsed.then(|| sql.clone());
+                p.parsed = parsed.then(|| (sql.clone(), stmt.clone()));
                 p.parse_ok = false;
                 p.cached = if parsed { String::new() } else { stmt.clone() };
                 p.stale = false;
@@ -357,9 +365,11 @@ impl Protocol for Postgres {
                 pg::sync(out);
             }
             Query::Describe(sql) => {
-                pg::parse(out, "", sql, &[]);
-                pg::describe_statement(out, "");
+                let name = st.prepare_to_describe(sql, self.opts.statement_cache, out);
+                pg::describe_statement(out, &name);
                 pg::sync(out);
+                p.parse_ok = false;
+                p.parsed = (!name.is_empty()).then(|| (sql.clone(), name));
             }
             Query::Prebuilt(msgs) => out.extend_from_slice(msgs),
             Query::CopyIn(sql) | Query::CopyOut(sql) => pg::query(out, sql),
@@ -370,8 +380,8 @@ impl Protocol for Postgres {
         match msg {
             Backend::ParseComplete => {
                 p.parse_ok = true;
-                if let Some(c) = p.parsed.as_ref().and_then(|sql| st.cache.get_mut(sql)) {
-                    c.confirmed = true;
+                if let Some((sql, name)) = &p.parsed {
+                    st.confirm(sql, name);
                 }
             }
             Backend::BindComplete
@@ -379,7 +389,12 @@ impl Protocol for Postgres {
             | Backend::NoData
             | Backend::PortalSuspended
             | Backend::EmptyQueryResponse => {}
-            Backend::ParameterDescription(oids) => p.result.param_types = Some(oids),
+            Backend::ParameterDescription(oids) => {
+                if let (Some((sql, name)), Query::Describe(_)) = (&p.parsed, &p.query) {
+                    st.described(sql, name, &oids);
+                }
+                p.result.param_types = Some(oids)
+            }
             Backend::RowDescription(cols) => {
                 p.result.columns = Some(cols.into());
                 p.result.rows.clear();
@@ -434,9 +449,9 @@ impl Protocol for Postgres {
                 st.role.refused_write(&e.code);
                 // A statement that failed to parse does not exist on the
                 // server; one whose cached plan went stale must be re-prepared.
-                if let Some(sql) = &p.parsed {
+                if let Some((sql, name)) = &p.parsed {
                     if !p.parse_ok {
-                        st.cache.remove(sql);
+                        st.forget_failed(sql, name);
                     }
                 }
                 if e.code == "26000" {
