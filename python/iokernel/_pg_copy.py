@@ -5,11 +5,17 @@ object, an iterable or async iterable of bytes), ``copy_from_table`` and
 
 Each COPY runs on a dedicated connection (or the transaction's own), never
 on a shared one, so the queries of other callers are not held up while its
-data streams. Records are encoded natively, in the binary COPY format when
-every column's type allows it (``PgService.copy_binary_ok``), else in the
-text format; the column types come from the catalog first (one query).
+data streams. Records are encoded natively as query parameters are, for the
+types an ``INSERT`` into those columns declares (described once per
+service, ``_insert_types``), in the binary COPY format when every column's
+type allows it (``PgService.copy_binary_ok``), else in the text format; the
+column names come from the catalog first (one query).
 COPY TO STDOUT data arrives in chunks as the server sends it and is handed
-to the output as it comes. ``iokernel.pg`` calls these with the client
+to the output as it comes. The asyncio forms never block the event loop
+for long: records are encoded ``_BATCH`` at a time with the loop running
+in between, and when the connection falls behind the data (more than
+``CopyWriter.BACKLOG_MAX`` bytes queued) the writer waits in the loop,
+not in the thread (``_caught_up``). ``iokernel.pg`` calls these with the client
 (duck-typed: ``_svc``, ``_conn``, ``_bound``, ``_lease_timeout``).
 """
 
@@ -18,20 +24,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import os
 import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
-from . import _aio, _native, _shared
+from . import _aio, _errors, _shared
 
 __all__ = ["acopy_from", "acopy_records", "acopy_to_table", "copy_from", "copy_records",
            "copy_to_table", "from_query_sql", "from_table_sql"]
 
 # Bytes read from a source per CopyData.
 _READ = 256 * 1024
-# Records of an async iterable encoded per batch.
+# Records encoded per batch by the asyncio forms (the loop runs between
+# batches: a few milliseconds of encoding each).
 _BATCH = 1000
+# How often a writer whose connection is behind looks again (seconds).
+_BEHIND_POLL = 0.002
 _COLUMN_TYPES = """
 SELECT a.attname, (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END)::int
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
@@ -117,7 +127,7 @@ def from_query_sql(query: str, literals: Sequence[str | None], **opts: Any) -> s
     return f"COPY ({query}) TO STDOUT{_opts(**opts)}"
 
 
-def _pick(rows: list[Any], columns: Sequence[str] | None, table: str) -> tuple[list[str], list[int]]:
+def _pick(rows: list[Any], columns: Sequence[str] | None, table: str) -> list[str]:
     if not rows:
         raise ValueError(f"table {table} has no columns")
     types = {r[0]: r[1] for r in rows}
@@ -125,7 +135,22 @@ def _pick(rows: list[Any], columns: Sequence[str] | None, table: str) -> tuple[l
     missing = [c for c in names if c not in types]
     if missing:
         raise ValueError(f"table {table} has no column(s) {missing}")
-    return names, [types[c] for c in names]
+    return names
+
+
+def _insert_sql(table: str, names: Sequence[str]) -> str:
+    """The INSERT whose parameter types are the COPY's column types (a
+    domain, an enum, a composite ... as a parameter would be encoded)."""
+    marks = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    return f"INSERT INTO {table}{_cols(names)} VALUES ({marks})"
+
+
+def _types_of(svc: Any, sql: str) -> list[int]:
+    types: list[int] | None = svc.statement_params(sql)
+    if types is None:
+        raise _errors.InterfaceError("the table's column types changed while they were "
+                                     "being learned; try again")
+    return types
 
 
 def _sink(output: Any) -> tuple[Any, Any]:
@@ -194,8 +219,13 @@ def copy_records(client: Any, table_name: str, records: Iterable[Any],
                  timeout: float | None, where: str | None) -> str:
     table = _table(table_name, schema_name)
     with _conn(client) as c:
-        names, types = _pick(client._bound(c).fetch(_COLUMN_TYPES, table), columns, table)
-        binary = _native.PgService.copy_binary_ok(types)
+        bound = client._bound(c)
+        names = _pick(bound.fetch(_COLUMN_TYPES, table), columns, table)
+        insert = _insert_sql(table, names)
+        if client._svc.statement_params(insert) is None:
+            bound._learn(insert, timeout)
+        types = _types_of(client._svc, insert)
+        binary = client._svc.copy_binary_ok(types)
         sql = to_table_sql(table_name, schema_name, names, where,
                            format="binary" if binary else "text")
         w = client._svc.copy_in(sql, timeout, c)
@@ -254,6 +284,22 @@ async def _aconn(client: Any) -> AsyncIterator[int]:
         client._svc.release(c)
 
 
+async def _caught_up(w: Any, timeout: float | None) -> None:
+    """Let the loop run; if the connection is more than ``BACKLOG_MAX``
+    bytes behind, wait (in the loop) until it has caught up to half of
+    that, as the blocking writer waits in its thread; ``TimeoutError`` if
+    it stays behind past ``timeout``."""
+    await asyncio.sleep(0)
+    if w.backlog() <= w.BACKLOG_MAX:
+        return
+    loop = asyncio.get_running_loop()
+    until = None if timeout is None else loop.time() + timeout
+    while w.backlog() > w.BACKLOG_MAX // 2:
+        if until is not None and loop.time() >= until:
+            raise _errors.TimeoutError("COPY: the server did not take the data within the timeout")
+        await asyncio.sleep(_BEHIND_POLL)
+
+
 async def _acopy_in(client: Any, sql: str, timeout: float | None, c: int,
                     feed: Any) -> str:
     loop = asyncio.get_running_loop()
@@ -276,33 +322,53 @@ async def acopy_records(client: Any, table_name: str, records: Any,
                         timeout: float | None, where: str | None) -> str:
     table = _table(table_name, schema_name)
     async with _aconn(client) as c:
-        names, types = _pick(await client._bound(c).fetch(_COLUMN_TYPES, table), columns, table)
-        binary = _native.PgService.copy_binary_ok(types)
+        bound = client._bound(c)
+        names = _pick(await bound.fetch(_COLUMN_TYPES, table), columns, table)
+        insert = _insert_sql(table, names)
+        if client._svc.statement_params(insert) is None:
+            await bound._learn(insert, timeout)
+        types = _types_of(client._svc, insert)
+        binary = client._svc.copy_binary_ok(types)
         sql = to_table_sql(table_name, schema_name, names, where,
                            format="binary" if binary else "text")
 
         async def feed(w: Any) -> None:
-            if not hasattr(records, "__aiter__"):
-                w.write_records(records, types, binary)
-                return
-            batch: list[Any] = []
-            first = True
-            async for r in records:
-                batch.append(r)
-                if len(batch) >= _BATCH:
-                    w.write_records(batch, types, binary, first, False)
-                    batch, first = [], False
-            w.write_records(batch, types, binary, first, True)
+            done = 0
+            async for batch in _batches(records):
+                if w.write_records(batch, types, binary, done == 0, False, False,
+                                   done) < len(batch):
+                    return  # the request is gone: finish() says why
+                done += len(batch)
+                await _caught_up(w, timeout)
+            w.write_records([], types, binary, done == 0, True, False, done)
 
         return await _acopy_in(client, sql, timeout, c, feed)
+
+
+async def _batches(records: Any) -> AsyncIterator[list[Any]]:
+    """``records`` (an iterable or async iterable) in lists of ``_BATCH``."""
+    if hasattr(records, "__aiter__"):
+        batch: list[Any] = []
+        async for r in records:
+            batch.append(r)
+            if len(batch) >= _BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+        return
+    it = iter(records)
+    while batch := list(itertools.islice(it, _BATCH)):
+        yield batch
 
 
 async def acopy_to_table(client: Any, sql: str, source: Any, timeout: float | None) -> str:
     async with _aconn(client) as c:
         async def feed(w: Any) -> None:
             async for chunk in _achunks(source):
-                if not w.write(chunk):
+                if not w.write(chunk, False):
                     break
+                await _caught_up(w, timeout)
 
         return await _acopy_in(client, sql, timeout, c, feed)
 

@@ -2,26 +2,30 @@
 //! data (`copy_to_table`) or records (`copy_records_to_table`), sent to the
 //! kernel as the request's body while the server already reads it.
 //!
-//! Records go in the binary COPY format when every column's type has a
-//! binary encoder here (ints, floats, bool, bytea, text types, json, jsonb,
-//! uuid, date, timestamp, timestamptz), each value checked against its
-//! column's type (a mismatch raises `TypeError` naming the row and column,
-//! and the COPY is rolled back with CopyFail); otherwise in the text COPY
-//! format, each value written as a query parameter would be, escaped.
+//! Records are encoded as query parameters are (`encode`, for the column
+//! types an INSERT into those columns would declare), so a value is stored
+//! the same whether it goes through a parameter or COPY, and one that does
+//! not fit its column raises `TypeError` naming the record and column (the
+//! COPY is rolled back with CopyFail). The binary COPY format when every
+//! column's type has a binary encoder (a binary COPY field is a Bind
+//! parameter's length and bytes); else the text COPY format, escaped, with
+//! the text form for the text-only types (money, macaddr, an extension's
+//! types, text codecs of `set_type_codec`) and, for the other columns of
+//! such a table, the text of what a parameter would send (`copy_text`).
+
+#[path = "copy_text.rs"]
+mod copy_text;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use pyo3::exceptions::{PyTypeError, PyValueError};
-use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{
-    PyDate, PyDateAccess, PyDateTime, PyFloat, PyInt, PyString, PyTimeAccess, PyTuple,
-};
+use pyo3::types::PyTuple;
 
-use super::binary::put_binary;
-use super::values::encode_param;
+use super::encode::{self, Fail};
+use super::types::Registry;
 use crate::kernel::body::BodyTx;
 use crate::kernel::KernelError;
 use crate::kernel::Slot;
@@ -35,145 +39,31 @@ const QUEUED_MAX: usize = 8 << 20;
 
 use super::result::COMMAND_STATUS;
 
-const NAME: u32 = 19;
-const TEXT: u32 = 25;
-const JSON: u32 = 114;
-const FLOAT4: u32 = 700;
-const FLOAT8: u32 = 701;
-const BPCHAR: u32 = 1042;
-const VARCHAR: u32 = 1043;
-const DATE: u32 = 1082;
-const TIMESTAMP: u32 = 1114;
-const TIMESTAMPTZ: u32 = 1184;
-const JSONB: u32 = 3802;
-/// Types `put_binary` (executemany's) encodes.
-const SHARED: &[u32] = &[16, 17, 20, 21, 23, 2950];
-
-/// Days from 1970-01-01 to `y-m-d` (proleptic Gregorian).
-fn days_from_civil(y: i32, m: u32, d: u32) -> i64 {
-    let y = i64::from(if m <= 2 { y - 1 } else { y });
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch.
-const PG_EPOCH_DAYS: i64 = 10_957;
-
 /// Whether records for columns of these types go in binary.
-pub fn binary_ok(types: &[u32]) -> bool {
-    types.iter().all(|t| {
-        SHARED.contains(t)
-            || matches!(
-                *t,
-                NAME | TEXT
-                    | JSON
-                    | FLOAT4
-                    | FLOAT8
-                    | BPCHAR
-                    | VARCHAR
-                    | DATE
-                    | TIMESTAMP
-                    | TIMESTAMPTZ
-                    | JSONB
-            )
-    })
+pub fn binary_ok(types: &[u32], reg: &Registry) -> bool {
+    types.iter().all(|&t| encode::binary_param(t, reg))
 }
 
-fn put(out: &mut BytesMut, v: &[u8]) {
-    out.put_i32(v.len() as i32);
-    out.put_slice(v);
-}
-
-fn micros(dt: &Bound<'_, PyDateTime>) -> i64 {
-    let days = days_from_civil(dt.get_year(), dt.get_month().into(), dt.get_day().into());
-    let secs = (days - PG_EPOCH_DAYS) * 86_400
-        + i64::from(dt.get_hour()) * 3600
-        + i64::from(dt.get_minute()) * 60
-        + i64::from(dt.get_second());
-    secs * 1_000_000 + i64::from(dt.get_microsecond())
-}
-
-/// One value in binary for a column of type `oid`; false if it does not fit.
-fn put_value(v: &Bound<'_, PyAny>, oid: u32, out: &mut BytesMut) -> PyResult<bool> {
-    let py = v.py();
-    match oid {
-        TEXT | VARCHAR | BPCHAR | NAME | JSON | JSONB => {
-            let Ok(s) = v.cast::<PyString>() else {
-                return Ok(false);
-            };
-            let s = s.to_str()?;
-            if oid == JSONB {
-                out.put_i32(s.len() as i32 + 1);
-                out.put_u8(1);
-                out.put_slice(s.as_bytes());
-            } else {
-                put(out, s.as_bytes());
-            }
-        }
-        FLOAT8 | FLOAT4 => {
-            let x = if let Ok(f) = v.cast_exact::<PyFloat>() {
-                f.value()
-            } else if let Ok(i) = v.cast_exact::<PyInt>() {
-                i.extract::<f64>()?
-            } else {
-                return Ok(false);
-            };
-            if oid == FLOAT4 {
-                put(out, &(x as f32).to_be_bytes());
-            } else {
-                put(out, &x.to_be_bytes());
-            }
-        }
-        TIMESTAMP | TIMESTAMPTZ => {
-            let Ok(dt) = v.cast::<PyDateTime>() else {
-                return Ok(false);
-            };
-            let naive = dt.getattr(intern!(py, "tzinfo"))?.is_none();
-            let us = if oid == TIMESTAMP {
-                if !naive {
-                    return Ok(false); // as asyncpg: timestamp takes naive ones
-                }
-                micros(dt)
-            } else {
-                // As asyncpg: an aware one in UTC; a naive one is local time.
-                let utc = py
-                    .import(intern!(py, "datetime"))?
-                    .getattr(intern!(py, "timezone"))?
-                    .getattr(intern!(py, "utc"))?;
-                let u = dt.call_method1(intern!(py, "astimezone"), (utc,))?;
-                micros(u.cast::<PyDateTime>()?)
-            };
-            put(out, &us.to_be_bytes());
-        }
-        DATE => {
-            if v.cast::<PyDateTime>().is_ok() {
-                return Ok(false);
-            }
-            let Ok(d) = v.cast::<PyDate>() else {
-                return Ok(false);
-            };
-            let days = days_from_civil(d.get_year(), d.get_month().into(), d.get_day().into())
-                - PG_EPOCH_DAYS;
-            put(out, &(days as i32).to_be_bytes());
-        }
-        _ => return put_binary(v, oid, out),
-    }
-    Ok(true)
-}
-
-/// One value in the text COPY format: as a parameter's text, escaped.
-fn put_text(v: &Bound<'_, PyAny>, scratch: &mut BytesMut, out: &mut BytesMut) -> PyResult<()> {
+/// One value in the text COPY format, escaped: a text-only type's text
+/// form (`encode::text`), else the text of its binary form (`copy_text`).
+fn put_text(
+    v: &Bound<'_, PyAny>,
+    t: u32,
+    reg: &Registry,
+    scratch: &mut BytesMut,
+    out: &mut BytesMut,
+) -> Result<(), Fail> {
     if v.is_none() {
         out.put_slice(b"\\N");
         return Ok(());
     }
     scratch.clear();
-    encode_param(v, scratch)?;
-    for &b in &scratch[4..] {
+    if encode::binary_param(t, reg) {
+        copy_text::text_of(v, t, reg, scratch)?;
+    } else {
+        encode::text(v, t, reg, scratch)?;
+    }
+    for &b in scratch.iter() {
         match b {
             b'\\' => out.put_slice(b"\\\\"),
             b'\t' => out.put_slice(b"\\t"),
@@ -185,6 +75,22 @@ fn put_text(v: &Bound<'_, PyAny>, scratch: &mut BytesMut, out: &mut BytesMut) ->
     Ok(())
 }
 
+/// `TypeError` for a value of record `n`, column `c` that does not fit.
+fn misfit(py: Python<'_>, n: usize, c: usize, v: &Bound<'_, PyAny>, t: u32, reg: &Registry, f: Fail) -> PyErr {
+    let why = match f {
+        Fail::Misfit(w) => w,
+        Fail::Py(e) => e.value(py).str().map_or_else(|_| e.to_string(), |s| s.to_string()),
+    };
+    let mut shown = v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string());
+    if shown.chars().count() > 40 {
+        shown = shown.chars().take(40).collect::<String>() + "...";
+    }
+    PyTypeError::new_err(format!(
+        "record {n} (counting from 0), column {c} ({}): {shown} ({why}); nothing was copied",
+        reg.name(t)
+    ))
+}
+
 /// The writing end of a COPY FROM STDIN request.
 #[pyclass(frozen, module = "iokernel._native")]
 pub struct CopyWriter {
@@ -192,28 +98,33 @@ pub struct CopyWriter {
     /// A blocking caller's reply (None: an asyncio caller awaits its future).
     slot: Option<Arc<Slot>>,
     timeout: Option<f64>,
+    /// The service's types, to encode records with.
+    reg: Arc<Registry>,
 }
 
 impl CopyWriter {
-    pub fn new(tx: BodyTx, slot: Option<Arc<Slot>>, timeout: Option<f64>) -> Self {
+    pub fn new(tx: BodyTx, slot: Option<Arc<Slot>>, timeout: Option<f64>, reg: Arc<Registry>) -> Self {
         CopyWriter {
             tx: Mutex::new(Some(tx)),
             slot,
             timeout,
+            reg,
         }
     }
 
     /// Send a chunk; then, if the connection is more than `QUEUED_MAX`
     /// bytes behind, wait (GIL released) until it has caught up to half of
-    /// that, so a fast source never fills memory. False when the request
-    /// is gone; a `TimeoutError` if it stays behind past the timeout.
-    fn send(&self, py: Python<'_>, chunk: bytes::Bytes) -> PyResult<bool> {
+    /// that, so a fast source never fills memory (unless `wait` is false:
+    /// an asyncio caller waits in its loop instead, see `backlog`). False
+    /// when the request is gone; a `TimeoutError` if it stays behind past
+    /// the timeout.
+    fn send(&self, py: Python<'_>, chunk: bytes::Bytes, wait: bool) -> PyResult<bool> {
         let sent = {
             let g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
             g.as_ref().is_some_and(|tx| tx.send(chunk))
         };
-        if !sent {
-            return Ok(false);
+        if !sent || !wait {
+            return Ok(sent);
         }
         let until = self
             .timeout
@@ -251,23 +162,42 @@ impl CopyWriter {
 
 #[pymethods]
 impl CopyWriter {
+    /// Bytes sent but not yet taken by the connection past which a writer
+    /// should wait (`write(..., wait=False)` leaves that to the caller).
+    #[classattr]
+    const BACKLOG_MAX: usize = QUEUED_MAX;
+
+    /// Bytes sent but not yet taken by the connection (0 once it is gone).
+    fn backlog(&self) -> usize {
+        let g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        g.as_ref()
+            .filter(|tx| !tx.is_closed())
+            .map_or(0, |tx| tx.queued())
+    }
+
     /// Send `data` (any bytes-like piece of COPY data). False when the
     /// request is gone (its connection closed): stop; `finish` says why.
-    fn write(&self, py: Python<'_>, data: &[u8]) -> PyResult<bool> {
+    /// `wait`: as `send`.
+    #[pyo3(signature = (data, wait = true))]
+    fn write(&self, py: Python<'_>, data: &[u8], wait: bool) -> PyResult<bool> {
         if self.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
             return Err(Self::closed());
         }
         if data.is_empty() {
             return Ok(true);
         }
-        self.send(py, copy::frame(data))
+        self.send(py, copy::frame(data), wait)
     }
 
     /// Encode `records` (an iterable of tuples, one value per column of
     /// type `types[i]`) and send them, binary format when `binary`
     /// (`binary_ok(types)`), else text; the binary format's header with
-    /// the `first` call, its trailer with the `last`. Returns how many.
-    #[pyo3(signature = (records, types, binary, first = true, last = true))]
+    /// the `first` call, its trailer with the `last`. Returns how many
+    /// (fewer than given: the request is gone). `wait`: as `send`;
+    /// `start`: the number of the first record, in error messages (records
+    /// sent in batches).
+    #[pyo3(signature = (records, types, binary, first = true, last = true, wait = true, start = 0))]
+    #[allow(clippy::too_many_arguments)]
     fn write_records(
         &self,
         records: &Bound<'_, PyAny>,
@@ -275,8 +205,12 @@ impl CopyWriter {
         binary: bool,
         first: bool,
         last: bool,
+        wait: bool,
+        start: usize,
     ) -> PyResult<usize> {
-        if binary && !binary_ok(&types) {
+        let reg = &*self.reg;
+        let py = records.py();
+        if binary && !binary_ok(&types, reg) {
             return Err(PyValueError::new_err(
                 "binary COPY is not available for these column types",
             ));
@@ -287,7 +221,7 @@ impl CopyWriter {
             chunk.put_slice(BINARY_HEADER);
         }
         let mut scratch = BytesMut::new();
-        let mut n = 0;
+        let mut n = start;
         for rec in records.try_iter()? {
             let rec = rec?;
             let t = match rec.cast::<PyTuple>() {
@@ -302,36 +236,27 @@ impl CopyWriter {
                 )));
             }
             if binary {
+                // A field is what a Bind parameter is: length, then bytes.
                 chunk.put_i16(types.len() as i16);
                 for (c, (v, &oid)) in t.iter().zip(&types).enumerate() {
-                    if v.is_none() {
-                        chunk.put_i32(-1);
-                    } else if !put_value(&v, oid, &mut chunk)? {
-                        return Err(PyTypeError::new_err(format!(
-                            "record {n} (counting from 0), column {c}: a {} does not fit a column \
-                             of type OID {oid}; nothing was copied",
-                            v.get_type().name()?
-                        )));
-                    }
+                    encode::param(&v, oid, reg, &mut chunk)
+                        .map_err(|f| misfit(py, n, c, &v, oid, reg, f))?;
                 }
             } else {
-                for (c, v) in t.iter().enumerate() {
+                for (c, (v, &oid)) in t.iter().zip(&types).enumerate() {
                     if c > 0 {
                         chunk.put_u8(b'\t');
                     }
-                    put_text(&v, &mut scratch, &mut chunk).map_err(|e| {
-                        PyTypeError::new_err(format!(
-                            "record {n} (counting from 0), column {c}: {e}; nothing was copied"
-                        ))
-                    })?;
+                    put_text(&v, oid, reg, &mut scratch, &mut chunk)
+                        .map_err(|f| misfit(py, n, c, &v, oid, reg, f))?;
                 }
                 chunk.put_u8(b'\n');
             }
             n += 1;
             if chunk.len() >= CHUNK {
                 copy::close_frame(&mut chunk, at);
-                if !self.send(records.py(), chunk.split().freeze())? {
-                    return Ok(n);
+                if !self.send(py, chunk.split().freeze(), wait)? {
+                    return Ok(n - start);
                 }
                 chunk.reserve(CHUNK + 1024);
                 at = copy::open_frame(&mut chunk);
@@ -341,8 +266,8 @@ impl CopyWriter {
             chunk.put_slice(BINARY_TRAILER);
         }
         copy::close_frame(&mut chunk, at);
-        self.send(records.py(), chunk.freeze())?;
-        Ok(n)
+        self.send(py, chunk.freeze(), wait)?;
+        Ok(n - start)
     }
 
     /// The data is complete (CopyDone). Blocking: waits and returns the

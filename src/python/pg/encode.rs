@@ -152,7 +152,7 @@ pub fn data_error(
 }
 
 /// Whether a parameter of type `t` goes in binary.
-fn binary_param(t: u32, reg: &Registry) -> bool {
+pub(super) fn binary_param(t: u32, reg: &Registry) -> bool {
     if let Some(c) = reg.custom.get(&t) {
         return c.binary;
     }
@@ -216,7 +216,7 @@ pub fn value(v: &Bound<'_, PyAny>, t: u32, reg: &Registry, out: &mut BytesMut) -
 
 /// The text form of non-None `v` as type `t`: a str the server parses,
 /// or a custom text encoder's result; arrays of such types as `{...}`.
-fn text(v: &Bound<'_, PyAny>, t: u32, reg: &Registry, out: &mut BytesMut) -> Res<()> {
+pub(super) fn text(v: &Bound<'_, PyAny>, t: u32, reg: &Registry, out: &mut BytesMut) -> Res<()> {
     if let Some(c) = reg.custom.get(&t) {
         let r = c.encoder.bind(v.py()).call1((v,))?;
         let Ok(s) = r.cast::<PyString>() else {

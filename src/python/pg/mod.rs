@@ -429,7 +429,7 @@ impl PgService {
             conn,
             Some(body),
         )?;
-        Ok(copy::CopyWriter::new(tx, Some(slot), timeout))
+        Ok(copy::CopyWriter::new(tx, Some(slot), timeout, self.types.registry()))
     }
 
     /// Asyncio form of `copy_in`: returns the writer and the awaitable
@@ -459,7 +459,7 @@ impl PgService {
             COMMAND_STATUS,
             Some(body),
         )?;
-        Ok((copy::CopyWriter::new(tx, None, timeout), call))
+        Ok((copy::CopyWriter::new(tx, None, timeout, self.types.registry()), call))
     }
 
     /// Run `COPY ... TO STDOUT` (`sql`): its data as a stream of `bytes`
@@ -480,9 +480,8 @@ impl PgService {
     }
 
     /// Whether records for columns of these types go in binary COPY format.
-    #[staticmethod]
-    fn copy_binary_ok(types: Vec<u32>) -> bool {
-        copy::binary_ok(&types)
+    fn copy_binary_ok(&self, types: Vec<u32>) -> bool {
+        copy::binary_ok(&types, &self.types.registry())
     }
 
     /// Describe `sql` (blocking): `(parameter types, column types)`.
