@@ -30,7 +30,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
-from . import _aio, _errors, _shared
+from . import _aio, _errors, _pg_learn, _shared
 
 __all__ = ["acopy_from", "acopy_records", "acopy_to_table", "copy_from", "copy_records",
            "copy_to_table", "from_query_sql", "from_table_sql"]
@@ -145,14 +145,6 @@ def _insert_sql(table: str, names: Sequence[str]) -> str:
     return f"INSERT INTO {table}{_cols(names)} VALUES ({marks})"
 
 
-def _types_of(svc: Any, sql: str) -> list[int]:
-    types: list[int] | None = svc.statement_params(sql)
-    if types is None:
-        raise _errors.InterfaceError("the table's column types changed while they were "
-                                     "being learned; try again")
-    return types
-
-
 def _sink(output: Any) -> tuple[Any, Any]:
     """(write, close) for a COPY's output: a path, a file-like object or a
     callable taking bytes (write may return an awaitable)."""
@@ -221,10 +213,7 @@ def copy_records(client: Any, table_name: str, records: Iterable[Any],
     with _conn(client) as c:
         bound = client._bound(c)
         names = _pick(bound.fetch(_COLUMN_TYPES, table), columns, table)
-        insert = _insert_sql(table, names)
-        if client._svc.statement_params(insert) is None:
-            bound._learn(insert, timeout)
-        types = _types_of(client._svc, insert)
+        types = _pg_learn.params(bound, _insert_sql(table, names), timeout)
         binary = client._svc.copy_binary_ok(types)
         sql = to_table_sql(table_name, schema_name, names, where,
                            format="binary" if binary else "text")
@@ -324,10 +313,7 @@ async def acopy_records(client: Any, table_name: str, records: Any,
     async with _aconn(client) as c:
         bound = client._bound(c)
         names = _pick(await bound.fetch(_COLUMN_TYPES, table), columns, table)
-        insert = _insert_sql(table, names)
-        if client._svc.statement_params(insert) is None:
-            await bound._learn(insert, timeout)
-        types = _types_of(client._svc, insert)
+        types = await _pg_learn.aparams(bound, _insert_sql(table, names), timeout)
         binary = client._svc.copy_binary_ok(types)
         sql = to_table_sql(table_name, schema_name, names, where,
                            format="binary" if binary else "text")

@@ -28,7 +28,7 @@ from . import _aio
 from . import _pg_types as _pgt
 from ._errors import InterfaceError
 
-__all__ = ["astart", "learn"]
+__all__ = ["aparams", "astart", "learn", "params"]
 
 # (service, dedicated connection or None, SQL) -> the describe under way.
 _Key = tuple[int, int | None, str]
@@ -52,6 +52,15 @@ def _failed(missing: list[int]) -> InterfaceError:
 
 
 # ------------------------------------------------------------------ blocking
+def params(client: Any, sql: str, t: float | None) -> list[int]:
+    """``sql``'s parameter types, described first if need be."""
+    types: list[int] | None = client._svc.statement_params(sql)
+    while types is None:
+        learn(client, sql, t)
+        types = client._svc.statement_params(sql)
+    return types
+
+
 def learn(client: Any, sql: str, t: float | None) -> None:
     """Describe ``sql`` (blocking), unless another thread is doing it: then
     wait for that one and return (the caller asks again)."""
@@ -85,6 +94,15 @@ def learn(client: Any, sql: str, t: float | None) -> None:
 
 
 # ------------------------------------------------------------------- asyncio
+async def aparams(client: Any, sql: str, t: float | None) -> list[int]:
+    """As ``params``, in the running loop."""
+    types: list[int] | None = client._svc.statement_params(sql)
+    while types is None:
+        await astart(client, sql, t)
+        types = client._svc.statement_params(sql)
+    return types
+
+
 def astart(client: Any, sql: str, t: float | None) -> Awaitable[None]:
     """Learn ``sql``'s types in the running loop: the describe is submitted
     before this returns (so it is under way in call order, as a known

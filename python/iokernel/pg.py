@@ -236,10 +236,7 @@ class Client(_Base):
 
     def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
         t = self._t(timeout)
-        types = self._svc.statement_params(sql)
-        if types is None:
-            self._learn(sql, t)
-            types = self._svc.statement_params(sql)
+        types = _pg_learn.params(self, sql, t)
         try:
             self._svc.query_many(sql, rows, t, self._conn, types)
         except DataError:
@@ -248,8 +245,7 @@ class Client(_Base):
             if self._conn is not None or not isinstance(rows, (list, tuple)) \
                     or not _pgt.stale(self._svc, sql):
                 raise
-            self._learn(sql, t)
-            self._svc.query_many(sql, rows, t, self._conn, self._svc.statement_params(sql))
+            self._svc.query_many(sql, rows, t, self._conn, _pg_learn.params(self, sql, t))
 
     def _codec(self, typename: str, schema: str, encoder: Any, decoder: Any,
                binary: bool) -> None:
@@ -410,10 +406,7 @@ class AsyncClient(_Base):
     async def _many(self, sql: str, rows: Iterable[Any], timeout: Any) -> None:
         loop = asyncio.get_running_loop()
         t = self._t(timeout)
-        types = self._svc.statement_params(sql)
-        if types is None:
-            await self._learn(sql, t)
-            types = self._svc.statement_params(sql)
+        types = await _pg_learn.aparams(self, sql, t)
         try:
             fut = self._svc.submit_many(
                 _aio.completer(loop), loop.create_future(), sql, rows, t, self._conn, types
@@ -423,10 +416,9 @@ class AsyncClient(_Base):
             if self._conn is not None or not isinstance(rows, (list, tuple)) \
                     or not _pgt.stale(self._svc, sql):
                 raise
-            await self._learn(sql, t)
+            types = await _pg_learn.aparams(self, sql, t)
             fut = self._svc.submit_many(
-                _aio.completer(loop), loop.create_future(), sql, rows, t, self._conn,
-                self._svc.statement_params(sql),
+                _aio.completer(loop), loop.create_future(), sql, rows, t, self._conn, types
             )
         await fut
 
