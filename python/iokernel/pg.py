@@ -39,7 +39,7 @@ from . import _pg_types as _pgt
 from ._endpoints import Endpoints
 from ._errors import InterfaceError, PostgresError, ResponseTooLargeError
 from ._errors import PostgresDataError as DataError
-from ._pg_query import _DEFAULT, _ROWS, QueryMethods
+from ._pg_query import _DEFAULT, QueryMethods
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
 
 __all__ = [
