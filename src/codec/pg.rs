@@ -153,6 +153,22 @@ impl DataRow {
         (0..self.len()).map(move |_| r.value().unwrap_or(None))
     }
 
+    /// The values as slices of the received bytes (`None` for NULL),
+    /// without a reference count per value.
+    pub fn slices(&self) -> impl Iterator<Item = Option<&[u8]>> + '_ {
+        let b = &self.body[..];
+        let mut pos = 2;
+        (0..self.len()).map(move |_| {
+            let n = b
+                .get(pos..pos + 4)
+                .map_or(-1, |h| i32::from_be_bytes([h[0], h[1], h[2], h[3]]));
+            pos += 4;
+            let v = usize::try_from(n).ok().and_then(|n| b.get(pos..pos + n));
+            pos += v.map_or(0, <[u8]>::len);
+            v
+        })
+    }
+
     /// The raw message body: Int16 count, then Int32 length + bytes each.
     pub fn body(&self) -> &Bytes {
         &self.body

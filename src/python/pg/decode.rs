@@ -187,12 +187,12 @@ pub fn binary(py: Python<'_>, t: u32, b: &[u8], reg: &Registry) -> PyResult<Py<P
         FLOAT8 => PyFloat::new(py, r.f64()?).into_any().unbind(),
         TEXT | VARCHAR | BPCHAR | NAME | XML | CHAR => return utf8(py, b),
         BYTEA => return Ok(PyBytes::new(py, b).into_any().unbind()),
-        JSON => return to_python(py, Value::Json(String::from_utf8_lossy(b).into_owned())),
+        JSON => return super::json::loads(py, b),
         JSONB => {
             if r.u8()? != 1 {
                 return Err(PyValueError::new_err("unknown jsonb binary version"));
             }
-            return to_python(py, Value::Json(String::from_utf8_lossy(r.b).into_owned()));
+            return super::json::loads(py, r.b);
         }
         UUID => {
             let u: [u8; 16] = r.take(16)?.try_into().unwrap_or_default();

@@ -1,5 +1,7 @@
 //! Binary numeric and inet/cidr values to Python (see `decode.rs`).
 
+use std::fmt::Write;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -28,7 +30,8 @@ pub(super) fn numeric(py: Python<'_>, r: &mut Rd<'_>) -> PyResult<Py<PyAny>> {
         0xD000 => "Infinity".to_string(),
         0xF000 => "-Infinity".to_string(),
         _ => {
-            let mut s = String::new();
+            // Digits straight into one buffer (no string per group).
+            let mut s = String::with_capacity(4 * (n + 2) + dscale);
             if sign == 0x4000 {
                 s.push('-');
             }
@@ -43,23 +46,22 @@ pub(super) fn numeric(py: Python<'_>, r: &mut Rd<'_>) -> PyResult<Py<PyAny>> {
                 s.push('0');
             } else {
                 for i in 0..=weight {
-                    if i == 0 {
-                        s.push_str(&g(0).to_string());
+                    let _ = if i == 0 {
+                        write!(s, "{}", g(0))
                     } else {
-                        s.push_str(&format!("{:04}", g(i)));
-                    }
+                        write!(s, "{:04}", g(i))
+                    };
                 }
             }
             if dscale > 0 {
                 s.push('.');
-                let mut frac = String::new();
+                let end = s.len() + dscale;
                 let mut i = weight + 1;
-                while frac.len() < dscale {
-                    frac.push_str(&format!("{:04}", g(i)));
+                while s.len() < end {
+                    let _ = write!(s, "{:04}", g(i));
                     i += 1;
                 }
-                frac.truncate(dscale);
-                s.push_str(&frac);
+                s.truncate(end);
             }
             s
         }

@@ -22,6 +22,7 @@ mod copy;
 mod decode;
 mod encode;
 mod errors;
+mod json;
 mod many;
 pub mod record;
 mod result;

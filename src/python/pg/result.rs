@@ -186,14 +186,30 @@ fn records(py: Python<'_>, r: &PgResult, take: usize) -> PyResult<Vec<Py<PyAny>>
     }
     let index = index.unbind();
     let reg = registry(r);
+    // Per column, once: a binary cell of a type without a custom codec
+    // goes straight to the binary decoder.
+    let plan: Vec<(u32, i16, bool)> = cols
+        .iter()
+        .map(|c| {
+            (
+                c.type_oid,
+                c.format,
+                c.format == 1 && !reg.custom.contains_key(&c.type_oid),
+            )
+        })
+        .collect();
     let mut out = Vec::with_capacity(take);
+    let mut vals = Vec::with_capacity(cols.len());
     for row in r.rows.iter().take(take) {
-        let mut vals = Vec::with_capacity(cols.len());
-        for (c, v) in cols.iter().zip(row.iter()) {
-            vals.push(decode::cell(py, c.type_oid, c.format, v.as_deref(), &reg)?);
+        for (&(t, format, direct), v) in plan.iter().zip(row.slices()) {
+            vals.push(match v {
+                None => py.None(),
+                Some(b) if direct => decode::binary(py, t, b, &reg)?,
+                Some(b) => decode::cell(py, t, format, Some(b), &reg)?,
+            });
         }
         let rec = Record::new(
-            PyTuple::new(py, vals)?.unbind(),
+            PyTuple::new(py, vals.drain(..))?.unbind(),
             names.clone_ref(py),
             index.clone_ref(py),
         );
