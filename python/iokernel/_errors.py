@@ -42,7 +42,8 @@ class TLSError(ConnectionError):
     CA), ``"expired"``, ``"hostname_mismatch"``, ``"not_supported"`` (the
     server does not do TLS, or answered in plain text on a TLS port),
     ``"client_cert_refused"`` (it wants a client certificate, or refused
-    ours), ``"closed"`` (it closed the connection during the handshake),
+    ours), ``"revoked"`` (its certificate is on a revocation list given,
+    ``sslcrl``), ``"closed"`` (it closed the connection during the handshake),
     ``"handshake_failed"``. The message names the option that changes the
     outcome. Never retried in plain text unless the mode says so
     (PostgreSQL ``sslmode=prefer``/``allow``)."""

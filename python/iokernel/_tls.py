@@ -2,10 +2,12 @@
 (name, text) pairs the native layer reads (after the URL's own, so a keyword
 argument wins over the URL's query parameter of the same name).
 
-Redis takes redis-py's names (``ssl``, ``ssl_ca_certs``, ``ssl_ca_data``,
-``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``, ``ssl_check_hostname``,
+Redis takes redis-py's names (``ssl``, ``ssl_ca_certs``, ``ssl_ca_path``,
+``ssl_ca_data``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_password``,
+``ssl_ciphers``, ``ssl_cert_reqs``, ``ssl_check_hostname``,
 ``ssl_min_version``); PostgreSQL takes libpq's (``sslmode``,
-``sslrootcert``, ``sslcert``, ``sslkey``, ``sslnegotiation``) and asyncpg's
+``sslrootcert``, ``sslcert``, ``sslkey``, ``sslpassword``, ``sslcrl``,
+``sslcrldir``, ``sslcertmode``, ``sslnegotiation``) and asyncpg's
 ``ssl=`` (a mode string, True for verify-full, False for disable). The
 values themselves (which modes exist, which combinations make sense) are
 checked natively, with the same messages for URL parameters and keywords.
@@ -56,6 +58,18 @@ def _flag(name: str, value: Any) -> str | None:
     return "true" if value else "false"
 
 
+def _secret(name: str, value: Any) -> str | None:
+    """A password (str, or bytes as Python's ssl takes it); callables, which
+    Python's ssl also takes, are refused."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8")
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"{name} must be the key's password as str or bytes, not {type(value).__name__}")
+
+
 def _pairs(**values: str | None) -> Params:
     return tuple((k, v) for k, v in values.items() if v is not None)
 
@@ -70,6 +84,9 @@ def redis_params(
     ssl_cert_reqs: Any,
     ssl_check_hostname: Any,
     ssl_min_version: Any,
+    ssl_ca_path: Any = None,
+    ssl_password: Any = None,
+    ssl_ciphers: Any = None,
 ) -> Params:
     """redis-py's TLS keyword arguments (None: not given)."""
     if isinstance(ssl, _ssl.SSLContext):
@@ -87,6 +104,9 @@ def redis_params(
     return _pairs(
         ssl=_flag("ssl", ssl),
         ssl_ca_certs=_path("ssl_ca_certs", ssl_ca_certs),
+        ssl_ca_path=_path("ssl_ca_path", ssl_ca_path),
+        ssl_password=_secret("ssl_password", ssl_password),
+        ssl_ciphers=_text("ssl_ciphers", ssl_ciphers, "a ':'-separated list of cipher suites"),
         ssl_ca_data=_text("ssl_ca_data", ca_data, "PEM text (str or bytes)"),
         ssl_certfile=_path("ssl_certfile", ssl_certfile),
         ssl_keyfile=_path("ssl_keyfile", ssl_keyfile),
@@ -108,6 +128,10 @@ def pg_params(
     sslcert: Any,
     sslkey: Any,
     sslnegotiation: Any,
+    sslpassword: Any = None,
+    sslcrl: Any = None,
+    sslcrldir: Any = None,
+    sslcertmode: Any = None,
 ) -> Params:
     """libpq's TLS keyword arguments and asyncpg's ``ssl=`` (None: not
     given). ``sslmode`` wins over ``ssl``."""
@@ -133,5 +157,9 @@ def pg_params(
         sslrootcert=_path("sslrootcert", sslrootcert),
         sslcert=_path("sslcert", sslcert),
         sslkey=_path("sslkey", sslkey),
+        sslpassword=_secret("sslpassword", sslpassword),
+        sslcrl=_path("sslcrl", sslcrl),
+        sslcrldir=_path("sslcrldir", sslcrldir),
+        sslcertmode=_text("sslcertmode", sslcertmode, "'allow' or 'disable'"),
         sslnegotiation=_text("sslnegotiation", sslnegotiation, "'postgres' or 'direct'"),
     )

@@ -83,6 +83,10 @@ class _Base(Endpoints, QueryMethods):
         sslcert: str | None = None,
         sslkey: str | None = None,
         sslnegotiation: str | None = None,
+        sslpassword: str | None = None,
+        sslcrl: str | None = None,
+        sslcrldir: str | None = None,
+        sslcertmode: str | None = None,
         ssl: bool | str | None = None,
         idempotent: bool = False,
     ) -> None:
@@ -112,7 +116,9 @@ class _Base(Endpoints, QueryMethods):
         TLS, as libpq: ``sslmode`` (``disable``, ``allow``, ``prefer`` (the
         default), ``require``, ``verify-ca``, ``verify-full``),
         ``sslrootcert`` (a CA file, or ``"system"``), ``sslcert``/``sslkey``
-        (client certificate), ``sslnegotiation`` (``postgres`` or
+        (client certificate; ``sslpassword`` for an encrypted PKCS#8 key),
+        ``sslcrl``/``sslcrldir`` (revocation lists), ``sslcertmode``
+        (``allow``, ``disable``), ``sslnegotiation`` (``postgres`` or
         ``direct``, PostgreSQL 17+); as keyword arguments, URL query
         parameters or ``PGSSLMODE``/``PGSSLROOTCERT``/... (keywords win over
         the URL, the URL over the environment). ``ssl``: asyncpg's form (an
@@ -127,13 +133,10 @@ class _Base(Endpoints, QueryMethods):
             "connect_timeout", connect_timeout, none="the DSN's connect_timeout, else 10 s"
         )
         ssl_params = _tls.pg_params(
-            ssl=ssl,
-            sslmode=sslmode,
-            sslrootcert=sslrootcert,
-            sslcert=sslcert,
-            sslkey=sslkey,
-            sslnegotiation=sslnegotiation,
-        )
+            ssl=ssl, sslmode=sslmode, sslrootcert=sslrootcert, sslcert=sslcert, sslkey=sslkey,
+            sslpassword=sslpassword, sslcrl=sslcrl, sslcrldir=sslcrldir,
+            sslcertmode=sslcertmode, sslnegotiation=sslnegotiation,
+        )  # fmt: skip
         self._svc: _native.PgService = _shared.service(
             _native.PgService,
             dsn,

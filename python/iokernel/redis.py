@@ -146,9 +146,12 @@ class _Base(Endpoints, _Core):
         encoding_errors: str = "strict",
         ssl: bool | None = None,
         ssl_ca_certs: str | None = None,
+        ssl_ca_path: str | None = None,
         ssl_ca_data: str | bytes | None = None,
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
+        ssl_password: str | None = None,
+        ssl_ciphers: str | None = None,
         ssl_cert_reqs: Any = None,
         ssl_check_hostname: bool | None = None,
         ssl_min_version: Any = None,
@@ -176,8 +179,11 @@ class _Base(Endpoints, _Core):
 
         TLS: a ``rediss://`` URL (or ``ssl=True``), with redis-py's options,
         as keyword arguments or URL query parameters (keywords win):
-        ``ssl_ca_certs`` (CA file) or ``ssl_ca_data`` (PEM text), else the
-        system's CAs; ``ssl_certfile``/``ssl_keyfile`` (client certificate);
+        ``ssl_ca_certs`` (CA file), ``ssl_ca_path`` (a directory of them),
+        ``ssl_ca_data`` (PEM text), else the system's CAs;
+        ``ssl_certfile``/``ssl_keyfile`` (client certificate; ``ssl_password``
+        for an encrypted PKCS#8 key); ``ssl_ciphers`` (``:``-separated TLS 1.2
+        suites by name; TLS 1.3's are always on);
         ``ssl_cert_reqs`` (``"required"``, the default, ``"optional"``,
         which verifies too, or ``"none"``); ``ssl_check_hostname`` (default
         True unless ``ssl_cert_reqs="none"``); ``ssl_min_version``
@@ -221,9 +227,12 @@ class _Base(Endpoints, _Core):
             ssl=_tls.redis_params(
                 ssl=ssl,
                 ssl_ca_certs=ssl_ca_certs,
+                ssl_ca_path=ssl_ca_path,
                 ssl_ca_data=ssl_ca_data,
                 ssl_certfile=ssl_certfile,
                 ssl_keyfile=ssl_keyfile,
+                ssl_password=ssl_password,
+                ssl_ciphers=ssl_ciphers,
                 ssl_cert_reqs=ssl_cert_reqs,
                 ssl_check_hostname=ssl_check_hostname,
                 ssl_min_version=ssl_min_version,

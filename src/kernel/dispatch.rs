@@ -484,10 +484,14 @@ impl<P: Protocol> Conn<P> {
     /// band, do so on a separate short-lived connection, so the server stops
     /// working on it and answers the requests behind it.
     pub(super) fn cancel_head(&self, proto: &P) {
-        let Some(bytes) = proto.cancel_request(&mut self.inner.borrow_mut().state) else {
+        let (bytes, via) = {
+            let mut g = self.inner.borrow_mut();
+            (proto.cancel_request(&mut g.state), proto.cancel_connector(&g.state))
+        };
+        let Some(bytes) = bytes else {
             return;
         };
-        let opening = self.connector.connect(&self.addr);
+        let opening = via.as_ref().unwrap_or(&self.connector).connect(&self.addr);
         tokio::task::spawn_local(async move {
             let send = async {
                 let mut s = opening.await.ok()?;

@@ -50,6 +50,10 @@ pub struct Endpoint {
     pub addr: Addr,
     /// The name it was resolved from (for messages and the admin endpoint).
     pub origin: String,
+    /// The host name `addr` was resolved from (a URL's host, an SRV
+    /// target), which a TLS server certificate must be valid for; `None`:
+    /// the address is its own name (an IP address is checked as one).
+    pub tls_name: Option<String>,
     pub role: Role,
     /// Relative share of the traffic, for the choices that weigh endpoints
     /// (the choice by key does); 0 takes none of it.
@@ -63,6 +67,7 @@ impl Endpoint {
         Endpoint {
             origin: addr.to_string(),
             addr,
+            tls_name: None,
             role: Role::Unknown,
             weight: 1,
         }

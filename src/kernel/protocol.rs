@@ -3,6 +3,7 @@
 //! it is fed (`Feed`). Implementations live in `crate::protocols`.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
@@ -71,6 +72,13 @@ pub trait Protocol: Send + Sync + 'static {
     /// the queue times out, so the requests behind it are not held up. The
     /// protocol may note that it did (see `Feed::Retry`).
     fn cancel_request(&self, st: &mut Self::ConnState) -> Option<Vec<u8>> {
+        let _ = st;
+        None
+    }
+    /// The connector the cancel's connection opens with; `None` (the
+    /// default): the service's. PostgreSQL's goes the way the connection
+    /// went (TLS, or plain text after libpq's `allow`/`prefer` fallback).
+    fn cancel_connector(&self, st: &Self::ConnState) -> Option<Arc<dyn transport::Connector>> {
         let _ = st;
         None
     }

@@ -9,28 +9,37 @@
 //! asks for its own (`postgresql`, later `h2`/`http/1.1`).
 //!
 //! Trust: the system's store (rustls-native-certs), Mozilla's roots
-//! (webpki-roots) when the system has none, or a CA bundle (file or PEM
-//! text). Verification: none, the chain only, or chain and host name (an IP
-//! address is checked against the certificate's IP SANs).
+//! (webpki-roots) when the system has none, or CAs given as files, a
+//! directory or PEM text, with optional revocation lists (`tls_files`).
+//! Verification: none, the chain only, or chain and host name
+//! (`tls_verify`). The name checked is the one the endpoint was found under
+//! (`Names`: the URL's host name or an SRV target the kernel resolved to
+//! this address), else the address itself: an IP address (as Sentinel or a
+//! published set gives them) is checked against the certificate's IP SANs.
 //!
 //! A failed handshake is an `io::Error` carrying a `TlsFailure`: which of
 //! the known reasons it was, and a message naming the option that changes
 //! the outcome (`Hints`, in the protocol's own option names).
 
+use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    AlertDescription, CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore,
-};
+use rustls::pki_types::ServerName;
+use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
 use super::transport::{open, Addr, Connector, Opening, Stream};
+
+#[path = "tls_files.rs"]
+mod files;
+#[path = "tls_verify.rs"]
+mod verify;
+pub use files::Crls;
+use verify::{ChainOnly, NoVerify};
 
 /// How much of the server's certificate is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +59,13 @@ pub enum Roots {
     System,
     /// A PEM file (one or more certificates).
     File(PathBuf),
+    /// A directory of PEM files (OpenSSL's `CApath`).
+    Dir(PathBuf),
     /// PEM text.
     Pem(String),
+    /// Several together (redis-py loads `ssl_ca_certs`, `ssl_ca_path` and
+    /// `ssl_ca_data` all).
+    Many(Vec<Roots>),
 }
 
 /// The options that change a failure's outcome, as the protocol names them.
@@ -63,6 +77,13 @@ pub struct TlsOptions {
     pub roots: Roots,
     /// Client certificate chain and key (PEM files), for mutual TLS.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// The password of an encrypted (PKCS#8) client key.
+    pub key_password: Option<String>,
+    /// Revocation lists checked with the chain (not with `Verify::None`).
+    pub crls: Vec<Crls>,
+    /// The TLS 1.2 cipher suites allowed, by IANA name (`None`: all that
+    /// rustls has); TLS 1.3's are always on, as with Python's `ssl`.
+    pub tls12_suites: Option<Vec<&'static str>>,
     /// Refuse TLS 1.2 (TLS 1.2 is the minimum otherwise).
     pub tls13_only: bool,
     /// ALPN protocols to offer, in order of preference.
@@ -82,6 +103,8 @@ pub enum TlsReason {
     /// plain text on a TLS port).
     NotSupported,
     ClientCertRefused,
+    /// The server's certificate is on a revocation list given.
+    Revoked,
     /// The server closed the connection during the TLS handshake.
     Closed,
     Other,
@@ -95,6 +118,7 @@ impl TlsReason {
             TlsReason::HostnameMismatch => "hostname_mismatch",
             TlsReason::NotSupported => "not_supported",
             TlsReason::ClientCertRefused => "client_cert_refused",
+            TlsReason::Revoked => "revoked",
             TlsReason::Closed => "closed",
             TlsReason::Other => "handshake_failed",
         }
@@ -149,6 +173,7 @@ fn classify(e: &rustls::Error) -> TlsReason {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 TlsReason::HostnameMismatch
             }
+            CertificateError::Revoked => TlsReason::Revoked,
             _ => TlsReason::Other,
         },
         E::AlertReceived(
@@ -181,7 +206,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// The system's roots (read once per process), else Mozilla's.
-fn system_roots() -> Arc<RootCertStore> {
+pub(crate) fn system_roots() -> Arc<RootCertStore> {
     static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {
@@ -196,45 +221,6 @@ fn system_roots() -> Arc<RootCertStore> {
         .clone()
 }
 
-fn pem_certs(
-    what: &str,
-    certs: impl Iterator<Item = Result<CertificateDer<'static>, rustls::pki_types::pem::Error>>,
-) -> Result<Vec<CertificateDer<'static>>, String> {
-    let v: Vec<_> = certs
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("{what}: not PEM certificates: {e}"))?;
-    if v.is_empty() {
-        return Err(format!(
-            "{what}: no certificate in it (expected PEM, -----BEGIN CERTIFICATE-----)"
-        ));
-    }
-    Ok(v)
-}
-
-fn roots(r: &Roots, hints: &Hints) -> Result<Arc<RootCertStore>, String> {
-    let certs = match r {
-        Roots::System => return Ok(system_roots()),
-        Roots::File(p) => {
-            let what = format!("{} {}", hints.ca, p.display());
-            if !p.is_file() {
-                return Err(format!("{what}: no such file"));
-            }
-            pem_certs(
-                &what,
-                CertificateDer::pem_file_iter(p).map_err(|e| format!("{what}: {e}"))?,
-            )?
-        }
-        Roots::Pem(text) => pem_certs(hints.ca, CertificateDer::pem_slice_iter(text.as_bytes()))?,
-    };
-    let mut store = RootCertStore::empty();
-    for c in certs {
-        store
-            .add(c)
-            .map_err(|e| format!("{}: a CA certificate was refused: {e}", hints.ca))?;
-    }
-    Ok(Arc::new(store))
-}
-
 impl Tls {
     /// Build the configuration; files are read now, so a missing or bad one
     /// fails here (naming the option), not at every connect.
@@ -244,15 +230,26 @@ impl Tls {
         } else {
             &[&rustls::version::TLS13, &rustls::version::TLS12]
         };
-        let prov = provider();
+        let prov = match &o.tls12_suites {
+            None => provider(),
+            Some(keep) => {
+                let mut p = rustls::crypto::ring::default_provider();
+                p.cipher_suites.retain(|s| {
+                    s.version() == &rustls::version::TLS13
+                        || keep.contains(&format!("{:?}", s.suite()).as_str())
+                });
+                Arc::new(p)
+            }
+        };
         let builder = ClientConfig::builder_with_provider(prov.clone())
             .with_protocol_versions(versions)
             .map_err(|e| format!("TLS configuration: {e}"))?;
         let verifier: Arc<dyn ServerCertVerifier> = match o.verify {
             Verify::None => Arc::new(NoVerify(prov.clone())),
             v => {
-                let store = roots(&o.roots, &o.hints)?;
+                let store = files::roots(&o.roots, &o.hints)?;
                 let webpki = WebPkiServerVerifier::builder_with_provider(store, prov.clone())
+                    .with_crls(files::crls(&o.crls, &o.hints)?)
                     .build()
                     .map_err(|e| format!("TLS configuration: {e}"))?;
                 if v == Verify::Chain {
@@ -268,24 +265,15 @@ impl Tls {
         let mut config = match &o.client_cert {
             None => builder.with_no_client_auth(),
             Some((cert, key)) => {
-                let what = format!("{} {}", o.hints.client_cert, cert.display());
-                if !cert.is_file() {
-                    return Err(format!("{what}: no such file"));
-                }
-                let chain = pem_certs(
-                    &what,
-                    CertificateDer::pem_file_iter(cert).map_err(|e| format!("{what}: {e}"))?,
-                )?;
-                let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                let chain = files::client_chain(cert, &o.hints)?;
+                let key = files::private_key(key, o.key_password.as_deref(), &o.hints)?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
                     format!(
-                        "{} {}: no private key read from it ({e}); an unencrypted PEM key is needed",
+                        "{} {}: the key does not fit the certificate: {e}",
                         o.hints.client_cert,
-                        key.display()
+                        cert.display()
                     )
-                })?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("{what}: the key does not fit the certificate: {e}"))?
+                })?
             }
         };
         config.alpn_protocols = o.alpn.clone();
@@ -383,6 +371,11 @@ impl Tls {
                  certificate; give one with {}",
                 f.message, h.client_cert
             ),
+            TlsReason::Revoked => format!(
+                "TLS: the server's certificate has been revoked (it is on the revocation list \
+                 given with {}); the server needs a new certificate",
+                h.crl
+            ),
             TlsReason::NotSupported => format!(
                 "TLS: the server did not answer in TLS ({}); is this a plain-text port? {}",
                 f.message, h.plain
@@ -393,40 +386,45 @@ impl Tls {
     }
 }
 
-/// The name a server's certificate must be valid for, connecting to
-/// `addr`: its own host (a name, or an IP address checked against the
-/// certificate's IP SANs), unless it is an IP address that discovery
-/// resolved from one of the service's `names` (not itself one of them):
-/// then the name with that port, if only one has it.
-pub fn server_name(addr: &Addr, names: &[Addr]) -> String {
-    let (host, port) = match addr {
-        Addr::Tcp(h, p) => (h, *p),
-        Addr::Unix(_) => return "localhost".to_string(),
-    };
-    if host.parse::<std::net::IpAddr>().is_err() || names.contains(addr) {
-        return host.clone();
+/// The host names the service's endpoints were found under, by address
+/// (`Connector::learn_name`, told by the service as endpoints arrive): an
+/// address the kernel resolved from a name (a URL's host, an SRV target)
+/// is verified against that name.
+#[derive(Default)]
+pub struct Names(Mutex<HashMap<Addr, String>>);
+
+impl Names {
+    pub fn learn(&self, addr: &Addr, name: Option<&str>) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match name {
+            Some(n) => m.insert(addr.clone(), n.to_string()),
+            None => m.remove(addr),
+        };
     }
-    let mut named = names.iter().filter_map(|n| match n {
-        Addr::Tcp(h, p) if *p == port && h.parse::<std::net::IpAddr>().is_err() => Some(h),
-        _ => None,
-    });
-    match (named.next(), named.next()) {
-        (Some(h), None) => h.clone(),
-        _ => host.clone(),
+
+    /// The name the certificate of the server at `addr` must be valid for:
+    /// the name it was found under, else its own host (a name, or an IP
+    /// address checked against the certificate's IP SANs).
+    pub fn server_name(&self, addr: &Addr) -> String {
+        let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match (m.get(addr), addr) {
+            (Some(n), _) => n.clone(),
+            (None, Addr::Tcp(h, _)) => h.clone(),
+            (None, Addr::Unix(_)) => "localhost".to_string(),
+        }
     }
 }
 
-/// TCP (or Unix socket), then TLS: `rediss://`. `names`: what the URL
-/// names (`server_name`).
+/// TCP (or Unix socket), then TLS: `rediss://`.
 pub struct TlsConnector {
     pub tls: Arc<Tls>,
-    pub names: Vec<Addr>,
+    pub names: Names,
 }
 
 impl Connector for TlsConnector {
     fn connect(&self, addr: &Addr) -> Opening {
         let (tls, addr) = (self.tls.clone(), addr.clone());
-        let host = server_name(&addr, &self.names);
+        let host = self.names.server_name(&addr);
         Box::pin(async move {
             let plain = open(&addr).await?;
             tls.handshake(plain, &host).await
@@ -441,97 +439,9 @@ impl Connector for TlsConnector {
     fn tls_hints(&self) -> Option<&Hints> {
         Some(self.tls.hints())
     }
-}
 
-/// `Verify::None`: any certificate; the handshake's signatures are still
-/// checked (they prove the peer holds the key it presented).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `Verify::Chain`: the full check, but a certificate for another name
-/// passes (webpki checks the chain and dates before the name).
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
+    fn learn_name(&self, addr: &Addr, name: Option<&str>) {
+        self.names.learn(addr, name);
     }
 }
 
@@ -542,21 +452,17 @@ mod tests {
     #[test]
     fn server_names() {
         let t = |h: &str, p| Addr::Tcp(h.into(), p);
-        let names = [t("cache.example.com", 6380), t("10.0.0.9", 6380)];
-        // resolved from the one name with that port
-        assert_eq!(
-            server_name(&t("10.1.2.3", 6380), &names),
-            "cache.example.com"
-        );
-        // an IP address the URL names itself is checked as an IP
-        assert_eq!(server_name(&t("10.0.0.9", 6380), &names), "10.0.0.9");
-        assert_eq!(
-            server_name(&t("db.example.com", 5432), &names),
-            "db.example.com"
-        );
-        // two names with the port: which one is unknown, the IP is checked
-        let two = [t("a.example.com", 6380), t("b.example.com", 6380)];
-        assert_eq!(server_name(&t("10.1.2.3", 6380), &two), "10.1.2.3");
-        assert_eq!(server_name(&Addr::Unix("/s".into()), &names), "localhost");
+        let names = Names::default();
+        // an address on its own is checked as itself (an IP against IP SANs)
+        assert_eq!(names.server_name(&t("10.1.2.3", 6380)), "10.1.2.3");
+        assert_eq!(names.server_name(&t("db.example.com", 5432)), "db.example.com");
+        // one resolved from a name is checked against that name
+        names.learn(&t("10.1.2.3", 6380), Some("cache.example.com"));
+        assert_eq!(names.server_name(&t("10.1.2.3", 6380)), "cache.example.com");
+        assert_eq!(names.server_name(&t("10.1.2.3", 6381)), "10.1.2.3");
+        // given again without a name (a published IP): itself
+        names.learn(&t("10.1.2.3", 6380), None);
+        assert_eq!(names.server_name(&t("10.1.2.3", 6380)), "10.1.2.3");
+        assert_eq!(names.server_name(&Addr::Unix("/s".into())), "localhost");
     }
 }

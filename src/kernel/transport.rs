@@ -111,6 +111,12 @@ pub trait Connector: Send + Sync {
     fn tls_hints(&self) -> Option<&TlsHints> {
         None
     }
+    /// The service took in an endpoint at `addr` that it found under the
+    /// host name `name` (`None`: the address is its own name). A TLS
+    /// connector verifies the server's certificate against that name.
+    fn learn_name(&self, addr: &Addr, name: Option<&str>) {
+        let _ = (addr, name);
+    }
 }
 
 /// The options that change a TLS failure's outcome, as the protocol names
@@ -118,6 +124,12 @@ pub trait Connector: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct TlsHints {
     pub ca: &'static str,
+    /// A directory of CAs (redis-py's `ssl_ca_path`).
+    pub ca_dir: &'static str,
+    /// A revocation list (libpq's `sslcrl`; the directory form adds `dir`).
+    pub crl: &'static str,
+    /// The password of an encrypted client key.
+    pub key_password: &'static str,
     pub no_verify: &'static str,
     pub no_hostname: &'static str,
     pub client_cert: &'static str,

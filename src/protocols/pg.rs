@@ -94,6 +94,9 @@ pub struct Postgres {
     /// connector to open the new connection with, and whether it applies
     /// when the refused one was TLS (`prefer`) or plain text (`allow`).
     pub retry: Option<(Arc<dyn Connector>, bool)>,
+    /// How a connection's cancel connects, `[plain, TLS]` by how the
+    /// connection ended up (`PgConnector::pinned`); `None`: the service's.
+    pub cancel_via: Option<[Arc<dyn Connector>; 2]>,
 }
 
 /// What a request asks the server to do.
@@ -231,6 +234,8 @@ pub struct PgConn {
     pub backend: Option<(i32, i32)>,
     /// When the kernel last sent an out-of-band cancel on this connection.
     cancel_sent: Option<Instant>,
+    /// The connection is TLS (its cancel goes over TLS too).
+    tls: bool,
     /// Bytes of an oversized message still to discard (`decode_skipping`).
     skip: usize,
     /// Stale statements to Close on the server with the next request.
@@ -517,6 +522,10 @@ impl Protocol for Postgres {
         Some(out.to_vec())
     }
 
+    fn cancel_connector(&self, st: &PgConn) -> Option<Arc<dyn Connector>> {
+        self.cancel_via.as_ref().map(|v| v[usize::from(st.tls)].clone())
+    }
+
     fn heartbeat(&self) -> Option<(Bytes, Pending)> {
         Some((Bytes::new(), Pending::new(Query::Simple(String::new()))))
     }
@@ -531,11 +540,13 @@ impl Protocol for Postgres {
             Err(e) if refused => match &self.retry {
                 Some((other, after_tls)) if io.is_tls() == *after_tls => {
                     io.reopen(&**other).await?;
-                    self.startup(io, &mut refused).await
+                    self.startup(io, &mut refused).await?;
                 }
-                _ => Err(e),
+                _ => return Err(e),
             },
-            done => done,
+            done => done?,
         }
+        io.state.tls = io.is_tls();
+        Ok(())
     }
 }

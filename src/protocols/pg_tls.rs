@@ -2,7 +2,10 @@
 //!
 //! `sslmode` (disable | allow | prefer | require | verify-ca | verify-full,
 //! default prefer), `sslrootcert` (a file, or `system`), `sslcert`, `sslkey`,
-//! `sslnegotiation` (postgres | direct) come from the environment (`PGSSLMODE`
+//! `sslpassword` (of an encrypted PKCS#8 key), `sslcrl` / `sslcrldir`,
+//! `sslcertmode` (disable | allow; `require` is refused: rustls does not
+//! tell whether the server asked for a certificate), `sslnegotiation`
+//! (postgres | direct) come from the environment (`PGSSLMODE`
 //! ...), then the URL, then keyword arguments (`settings`). As in libpq:
 //! `require` with a root certificate (given, or `~/.postgresql/root.crt`)
 //! verifies like `verify-ca`; `sslrootcert=system` needs `verify-full`;
@@ -10,12 +13,13 @@
 //! use TLS.
 //!
 //! `PgConnector` opens the socket and negotiates: SSLRequest ('S': TLS on
-//! the same socket; 'N': plain text if the mode allows it), or TLS at once
-//! with ALPN `postgresql` (direct). The service's out-of-band cancel opens
-//! its connection through it too, so the cancel goes over TLS when the
-//! connections do. The retries libpq makes after a failed startup (`allow`:
-//! plain, then TLS; `prefer`: TLS, then plain) are `Postgres::handshake`'s,
-//! through `retry`.
+//! the same socket; 'N': plain text if the mode allows it; a failed TLS
+//! handshake: plain text on a new socket with `prefer`), or TLS at once
+//! with ALPN `postgresql` (direct). The retries libpq makes after a failed
+//! startup (`allow`: plain, then TLS; `prefer`: TLS, then plain) are
+//! `Postgres::handshake`'s, through `retry`. A connection's out-of-band
+//! cancel goes the way the connection ended up (`pinned`): over TLS when
+//! it is TLS, in plain text when `allow`/`prefer` ended in plain text.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,30 +27,40 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::kernel::tls::{
-    server_name, Hints, Roots, Tls, TlsFailure, TlsOptions, TlsReason, Verify,
+    Crls, Hints, Names, Roots, Tls, TlsFailure, TlsOptions, TlsReason, Verify,
 };
 use crate::kernel::transport::{open, plain, Addr, Connector, Opening, Stream};
 
 /// The libpq names this reads (URL parameters and keyword arguments).
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 9] = [
     "sslmode",
     "sslrootcert",
     "sslcert",
     "sslkey",
+    "sslpassword",
+    "sslcrl",
+    "sslcrldir",
+    "sslcertmode",
     "sslnegotiation",
 ];
 
 /// The environment variables libpq reads for them.
-pub const ENV: [(&str, &str); 5] = [
+pub const ENV: [(&str, &str); 8] = [
     ("PGSSLMODE", "sslmode"),
     ("PGSSLROOTCERT", "sslrootcert"),
     ("PGSSLCERT", "sslcert"),
     ("PGSSLKEY", "sslkey"),
+    ("PGSSLCRL", "sslcrl"),
+    ("PGSSLCRLDIR", "sslcrldir"),
+    ("PGSSLCERTMODE", "sslcertmode"),
     ("PGSSLNEGOTIATION", "sslnegotiation"),
 ];
 
 const HINTS: Hints = Hints {
     ca: "sslrootcert",
+    ca_dir: "sslrootcert",
+    crl: "sslcrl",
+    key_password: "sslpassword",
     no_verify: "sslmode=require",
     no_hostname: "sslmode=verify-ca",
     client_cert: "sslcert / sslkey",
@@ -171,10 +185,27 @@ pub fn settings(params: &[(String, String)]) -> Result<PgSsl, String> {
             ))
         }
     };
+    let send_cert = match get("sslcertmode") {
+        None | Some("allow") => true,
+        Some("disable") => false,
+        Some("require") => {
+            return Err("sslcertmode=require is not supported: iokernel's TLS (rustls) cannot \
+                        tell whether the server asked for a client certificate; use \
+                        sslcertmode=allow (the default) and let the server's pg_hba.conf \
+                        (cert, clientcert=verify-full) demand one"
+                .into())
+        }
+        Some(v) => {
+            return Err(format!(
+                "sslcertmode must be disable, allow or require, not {v:?}"
+            ))
+        }
+    };
     let cert = get("sslcert")
         .map(PathBuf::from)
-        .or_else(|| home_file("postgresql.crt"));
-    let client_cert = match (cert, get("sslkey")) {
+        .or_else(|| home_file("postgresql.crt"))
+        .filter(|_| send_cert);
+    let client_cert = match (cert, get("sslkey").filter(|_| send_cert)) {
         (Some(c), Some(k)) => Some((c, PathBuf::from(k))),
         (Some(c), None) => {
             let key = c.with_extension("key");
@@ -188,10 +219,22 @@ pub fn settings(params: &[(String, String)]) -> Result<PgSsl, String> {
         (None, Some(_)) => return Err("sslkey needs sslcert (the client certificate)".into()),
         (None, None) => None,
     };
+    // libpq reads the revocation lists only to verify (not with require).
+    let mut crls: Vec<Crls> = get("sslcrl").map(|f| Crls::File(f.into())).into_iter().collect();
+    crls.extend(get("sslcrldir").map(|d| Crls::Dir(d.into())));
+    if crls.is_empty() {
+        crls.extend(home_file("root.crl").map(Crls::File));
+    }
+    if verify == Verify::None {
+        crls.clear();
+    }
     let tls = Tls::new(TlsOptions {
         verify,
         roots,
         client_cert,
+        key_password: get("sslpassword").map(str::to_string),
+        crls,
+        tls12_suites: None,
         tls13_only: false,
         alpn: vec![b"postgresql".to_vec()],
         alpn_required: direct,
@@ -205,23 +248,37 @@ pub fn settings(params: &[(String, String)]) -> Result<PgSsl, String> {
 }
 
 /// Opens a connection as `sslmode` and `sslnegotiation` say. `names`:
-/// the hosts the URL names (the TLS server name of a resolved address,
-/// `tls::server_name`).
+/// the host names the endpoints were found under (`tls::Names`), shared
+/// with the connectors made from this one.
 pub struct PgConnector {
     pub mode: SslMode,
     pub direct: bool,
     pub tls: Option<Arc<Tls>>,
-    pub names: Vec<Addr>,
+    pub names: Arc<Names>,
 }
 
 impl PgConnector {
-    pub fn new(s: &PgSsl, names: Vec<Addr>) -> Self {
+    pub fn new(s: &PgSsl) -> Self {
         PgConnector {
             mode: s.mode,
             direct: s.direct,
             tls: s.tls.clone(),
-            names,
+            names: Arc::default(),
         }
+    }
+
+    /// The connectors of a connection's out-of-band cancel, `[plain, TLS]`
+    /// by how the connection ended up: the same way again, with no
+    /// fallback (`None`: no TLS configured, the service's connector does).
+    pub fn pinned(&self) -> Option<[Arc<dyn Connector>; 2]> {
+        self.tls.as_ref()?;
+        let tls = PgConnector {
+            mode: self.mode.max(SslMode::Require),
+            direct: self.direct,
+            tls: self.tls.clone(),
+            names: self.names.clone(),
+        };
+        Some([plain(), Arc::new(tls)])
     }
 
     /// The connector the handshake retries with when a startup fails the
@@ -306,7 +363,7 @@ impl Connector for PgConnector {
             }
             (Some(t), _, _) => t.clone(),
         };
-        let host = server_name(&addr, &self.names);
+        let host = self.names.server_name(&addr);
         Box::pin(negotiate(self.mode, self.direct, tls, addr, host))
     }
 
@@ -317,6 +374,10 @@ impl Connector for PgConnector {
 
     fn tls_hints(&self) -> Option<&Hints> {
         self.tls.as_ref().map(|t| t.hints())
+    }
+
+    fn learn_name(&self, addr: &Addr, name: Option<&str>) {
+        self.names.learn(addr, name);
     }
 }
 
@@ -348,6 +409,13 @@ mod tests {
         assert!(e(&[("sslnegotiation", "direct")]).contains("require"));
         assert!(e(&[("sslmode", "verify_full")]).contains("sslmode"));
         assert!(e(&[("sslnegotiation", "fast")]).contains("sslnegotiation"));
+        assert!(e(&[("sslcertmode", "require")]).contains("not supported"));
+        assert!(e(&[("sslcertmode", "always")]).contains("sslcertmode"));
+        // revocation lists are read only to verify (as libpq)
+        assert!(s(&[("sslmode", "require"), ("sslcrl", "/nonexistent.crl")]).is_ok());
+        // sslcertmode=disable sends no certificate even if one is given
+        let d = s(&[("sslcertmode", "disable"), ("sslcert", "/nonexistent.crt")]).unwrap();
+        assert_eq!(d.mode, SslMode::Prefer);
         assert!(e(&[
             ("sslmode", "require"),
             ("sslrootcert", "/nonexistent/ca.pem")

@@ -118,7 +118,8 @@ pub fn parse(url: &str) -> Result<PgUrl, String> {
             "port" => query_ports = Some(v),
             _ => {
                 return Err(bad(format!(
-                    "unknown parameter {k:?} (known: application_name, connect_timeout, target_session_attrs, load_balance_hosts, sslmode, sslrootcert, sslcert, sslkey, sslnegotiation, user, password, dbname, host, port)"
+                    "unknown parameter {k:?} (known: application_name, connect_timeout, target_session_attrs, load_balance_hosts, {}, user, password, dbname, host, port)",
+                    super::pg_tls::NAMES.join(", ")
                 )))
             }
         }

@@ -1,29 +1,38 @@
 //! Redis TLS options, named as in redis-py: `rediss://` (or `ssl=True`),
-//! `ssl_ca_certs`, `ssl_ca_data`, `ssl_certfile`, `ssl_keyfile`,
+//! `ssl_ca_certs`, `ssl_ca_path` (a directory), `ssl_ca_data` (all three
+//! load together, as in redis-py), `ssl_certfile`, `ssl_keyfile`,
+//! `ssl_password` (of an encrypted PKCS#8 key),
 //! `ssl_cert_reqs` (`none` | `optional` | `required`; `optional` verifies,
 //! as Python's `ssl` does on the client side), `ssl_check_hostname`,
-//! `ssl_min_version` (`TLSv1_2` | `TLSv1_3`). They come as URL query
-//! parameters and as keyword arguments (which win); this turns them into
-//! the kernel's `TlsOptions`.
+//! `ssl_min_version` (`TLSv1_2` | `TLSv1_3`), `ssl_ciphers` (a `:` list of
+//! TLS 1.2 suites by OpenSSL or IANA name; `tls12_suites`). They come as
+//! URL query parameters and as keyword arguments (which win); this turns
+//! them into the kernel's `TlsOptions`.
 
 use std::path::PathBuf;
 
 use crate::kernel::tls::{Hints, Roots, TlsOptions, Verify};
 
 /// The redis-py names this accepts (as URL parameters too).
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 11] = [
     "ssl",
     "ssl_ca_certs",
+    "ssl_ca_path",
     "ssl_ca_data",
     "ssl_certfile",
     "ssl_keyfile",
+    "ssl_password",
+    "ssl_ciphers",
     "ssl_cert_reqs",
     "ssl_check_hostname",
     "ssl_min_version",
 ];
 
 pub const HINTS: Hints = Hints {
-    ca: "ssl_ca_certs (or ssl_ca_data)",
+    ca: "ssl_ca_certs (or ssl_ca_path, ssl_ca_data)",
+    ca_dir: "ssl_ca_path",
+    crl: "a revocation list",
+    key_password: "ssl_password",
     no_verify: "ssl_cert_reqs='none'",
     no_hostname: "ssl_check_hostname=False",
     client_cert: "ssl_certfile / ssl_keyfile",
@@ -87,15 +96,14 @@ pub fn options(tls: bool, params: &[(String, String)]) -> Result<Option<TlsOptio
         (true, true) => Verify::Full,
         (true, false) => Verify::Chain,
     };
-    let roots = match (get("ssl_ca_certs"), get("ssl_ca_data")) {
-        (Some(_), Some(_)) => {
-            return Err(
-                "give either ssl_ca_certs (a file) or ssl_ca_data (PEM text), not both".into(),
-            )
-        }
-        (Some(f), None) => Roots::File(PathBuf::from(f)),
-        (None, Some(pem)) => Roots::Pem(pem.to_string()),
-        (None, None) => Roots::System,
+    let mut given = Vec::new();
+    given.extend(get("ssl_ca_certs").map(|f| Roots::File(PathBuf::from(f))));
+    given.extend(get("ssl_ca_path").map(|d| Roots::Dir(PathBuf::from(d))));
+    given.extend(get("ssl_ca_data").map(|pem| Roots::Pem(pem.to_string())));
+    let roots = match given.len() {
+        0 => Roots::System,
+        1 => given.remove(0),
+        _ => Roots::Many(given),
     };
     let client_cert = match (get("ssl_certfile"), get("ssl_keyfile")) {
         (Some(c), k) => Some((PathBuf::from(c), PathBuf::from(k.unwrap_or(c)))),
@@ -125,11 +133,47 @@ pub fn options(tls: bool, params: &[(String, String)]) -> Result<Option<TlsOptio
         verify,
         roots,
         client_cert,
+        key_password: get("ssl_password").map(str::to_string),
+        crls: Vec::new(),
+        tls12_suites: get("ssl_ciphers").map(tls12_suites).transpose()?,
         tls13_only,
         alpn: Vec::new(),
         alpn_required: false,
         hints: HINTS,
     }))
+}
+
+/// OpenSSL's names of the TLS 1.2 suites rustls has, with their IANA names.
+const SUITES: [(&str, &str); 6] = [
+    ("ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
+    ("ECDHE-ECDSA-AES256-GCM-SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
+    ("ECDHE-ECDSA-CHACHA20-POLY1305", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+    ("ECDHE-RSA-AES128-GCM-SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+    ("ECDHE-RSA-AES256-GCM-SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+    ("ECDHE-RSA-CHACHA20-POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+];
+
+/// `ssl_ciphers`: a `:`-separated list of suites, each by OpenSSL or IANA
+/// name. OpenSSL's cipher-string language (`HIGH`, `!aNULL`, `@STRENGTH`)
+/// is not interpreted: a list that uses it is refused, naming the word.
+fn tls12_suites(list: &str) -> Result<Vec<&'static str>, String> {
+    let mut out = Vec::new();
+    for word in list.split([':', ',', ' ']).filter(|w| !w.is_empty()) {
+        let Some((_, iana)) = SUITES.iter().find(|(o, i)| *o == word || *i == word) else {
+            return Err(format!(
+                "ssl_ciphers: {word:?} is not supported: iokernel's TLS (rustls) takes a \
+                 ':'-separated list of these TLS 1.2 suites (OpenSSL names): {}; OpenSSL \
+                 cipher-string words (HIGH, !aNULL, DEFAULT ...) and other suites are not \
+                 supported (TLS 1.3's suites are always on, as with Python's ssl)",
+                SUITES.map(|(o, _)| o).join(":")
+            ));
+        };
+        out.push(*iana);
+    }
+    if out.is_empty() {
+        return Err("ssl_ciphers is empty: give at least one cipher suite".into());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -178,6 +222,27 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(o.verify, Verify::Full);
+        let o = options(
+            true,
+            &p(&[
+                ("ssl_ca_certs", "/a.pem"),
+                ("ssl_ca_path", "/cas"),
+                ("ssl_ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256:TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+            ]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            o.roots,
+            Roots::Many(vec![Roots::File("/a.pem".into()), Roots::Dir("/cas".into())])
+        );
+        assert_eq!(
+            o.tls12_suites.unwrap(),
+            [
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
+            ]
+        );
     }
 
     #[test]
@@ -192,5 +257,7 @@ mod tests {
         assert!(e(&[("ssl_min_version", "TLSv1_1")], true).contains("1.2"));
         assert!(e(&[("ssl_cert_reqs", "maybe")], true).contains("ssl_cert_reqs"));
         assert!(e(&[("ssl_keyfile", "/k")], true).contains("ssl_certfile"));
+        assert!(e(&[("ssl_ciphers", "HIGH:!aNULL")], true).contains("\"HIGH\""));
+        assert!(e(&[("ssl_ciphers", "AES128-SHA")], true).contains("ECDHE-RSA-AES128-GCM"));
     }
 }

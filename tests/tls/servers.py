@@ -1,6 +1,7 @@
 """Servers for the TLS tests and benchmarks: redis-server with a TLS port,
 PostgreSQL with ssl=on (certuser: client-certificate authentication only;
-tlsonly: TLS only), and a fake peer that misbehaves during the handshake."""
+tlsonly: TLS only; plainonly: plain text only), and a fake peer that
+misbehaves during the handshake."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from tests.tls.certs import CLIENT_USER, Certs, Pair
 
 TLS_ONLY_USER = "tlsonly"
 TLS_ONLY_PASSWORD = "tlsonly-pw"
+PLAIN_ONLY_USER = "plainonly"
+PLAIN_ONLY_PASSWORD = "plainonly-pw"
 
 
 class RedisTlsServer(RedisServer):
@@ -40,18 +43,21 @@ class RedisTlsServer(RedisServer):
 
 class PgTlsServer(PostgresServer):
     """PostgreSQL with ssl=on; certuser logs in by client certificate only,
-    tlsonly only over TLS."""
+    tlsonly only over TLS, plainonly only in plain text. `extra`: more
+    postgresql.conf lines (e.g. ciphers no client shares)."""
 
-    def __init__(self, certs: Certs, pair: Pair) -> None:
+    def __init__(self, certs: Certs, pair: Pair, extra: tuple[str, ...] = ()) -> None:
         super().__init__(extra_config=[
             "ssl = on",
             "ssl_cert_file = 'server.crt'",
             "ssl_key_file = 'server.key'",
             "ssl_ca_file = 'root.crt'",
+            *extra,
         ])
         self.certs = certs
         self.pair = pair
         self.users[TLS_ONLY_USER] = TLS_ONLY_PASSWORD
+        self.users[PLAIN_ONLY_USER] = PLAIN_ONLY_PASSWORD
         self.users[CLIENT_USER] = ""
 
     def _hba(self) -> str:
@@ -60,6 +66,7 @@ class PgTlsServer(PostgresServer):
             f"hostssl all      {CLIENT_USER}   127.0.0.1/32  cert",
             f"hostssl all      {TLS_ONLY_USER} 127.0.0.1/32  scram-sha-256",
             f"host    all      {TLS_ONLY_USER} 127.0.0.1/32  reject",
+            f"hostssl all      {PLAIN_ONLY_USER} 127.0.0.1/32  reject",
             f"host    all      {CLIENT_USER}   127.0.0.1/32  reject",
             "host    all      all        127.0.0.1/32  scram-sha-256",
             "",
@@ -70,7 +77,8 @@ class PgTlsServer(PostgresServer):
             *super()._setup_sql(),
             f"CREATE ROLE {CLIENT_USER} LOGIN;",
             f"CREATE ROLE {TLS_ONLY_USER} LOGIN PASSWORD {_sql_literal(TLS_ONLY_PASSWORD)};",
-            f"GRANT ALL ON DATABASE app TO {CLIENT_USER}, {TLS_ONLY_USER};",
+            f"CREATE ROLE {PLAIN_ONLY_USER} LOGIN PASSWORD {_sql_literal(PLAIN_ONLY_PASSWORD)};",
+            f"GRANT ALL ON DATABASE app TO {CLIENT_USER}, {TLS_ONLY_USER}, {PLAIN_ONLY_USER};",
         ]
 
     def _prepare(self) -> None:

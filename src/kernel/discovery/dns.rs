@@ -107,7 +107,7 @@ async fn resolve_host(
     let (ips, until) = lookup_ips(r, host).await?;
     let eps = ips
         .into_iter()
-        .map(|ip| endpoint(ip, port, origin, 1))
+        .map(|ip| endpoint(ip, port, origin, host, 1))
         .collect();
     Ok((eps, until))
 }
@@ -132,16 +132,18 @@ async fn resolve_srv(r: &TokioResolver, name: &str) -> Result<(Vec<Endpoint>, In
             .map_err(|e| format!("SRV target {target}: {e}"))?;
         until = until.min(u);
         for ip in ips {
-            eps.push(endpoint(ip, s.port(), &origin, s.weight().max(1) as u32));
+            eps.push(endpoint(ip, s.port(), &origin, target, s.weight().max(1) as u32));
         }
     }
     Ok((eps, until))
 }
 
-fn endpoint(ip: IpAddr, port: u16, origin: &str, weight: u32) -> Endpoint {
+/// An address resolved from `name` (TLS verifies the server as `name`).
+fn endpoint(ip: IpAddr, port: u16, origin: &str, name: &str, weight: u32) -> Endpoint {
     Endpoint {
         addr: Addr::Tcp(ip.to_string(), port),
         origin: origin.to_string(),
+        tls_name: Some(name.to_string()),
         role: crate::kernel::endpoint::Role::Unknown,
         weight,
     }

@@ -95,6 +95,7 @@ fn load(path: &Path, origin: &str) -> Result<Vec<Endpoint>, String> {
         .map(|(addr, weight)| Endpoint {
             addr,
             origin: origin.to_string(),
+            tls_name: None,
             role: Role::Unknown,
             weight,
         })

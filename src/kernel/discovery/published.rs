@@ -35,6 +35,7 @@ pub fn publish(name: &str, set: Vec<(Addr, u32)>) {
         .map(|(addr, weight)| Endpoint {
             addr,
             origin: origin.clone(),
+            tls_name: None,
             role: crate::kernel::endpoint::Role::Unknown,
             weight,
         })

@@ -49,6 +49,10 @@ impl<P: Protocol> Core<P> {
     }
 
     fn apply(self: &Rc<Self>, change: Change) {
+        if let Change::Insert(ep) = &change {
+            // Before any connection to it opens: the name TLS verifies.
+            self.connector.learn_name(&ep.addr, ep.tls_name.as_deref());
+        }
         let mut st = self.st.borrow_mut();
         let applied = st.endpoints.apply(change, |ep| Pool {
             health: self.addr_metrics(&ep.addr).health,

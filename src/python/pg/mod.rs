@@ -166,7 +166,8 @@ impl PgService {
             .filter_map(|(var, name)| std::env::var(var).ok().map(|v| (name.to_string(), v)));
         let params: Vec<_> = env.chain(u.ssl.iter().cloned()).chain(ssl).collect();
         let tls = pg_tls::settings(&params).map_err(PyValueError::new_err)?;
-        let connector = PgConnector::new(&tls, u.addrs.clone());
+        let connector = PgConnector::new(&tls);
+        let cancel_via = connector.pinned();
         let retry = connector
             .retry()
             .map(|c| (c, tls.mode == pg_tls::SslMode::Prefer));
@@ -209,7 +210,11 @@ impl PgService {
             attrs: u.attrs,
         };
         Ok(PgService {
-            s: Service::open(py, Postgres { opts, retry }, cfg)?,
+            s: Service::open(py, Postgres {
+                    opts,
+                    retry,
+                    cancel_via,
+                }, cfg)?,
             types: Arc::new(TypeCache::new(statement_cache_size.max(1) * 4)),
             unknown: py
                 .import("iokernel._native")?

@@ -105,7 +105,7 @@ impl RedisService {
                 }
                 Some(o) => std::sync::Arc::new(TlsConnector {
                     tls: Tls::new(o).map_err(PyValueError::new_err)?,
-                    names: u.addrs.clone(),
+                    names: Default::default(),
                 }),
             };
         let connect_timeout = seconds("connect_timeout", connect_timeout)?;
