@@ -22,13 +22,16 @@ Benchmarks, not tests: nothing here asserts on timings.
 Usage:
     python bench/tls_bench.py            # about 2 minutes on 2 cores
     python bench/tls_bench.py --quick    # about 30 s
-Writes bench/results/tls.md (quick: tls-quick.md) and prints it.
+Writes bench/results/tls.md (quick: tls-quick.md) with the load average
+before and after the run, prints it, and plots docs/img/bench-tls.png
+(quick: bench/results/tls-quick.png).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -39,8 +42,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (str(HERE), str(ROOT)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import harness
 
 from tests.tls.certs import Certs, make_certs
 from tests.tls.servers import PgTlsServer, RedisTlsServer
@@ -85,6 +91,7 @@ async def redis_client(name: str, srv: RedisTlsServer, certs: Certs,
         pool = ra.BlockingConnectionPool(
             host="127.0.0.1", port=srv.tls_port, max_connections=TASKS, client_name=tag,
             connection_class=ra.SSLConnection, ssl_ca_certs=certs.ca,
+            timeout=60, socket_connect_timeout=30,  # generous: the machine is shared
         )
         r = ra.Redis(connection_pool=pool)
 
@@ -196,10 +203,17 @@ async def reconnects(srv: RedisTlsServer, pgs: PgTlsServer, certs: Certs,
 
 
 # ------------------------------------------------------------ report
-def report(tp: dict[str, Any], rc: dict[str, Any], args: argparse.Namespace) -> str:
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def report(tp: dict[str, Any], rc: dict[str, Any], args: argparse.Namespace,
+           loads: tuple[str, str]) -> str:
     lines = [
         f"TLS benchmark ({'quick' if args.quick else 'full'}), {args.reps} interleaved "
         f"repetitions, medians. {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"Load average (1/5/15 min) before: {loads[0]}, after: {loads[1]} "
+        f"({os.cpu_count()} CPUs, shared).",
         "",
         "| case | client | ops/s | iokernel / client |",
         "|---|---|---:|---:|",
@@ -228,7 +242,43 @@ def report(tp: dict[str, Any], rc: dict[str, Any], args: argparse.Namespace) -> 
     return "\n".join(lines) + "\n"
 
 
-async def main_async(args: argparse.Namespace) -> str:
+def plot(tp: dict[str, Any], rc: dict[str, Any], path: Path, title: str) -> None:
+    """Left: throughput per client (Redis and PostgreSQL over TLS, log
+    scale, with iokernel's ratio); right: reconnect wall time and CPU."""
+    colors = {"iokernel": "tab:blue", "redis-py": "tab:orange", "glide": "tab:green",
+              "iokernel-plain": "lightsteelblue", "asyncpg": "tab:red"}
+    fig, (ax, ax2) = harness.figure([2.2, 1], (13, 5))
+    keys = list(tp)
+    vals = [tp[k] for k in keys]
+    for i, k in enumerate(keys):
+        row, name = k.split("|")
+        base = tp.get(f"{row}|iokernel", tp[k])
+        ax.bar(i, tp[k], color=colors.get(name, "gray"))
+        ax.annotate(f"{tp[k]:,.0f}\n{base / tp[k]:.2f}x", (i, tp[k]), ha="center",
+                    va="bottom", fontsize=7)
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels([k.replace("|", "\n").replace(", 50 tasks", "")
+                        .replace("iokernel-plain", "iokernel\n(plain text)") for k in keys],
+                       fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylim(min(vals) / 3, max(vals) * 4)
+    ax.set_ylabel("ops/s (median), 50 asyncio tasks")
+    ax.set_title(f"GET / SELECT over TLS: iokernel / peer ratio on each bar\n{title}",
+                 fontsize=9)
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    names = ["full (new service)", "plain (new service)", "resumed (lease)", "plain (lease)"]
+    x = range(len(names))
+    ax2.bar([i - 0.2 for i in x], [rc[n][0] * 1e3 for n in names], 0.4, label="wall ms")
+    ax2.bar([i + 0.2 for i in x], [rc[n][1] * 1e3 for n in names], 0.4, label="CPU ms")
+    ax2.set_xticks(list(x))
+    ax2.set_xticklabels([n.replace(" (", "\n(") for n in names], fontsize=7)
+    ax2.set_title("Redis reconnect (connect + HELLO + PING), median", fontsize=9)
+    ax2.legend(fontsize=8)
+    ax2.grid(True, axis="y", alpha=0.3)
+    harness.save_figure(fig, path)
+
+
+async def main_async(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     certs = make_certs(Path(tempfile.mkdtemp(prefix="iok-tlsbench-")) / "certs")
     Path(certs.dir).parent.chmod(0o755)
     scale = 0.2 if args.quick else 1.0
@@ -250,7 +300,7 @@ async def main_async(args: argparse.Namespace) -> str:
         }
         tp = await throughput(rows, args.reps)
         rc = await reconnects(srv, pgs, certs, int(200 * scale))
-    return report(tp, rc, args)
+    return tp, rc
 
 
 def main() -> None:
@@ -260,11 +310,16 @@ def main() -> None:
     args = ap.parse_args()
     if args.reps is None:
         args.reps = 2 if args.quick else 5
-    text = asyncio.run(main_async(args))
+    before = load()
+    tp, rc = asyncio.run(main_async(args))
+    text = report(tp, rc, args, (before, load()))
     out = HERE / "results" / ("tls-quick.md" if args.quick else "tls.md")
     out.parent.mkdir(exist_ok=True)
     out.write_text(text)
+    png = HERE / "results" / "tls-quick.png" if args.quick else ROOT / "docs/img/bench-tls.png"
+    plot(tp, rc, png, text.splitlines()[0] + "; load " + before)
     print(text)
+    print(f"plot: {harness.rel(png)}")
 
 
 if __name__ == "__main__":

@@ -114,8 +114,10 @@ def cancel_works(db: pg.Client) -> None:
     """A query past its timeout is cancelled on the server by the kernel:
     the next query on the one connection is answered (it would otherwise
     wait behind a 120 s sleep, past its own 60 s timeout)."""
+    sleep = "SELECT pg_sleep($1)"
+    db.fetchval(sleep, 0.0, timeout=30.0)  # its types learned: the next one is only run
     with pytest.raises(iokernel.TimeoutError):
-        db.fetchval("SELECT pg_sleep(120)")
+        db.fetchval(sleep, 120.0)
     assert db.fetchval("SELECT 2", timeout=60.0) == 2
 
 
@@ -126,9 +128,10 @@ def handshakes(db: pg.Client) -> int:
 def test_cancel_over_tls_after_allow_moved_to_tls(pg_tls: PgTlsServer) -> None:
     # tlsonly is refused in plain text: allow retries with TLS
     db = pg.Client(pg_tls.dsn(user=TLS_ONLY_USER, sslmode="allow", application_name="c-allow"),
-                   timeout=0.5, connections=1)
+                   timeout=2.0, connections=1)
     try:
-        assert db.fetchval(IS_TLS) is True
+        db.wait_ready(30)  # the 2 s timeout is for the sleep, not the connect
+        assert db.fetchval(IS_TLS, timeout=30.0) is True
         before = handshakes(db)
         cancel_works(db)
         assert handshakes(db) == before + 1, "the cancel did not go over TLS"
@@ -139,9 +142,10 @@ def test_cancel_over_tls_after_allow_moved_to_tls(pg_tls: PgTlsServer) -> None:
 def test_cancel_in_plain_text_after_prefer_fell_back(pg_tls: PgTlsServer) -> None:
     # plainonly is refused over TLS: prefer retries in plain text
     db = pg.Client(pg_tls.dsn(user=PLAIN_ONLY_USER, sslmode="prefer",
-                              application_name="c-prefer"), timeout=0.5, connections=1)
+                              application_name="c-prefer"), timeout=2.0, connections=1)
     try:
-        assert db.fetchval(IS_TLS) is False
+        db.wait_ready(30)  # the 2 s timeout is for the sleep, not the connect
+        assert db.fetchval(IS_TLS, timeout=30.0) is False
         before = handshakes(db)
         cancel_works(db)
         assert handshakes(db) == before, "the cancel went over TLS"
@@ -153,9 +157,10 @@ def test_cancel_in_plain_text_after_the_handshake_failed(no_shared_cipher: PgTls
     srv = no_shared_cipher
     with Recorder(srv) as r:
         db = pg.Client(dsn_via(r, srv, sslmode="prefer", application_name="c-hs"),
-                       timeout=0.5, connections=1)
+                       timeout=2.0, connections=1)
         try:
-            assert db.fetchval(IS_TLS) is False
+            db.wait_ready(30)  # the 2 s timeout is for the sleep, not the connect
+            assert db.fetchval(IS_TLS, timeout=30.0) is False
             assert r.kinds() == ["ssl", "startup"], r.kinds()
             cancel_works(db)
             # the cancel's own connection: the CancelRequest at once, with no
