@@ -90,6 +90,8 @@ impl Known {
         let ep = |addr: &Addr, role| Endpoint {
             addr: addr.clone(),
             origin: origin.clone(),
+            // as Sentinel gives it: an IP is checked against IP SANs
+            tls_name: None,
             role,
             weight: 1,
         };
