@@ -163,27 +163,33 @@ async def test_copy_inside_a_transaction_rolls_back(db: Driver, wide: str,
 
 
 def test_copy_does_not_hold_up_shared_queries(pg_dsn: str, wide: str) -> None:
-    """A COPY whose source is slow: queries on the shared connections go on."""
+    """A COPY whose source stalls mid-way (until the test lets it go on):
+    queries on the shared connection are answered meanwhile. Had they
+    waited for the COPY, they would time out (the source holds for 60 s)."""
     import threading
-    import time
 
     db = pg.Client(pg_dsn, connections=1)
-    started = threading.Event()
+    started, go_on = threading.Event(), threading.Event()
 
-    def slow() -> Iterator[bytes]:
-        for i in range(5):
-            started.set()
-            time.sleep(0.2)
+    def stalling() -> Iterator[bytes]:
+        yield b"0\tx\n"
+        started.set()
+        go_on.wait(60)
+        for i in range(1, 5):
             yield f"{i}\tx\n".encode()
 
-    th = threading.Thread(target=lambda: db.copy_to_table(wide, source=slow(), columns=["i", "t"]))
+    th = threading.Thread(
+        target=lambda: db.copy_to_table(wide, source=stalling(), columns=["i", "t"]))
     th.start()
-    started.wait(10)
-    t0 = time.monotonic()
-    for _ in range(20):
-        assert db.fetchval("SELECT 1") == 1
-    assert time.monotonic() - t0 < 0.9, "shared queries waited for the COPY"
-    th.join()
+    try:
+        assert started.wait(30), "the COPY did not start"
+        for _ in range(20):
+            assert db.fetchval("SELECT 1", timeout=20) == 1
+        assert th.is_alive(), "the COPY is still under way while the queries were answered"
+    finally:
+        go_on.set()
+        th.join(60)
+    assert db.fetchval(f"SELECT count(*) FROM {wide}") == 5
     db.close()
 
 
