@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any
 
 __version__: str
+ENCODING_ERRORS: tuple[str, ...]
 
 def shutdown(wait: float = 1.0) -> bool: ...
 def generation() -> int: ...
@@ -53,7 +54,7 @@ class ClientCore:
     methods are declared by the Python mixin (_redis_commands.Commands)."""
 
     _svc: Any
-    _decode: bool
+    _decode: int
     _timeout: float | None
     _conn: int | None
     def __new__(cls, *args: Any, **kwargs: Any) -> ClientCore: ...
@@ -120,7 +121,7 @@ class RedisService:
     def call(
         self,
         args: tuple[Any, ...],
-        decode: bool = False,
+        decode: int = 0,
         timeout: float | None = None,
         conn: int | None = None,
         idempotent: bool = False,
@@ -128,7 +129,7 @@ class RedisService:
     def call_many(
         self,
         cmds: list[tuple[Any, ...]],
-        decode: bool = False,
+        decode: int = 0,
         timeout: float | None = None,
         conn: int | None = None,
     ) -> list[Any]: ...
@@ -138,7 +139,7 @@ class RedisService:
         fut: Any,
         args: tuple[Any, ...],
         post: Callable[[Any], Any] | None = None,
-        decode: bool = False,
+        decode: int = 0,
         timeout: float | None = None,
         conn: int | None = None,
         idempotent: bool = False,
@@ -147,7 +148,7 @@ class RedisService:
         self,
         args: tuple[Any, ...],
         post: Callable[[Any], Any] | None = None,
-        decode: bool = False,
+        decode: int = 0,
         timeout: float | None = None,
         conn: int | None = None,
     ) -> Any: ...
@@ -157,7 +158,7 @@ class RedisService:
         fut: Any,
         cmds: list[tuple[Any, ...]],
         post: Callable[[Any], Any] | None = None,
-        decode: bool = False,
+        decode: int = 0,
         timeout: float | None = None,
         conn: int | None = None,
     ) -> Any: ...

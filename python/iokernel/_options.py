@@ -22,9 +22,10 @@ from __future__ import annotations
 import codecs
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["MAX_COUNT", "MAX_SECONDS", "count", "flag", "name_text", "seconds", "seconds_or_none", "utf8_only"]
+__all__ = ["MAX_COUNT", "MAX_SECONDS", "count", "flag", "name_text", "seconds", "seconds_or_none", "text_mode"]
 
 #: Longest finite duration accepted (a year); longer means "no limit": None.
 MAX_SECONDS = 365 * 24 * 3600.0
@@ -104,15 +105,17 @@ def text_or_none(name: str, value: Any, *, none: str) -> str | None:
     raise TypeError(f"{name} must be None ({none}) or a str, not {type(value).__name__}")
 
 
-def utf8_only(encoding: Any, errors: Any) -> None:
-    """redis-py's ``encoding``/``encoding_errors``: only UTF-8, strict, for now."""
+def text_mode(decode: bool, encoding: Any, errors: Any, handlers: Sequence[str]) -> int:
+    """redis-py's ``decode_responses``/``encoding``/``encoding_errors`` as one
+    number for the native conversion: bit 0 ``decode``, the bits above it
+    the index of ``errors`` in ``handlers`` (the codec error handlers it
+    knows). UTF-8 is the only encoding."""
     try:
         name = codecs.lookup(encoding).name if isinstance(encoding, str) else None
     except LookupError:
         name = None
     if name != "utf-8":
         raise ValueError(f"encoding={encoding!r}: iokernel encodes and decodes UTF-8 only")
-    if errors != "strict":
-        raise ValueError(
-            f"encoding_errors={errors!r}: iokernel supports only 'strict' for now"
-        )
+    if not isinstance(errors, str) or errors not in handlers:
+        raise _bad(ValueError, "encoding_errors", errors, "one of " + ", ".join(map(repr, handlers)))
+    return handlers.index(errors) << 1 | int(decode)

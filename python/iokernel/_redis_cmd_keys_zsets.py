@@ -76,13 +76,9 @@ class KeysZsetsMoreCommands(Caller):
         return self._call((b"COPY", *pieces), bool)
 
     def dump(self, name: Key) -> Any:
-        """The serialized value (always bytes, even with decode_responses:
-        the clients fetch it undecoded; a decoding pipeline cannot, and
-        raises UnicodeDecodeError for it), None if the key is missing."""
-        undecoded = getattr(self, "_call_undecoded", None)
-        if undecoded is not None:
-            return undecoded((b"DUMP", name))
-        return self._call((b"DUMP", name), _raw)
+        """The serialized value (always bytes, even with decode_responses,
+        in pipelines too), None if the key is missing."""
+        return self._call_undecoded((b"DUMP", name))
 
     def restore(
         self, name: Key, ttl: float, value: bytes, replace: bool = False, absttl: bool = False,
@@ -281,9 +277,4 @@ def _limit(start: int | None, num: int | None) -> list[Any]:
     if (start is None) != (num is None):
         raise DataError("``start`` and ``num`` must both be specified")
     return [] if start is None else [b"LIMIT", start, num]
-
-
-def _raw(reply: Any) -> Any:
-    """DUMP payloads are binary: give bytes even under decode_responses."""
-    return reply.encode("utf-8", "surrogateescape") if isinstance(reply, str) else reply
 

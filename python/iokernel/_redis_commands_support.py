@@ -37,10 +37,21 @@ _STRINGLIKE = (bytes, str, bytearray, memoryview)
 
 class Caller:
     """What every command mixin relies on: the client, asyncio client or
-    pipeline that mixes it in implements ``_call`` (see _redis_commands)."""
+    pipeline that mixes it in implements ``_call`` and ``_call_undecoded``
+    (see _redis_commands)."""
 
     def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
         raise NotImplementedError
+
+    def _call_undecoded(self, args: tuple[Any, ...]) -> Any:
+        """As ``_call``, the reply's strings as bytes whatever
+        ``decode_responses`` says (DUMP: binary payloads)."""
+        raise NotImplementedError
+
+    def _own_connection(self) -> bool:
+        """Whether commands run on a connection of the caller's own
+        (``dedicated()``, a pipeline after ``watch()``), not the shared one."""
+        return getattr(self, "_conn", None) is not None
 
 
 # -- arguments --------------------------------------------------------------
@@ -251,14 +262,33 @@ def score_pairs(cast: Callable[[Any], Any] = float) -> Callable[[Any], list[tupl
             pairs = list(zip(it, it))
         if cast is float:
             return [(m, float(s)) for m, s in pairs]
-        return [(m, cast(resp2_score(s, m))) for m, s in pairs]
+        safe = _safe_cast(cast)
+        return [(m, safe(resp2_score(s, m))) for m, s in pairs]
 
     return post
 
 
+def _safe_cast(cast: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """As redis-py 8: a cast that refuses the score as spelt (``int`` of
+    ``b"1.5"``) is given ``float(score)`` instead."""
+
+    def safe(score: Any) -> Any:
+        try:
+            return cast(score)
+        except (ValueError, TypeError):
+            return cast(float(score))
+
+    return safe
+
+
 def rank_with_score(cast: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """ZRANK ... WITHSCORE: ``[rank, score]`` or None."""
-    return lambda r: None if r is None else [r[0], cast(float(r[1]))]
+    """ZRANK ... WITHSCORE: ``[rank, score]`` or None. A ``cast`` other than
+    float gets the score as RESP2 spells it, as in redis-py: as sent over
+    RESP2, bytes over RESP3 (redis-py re-encodes it so, whatever decoding)."""
+    if cast is float:
+        return lambda r: None if r is None else [r[0], float(r[1])]
+    safe = _safe_cast(cast)
+    return lambda r: None if r is None else [r[0], safe(resp2_score(r[1], b""))]
 
 
 def bzpop(reply: Any) -> tuple[Any, Any, float] | None:

@@ -6,10 +6,13 @@ A pipeline that was told ``watch(...)`` holds a connection of its own (a
 lease, as ``dedicated()``) until ``execute()`` or ``reset()``: its commands
 run at once there (reads to decide what to write) until ``multi()``, after
 which they queue for MULTI/EXEC on that same connection, as in redis-py.
+The lease (``Lease``) also goes back when a pipeline is dropped without
+either (an exception in user code, a forgotten ``await reset()``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 from typing import Any
 
@@ -90,15 +93,45 @@ class PipelineError(Error):
     """Misuse of a pipeline's WATCH/MULTI (redis-py raises ``RedisError``)."""
 
 
+class Lease:
+    """A dedicated connection of a pipeline's own, given back exactly once:
+    by ``release()``, or when the last reference to it goes (the pipeline
+    was dropped, or garbage-collected, without ``execute()``/``reset()``).
+    Closing the connection ends its WATCH on the server too."""
+
+    __slots__ = ("_svc", "conn")
+
+    def __init__(self, svc: Any, conn: int) -> None:
+        self._svc: Any = svc  # the service it came from (even if the client closes)
+        self.conn = conn
+
+    def release(self) -> None:
+        svc, self._svc = self._svc, None
+        if svc is not None:
+            svc.release(self.conn)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # e.g. at interpreter exit
+            self.release()
+
+
 class WatchState:
     """What a pipeline in WATCH mode holds: the leased connection (bound
     client) and whether ``multi()`` was called."""
 
     def __init__(self) -> None:
         self.bound: Any = None  # the client bound to the leased connection
-        self.conn: int | None = None
+        self.lease: Lease | None = None  # None: the client's own dedicated one
         self.watching = False
         self.multi = False
+
+    @property
+    def conn(self) -> int | None:
+        return None if self.lease is None else self.lease.conn
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
     def check_watch(self) -> None:
         if self.multi:

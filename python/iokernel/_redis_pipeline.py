@@ -1,6 +1,10 @@
 """Pipelines of the Redis clients (``client.pipeline()``): commands queued
 and sent in one write, optionally as MULTI/EXEC, with redis-py's WATCH idiom
 (see ``_PipelineBase``) and error messages.
+
+Binary replies (DUMP) stay bytes under ``decode_responses`` as in redis-py:
+a pipeline holding one fetches every reply undecoded and decodes the others
+itself (``_decoded``), as the native conversion would have.
 """
 
 from __future__ import annotations
@@ -9,11 +13,11 @@ import asyncio
 from collections.abc import Callable, Generator
 from typing import Any
 
-from . import _aio, _options, _shared
+from . import _aio, _native, _options, _shared
 from ._errors import ResponseError, WatchError
 from ._redis_commands import Commands
 from ._redis_commands_support import shared_connection_refusal
-from ._redis_idioms import _BLOCKING, _DEFAULT, WatchState, _checked, annotate
+from ._redis_idioms import _BLOCKING, _DEFAULT, Lease, WatchState, _checked, annotate
 
 Post = Callable[[Any], Any] | None
 
@@ -24,6 +28,21 @@ class _Done:
     def __await__(self) -> Generator[Any, None, None]:
         return
         yield
+
+
+def _decoded(value: Any, errors: str) -> Any:
+    """A reply fetched undecoded, as ``decode_responses`` would have given it."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors)
+    if isinstance(value, list):
+        return [_decoded(v, errors) for v in value]
+    if isinstance(value, tuple):  # a map's pair (its keys unhashable)
+        return tuple(_decoded(v, errors) for v in value)
+    if isinstance(value, dict):
+        return {_decoded(k, errors): _decoded(v, errors) for k, v in value.items()}
+    if isinstance(value, set):
+        return {_decoded(v, errors) for v in value}
+    return value
 
 
 class _PipelineBase(Commands):
@@ -40,6 +59,7 @@ class _PipelineBase(Commands):
         self._transaction = _options.flag("transaction", transaction)
         self._cmds: list[tuple[Any, ...]] = []
         self._posts: list[Post] = []
+        self._undecoded: set[int] = set()  # positions of DUMP & co.
         self._watch = WatchState()
 
     def _call(self, args: tuple[Any, ...], post: Post = None) -> Any:
@@ -50,6 +70,22 @@ class _PipelineBase(Commands):
         self._cmds.append(args)
         self._posts.append(post)
         return self
+
+    def _call_undecoded(self, args: tuple[Any, ...]) -> Any:
+        """Queue a command whose reply is bytes whatever ``decode_responses``
+        says (DUMP; redis-py's NEVER_DECODE)."""
+        if self._watch.immediate:
+            return self._watch.bound._call_undecoded(args)
+        self._undecoded.add(len(self._cmds))
+        return self._call(args)
+
+    def _mode(self, c: Any) -> int:
+        """The text mode to fetch the replies with: the client's, but
+        undecoded if a queued command needs bytes (``_finish`` decodes)."""
+        return int(c._decode & ~1 if self._undecoded else c._decode)
+
+    def _own_connection(self) -> bool:
+        return self._conn_id() is not None
 
     def _conn_id(self) -> int | None:
         return self._watch.conn if self._watch.conn is not None else self._client._conn
@@ -93,15 +129,17 @@ class _PipelineBase(Commands):
     def _clear(self) -> None:
         self._cmds.clear()
         self._posts.clear()
+        self._undecoded.clear()
 
     def _wire(self) -> list[tuple[Any, ...]]:
         if self._transaction:
             return [(b"MULTI",), *self._cmds, (b"EXEC",)]
         return list(self._cmds)
 
-    def _finish(self, raw: list[Any], raise_on_error: bool) -> list[Any]:
-        cmds, posts = self._cmds, self._posts
-        self._cmds, self._posts = [], []  # the pipeline is empty again, whatever happens
+    def _finish(self, raw: list[Any], raise_on_error: bool, c: Any) -> list[Any]:
+        cmds, posts, undecoded = self._cmds, self._posts, self._undecoded
+        # the pipeline is empty again, whatever happens
+        self._cmds, self._posts, self._undecoded = [], [], set()
         if self._transaction:
             queued, result = raw[1:-1], raw[-1]
             for i, q in enumerate(queued):
@@ -112,6 +150,8 @@ class _PipelineBase(Commands):
             if result is None:
                 raise WatchError("Watched variable changed.")
             raw = list(result)
+        errors = _native.ENCODING_ERRORS[c._decode >> 1]
+        redecode = undecoded and c._decode & 1
         out: list[Any] = []
         for i, (value, post) in enumerate(zip(raw, posts)):
             if isinstance(value, ResponseError):
@@ -119,6 +159,8 @@ class _PipelineBase(Commands):
                     raise annotate(value, i, cmds[i])
                 out.append(value)
                 continue
+            if redecode and i not in undecoded:
+                value = _decoded(value, errors)
             out.append(value if post is None else post(value))
         return out
 
@@ -131,11 +173,13 @@ class Pipeline(_PipelineBase):
             if not self._cmds and not (self._watch.watching and self._transaction):
                 return []
             c = self._watch.bound or self._client
-            raw = c._svc.call_many(self._wire(), c._decode, c._timeout, c._conn)
-            return self._finish(raw, raise_on_error)
-        finally:
+            raw = c._svc.call_many(self._wire(), self._mode(c), c._timeout, c._conn)
+            return self._finish(raw, raise_on_error, c)
+        finally:  # empty again whatever happened (redis-py resets too)
             if self._watch.watching:
                 self.reset()
+            else:
+                self._clear()
 
     def watch(self, *names: Any) -> bool:
         """WATCH ``names`` on a connection of this pipeline's own; the
@@ -155,10 +199,10 @@ class Pipeline(_PipelineBase):
     def _lease(self) -> None:
         c = self._client
         if c._conn is not None:
-            self._watch.bound, self._watch.conn = c, None
+            self._watch.bound = c
             return
-        conn = c._svc.lease(c._lease_timeout)
-        self._watch.bound, self._watch.conn = c._bound(conn), conn
+        self._watch.lease = Lease(c._svc, c._svc.lease(c._lease_timeout))
+        self._watch.bound = c._bound(self._watch.lease.conn)
 
     def reset(self) -> None:
         """Empty the queue; after ``watch()``: UNWATCH and give the
@@ -171,8 +215,7 @@ class Pipeline(_PipelineBase):
                 if w.watching:
                     w.bound.execute(b"UNWATCH")
             finally:
-                if w.conn is not None:
-                    self._client._svc.release(w.conn)
+                w.release()
 
     def close(self) -> None:
         """As ``reset()`` (redis-py's name)."""
@@ -196,12 +239,14 @@ class AsyncPipeline(_PipelineBase):
             loop = asyncio.get_running_loop()
             raw = await c._svc.submit_many(
                 _aio.completer(loop), loop.create_future(), self._wire(), None,
-                c._decode, c._timeout, c._conn,
+                self._mode(c), c._timeout, c._conn,
             )
-            return self._finish(raw, raise_on_error)
-        finally:
+            return self._finish(raw, raise_on_error, c)
+        finally:  # empty again whatever happened (redis-py resets too)
             if self._watch.watching:
                 await self.reset()
+            else:
+                self._clear()
 
     async def watch(self, *names: Any) -> bool:
         """As ``Pipeline.watch``."""
@@ -211,8 +256,8 @@ class AsyncPipeline(_PipelineBase):
             if c._conn is not None:
                 self._watch.bound = c
             else:
-                conn = await _shared.lease(c._svc, c._lease_timeout)
-                self._watch.bound, self._watch.conn = c._bound(conn), conn
+                lease = Lease(c._svc, await _shared.lease(c._svc, c._lease_timeout))
+                self._watch.bound, self._watch.lease = c._bound(lease.conn), lease
         self._watch.watching = True
         return bool(await self._watch.bound.execute(b"WATCH", *names))
 
@@ -236,8 +281,7 @@ class AsyncPipeline(_PipelineBase):
             if w.watching:
                 await w.bound.execute(b"UNWATCH")
         finally:
-            if w.conn is not None:
-                self._client._svc.release(w.conn)
+            w.release()
 
     async def aclose(self) -> None:
         await self.reset()

@@ -122,8 +122,9 @@ else:
 class _Base(Endpoints, _Core):
     """Options and the native service, shared by both clients.
 
-    ``ClientCore`` (native) holds ``_svc``, ``_decode``, ``_timeout`` and
-    ``_conn`` and implements the hottest commands (GET, SET, HGET, INCR,
+    ``ClientCore`` (native) holds ``_svc``, ``_decode`` (the text mode:
+    ``decode_responses`` and ``encoding_errors`` in one int), ``_timeout``
+    and ``_conn`` and implements the hottest commands (GET, SET, HGET, INCR,
     ...) without a Python frame; for anything but their plain forms it
     calls the method of the same name in ``_redis_commands`` (see
     src/python/redis/fast.rs). ``_fast_async`` tells it which client it is.
@@ -166,8 +167,12 @@ class _Base(Endpoints, _Core):
         connection at once; ``max_queued`` more may wait (0: none may); past
         that calls fail at once with ``OverloadedError``.
         ``encoding``/``encoding_errors``: as redis-py's, for str arguments
-        and decoded replies; iokernel speaks UTF-8 and, for now, only
-        ``"strict"`` (other values raise ``ValueError``).
+        and decoded replies: UTF-8 (another encoding raises ``ValueError``)
+        with one of Python's error handlers ``"strict"`` (bytes that are
+        not UTF-8 raise ``UnicodeDecodeError``), ``"replace"``,
+        ``"ignore"``, ``"backslashreplace"``, ``"surrogateescape"`` or
+        ``"surrogatepass"``; it also applies to str arguments that UTF-8
+        cannot encode (lone surrogates).
         ``health_check_interval``: PING an idle connection this often to
         notice a dead peer (None: never). ``client_name``: sent with
         ``CLIENT SETNAME`` (printable ASCII, no spaces). ``idempotent``:
@@ -213,7 +218,9 @@ class _Base(Endpoints, _Core):
         timeout = _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
         connect_timeout = _options.seconds("connect_timeout", connect_timeout)
         decode_responses = _options.flag("decode_responses", decode_responses)
-        _options.utf8_only(encoding, encoding_errors)
+        mode = _options.text_mode(
+            decode_responses, encoding, encoding_errors, _native.ENCODING_ERRORS
+        )
         self._svc: _native.RedisService = _shared.service(
             _native.RedisService,
             url,
@@ -247,7 +254,7 @@ class _Base(Endpoints, _Core):
             ),
         )
         self._timeout = timeout
-        self._decode = decode_responses
+        self._decode = mode  # the text mode: see _options.text_mode
         self._connect_timeout = connect_timeout
         self._lease_timeout = max(timeout or 0.0, connect_timeout)
         self._conn: int | None = None
@@ -302,7 +309,7 @@ class Client(_Base, SyncIterCommands, DictAccess):
 
     def _call_undecoded(self, args: tuple[Any, ...]) -> Any:
         """Binary replies (DUMP) as bytes whatever ``decode_responses`` says."""
-        return self._svc.call(args, False, self._timeout, self._conn)
+        return self._svc.call(args, self._decode & ~1, self._timeout, self._conn)
 
     def _blocking(self, args: tuple[Any, ...], post: Post, timeout: Any = _DEFAULT) -> Any:
         with self.dedicated() as d:
@@ -396,7 +403,7 @@ class AsyncClient(_Base, AsyncIterCommands):
 
     def _call_undecoded(self, args: tuple[Any, ...]) -> Any:
         """Binary replies (DUMP) as bytes whatever ``decode_responses`` says."""
-        return self._svc.acall(args, None, False, self._timeout, self._conn)
+        return self._svc.acall(args, None, self._decode & ~1, self._timeout, self._conn)
 
     async def _blocking(self, args: tuple[Any, ...], post: Post, timeout: Any = _DEFAULT) -> Any:
         async with self.dedicated() as d:

@@ -84,6 +84,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     m.add_function(wrap_pyfunction!(generation, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "ENCODING_ERRORS",
+        pyo3::types::PyTuple::new(m.py(), redis::ENCODING_ERRORS)?,
+    )?;
     // What PgService.query/submit return for a statement not described yet.
     m.add(
         "UNKNOWN_STATEMENT",

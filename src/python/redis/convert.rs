@@ -4,6 +4,13 @@
 //!
 //! `one` and `many` are the conversions a request carries to whoever picks
 //! its reply up (the blocking caller, or the loop's completer).
+//!
+//! Text follows a client's `mode` (redis-py's `decode_responses` and
+//! `encoding_errors`, UTF-8 being the only encoding): bit 0 says whether
+//! replies' strings become `str`; the bits above it are the index of the
+//! error handler in `ENCODING_ERRORS` (0: strict), used where bytes are not
+//! UTF-8 (replies) or a `str` argument is not encodable (lone surrogates).
+//! Valid text never leaves Rust; only those rare cases call Python's codec.
 
 use bytes::BytesMut;
 use pyo3::exceptions::PyTypeError;
@@ -17,16 +24,35 @@ use crate::protocols::redis::Frames;
 use crate::python::core::conv::{downcast, Conv};
 use crate::python::core::errors::ErrorClass;
 
-/// One command's reply; an error reply raises `ResponseError`. `decode`:
-/// text as str (bytes where it is not UTF-8).
-pub const fn one(decode: bool) -> Conv {
-    Conv::new(one_frame, decode as usize)
+/// The error handlers `encoding_errors` may name, numbered as the Python
+/// side numbers them (`iokernel._native.ENCODING_ERRORS`).
+pub const ENCODING_ERRORS: [&str; 6] = [
+    "strict",
+    "replace",
+    "ignore",
+    "backslashreplace",
+    "surrogateescape",
+    "surrogatepass",
+];
+
+/// The error handler of `mode` (strict for an index past the table).
+fn handler(mode: u8) -> &'static str {
+    ENCODING_ERRORS
+        .get(usize::from(mode >> 1))
+        .copied()
+        .unwrap_or("strict")
+}
+
+/// One command's reply; an error reply raises `ResponseError`. `mode`: see
+/// the module's header.
+pub const fn one(mode: u8) -> Conv {
+    Conv::new(one_frame, mode as usize)
 }
 
 /// A pipeline's replies as a list; error replies are `ResponseError`
 /// instances in place.
-pub const fn many(decode: bool) -> Conv {
-    Conv::new(frame_list, decode as usize)
+pub const fn many(mode: u8) -> Conv {
+    Conv::new(frame_list, mode as usize)
 }
 
 /// What a typed method does to a reply after `one` converted it, done here
@@ -45,14 +71,14 @@ pub enum Post {
 }
 
 /// `one`, then `post`.
-pub const fn posted(decode: bool, post: Post) -> Conv {
-    Conv::new(one_posted, decode as usize | (post as usize) << 1)
+pub const fn posted(mode: u8, post: Post) -> Conv {
+    Conv::new(one_posted, mode as usize | (post as usize) << 8)
 }
 
 fn one_posted(py: Python<'_>, reply: Reply, arg: usize) -> PyResult<Py<PyAny>> {
-    let v = one_frame(py, reply, arg & 1)?;
+    let v = one_frame(py, reply, arg & 0xff)?;
     let b = v.bind(py);
-    Ok(match arg >> 1 {
+    Ok(match arg >> 8 {
         1 if b.is_none() => v,
         1 => {
             let ok = b.is(&*pyo3::types::PyBool::new(py, true))
@@ -74,20 +100,20 @@ fn one_posted(py: Python<'_>, reply: Reply, arg: usize) -> PyResult<Py<PyAny>> {
     })
 }
 
-fn one_frame(py: Python<'_>, reply: Reply, decode: usize) -> PyResult<Py<PyAny>> {
+fn one_frame(py: Python<'_>, reply: Reply, mode: usize) -> PyResult<Py<PyAny>> {
     match *downcast::<Frame>(reply)? {
         Frame::Error(m) | Frame::BulkError(m) => {
             Err(PyErr::from_value(response_error(py, &m)?.into_bound(py)))
         }
-        f => frame_to_py(py, f, decode != 0),
+        f => frame_to_py(py, f, mode as u8),
     }
 }
 
-fn frame_list(py: Python<'_>, reply: Reply, decode: usize) -> PyResult<Py<PyAny>> {
+fn frame_list(py: Python<'_>, reply: Reply, mode: usize) -> PyResult<Py<PyAny>> {
     let fs = downcast::<Frames>(reply)?;
     let mut out = Vec::with_capacity(fs.0.len());
     for f in fs.0 {
-        out.push(frame_to_py(py, f, decode != 0)?);
+        out.push(frame_to_py(py, f, mode as u8)?);
     }
     Ok(PyList::new(py, out)?.into_any().unbind())
 }
@@ -103,11 +129,20 @@ fn data_error(py: Python<'_>, msg: String) -> PyErr {
     }
 }
 
-fn encode_one(a: &Bound<'_, PyAny>, out: &mut BytesMut) -> PyResult<()> {
+fn encode_one(a: &Bound<'_, PyAny>, out: &mut BytesMut, mode: u8) -> PyResult<()> {
     if let Ok(b) = a.cast::<PyBytes>() {
         resp::encode_bulk(b.as_bytes(), out);
     } else if let Ok(s) = a.cast::<PyString>() {
-        resp::encode_bulk(s.to_str()?.as_bytes(), out);
+        match s.to_str() {
+            Ok(t) => resp::encode_bulk(t.as_bytes(), out),
+            // Not encodable (a lone surrogate): as redis-py, str.encode
+            // with the client's error handler (strict raises).
+            Err(e) if mode >> 1 == 0 => return Err(e),
+            Err(_) => {
+                let b = s.call_method1("encode", ("utf-8", handler(mode)))?;
+                resp::encode_bulk(b.cast::<PyBytes>()?.as_bytes(), out);
+            }
+        }
     } else if a.is_instance_of::<pyo3::types::PyBool>() {
         return Err(data_error(
             a.py(),
@@ -136,42 +171,46 @@ fn encode_one(a: &Bound<'_, PyAny>, out: &mut BytesMut) -> PyResult<()> {
     Ok(())
 }
 
-/// Append one command (a tuple of arguments) as a RESP array.
-pub fn encode_command(args: &Bound<'_, PyTuple>, out: &mut BytesMut) -> PyResult<()> {
+/// Append one command (a tuple of arguments) as a RESP array; `mode` as
+/// in the module's header.
+pub fn encode_command(args: &Bound<'_, PyTuple>, out: &mut BytesMut, mode: u8) -> PyResult<()> {
     if args.is_empty() {
         return Err(PyTypeError::new_err("a command needs at least its name"));
     }
     resp::encode_array_header(args.len(), out);
     for a in args.iter() {
-        encode_one(&a, out)?;
+        encode_one(&a, out, mode)?;
     }
     Ok(())
 }
 
-fn text(py: Python<'_>, b: &[u8], decode: bool) -> PyResult<Py<PyAny>> {
-    if decode {
-        match std::str::from_utf8(b) {
-            Ok(s) => Ok(PyString::new(py, s).into_any().unbind()),
-            // As redis-py with decode_responses: bytes that are not UTF-8
-            // raise UnicodeDecodeError (the whole reply fails).
-            Err(e) => Err(PyErr::from_value(
-                pyo3::exceptions::PyUnicodeDecodeError::new_utf8(py, b, e)?.into_any(),
-            )),
-        }
-    } else {
-        Ok(PyBytes::new(py, b).into_any().unbind())
+fn text(py: Python<'_>, b: &[u8], mode: u8) -> PyResult<Py<PyAny>> {
+    if mode & 1 == 0 {
+        return Ok(PyBytes::new(py, b).into_any().unbind());
+    }
+    match std::str::from_utf8(b) {
+        Ok(s) => Ok(PyString::new(py, s).into_any().unbind()),
+        // As redis-py with decode_responses: bytes that are not UTF-8
+        // raise UnicodeDecodeError (the whole reply fails) ...
+        Err(e) if mode >> 1 == 0 => Err(PyErr::from_value(
+            pyo3::exceptions::PyUnicodeDecodeError::new_utf8(py, b, e)?.into_any(),
+        )),
+        // ... unless encoding_errors names another handler: Python's codec.
+        Err(_) => Ok(PyBytes::new(py, b)
+            .call_method1("decode", ("utf-8", handler(mode)))?
+            .unbind()),
     }
 }
 
 /// Convert a reply frame. Error frames become `ResponseError` instances.
-pub fn frame_to_py(py: Python<'_>, f: Frame, decode: bool) -> PyResult<Py<PyAny>> {
+pub fn frame_to_py(py: Python<'_>, f: Frame, mode: u8) -> PyResult<Py<PyAny>> {
     Ok(match f {
-        Frame::Bulk(b) | Frame::Simple(b) => text(py, &b, decode)?,
-        Frame::Verbatim { data, .. } => text(py, &data, decode)?,
+        Frame::Bulk(b) | Frame::Simple(b) => text(py, &b, mode)?,
+        Frame::Verbatim { data, .. } => text(py, &data, mode)?,
         Frame::Integer(i) => i.into_pyobject(py)?.into_any().unbind(),
         Frame::Null => py.None(),
         Frame::Error(b) | Frame::BulkError(b) => response_error(py, &b)?,
-        Frame::Array(v) | Frame::Push(v) => list(py, v, decode)?.into_any().unbind(),
+        Frame::Array(v) | Frame::Push(v) => list(py, v, mode)?.into_any().unbind(),
         Frame::Double(d) => PyFloat::new(py, d).into_any().unbind(),
         Frame::Boolean(b) => pyo3::types::PyBool::new(py, b)
             .to_owned()
@@ -182,7 +221,7 @@ pub fn frame_to_py(py: Python<'_>, f: Frame, decode: bool) -> PyResult<Py<PyAny>
             .call1((String::from_utf8_lossy(&b).as_ref(),))?
             .unbind(),
         Frame::Set(v) => {
-            let items = list(py, v, decode)?;
+            let items = list(py, v, mode)?;
             match PySet::new(py, items.iter()) {
                 Ok(s) => s.into_any().unbind(),
                 Err(_) => items.into_any().unbind(),
@@ -192,7 +231,7 @@ pub fn frame_to_py(py: Python<'_>, f: Frame, decode: bool) -> PyResult<Py<PyAny>
             let d = PyDict::new(py);
             let mut kv = Vec::with_capacity(pairs.len());
             for (k, v) in pairs {
-                kv.push((frame_to_py(py, k, decode)?, frame_to_py(py, v, decode)?));
+                kv.push((frame_to_py(py, k, mode)?, frame_to_py(py, v, mode)?));
             }
             let mut hashable = true;
             for (k, v) in &kv {
@@ -214,10 +253,10 @@ pub fn frame_to_py(py: Python<'_>, f: Frame, decode: bool) -> PyResult<Py<PyAny>
     })
 }
 
-fn list(py: Python<'_>, v: Vec<Frame>, decode: bool) -> PyResult<Bound<'_, PyList>> {
+fn list(py: Python<'_>, v: Vec<Frame>, mode: u8) -> PyResult<Bound<'_, PyList>> {
     let mut items = Vec::with_capacity(v.len());
     for f in v {
-        items.push(frame_to_py(py, f, decode)?);
+        items.push(frame_to_py(py, f, mode)?);
     }
     PyList::new(py, items)
 }

@@ -61,7 +61,8 @@ pub struct Spec {
 pub struct State {
     pub svc: Py<PyAny>,
     pub native: Option<Py<RedisService>>,
-    pub decode: bool,
+    /// Text mode: `decode_responses` and `encoding_errors` (convert.rs).
+    pub decode: u8,
     pub timeout: Option<f64>,
     pub conn: Option<u64>,
 }

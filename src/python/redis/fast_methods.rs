@@ -82,7 +82,7 @@ impl ClientCore {
             st: Mutex::new(State {
                 svc: py.None(),
                 native: None,
-                decode: false,
+                decode: 0,
                 timeout: None,
                 conn: None,
             }),
@@ -104,12 +104,12 @@ impl ClientCore {
     }
 
     #[getter(_decode)]
-    fn get_decode(&self) -> bool {
+    fn get_decode(&self) -> u8 {
         self.lock().decode
     }
 
     #[setter(_decode)]
-    fn set_decode(&self, v: bool) {
+    fn set_decode(&self, v: u8) {
         self.lock().decode = v;
     }
 

@@ -13,6 +13,7 @@ mod fast;
 mod fast_methods;
 mod sentinel;
 
+pub use convert::ENCODING_ERRORS;
 pub use fast::ClientCore;
 
 use bytes::BytesMut;
@@ -57,10 +58,10 @@ fn batch_summary(n: u32) -> Summary {
 }
 
 impl RedisService {
-    fn encode_many(cmds: &Bound<'_, PyList>) -> PyResult<(BytesMut, u32)> {
+    fn encode_many(cmds: &Bound<'_, PyList>, mode: u8) -> PyResult<(BytesMut, u32)> {
         let mut buf = BytesMut::with_capacity(64 * cmds.len());
         for c in cmds.iter() {
-            encode_command(c.cast::<PyTuple>()?, &mut buf)?;
+            encode_command(c.cast::<PyTuple>()?, &mut buf, mode)?;
         }
         Ok((buf, cmds.len() as u32))
     }
@@ -149,18 +150,20 @@ impl RedisService {
     }
 
     /// Run one command and wait for its reply (GIL released while waiting).
-    #[pyo3(signature = (args, decode = false, timeout = None, conn = None, idempotent = false))]
+    /// `decode`: the client's text mode, bit 0 `decode_responses`, above it
+    /// the `encoding_errors` handler's index (see convert.rs).
+    #[pyo3(signature = (args, decode = 0, timeout = None, conn = None, idempotent = false))]
     fn call(
         &self,
         py: Python<'_>,
         args: &Bound<'_, PyTuple>,
-        decode: bool,
+        decode: u8,
         timeout: Option<f64>,
         conn: Option<u64>,
         idempotent: bool,
     ) -> PyResult<Py<PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
-        encode_command(args, &mut buf)?;
+        encode_command(args, &mut buf, decode)?;
         self.s.blocking(
             py,
             buf.freeze(),
@@ -174,16 +177,16 @@ impl RedisService {
 
     /// Run several commands in one write; a list of replies, server errors
     /// as `ResponseError` instances in place.
-    #[pyo3(signature = (cmds, decode = false, timeout = None, conn = None))]
+    #[pyo3(signature = (cmds, decode = 0, timeout = None, conn = None))]
     fn call_many(
         &self,
         py: Python<'_>,
         cmds: &Bound<'_, PyList>,
-        decode: bool,
+        decode: u8,
         timeout: Option<f64>,
         conn: Option<u64>,
     ) -> PyResult<Py<PyAny>> {
-        let (buf, n) = Self::encode_many(cmds)?;
+        let (buf, n) = Self::encode_many(cmds, decode)?;
         if n == 0 {
             return Ok(PyList::empty(py).into_any().unbind());
         }
@@ -200,7 +203,7 @@ impl RedisService {
 
     /// Asyncio form of `call`: `fut` (a future of the running loop) gets
     /// the reply; returns `fut`.
-    #[pyo3(signature = (completer, fut, args, post = None, decode = false, timeout = None, conn = None, idempotent = false))]
+    #[pyo3(signature = (completer, fut, args, post = None, decode = 0, timeout = None, conn = None, idempotent = false))]
     #[allow(clippy::too_many_arguments)]
     fn submit<'py>(
         &self,
@@ -209,13 +212,13 @@ impl RedisService {
         fut: Bound<'py, PyAny>,
         args: &Bound<'py, PyTuple>,
         post: Option<Py<PyAny>>,
-        decode: bool,
+        decode: u8,
         timeout: Option<f64>,
         conn: Option<u64>,
         idempotent: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut buf = BytesMut::with_capacity(64);
-        encode_command(args, &mut buf)?;
+        encode_command(args, &mut buf, decode)?;
         let summary = summary_of(args);
         self.s.submit(
             py,
@@ -235,13 +238,13 @@ impl RedisService {
     /// `AsyncClient._call` in one native call: find the running loop and
     /// its completer (the one cached in `iokernel._aio._last`, else made by
     /// `_aio.completer`), make the future, submit. Returns a `Call`.
-    #[pyo3(signature = (args, post = None, decode = false, timeout = None, conn = None))]
+    #[pyo3(signature = (args, post = None, decode = 0, timeout = None, conn = None))]
     fn acall<'py>(
         &self,
         py: Python<'py>,
         args: &Bound<'py, PyTuple>,
         post: Option<Py<PyAny>>,
-        decode: bool,
+        decode: u8,
         timeout: Option<f64>,
         conn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -250,7 +253,7 @@ impl RedisService {
     }
 
     /// Asyncio form of `call_many`.
-    #[pyo3(signature = (completer, fut, cmds, post = None, decode = false, timeout = None, conn = None))]
+    #[pyo3(signature = (completer, fut, cmds, post = None, decode = 0, timeout = None, conn = None))]
     #[allow(clippy::too_many_arguments)]
     fn submit_many<'py>(
         &self,
@@ -259,11 +262,11 @@ impl RedisService {
         fut: Bound<'py, PyAny>,
         cmds: &Bound<'py, PyList>,
         post: Option<Py<PyAny>>,
-        decode: bool,
+        decode: u8,
         timeout: Option<f64>,
         conn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (buf, n) = Self::encode_many(cmds)?;
+        let (buf, n) = Self::encode_many(cmds, decode)?;
         if n == 0 {
             return Err(PyValueError::new_err(
                 "submit_many needs at least one command",
