@@ -243,6 +243,20 @@ async def _pipe_worker(pipe: Callable[[int], Awaitable[Any]], n: int) -> None:
         await pipe(PIPELINE)
 
 
+async def _together(coros: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the workers at once. If one fails (e.g. glide's TimeoutError),
+    the others are cancelled and waited for before the error goes on, so
+    nothing still runs on the client when it is closed."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 def split(ops: int, conc: int) -> list[int]:
     base, extra = divmod(ops, conc)
     return [base + (1 if i < extra else 0) for i in range(conc)]
@@ -255,7 +269,7 @@ async def _async_case(
     try:
         if op == "pipeline":
             async def run(counts: list[int]) -> None:
-                await asyncio.gather(*(_pipe_worker(h.pipe, n) for n in counts))
+                await _together([_pipe_worker(h.pipe, n) for n in counts])
             counts = split(ops // PIPELINE, conc)
             ops = sum(counts) * PIPELINE
             warm = [2] * conc
@@ -264,7 +278,7 @@ async def _async_case(
             fn: Any = h.get if op == "get" else h.set
 
             async def run(counts: list[int]) -> None:
-                await asyncio.gather(*(worker(fn, n) for n in counts))
+                await _together([worker(fn, n) for n in counts])
             counts = split(ops, conc)
             warm = [3] * conc
         await run(warm)

@@ -1,0 +1,66 @@
+"""bench/run.py goes on when one client's measurement fails.
+
+valkey-glide raises its ``TimeoutError`` when the machine is loaded; the
+run used to end there, losing every other row. Here glide's ``get`` is made
+to raise glide's own ``TimeoutError`` partway through each measurement (the
+other tasks still running), on a short real run against the test server:
+the run must finish, record the failure for glide in that row, measure the
+other clients, and list the failure in the report.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench_run() -> Any:
+    spec = importlib.util.spec_from_file_location("iok_bench_run", ROOT / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_glide_timeout_is_recorded_and_the_run_goes_on(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    glide = pytest.importorskip("glide")
+    glide_timeout = glide.TimeoutError
+    assert glide_timeout is not TimeoutError  # glide's own class, as in the field
+    real_get = glide.GlideClient.get
+    calls = {"n": 0}
+
+    async def flaky_get(self: Any, key: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] % 400 == 0:
+            raise glide_timeout("Request timed out (injected by the test)")
+        return await real_get(self, key)
+
+    monkeypatch.setattr(glide.GlideClient, "get", flaky_get)
+    monkeypatch.setenv("IOKERNEL_BENCH_REDIS_URL", redis_url)
+    out = tmp_path / "r.json"
+    bench = _bench_run()
+    rc = bench.main(["--only", "async-get-50-asyncio", "--loops", "asyncio", "--no-floor",
+                     "--reps", "2", "--scale", "0.1", "--out", str(out),
+                     "--plot", str(tmp_path / "r.png"), "-q"])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    (row,) = data["rows"]
+    clients = row["clients"]
+    assert len(clients["glide"]["errors"]) == 2, clients["glide"]
+    assert all("TimeoutError" in e for e in clients["glide"]["errors"])
+    assert "median" not in clients["glide"]
+    for peer in ("iokernel", "redis-py"):
+        assert clients[peer]["errors"] == [] and clients[peer]["median"] > 0
+    report = out.with_suffix(".md").read_text()
+    assert "Failed measurements" in report and "glide: TimeoutError" in report
+    assert (tmp_path / "r.png").exists()
