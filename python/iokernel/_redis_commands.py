@@ -29,6 +29,7 @@ from typing import Any
 
 from . import _redis_commands_support as s
 from ._errors import DataError
+from ._redis_cmd_functions import FunctionAndConnectionCommands
 from ._redis_cmd_geo_bits import BitAndCountCommands, BitFieldOperation, GeoCommands
 from ._redis_cmd_keys_zsets import KeysZsetsMoreCommands
 from ._redis_cmd_server import ServerMoreCommands
@@ -58,7 +59,8 @@ __all__ = [
 
 
 class Commands(SortedSetCommands, ServerCommands, StreamCommands, GeoCommands,
-               BitAndCountCommands, KeysZsetsMoreCommands, ServerMoreCommands):
+               BitAndCountCommands, KeysZsetsMoreCommands, ServerMoreCommands,
+               FunctionAndConnectionCommands):
     """Mixin. Subclasses implement
     ``_call(self, args: tuple[Any, ...], post: Callable[[Any], Any] | None = None)``.
 
