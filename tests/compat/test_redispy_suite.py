@@ -58,7 +58,10 @@ def redis_py_sources() -> Path:
     archive = CACHE / f"redis-{version}.tar.gz"
     if not archive.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+            # --no-binary redis, not :all: (which also builds redis-py's build
+            # backend and its dependencies from source: over 10 minutes on a
+            # loaded machine, against under one)
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "redis",
              f"redis=={version}", "-d", str(CACHE)],
             check=True, capture_output=True, timeout=600,
         )
