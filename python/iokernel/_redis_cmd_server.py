@@ -114,13 +114,21 @@ def _texts(reply: Any) -> list[str]:
     return [text(x) for x in reply]
 
 
-def _no_sets(reply: Any) -> Any:
-    """RESP3 sets as the lists RESP2 sends."""
-    if isinstance(reply, (set, frozenset)):
-        return list(reply)
-    if isinstance(reply, list):
-        return [_no_sets(x) for x in reply]
-    return reply
+#: Key-spec flags in the order the server lists them (its table; RESP2 keeps
+#: that order, a RESP3 set does not).
+_KEY_FLAGS = ("RO", "RW", "OW", "RM", "access", "update", "insert", "delete", "not_key",
+              "incomplete", "variable_flags")
+
+
+def _flag_rank(flag: Any) -> tuple[int, str]:
+    name = flag.decode("utf-8", "replace") if isinstance(flag, bytes) else str(flag)
+    return (_KEY_FLAGS.index(name) if name in _KEY_FLAGS else len(_KEY_FLAGS), name)
+
+
+def _keys_and_flags(reply: Any) -> Any:
+    """COMMAND GETKEYSANDFLAGS: ``[[key, [flag, ...]], ...]``, the flags in
+    the server's order over RESP3 too."""
+    return [[key, sorted(flags, key=_flag_rank)] for key, flags in reply]
 
 
 def _command_info(reply: Any) -> dict[str, Any]:
@@ -403,7 +411,7 @@ class ServerMoreCommands(Caller):
         return self._call((b"COMMAND", b"GETKEYS", *args), _texts)
 
     def command_getkeysandflags(self, *args: Any) -> Any:
-        return self._call((b"COMMAND", b"GETKEYSANDFLAGS", *args), _no_sets)
+        return self._call((b"COMMAND", b"GETKEYSANDFLAGS", *args), _keys_and_flags)
 
     def command_docs(self, *args: Any) -> Any:
         raise _not_implemented("COMMAND DOCS")

@@ -146,6 +146,16 @@ async def test_select_refused_with_what_to_do(r: Driver) -> None:
     assert await r.execute("PING") == r.v("PONG")
 
 
+async def test_command_getkeysandflags_keeps_the_server_order(r: Driver) -> None:
+    """RESP3 sends the flags as a set; the order is the server's (RESP2's) anyway."""
+    v, vs = r.v, r.vs
+    assert await r.command_getkeysandflags("LMOVE", "l1", "l2", "left", "left") == [
+        [v("l1"), vs("RW", "access", "delete")], [v("l2"), vs("RW", "insert")]]
+    assert await r.command_getkeysandflags("SET", "k", "v") == [[v("k"), vs("OW", "update")]]
+    assert await r.command_getkeysandflags("SET", "k", "v", "GET") == [
+        [v("k"), vs("RW", "access", "update")]]
+
+
 # Covered elsewhere: dict access, exception names and hierarchy, ex=10.0 and
 # True on the blocking client (test_idioms_errors.py); UnicodeDecodeError on
 # invalid UTF-8 (test_idioms_errors.py, test_text_modes.py); WATCH idioms
