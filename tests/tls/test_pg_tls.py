@@ -7,7 +7,6 @@ documented error for each failure (iokernel.TLSError with .tls_reason)."""
 from __future__ import annotations
 
 import ssl
-import time
 from typing import Any
 
 import pytest
@@ -168,16 +167,15 @@ def test_direct_negotiation(pg_tls: PgTlsServer, certs: Certs) -> None:
 
 def test_cancel_goes_over_tls(pg_tls: PgTlsServer, certs: Certs) -> None:
     db = pg.Client(pg_tls.dsn(sslmode="verify-full", sslrootcert=certs.ca,
-                              application_name="tls-cancel"), timeout=0.5, connections=1)
+                              application_name="tls-cancel"), timeout=20.0, connections=1)
     assert db.fetchval("SELECT 1") == 1
     before = db._svc.stats()["tls_handshakes"]
     with pytest.raises(iokernel.TimeoutError):
-        db.fetchval("SELECT pg_sleep(30)")
+        db.fetchval("SELECT pg_sleep(60)", timeout=0.5)
     # the kernel cancels it on the server (over a new TLS connection), so
-    # the next query on the same connection does not wait 30 s
-    t0 = time.monotonic()
-    assert db.fetchval("SELECT 2", timeout=20.0) == 2
-    assert time.monotonic() - t0 < 15.0
+    # the next query on the same connection is answered: without the cancel
+    # it would wait behind the 60 s sleep and time out after 20 s
+    assert db.fetchval("SELECT 2") == 2
     assert db._svc.stats()["tls_handshakes"] == before + 1
     db.close()
 
