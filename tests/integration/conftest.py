@@ -1,16 +1,19 @@
 """Fixtures for the PostgreSQL integration tests: ``db`` (each test runs
-once per client kind) and ``table`` (a fresh table per test)."""
+once per client kind), ``table`` (a fresh table per test) and ``standby``
+(a streaming standby of a fresh primary, for the role tests)."""
 
 from __future__ import annotations
 
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
 from tests.integration.pg_driver import MODES, Driver, make, new_app
 from tests.servers import PostgresServer
+from tests.servers.postgres_standby import PostgresStandby
 
 
 @pytest.fixture(params=MODES)
@@ -32,3 +35,14 @@ def table(pg_server: PostgresServer, pg_dsn: str) -> Iterator[str]:
     yield name
     with contextlib.suppress(Exception):
         pg_server.sql(f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest.fixture
+def standby(fresh_pg_server: Any) -> Iterator[PostgresStandby]:
+    sb = PostgresStandby(fresh_pg_server)
+    sb.start()
+    try:
+        sb.wait_streaming()
+        yield sb
+    finally:
+        sb.stop(cleanup=True)

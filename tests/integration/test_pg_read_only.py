@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,17 +21,6 @@ from tests.servers.postgres_standby import PostgresStandby
 
 pytestmark = pytest.mark.timeout(120)
 PORT = "SELECT inet_server_port()"
-
-
-@pytest.fixture
-def standby(fresh_pg_server: Any) -> Iterator[PostgresStandby]:
-    sb = PostgresStandby(fresh_pg_server)
-    sb.start()
-    try:
-        sb.wait_streaming()
-        yield sb
-    finally:
-        sb.stop(cleanup=True)
 
 
 def multi(primary: Any, standby: PostgresStandby, **params: str) -> str:

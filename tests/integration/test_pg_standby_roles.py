@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,17 +19,6 @@ from iokernel import pg
 from tests.servers.postgres_standby import PostgresStandby
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def standby(fresh_pg_server: Any) -> Iterator[PostgresStandby]:
-    sb = PostgresStandby(fresh_pg_server)
-    sb.start()
-    try:
-        sb.wait_streaming()
-        yield sb
-    finally:
-        sb.stop(cleanup=True)
 
 
 def roles(c: Any) -> dict[int, str]:
