@@ -143,7 +143,10 @@ async def test_a_watched_file_is_followed(tmp_path: Path, trio: dict[str, RedisS
         t0 = time.monotonic()
         took = await until(lambda: all(load.counts(t0).get(k, 0) > 50 for k in "bc")
                            and load.settled_at(t0, "a") is None, 30, "traffic on b and c")
-        f.write_text("garbage\n")  # a broken file keeps the set
+        # A broken file keeps the set. Written whole (rename), as the file
+        # above: a write in place is seen truncated, i.e. empty, first.
+        tmp.write_text("garbage\n")
+        os.replace(tmp, f)
         await asyncio.sleep(0.5)
         t1 = time.monotonic()
         await asyncio.sleep(0.5)
