@@ -10,7 +10,10 @@ import os
 import shutil
 import socket
 import threading
+from typing import Any
 
+import iokernel
+from iokernel import pg
 from tests.servers import PostgresServer, RedisServer
 from tests.servers.postgres_server import _sql_literal
 from tests.servers.process import free_port
@@ -133,3 +136,17 @@ class FakePeer:
         self.sock.close()
         for c in self._conns:
             c.close()
+
+
+IS_TLS = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+
+
+def pg_outcome(dsn: str, **kw: Any) -> str | iokernel.Error:
+    """"tls" or "plain" (how a PostgreSQL connection went), or the error raised."""
+    db = pg.Client(dsn, connect_timeout=5.0, timeout=10.0, connections=1, **kw)
+    try:
+        return "tls" if db.fetchval(IS_TLS) else "plain"
+    except iokernel.Error as e:
+        return e
+    finally:
+        db.close()

@@ -23,9 +23,9 @@ import iokernel
 from iokernel import pg
 from tests.faults.relay import Relay
 from tests.tls.certs import Certs
-from tests.tls.servers import PLAIN_ONLY_USER, TLS_ONLY_USER, PgTlsServer
+from tests.tls.servers import IS_TLS, PLAIN_ONLY_USER, TLS_ONLY_USER, PgTlsServer
+from tests.tls.servers import pg_outcome as outcome
 
-IS_TLS = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 SSL_REQUEST = struct.pack(">ii", 8, 80877103)
 CANCEL_CODE = struct.pack(">i", 80877102)
 
@@ -72,16 +72,6 @@ class Recorder(Relay):
 
 def dsn_via(relay: Relay, srv: PgTlsServer, **params: Any) -> str:
     return srv.dsn(**params).replace(f":{srv.port}/", f":{relay.port}/")
-
-
-def outcome(dsn: str) -> str | iokernel.Error:
-    db = pg.Client(dsn, connect_timeout=5.0, timeout=10.0, connections=1)
-    try:
-        return "tls" if db.fetchval(IS_TLS) else "plain"
-    except iokernel.Error as e:
-        return e
-    finally:
-        db.close()
 
 
 def test_prefer_falls_back_when_the_tls_handshake_fails(no_shared_cipher: PgTlsServer,

@@ -15,21 +15,8 @@ import iokernel
 from iokernel import pg
 from tests.servers import PostgresServer
 from tests.tls.certs import CLIENT_USER, Certs
-from tests.tls.servers import TLS_ONLY_USER, PgTlsServer
-
-IS_TLS = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-
-
-def outcome(dsn: str, **kw: Any) -> str | iokernel.Error:
-    """"tls" or "plain" (how the connection went), or the error raised."""
-    db = pg.Client(dsn, connect_timeout=5.0, timeout=10.0, connections=1, **kw)
-    try:
-        return "tls" if db.fetchval(IS_TLS) else "plain"
-    except iokernel.Error as e:
-        return e
-    finally:
-        db.close()
-
+from tests.tls.servers import IS_TLS, TLS_ONLY_USER, PgTlsServer
+from tests.tls.servers import pg_outcome as outcome
 
 # libpq's table: sslmode x server (TLS on / off) -> what happens. With
 # sslrootcert given (the test CA) so that verify-ca/verify-full can verify.

@@ -16,9 +16,7 @@ import pytest
 import iokernel
 from iokernel import pg, redis
 from tests.tls.certs import CLIENT_USER, KEY_PASSWORD, Certs
-from tests.tls.servers import PgTlsServer, RedisTlsServer
-
-IS_TLS = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+from tests.tls.servers import PgTlsServer, RedisTlsServer, pg_outcome
 
 
 def ping(url: str, **kw: Any) -> bool | iokernel.Error:
@@ -100,16 +98,6 @@ def test_ssl_ciphers(redis_tls: Callable[..., RedisTlsServer], certs: Certs) -> 
 
 
 # ---------------------------------------------------------------- libpq
-def pg_outcome(dsn: str, **kw: Any) -> str | iokernel.Error:
-    db = pg.Client(dsn, connect_timeout=5.0, timeout=10.0, connections=1, **kw)
-    try:
-        return "tls" if db.fetchval(IS_TLS) else "plain"
-    except iokernel.Error as e:
-        return e
-    finally:
-        db.close()
-
-
 def test_sslpassword(pg_tls: PgTlsServer, certs: Certs) -> None:
     dsn = pg_tls.dsn(user=CLIENT_USER, sslmode="verify-full", sslrootcert=certs.ca,
                      sslcert=certs.client.cert, sslkey=certs.client_key_encrypted)
