@@ -15,7 +15,8 @@
 //! Here: `types` (type tables, the statement cache), `encode` (parameters),
 //! `decode` (binary and text results), `values` (PostgreSQL text → Python),
 //! `binary` (executemany's parameters), `many` (executemany, streamed), `record`
-//! (`Record`), `result` (results → Python), `errors` (`PostgresError`).
+//! (`Record`), `result` (results → Python), `errors` (`PostgresError`), `sql` (checks and
+//! the summary of a statement's text).
 
 mod binary;
 mod copy;
@@ -26,6 +27,7 @@ mod json;
 mod many;
 pub mod record;
 mod result;
+mod sql;
 pub mod types;
 pub mod values;
 
@@ -42,8 +44,7 @@ use crate::kernel::body;
 use crate::kernel::service::ServiceConfig;
 use crate::kernel::Summary;
 use crate::protocols::pg::copy as pg_copy;
-use crate::protocols::pg::{ClientError, Pending, PgOptions, Postgres, Query};
-use crate::protocols::pg_sql;
+use crate::protocols::pg::{Pending, PgOptions, Postgres, Query};
 use crate::protocols::pg_tls::{self, PgConnector};
 use crate::protocols::pg_url;
 use crate::python::core::completer::Completer;
@@ -52,6 +53,7 @@ use crate::python::core::stream::ItemStream;
 use crate::python::core::wait::seconds;
 pub use copy::CopyWriter;
 use result::{COMMAND_STATUS, STMT_INFO};
+use sql::{check_sql, summary};
 use types::{TypeCache, TypeRow};
 
 /// Rows of an asyncio `fetch` per batch handed to the loop as they arrive
@@ -64,42 +66,6 @@ pub struct PgService {
     types: Arc<TypeCache>,
     /// Returned by `query`/`submit` for a statement not described yet.
     unknown: Py<PyAny>,
-}
-
-#[inline]
-fn check_sql(py: Python<'_>, sql: &str) -> PyResult<()> {
-    if sql.contains('\0') {
-        return Err(PyValueError::new_err(
-            "SQL text must not contain NUL characters",
-        ));
-    }
-    // Cheap first: only SQL that mentions STDIN is looked at closely.
-    if has_stdin(sql) && pg_sql::copies_from_stdin(sql) {
-        return Err(errors::client_error(
-            py,
-            &ClientError::Interface("COPY ... FROM STDIN needs its data from the client, which a plain query cannot send \
-             (nothing was sent): use copy_to_table() or copy_records_to_table()".into()),
-        ));
-    }
-    Ok(())
-}
-
-fn has_stdin(sql: &str) -> bool {
-    sql.as_bytes()
-        .windows(5)
-        .any(|w| w.eq_ignore_ascii_case(b"stdin"))
-}
-
-#[inline]
-fn summary(sql: &str) -> Summary {
-    // The first word only ("SELECT", "INSERT"): never values.
-    let word: String = sql
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .take(20)
-        .collect();
-    Summary::new(word.as_bytes())
 }
 
 impl PgService {
