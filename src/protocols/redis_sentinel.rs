@@ -24,11 +24,17 @@
 //!   a subscription is (re)made, since messages may have been missed while
 //!   it was not. After a switch, answers older than it (a sentinel that has
 //!   not heard of the failover yet) are ignored.
+//! * `rediss+sentinel://`: the data nodes are reached over TLS (the
+//!   service's connector, which checks an IP address Sentinel gives
+//!   against the certificate's IP SANs), and the sentinels too unless
+//!   `sentinel_ssl=false` (their own connector, `Via`, checking each
+//!   sentinel against the name the URL gives it).
 //! * No sentinel answers, or none knows the master: the last set stays;
 //!   with none yet, the problem is reported (`Update::problem`) and callers
 //!   see it in their errors.
 
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -39,7 +45,7 @@ use super::redis_sentinel_reply::{self as reply, Event, CHANNELS};
 use crate::codec::resp::Frame;
 use crate::kernel::discovery::{Update, Watch};
 use crate::kernel::endpoint::{Endpoint, Role};
-use crate::kernel::transport::Addr;
+use crate::kernel::transport::{plain, Addr, Connector};
 
 /// Bound on each connect and each reply from a sentinel or a data node.
 const LIMIT: Duration = Duration::from_secs(1);
@@ -61,7 +67,47 @@ pub struct Sentinel {
     pub auth: Auth,
     /// `AUTH` for the data nodes (the URL's user and password), for `ROLE`.
     pub data_auth: Auth,
+    /// How the sentinels and the data nodes are reached (plain or TLS).
+    pub via: Via,
 }
+
+/// The connectors of the watch's own connections: to the sentinels, and
+/// to a data node (`ROLE`; the service's own connector, so a data node's
+/// certificate is checked as the service's connections check it).
+#[derive(Clone)]
+pub struct Via {
+    pub sentinels: Arc<dyn Connector>,
+    pub data: Arc<dyn Connector>,
+}
+
+impl Default for Via {
+    fn default() -> Self {
+        Via { sentinels: plain(), data: plain() }
+    }
+}
+
+impl Via {
+    fn tls(&self) -> (bool, bool) {
+        (self.sentinels.tls_hints().is_some(), self.data.tls_hints().is_some())
+    }
+}
+
+impl std::fmt::Debug for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (s, d) = self.tls();
+        write!(f, "Via {{ sentinels_tls: {s}, data_tls: {d} }}")
+    }
+}
+
+/// Equal when both go over TLS (or not) alike: the options themselves are
+/// not compared.
+impl PartialEq for Via {
+    fn eq(&self, other: &Via) -> bool {
+        self.tls() == other.tls()
+    }
+}
+
+impl Eq for Via {}
 
 enum Note {
     Event(Event),
@@ -197,7 +243,7 @@ async fn switch(spec: &Sentinel, known: &mut Known, old: Addr, new: Addr) -> boo
         return false;
     }
     // Confirmed, or left for the service to learn when it connects.
-    let role = match role_of(&new, &spec.data_auth).await {
+    let role = match role_of(&new, &spec.data_auth, &spec.via).await {
         Ok(Role::Primary) => Role::Primary,
         _ => Role::Unknown,
     };
@@ -209,8 +255,8 @@ async fn switch(spec: &Sentinel, known: &mut Known, old: Addr, new: Addr) -> boo
 }
 
 /// The role a data node gives itself (`ROLE`).
-async fn role_of(addr: &Addr, auth: &Auth) -> Result<Role, String> {
-    let mut link = Link::open(addr, auth, LIMIT).await?;
+async fn role_of(addr: &Addr, auth: &Auth, via: &Via) -> Result<Role, String> {
+    let mut link = Link::open(addr, auth, &*via.data, LIMIT).await?;
     let f = link.call(&["ROLE"], LIMIT).await?;
     match f {
         Frame::Array(items) => match items.first() {
@@ -224,7 +270,7 @@ async fn role_of(addr: &Addr, auth: &Auth) -> Result<Role, String> {
 
 /// One sentinel's view: the primary and the replicas.
 async fn ask(addr: &Addr, spec: &Sentinel) -> Result<(reply::Master, Vec<Addr>), String> {
-    let mut link = Link::open(addr, &spec.auth, LIMIT).await?;
+    let mut link = Link::open(addr, &spec.auth, &*spec.via.sentinels, LIMIT).await?;
     let m = link
         .call(&["SENTINEL", "MASTER", &spec.master], LIMIT)
         .await?;
@@ -274,7 +320,7 @@ async fn refresh(spec: &Sentinel, known: &mut Known, out: &Update) -> bool {
 async fn watch(addr: Addr, spec: Rc<Sentinel>, tx: mpsc::UnboundedSender<Note>) {
     let mut failures = 0u32;
     while !tx.is_closed() {
-        if let Ok(mut link) = Link::open(&addr, &spec.auth, LIMIT).await {
+        if let Ok(mut link) = Link::open(&addr, &spec.auth, &*spec.via.sentinels, LIMIT).await {
             let mut args = vec!["SUBSCRIBE"];
             args.extend_from_slice(CHANNELS);
             if link.send(&args).await.is_ok() {

@@ -1,4 +1,5 @@
-//! A small RESP2 connection for the sentinel watch: connect (bounded),
+//! A small RESP2 connection for the sentinel watch: connect (bounded, TLS
+//! included when the connector does TLS: `rediss+sentinel://`),
 //! authenticate, send a command and read its reply, or read what a
 //! subscribed connection is sent unprompted. Every read has a bound; the
 //! watch's own connections never carry the service's requests.
@@ -7,13 +8,12 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::codec::resp::{encode_command, Decoder, Frame, Limits};
-use crate::kernel::transport::Addr;
+use crate::kernel::transport::{Addr, Connector, Stream};
 
 pub(super) struct Link {
-    io: TcpStream,
+    io: Stream,
     buf: BytesMut,
     dec: Decoder,
     addr: Addr,
@@ -27,16 +27,18 @@ pub struct Auth {
 }
 
 impl Link {
-    /// Connect to `addr` and authenticate, within `limit`.
-    pub(super) async fn open(addr: &Addr, auth: &Auth, limit: Duration) -> Result<Link, String> {
-        let Addr::Tcp(host, port) = addr else {
-            return Err(format!("{addr}: sentinels are reached over TCP only"));
-        };
-        let io = tokio::time::timeout(limit, TcpStream::connect((host.as_str(), *port)))
+    /// Connect to `addr` through `via` (plain, or TCP then TLS, the
+    /// handshake within the same bound) and authenticate, within `limit`.
+    pub(super) async fn open(
+        addr: &Addr,
+        auth: &Auth,
+        via: &dyn Connector,
+        limit: Duration,
+    ) -> Result<Link, String> {
+        let io = tokio::time::timeout(limit, via.connect(addr))
             .await
             .map_err(|_| format!("{addr}: no connection within {limit:?}"))?
             .map_err(|e| format!("{addr}: {e}"))?;
-        let _ = io.set_nodelay(true);
         let mut link = Link {
             io,
             buf: BytesMut::with_capacity(4096),

@@ -7,7 +7,9 @@
 //! `ssl_min_version` (`TLSv1_2` | `TLSv1_3`), `ssl_ciphers` (a `:` list of
 //! TLS 1.2 suites by OpenSSL or IANA name; `tls12_suites`). They come as
 //! URL query parameters and as keyword arguments (which win); this turns
-//! them into the kernel's `TlsOptions`.
+//! them into the kernel's `TlsOptions`. `sentinel_options`: the
+//! sentinels' side of `rediss+sentinel://` (the same options unless
+//! `sentinel_ssl*` changes them).
 
 use std::path::PathBuf;
 
@@ -38,6 +40,73 @@ pub const HINTS: Hints = Hints {
     client_cert: "ssl_certfile / ssl_keyfile",
     plain: "use redis:// (not rediss://) for a plain-text server",
 };
+
+/// The sentinels' hints: their own options are `sentinel_ssl_*` (URL) or
+/// `sentinel_kwargs` (redis-py's form, keyword argument).
+pub const SENTINEL_HINTS: Hints = Hints {
+    ca: "ssl_ca_certs (the sentinels' own: sentinel_ssl_ca_certs in the URL, or \
+         sentinel_kwargs={'ssl_ca_certs': ...})",
+    ca_dir: "sentinel_ssl_ca_path",
+    crl: "a revocation list",
+    key_password: "sentinel_ssl_password",
+    no_verify: "sentinel_ssl_cert_reqs='none' (sentinel_kwargs={'ssl_cert_reqs': 'none'})",
+    no_hostname: "sentinel_ssl_check_hostname=False (sentinel_kwargs={'ssl_check_hostname': False})",
+    client_cert: "sentinel_ssl_certfile / sentinel_ssl_keyfile",
+    plain: "sentinel_ssl=False for sentinels that speak plain text",
+};
+
+/// Options the sentinels take as a group: giving one of a group for them
+/// drops all of the group inherited from the data nodes (a CA of their own
+/// is not added to the data nodes' CAs).
+const GROUPS: [&[&str]; 2] = [
+    &["ssl_ca_certs", "ssl_ca_path", "ssl_ca_data"],
+    &["ssl_certfile", "ssl_keyfile", "ssl_password"],
+];
+
+/// The sentinels' TLS options for `rediss+sentinel://`, or `None` for plain
+/// text. `data_on`: the data nodes use TLS; `data`: their parameters (as
+/// `options` takes them); `own`: the `sentinel_ssl*` ones, named without
+/// the `sentinel_` prefix (`ssl`, `ssl_ca_certs` ...). By default the
+/// sentinels use TLS exactly when the data nodes do, with the same options;
+/// `ssl=false` makes them plain text, any other of `own` replaces the data
+/// nodes' option of that name (or group: `GROUPS`).
+pub fn sentinel_options(
+    data_on: bool,
+    data: &[(String, String)],
+    own: &[(String, String)],
+) -> Result<Option<TlsOptions>, String> {
+    let on = match own.iter().rev().find(|(k, _)| k == "ssl") {
+        Some((_, v)) => boolean("sentinel_ssl", v)?,
+        None => data_on,
+    };
+    if !on {
+        if let Some((k, _)) = own.iter().find(|(k, _)| k != "ssl") {
+            return Err(format!(
+                "sentinel_{k} is a TLS option for the sentinels, but they are reached in plain \
+                 text (sentinel_ssl=False, or a redis+sentinel:// URL)"
+            ));
+        }
+        return Ok(None);
+    }
+    let given = |k: &str| own.iter().any(|(n, _)| n == k);
+    let replaced = |k: &str| {
+        given(k)
+            || GROUPS
+                .iter()
+                .any(|g| g.contains(&k) && g.iter().any(|n| given(n)))
+    };
+    let params: Vec<(String, String)> = data
+        .iter()
+        .filter(|(k, _)| k != "ssl" && !replaced(k))
+        .chain(own.iter().filter(|(k, _)| k != "ssl"))
+        .cloned()
+        .collect();
+    let mut o = options(true, &params)
+        .map_err(|e| format!("the sentinels' TLS options: {e}"))?
+        .expect("TLS is on");
+    o.hints = SENTINEL_HINTS;
+    Ok(Some(o))
+}
 
 fn boolean(k: &str, v: &str) -> Result<bool, String> {
     match v.to_ascii_lowercase().as_str() {
@@ -243,6 +312,33 @@ mod tests {
                 "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"
             ]
         );
+    }
+
+    #[test]
+    fn sentinels_share_the_options_unless_told() {
+        let data = p(&[("ssl_ca_certs", "/ca.pem"), ("ssl_certfile", "/c.pem")]);
+        // by default: TLS as the data nodes, with their options
+        let o = sentinel_options(true, &data, &[]).unwrap().unwrap();
+        assert_eq!(o.roots, Roots::File("/ca.pem".into()));
+        assert_eq!(o.client_cert, Some(("/c.pem".into(), "/c.pem".into())));
+        assert_eq!(o.hints.plain, SENTINEL_HINTS.plain);
+        assert!(sentinel_options(false, &[], &[]).unwrap().is_none());
+        // plain text to the sentinels; their own options then make no sense
+        assert!(sentinel_options(true, &data, &p(&[("ssl", "false")])).unwrap().is_none());
+        let e = sentinel_options(true, &data, &p(&[("ssl", "false"), ("ssl_ca_data", "x")]))
+            .unwrap_err();
+        assert!(e.contains("sentinel_ssl_ca_data"), "{e}");
+        // a CA of their own replaces the data nodes' CAs (the whole group)
+        let o = sentinel_options(true, &data, &p(&[("ssl_ca_path", "/cas")])).unwrap().unwrap();
+        assert_eq!(o.roots, Roots::Dir("/cas".into()));
+        assert_eq!(o.client_cert, Some(("/c.pem".into(), "/c.pem".into())));
+        let o = sentinel_options(true, &data, &p(&[("ssl_cert_reqs", "none")])).unwrap().unwrap();
+        assert_eq!(o.verify, Verify::None);
+        // TLS to the sentinels only (redis+sentinel:// with sentinel_ssl=true)
+        let o = sentinel_options(false, &[], &p(&[("ssl", "true")])).unwrap().unwrap();
+        assert_eq!(o.roots, Roots::System);
+        let e = sentinel_options(true, &[], &p(&[("ssl_cert_reqs", "maybe")])).unwrap_err();
+        assert!(e.contains("sentinels") && e.contains("ssl_cert_reqs"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,10 @@
 //! URL) says where read-only commands go.
 //! `rediss://` is the same over TLS, whose options (`ssl_*`, named as in
 //! redis-py) may be query parameters too (`redis_tls`).
+//! `rediss+sentinel://` (`valkeys+sentinel://`) reaches the data nodes and,
+//! by default, the sentinels over TLS; `sentinel_ssl=false` and
+//! `sentinel_ssl_<option>` change the sentinels' side only
+//! (`redis_tls::sentinel_options`).
 //! Percent-escapes in user and password are decoded. The display form used in
 //! messages and status pages never contains the password.
 
@@ -47,6 +51,9 @@ pub struct RedisUrl {
     pub tls: bool,
     /// TLS options given as query parameters (`redis_tls::NAMES`).
     pub ssl: Vec<(String, String)>,
+    /// The sentinels' own TLS options (`sentinel_ssl`, `sentinel_ssl_*`
+    /// query parameters), named without the `sentinel_` prefix.
+    pub sentinel_ssl: Vec<(String, String)>,
     /// `redis+sentinel://`: the sentinels, the master's name and the
     /// sentinels' `AUTH` (the data nodes' is filled in by `sentinel()`).
     pub sentinel: Option<Sentinel>,
@@ -112,22 +119,24 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
         opts_password: None,
         db: 0,
         client_name: None,
-        tls: matches!(scheme_source(scheme).0, "rediss" | "valkeys"),
+        tls: false,
         ssl: Vec::new(),
+        sentinel_ssl: Vec::new(),
         sentinel: None,
         read_from: None,
         display: redact(url),
     };
     let sentinel_base = scheme.strip_suffix("+sentinel");
     let (base, source_kind) = match sentinel_base {
-        Some(b @ ("redis" | "valkey")) => (b, None),
-        Some(_) => {
-            return Err(bad(
-                "TLS to sentinels is not supported yet; use redis+sentinel://".into(),
-            ))
+        Some(b @ ("redis" | "valkey" | "rediss" | "valkeys")) => (b, None),
+        Some(other) => {
+            return Err(bad(format!(
+                "unknown scheme {other:?}+sentinel; use redis+sentinel:// or rediss+sentinel://"
+            )))
         }
         None => scheme_source(scheme),
     };
+    u.tls = matches!(base, "rediss" | "valkeys");
     match base {
         "redis" | "valkey" | "rediss" | "valkeys" => {
             let (auth, hostpart) = match rest.rsplit_once('@') {
@@ -200,10 +209,20 @@ pub fn parse(url: &str) -> Result<RedisUrl, String> {
                 }
             }
             k if super::redis_tls::NAMES.contains(&k) => u.ssl.push((k.to_string(), v)),
+            k if k
+                .strip_prefix("sentinel_")
+                .is_some_and(|n| super::redis_tls::NAMES.contains(&n)) =>
+            {
+                if u.sentinel.is_none() {
+                    return Err(bad(format!("{k} is for rediss+sentinel:// URLs")));
+                }
+                u.sentinel_ssl.push((k["sentinel_".len()..].to_string(), v));
+            }
             _ => {
                 return Err(bad(format!(
                     "unknown option {k:?} (known: db, username, password, client_name, read_from, \
-                     sentinel_username, sentinel_password, {})",
+                     sentinel_username, sentinel_password, {}, and for sentinels \
+                     sentinel_ssl and sentinel_ssl_*)",
                     super::redis_tls::NAMES.join(", ")
                 )))
             }
@@ -236,6 +255,7 @@ fn sentinel(hosts: &str, master: &str) -> Result<Sentinel, String> {
         master,
         auth: Auth::default(),
         data_auth: Auth::default(),
+        via: Default::default(),
     })
 }
 
@@ -329,7 +349,16 @@ mod tests {
         assert!(!u.display.contains("pw@") && !u.display.contains("=sp"), "{}", u.display);
         assert_eq!(parse("redis+sentinel://s1/m").unwrap().db, 0);
         assert!(parse("redis+sentinel://s1/").unwrap_err().contains("name the master"));
-        assert!(parse("rediss+sentinel://s1/m").unwrap_err().contains("TLS"));
+        let u = parse("rediss+sentinel://s1/m?ssl_ca_certs=%2Fca.pem&sentinel_ssl=false").unwrap();
+        assert!(u.tls && u.sentinel.is_some());
+        assert_eq!(u.ssl, vec![("ssl_ca_certs".to_string(), "/ca.pem".to_string())]);
+        assert_eq!(u.sentinel_ssl, vec![("ssl".to_string(), "false".to_string())]);
+        let u = parse("valkeys+sentinel://s1/m?sentinel_ssl_ca_certs=%2Fs.pem").unwrap();
+        assert!(u.tls);
+        assert_eq!(u.sentinel_ssl, vec![("ssl_ca_certs".to_string(), "/s.pem".to_string())]);
+        assert!(!parse("redis+sentinel://s1/m").unwrap().tls);
+        assert!(parse("redis://h?sentinel_ssl=true").unwrap_err().contains("sentinel"));
+        assert!(parse("redis+srv+sentinel://s1/m").unwrap_err().contains("scheme"));
         assert!(parse("redis://h?sentinel_password=x")
             .unwrap_err()
             .contains("redis+sentinel"));

@@ -70,7 +70,7 @@ impl RedisService {
 #[pymethods]
 impl RedisService {
     #[new]
-    #[pyo3(signature = (url, *, connect_timeout = 5.0, max_in_flight = 4096, max_queued = 16384, client_name = None, idle_ping = Some(5.0), ssl = Vec::new(), idempotent = false, read_from = None, sentinel_username = None, sentinel_password = None))]
+    #[pyo3(signature = (url, *, connect_timeout = 5.0, max_in_flight = 4096, max_queued = 16384, client_name = None, idle_ping = Some(5.0), ssl = Vec::new(), idempotent = false, read_from = None, sentinel_username = None, sentinel_password = None, sentinel_ssl = Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -85,30 +85,29 @@ impl RedisService {
         read_from: Option<String>,
         sentinel_username: Option<String>,
         sentinel_password: Option<String>,
+        sentinel_ssl: Vec<(String, String)>,
     ) -> PyResult<Self> {
         let u = redis_url::parse(url).map_err(PyValueError::new_err)?;
-        let (sources, attrs) = sentinel::sources_and_attrs(
-            &u,
-            read_from,
-            sentinel_username,
-            sentinel_password,
-        )
-        .map_err(PyValueError::new_err)?;
         // TLS options: the URL's, then the keyword arguments' (which win).
         let params: Vec<_> = u.ssl.iter().cloned().chain(ssl).collect();
         let connector: std::sync::Arc<dyn Connector> =
             match redis_tls::options(u.tls, &params).map_err(PyValueError::new_err)? {
                 None => crate::kernel::transport::plain(),
-                Some(_) if u.sentinel.is_some() => {
-                    return Err(PyValueError::new_err(
-                        "TLS is not supported with redis+sentinel:// URLs yet",
-                    ))
-                }
                 Some(o) => std::sync::Arc::new(TlsConnector {
                     tls: Tls::new(o).map_err(PyValueError::new_err)?,
                     names: Default::default(),
                 }),
             };
+        let via = sentinel::sentinel_via(&u, &connector, &params, sentinel_ssl)
+            .map_err(PyValueError::new_err)?;
+        let (sources, attrs) = sentinel::sources_and_attrs(
+            &u,
+            via,
+            read_from,
+            sentinel_username,
+            sentinel_password,
+        )
+        .map_err(PyValueError::new_err)?;
         let connect_timeout = seconds("connect_timeout", connect_timeout)?;
         let idle_ping = idle_ping.map(|p| seconds("idle_ping", p)).transpose()?;
         if max_in_flight == 0 {
