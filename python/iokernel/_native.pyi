@@ -114,6 +114,7 @@ class RedisService:
         read_from: str | None = None,
         sentinel_username: str | None = None,
         sentinel_password: str | None = None,
+        sentinel_ssl: tuple[tuple[str, str], ...] = (),
     ) -> None: ...
     @property
     def name(self) -> str: ...

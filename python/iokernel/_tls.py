@@ -13,13 +13,18 @@ values themselves (which modes exist, which combinations make sense) are
 checked natively, with the same messages for URL parameters and keywords.
 TLS is rustls inside the kernel, so Python ``ssl.SSLContext`` objects are not
 accepted: the message says which options to use instead.
+
+``sentinel_params``: the sentinels' own options of ``rediss+sentinel://``
+(``sentinel_ssl`` and redis-py's ``sentinel_kwargs``).
 """
 
 from __future__ import annotations
 
 import enum
+import inspect
 import os
 import ssl as _ssl
+from collections.abc import Mapping
 from typing import Any
 
 Params = tuple[tuple[str, str], ...]
@@ -163,3 +168,38 @@ def pg_params(
         sslcertmode=_text("sslcertmode", sslcertmode, "'allow' or 'disable'"),
         sslnegotiation=_text("sslnegotiation", sslnegotiation, "'postgres' or 'direct'"),
     )
+
+
+_REDIS_NAMES = tuple(inspect.signature(redis_params).parameters)
+
+
+def sentinel_params(
+    sentinel_ssl: Any, sentinel_kwargs: Any
+) -> tuple[Params, str | None, str | None]:
+    """The sentinels' own TLS options, named as the data nodes' (``ssl``,
+    ``ssl_ca_certs`` ...): redis-py's ``sentinel_kwargs`` (a mapping of its
+    TLS names, and ``username``/``password``), then ``sentinel_ssl`` (a bool,
+    which wins over ``sentinel_kwargs["ssl"]``). Returns the pairs and the
+    username and password found in ``sentinel_kwargs``."""
+    if sentinel_kwargs is None:
+        sentinel_kwargs = {}
+    if not isinstance(sentinel_kwargs, Mapping):
+        raise TypeError(
+            f"sentinel_kwargs must be a dict (redis-py's form), not {type(sentinel_kwargs).__name__}"
+        )
+    unknown = sorted(str(k) for k in sentinel_kwargs if k not in (*_REDIS_NAMES, "username", "password"))
+    if unknown:
+        raise TypeError(
+            f"sentinel_kwargs: {', '.join(unknown)} not supported; it takes "
+            f"username, password and the TLS options {', '.join(_REDIS_NAMES)}"
+        )
+    tls = {k: sentinel_kwargs.get(k) for k in _REDIS_NAMES}
+    if sentinel_ssl is not None:
+        tls["ssl"] = sentinel_ssl
+    try:
+        pairs = redis_params(**tls)
+    except TypeError as e:
+        raise TypeError(f"sentinel_kwargs / sentinel_ssl: {e}") from None
+    user = sentinel_kwargs.get("username")
+    password = sentinel_kwargs.get("password")
+    return pairs, user, password

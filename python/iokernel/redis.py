@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _aio, _native, _options, _shared, _tls
@@ -160,6 +160,8 @@ class _Base(Endpoints, _Core):
         read_from: str | None = None,
         sentinel_username: str | None = None,
         sentinel_password: str | None = None,
+        sentinel_ssl: bool | None = None,
+        sentinel_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         """``timeout``: seconds for each command, enforced by the kernel
         (None: no limit). ``connect_timeout``: seconds to connect and
@@ -204,7 +206,23 @@ class _Base(Endpoints, _Core):
         password are the data nodes'; ``sentinel_username`` /
         ``sentinel_password`` (keywords or query parameters) authenticate
         to the sentinels. A master no sentinel knows fails ``ready()`` and
-        every call with ``ConnectionError`` saying so. No TLS yet.
+        every call with ``ConnectionError`` saying so.
+        ``rediss+sentinel://`` (or ``valkeys+sentinel://``): the primary and
+        replicas the sentinels name are reached over TLS with the ``ssl_*``
+        options, and so are the sentinels, with the same options (as
+        managed services run TLS on both). A data node Sentinel gives as an
+        IP address is verified against the IP addresses of its certificate
+        (its IP SANs); a sentinel, against the host name the URL gives it. A
+        certificate that does not fit raises ``iokernel.TLSError`` naming the
+        endpoint; never plain text instead. ``sentinel_ssl=False`` talks plain
+        text to the sentinels (TLS to the data nodes stays);
+        ``sentinel_kwargs`` (redis-py's form: ``{"ssl_ca_certs": ...,
+        "ssl_certfile": ..., "password": ...}``, or ``sentinel_ssl_<name>``
+        URL query parameters) gives the sentinels options of their own,
+        each replacing the data nodes' of that name (a CA option replaces
+        all their CA options, a client certificate option all of those).
+        A sentinel's TLS failure shows in the ``ConnectionError`` of
+        ``ready()`` and of calls (the reason and the option to change).
         ``read_from``: ``"primary"`` (the default), ``"prefer_replica"``
         (replicas that are up, else the primary) or ``"replica"``: where
         read-only commands (those Redis's command table marks read-only:
@@ -217,6 +235,7 @@ class _Base(Endpoints, _Core):
         ``ValueError`` naming the option (see ``iokernel._options``)."""
         timeout = _options.seconds_or_none("timeout", timeout, none=_NO_LIMIT)
         connect_timeout = _options.seconds("connect_timeout", connect_timeout)
+        sentinel_tls, kw_user, kw_password = _tls.sentinel_params(sentinel_ssl, sentinel_kwargs)
         decode_responses = _options.flag("decode_responses", decode_responses)
         mode = _options.text_mode(
             decode_responses, encoding, encoding_errors, _native.ENCODING_ERRORS
@@ -247,11 +266,16 @@ class _Base(Endpoints, _Core):
             idempotent=_options.flag("idempotent", idempotent),
             read_from=_options.name_text("read_from", read_from, none="the URL's or primary"),
             sentinel_username=_options.name_text(
-                "sentinel_username", sentinel_username, none="no sentinel user"
+                "sentinel_username",
+                sentinel_username if sentinel_username is not None else kw_user,
+                none="no sentinel user",
             ),
             sentinel_password=_options.text_or_none(
-                "sentinel_password", sentinel_password, none="no sentinel password"
+                "sentinel_password",
+                sentinel_password if sentinel_password is not None else kw_password,
+                none="no sentinel password",
             ),
+            sentinel_ssl=sentinel_tls,
         )
         self._timeout = timeout
         self._decode = mode  # the text mode: see _options.text_mode
