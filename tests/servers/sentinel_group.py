@@ -9,6 +9,12 @@ replica (``replicaof`` the primary) and three sentinels monitoring them as
         g.wait_master(g.replica)      # until every sentinel names it the primary
         g.primary.kill()              # kill -9: the sentinels fail over on their own
 
+With ``tls=GroupTls(...)`` every process also has a TLS port: the data
+nodes replicate over TLS and the sentinels talk TLS to them and to each
+other (``tls-replication yes``), so every address the sentinels announce
+is a TLS port; ``url()`` is then a ``rediss+sentinel://`` URL. The plain
+ports stay open for the helpers below (``command_raw``).
+
 ``start()`` returns once every sentinel sees the replica and the other two
 sentinels (so a failover can be voted and has a replica to promote). Every
 wait is bounded; ``stop()`` stops all five processes. The sentinels run
@@ -20,9 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tests.servers.process import LOOPBACK, ServerError, ServerProcess, find_binary
+from tests.servers.process import LOOPBACK, ServerError, ServerProcess, find_binary, free_port
 from tests.servers.redis_server import RedisServer
 from tests.servers.resp import RespError, resp_command
 
@@ -32,18 +39,44 @@ if TYPE_CHECKING:
 MASTER = "mymaster"
 
 
+@dataclass(frozen=True)
+class GroupTls:
+    """The CA and the (certificate, key) files of the data nodes and of the
+    sentinels of a group over TLS."""
+
+    ca: str
+    data: tuple[str, str]
+    sentinels: tuple[str, str]
+
+
+def tls_config(port: int, pair: tuple[str, str], ca: str) -> list[str]:
+    """A TLS port next to the plain one; TLS to masters (replication, a
+    sentinel's links), the CA to check them with; no client certificate
+    asked for (the servers' certificates are for serverAuth only)."""
+    return [
+        f"tls-port {port}",
+        f"tls-cert-file {pair[0]}",
+        f"tls-key-file {pair[1]}",
+        f"tls-ca-cert-file {ca}",
+        "tls-auth-clients no",
+        "tls-replication yes",
+    ]
+
+
 class SentinelServer(ServerProcess):
     """One redis-sentinel monitoring `MASTER` at the given primary."""
 
     kind = "sentinel"
 
     def __init__(self, primary_port: int, *, down_after_ms: int, failover_timeout_ms: int,
-                 quorum: int = 2) -> None:
+                 quorum: int = 2, tls: GroupTls | None = None) -> None:
         super().__init__()
         self.primary_port = primary_port
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
         self.quorum = quorum
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
 
     def command(self) -> list[str]:
         conf = [
@@ -58,6 +91,8 @@ class SentinelServer(ServerProcess):
             f"sentinel failover-timeout {MASTER} {self.failover_timeout_ms}",
             f"sentinel parallel-syncs {MASTER} 1",
         ]
+        if self.tls is not None and self.tls_port is not None:
+            conf += tls_config(self.tls_port, self.tls.sentinels, self.tls.ca)
         path = self.dir / "sentinel.conf"  # rewritten by the sentinel as it learns
         path.write_text("\n".join(conf) + "\n")
         try:
@@ -84,13 +119,28 @@ class SentinelGroup:
     """A primary, a replica and three sentinels (see the module's text)."""
 
     def __init__(self, *, down_after_ms: int = 1000, failover_timeout_ms: int = 4000,
-                 start_timeout: float = 60.0) -> None:
+                 start_timeout: float = 60.0, tls: GroupTls | None = None) -> None:
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
         self.start_timeout = start_timeout
-        self.primary = RedisServer()
+        self.tls = tls
+        #: id() of a data node -> its TLS port (the one announced)
+        self.tls_ports: dict[int, int] = {}
+        self.primary = self._node()
         self.replica: RedisServer | None = None
         self.sentinels: list[SentinelServer] = []
+
+    def _node(self, *config: str) -> RedisServer:
+        if self.tls is None:
+            return RedisServer(extra_config=list(config))
+        port = free_port()
+        node = RedisServer(extra_config=[*tls_config(port, self.tls.data, self.tls.ca), *config])
+        self.tls_ports[id(node)] = port
+        return node
+
+    def addr(self, node: RedisServer) -> tuple[str, int]:
+        """The address the sentinels give for `node` (its TLS port with TLS)."""
+        return node.host, self.tls_ports.get(id(node), node.port)
 
     # -- lifecycle
     def __enter__(self) -> Self:
@@ -103,12 +153,12 @@ class SentinelGroup:
     def start(self) -> None:
         try:
             self.primary.start()
-            self.replica = RedisServer(
-                extra_config=[f"replicaof {LOOPBACK} {self.primary.port}"])
+            primary_port = self.addr(self.primary)[1]
+            self.replica = self._node(f"replicaof {LOOPBACK} {primary_port}")
             self.replica.start()
             for _ in range(3):
-                s = SentinelServer(self.primary.port, down_after_ms=self.down_after_ms,
-                                   failover_timeout_ms=self.failover_timeout_ms)
+                s = SentinelServer(primary_port, down_after_ms=self.down_after_ms,
+                                   failover_timeout_ms=self.failover_timeout_ms, tls=self.tls)
                 s.start()
                 self.sentinels.append(s)
             self._wait_formed()
@@ -156,14 +206,21 @@ class SentinelGroup:
     def data_nodes(self) -> list[RedisServer]:
         return [n for n in (self.primary, self.replica) if n is not None]
 
-    def url(self, db: int = 0, *, master: str = MASTER, query: str = "") -> str:
-        hosts = ",".join(f"{s.host}:{s.port}" for s in self.sentinels)
+    def url(self, db: int = 0, *, master: str = MASTER, query: str = "",
+            host: str | None = None, plain_sentinels: bool = False) -> str:
+        """The group's URL: ``rediss+sentinel://`` to the sentinels' TLS
+        ports with TLS (their plain ports with `plain_sentinels`), each
+        named `host` (default: its address)."""
+        tls = self.tls is not None and not plain_sentinels
+        hosts = ",".join(f"{host or s.host}:{s.tls_port if tls else s.port}"
+                         for s in self.sentinels)
         q = f"?{query}" if query else ""
-        return f"redis+sentinel://{hosts}/{master}/{db}{q}"
+        scheme = "rediss+sentinel" if self.tls is not None else "redis+sentinel"
+        return f"{scheme}://{hosts}/{master}/{db}{q}"
 
     def node_at(self, addr: tuple[str, int]) -> RedisServer:
         for n in self.data_nodes:
-            if (n.host, n.port) == addr:
+            if self.addr(n) == addr:
                 return n
         raise ServerError(f"no data node at {addr}")
 
@@ -191,7 +248,7 @@ class SentinelGroup:
 
     def wait_master(self, node: RedisServer, timeout: float = 30.0) -> None:
         """Until every live sentinel names `node` the primary and it says so."""
-        want = (node.host, node.port)
+        want = self.addr(node)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             seen = []

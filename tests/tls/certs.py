@@ -1,6 +1,7 @@
 """Certificates for the TLS tests, made with Debian's ``openssl`` command at
 test set-up (never checked in): a CA and a second, untrusted CA; server
-certificates for 127.0.0.1/localhost (good), for another host name, for
+certificates for 127.0.0.1/localhost (good), for localhost only (no IP
+address: what an address Sentinel gives is not), for another host name, for
 two names (no IP address), an expired one, a revoked one (on the CA's
 revocation list, ``crl``) and one signed by the untrusted CA; a client
 certificate (CN ``certuser``, for PostgreSQL's ``cert`` authentication) and
@@ -35,6 +36,7 @@ class Certs:
     ca: str
     other_ca: str
     server: Pair
+    localhost_only: Pair
     wrong_host: Pair
     two_names: Pair
     expired: Pair
@@ -140,6 +142,7 @@ def make_certs(d: Path) -> Certs:
         ca=str(d / "ca.pem"),
         other_ca=str(d / "other_ca.pem"),
         server=_leaf(d, "server", "ca", "localhost", SERVER_EXT),
+        localhost_only=_leaf(d, "localhost_only", "ca", "localhost", _server_ext("localhost")),
         wrong_host=_leaf(d, "wrong_host", "ca", NAME, _server_ext(NAME)),
         two_names=_leaf(d, "two_names", "ca", NAME, _server_ext(NAME, NAME2)),
         expired=_leaf(d, "expired", "ca", "localhost", SERVER_EXT,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 
@@ -23,13 +24,15 @@ pytestmark = pytest.mark.timeout(180)
 TASKS = 50
 
 
-async def failover_under_load(group: SentinelGroup, move: str) -> tuple[Outcome, int]:
+async def failover_under_load(group: SentinelGroup, move: str,
+                              **client_kw: Any) -> tuple[Outcome, int]:
     """Run the load, move the primary (`move`: "failover" or "kill"),
     wait until every task has had writes acknowledged by the new primary;
-    the outcome and the acknowledged writes missing there."""
+    the outcome and the acknowledged writes missing there. `client_kw`:
+    more options of the client (TLS ones for tests/tls)."""
     new: RedisServer | None = group.replica
     assert new is not None
-    c = redis.AsyncClient(group.url(), timeout=10)
+    c = redis.AsyncClient(group.url(), timeout=10, **client_kw)
     out = Outcome(TASKS)
     stop = asyncio.Event()
     try:
