@@ -231,6 +231,17 @@ class SentinelGroup:
                 return s.master_addr()
         raise ServerError("no sentinel answers")
 
+    def subscribed(self) -> int:
+        """How many live sentinels have a subscribed client (a client's
+        watch: the sentinels' own links to each other never subscribe)."""
+        n = 0
+        for s in self.sentinels:
+            if s.running:
+                with contextlib.suppress(OSError, RespError):
+                    text = s.command_raw("CLIENT", "LIST").decode()
+                    n += any(" sub=0 " not in line for line in text.splitlines())
+        return n
+
     def failover(self, timeout: float = 30.0) -> None:
         """``SENTINEL FAILOVER mymaster``, retried while a sentinel refuses
         (no good replica yet, a failover in progress)."""

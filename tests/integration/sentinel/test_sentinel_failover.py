@@ -37,6 +37,11 @@ async def failover_under_load(group: SentinelGroup, move: str,
     stop = asyncio.Event()
     try:
         await c.ready(timeout=30)
+        # The client hears a failover from the sentinels' announcements: a
+        # move made before its subscriptions are in place (a TLS handshake
+        # on a loaded machine can take a while) would go unheard.
+        await wait_for(lambda: group.subscribed() == len(group.sentinels), 30,
+                       "the client subscribed to every sentinel")
         load = asyncio.create_task(run(c, stop, out, (iokernel.Error,)))
         await wait_for(lambda: out.acked_total() >= 10 * TASKS, 60, "writes before the move")
         if move == "failover":
