@@ -201,8 +201,22 @@ pub struct Tls {
     resumed: AtomicU64,
 }
 
+/// ring's suites, AES-128-GCM first. rustls (like OpenSSL) offers
+/// AES-256-GCM first, and servers take the client's order (redis-server and
+/// PostgreSQL do by default); AES-128-GCM is as safe for this use and does
+/// 10 AES rounds per block instead of 14, on both sides.
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites.sort_by_key(|s| {
+        let tls12 = s.version() != &rustls::version::TLS13;
+        let aes128 = format!("{:?}", s.suite()).contains("AES_128_GCM");
+        (tls12, !aes128)
+    });
+    p
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(ring_provider())
 }
 
 /// The system's roots (read once per process), else Mozilla's.
@@ -233,7 +247,7 @@ impl Tls {
         let prov = match &o.tls12_suites {
             None => provider(),
             Some(keep) => {
-                let mut p = rustls::crypto::ring::default_provider();
+                let mut p = ring_provider();
                 p.cipher_suites.retain(|s| {
                     s.version() == &rustls::version::TLS13
                         || keep.contains(&format!("{:?}", s.suite()).as_str())
@@ -448,6 +462,28 @@ impl Connector for TlsConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aes_128_gcm_is_offered_first() {
+        let names: Vec<String> = ring_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        assert_eq!(names[0], "TLS13_AES_128_GCM_SHA256");
+        let tls12 = names
+            .iter()
+            .position(|n| n.starts_with("TLS_ECDHE"))
+            .unwrap();
+        // every TLS 1.3 suite before TLS 1.2's, which start with AES-128 too
+        assert!(names[..tls12].iter().all(|n| n.starts_with("TLS13_")));
+        assert!(names[tls12].contains("AES_128_GCM"), "{names:?}");
+        // nothing dropped
+        assert_eq!(
+            names.len(),
+            rustls::crypto::ring::default_provider().cipher_suites.len()
+        );
+    }
 
     #[test]
     fn server_names() {
