@@ -3,6 +3,10 @@
 //! the stall rule). Who waits for what is `dispatch`; how the socket was
 //! opened is `transport` and `handshake`.
 //!
+//! Over TLS, writes are coalesced (`Hold`): a TLS server takes one record
+//! per turn of its event loop, so small writes would each cost it a turn
+//! and a reply of their own.
+//!
 //! Stalls: if the request at the *head* is overdue and stays silent for
 //! `CANCEL_SILENCE`, a protocol that can cancel out of band (PostgreSQL) is
 //! asked to, so the server stops working on it and moves on to the requests
@@ -105,6 +109,47 @@ impl Stall {
     }
 }
 
+/// Over TLS, new requests may wait a moment for the replies to those
+/// already written, to go out together as one record.
+///
+/// In plain text the server reads everything that has arrived since its
+/// last turn in one go, however many writes it came in. Over TLS it takes
+/// one record per turn (OpenSSL's `SSL_read`): each small write costs the
+/// server a turn, a decryption and a reply record of its own, and on a
+/// busy machine that halves its batches. So while at least `min` written
+/// requests are unanswered and no reply bytes have arrived since the last
+/// write, the writer holds what is waiting — for at most `max` (measured
+/// from the first request held, checked whenever a request arrives; a timer
+/// backs it up) or until `bytes` are waiting (a full record). The first
+/// reply bytes release it. With fewer than `min` unanswered, nothing waits:
+/// a lone request, or a few, go out at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Hold {
+    pub min: u64,
+    pub max: Duration,
+    pub bytes: usize,
+}
+
+impl Hold {
+    /// How a stream's writes are held: over TLS as above, in plain text never.
+    pub fn for_stream(tls: bool) -> Option<Hold> {
+        tls.then_some(Hold {
+            min: 4,
+            max: Duration::from_micros(100),
+            bytes: 16 * 1024,
+        })
+    }
+}
+
+/// A connected stream, as a connection runs on it: its halves, the bytes
+/// read past the handshake, and how its writes are held (`Hold`).
+pub struct Wire {
+    pub reader: Reader,
+    pub writer: Writer,
+    pub buf: BytesMut,
+    pub hold: Option<Hold>,
+}
+
 /// What a running connection tells its service.
 pub trait Link<P: Protocol> {
     /// Replies completed: queued requests may move in.
@@ -125,14 +170,28 @@ pub trait Link<P: Protocol> {
 pub async fn run<P: Protocol>(
     conn: Rc<Conn<P>>,
     proto: &P,
-    io: (Reader, Writer, BytesMut),
+    io: Wire,
     idle_ping: Option<Duration>,
     link: &dyn Link<P>,
 ) -> KernelError {
-    let (mut reader, writer, mut rbuf) = io;
+    let Wire {
+        mut reader,
+        writer,
+        buf: mut rbuf,
+        hold,
+    } = io;
     let wconn = conn.clone();
-    let write_task = tokio::task::spawn_local(write_loop(wconn, writer));
-    let reason = read_loop(&conn, proto, &mut reader, &mut rbuf, idle_ping, link).await;
+    let write_task = tokio::task::spawn_local(write_loop(wconn, writer, hold));
+    let reason = read_loop(
+        &conn,
+        proto,
+        &mut reader,
+        &mut rbuf,
+        idle_ping,
+        link,
+        hold.is_some(),
+    )
+    .await;
     write_task.abort();
     conn.close(&reason);
     for (req, guard) in conn.take_lost(proto, link.idempotent()) {
@@ -141,24 +200,37 @@ pub async fn run<P: Protocol>(
     reason
 }
 
-async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer) {
+async fn write_loop<P: Protocol>(conn: Rc<Conn<P>>, mut w: Writer, hold: Option<Hold>) {
     let mut spare = BytesMut::with_capacity(16 * 1024);
+    // Bytes read when we last wrote, and since when requests are held.
+    let mut read_at_write = 0;
+    let mut held_since: Option<Instant> = None;
     loop {
         if conn.is_closed() {
             return;
         }
-        let took = {
-            let mut g = conn.inner.borrow_mut();
-            let took = !g.out.is_empty();
-            if took {
-                std::mem::swap(&mut g.out, &mut spare);
-            }
-            took
-        };
-        if !took {
+        let waiting = conn.inner.borrow().out.len();
+        if waiting == 0 {
             conn.wake_writer.notified().await;
             continue;
         }
+        if let Some(h) = hold.filter(|h| waiting < h.bytes) {
+            let (unanswered, read) = conn.unanswered_and_read();
+            if unanswered >= h.min && read == read_at_write {
+                let now = Instant::now();
+                let until = *held_since.get_or_insert(now) + h.max;
+                if now < until {
+                    tokio::select! {
+                        _ = conn.wake_writer.notified() => {}
+                        _ = tokio::time::sleep_until(until) => {}
+                    }
+                    continue;
+                }
+            }
+        }
+        held_since = None;
+        std::mem::swap(&mut conn.inner.borrow_mut().out, &mut spare);
+        read_at_write = conn.unanswered_and_read().1;
         conn.mark_written(spare.len());
         // flush: a TLS stream may keep the tail of a record buffered (a
         // no-op on a plain socket).
@@ -183,6 +255,7 @@ async fn read_loop<P: Protocol>(
     rbuf: &mut BytesMut,
     idle_ping: Option<Duration>,
     link: &dyn Link<P>,
+    wake_writer_on_read: bool,
 ) -> KernelError {
     let far = Instant::now() + Duration::from_secs(86400 * 365);
     let mut timer = pin!(tokio::time::sleep_until(far));
@@ -234,6 +307,10 @@ async fn read_loop<P: Protocol>(
                     let now = Instant::now();
                     conn.last_activity.set(now);
                     conn.on_read(n);
+                    if wake_writer_on_read {
+                        // replies arrived: what the writer holds may go
+                        conn.wake_writer.notify_one();
+                    }
                     // Bytes are arriving: whatever is slow is not stalled.
                     if let Some(st) = stall.as_mut() {
                         st.heard = now;

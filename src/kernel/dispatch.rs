@@ -352,6 +352,14 @@ impl<P: Protocol> Conn<P> {
         self.am.bytes_written.add(n_bytes as f64);
     }
 
+    /// Requests written and not answered yet, and the bytes read so far
+    /// (the writer's hold, `conn::Hold`).
+    pub(super) fn unanswered_and_read(&self) -> (u64, u64) {
+        let g = self.inner.borrow();
+        let upto = g.unwritten.min(g.front_seq + g.waiters.len() as u64);
+        (upto.saturating_sub(g.front_seq), self.bytes_in.get())
+    }
+
     pub(super) fn on_read(&self, n: usize) {
         self.bytes_in.set(self.bytes_in.get() + n as u64);
         self.am.bytes_read.add(n as f64);

@@ -167,6 +167,8 @@ pub struct Connected<P: Protocol> {
     /// Bytes read past the handshake.
     pub buf: BytesMut,
     pub state: P::ConnState,
+    /// The stream is a TLS session (its writes are coalesced, `conn::Wire`).
+    pub tls: bool,
 }
 
 /// Connect through `connector` and run the protocol handshake, all within
@@ -197,12 +199,14 @@ pub async fn connect<P: Protocol>(
         let stream = io.stream.take().ok_or_else(|| {
             KernelError::connection(format!("{addr}: the stream was lost in an upgrade"))
         })?;
+        let tls = stream.is_tls();
         let (reader, writer) = stream.split();
         Ok(Connected {
             reader,
             writer,
             buf,
             state,
+            tls,
         })
     };
     match tokio::time::timeout(timeout, work).await {

@@ -56,6 +56,8 @@ mod tests;
 #[cfg(test)]
 mod tests_endpoints;
 #[cfg(test)]
+mod tests_hold;
+#[cfg(test)]
 mod tests_seams;
 
 pub use completion::{Completion, CompletionQueue, Outcome, Part, Reply, Slot};

@@ -81,7 +81,12 @@ impl<P: Protocol> Core<P> {
                     let why = conn::run(
                         c.clone(),
                         &*self.proto,
-                        (k.reader, k.writer, k.buf),
+                        conn::Wire {
+                            reader: k.reader,
+                            writer: k.writer,
+                            buf: k.buf,
+                            hold: conn::Hold::for_stream(k.tls),
+                        },
                         None,
                         &*self,
                     )

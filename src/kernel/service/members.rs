@@ -26,7 +26,7 @@ use crate::kernel::dispatch::{Conn, Redirected};
 use crate::kernel::endpoint::{Applied, Change, Endpoint};
 use crate::kernel::handshake;
 use crate::kernel::stats::{AddrMetrics, Outstanding};
-use crate::kernel::transport::{Addr, Reader, Writer};
+use crate::kernel::transport::Addr;
 use crate::kernel::{KernelError, Protocol, Request};
 
 /// How long a removed endpoint's connection may take to answer what is on
@@ -281,7 +281,12 @@ async fn endpoint_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
                 let running = tokio::task::spawn_local(run_shared(
                     core.clone(),
                     c,
-                    (k.reader, k.writer, k.buf),
+                    conn::Wire {
+                        reader: k.reader,
+                        writer: k.writer,
+                        buf: k.buf,
+                        hold: conn::Hold::for_stream(k.tls),
+                    },
                 ));
                 let _ = running.await;
             }
@@ -302,7 +307,7 @@ async fn endpoint_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
 async fn run_shared<P: Protocol>(
     core: Rc<Core<P>>,
     c: Rc<Conn<P>>,
-    io: (Reader, Writer, bytes::BytesMut),
+    io: conn::Wire,
 ) {
     let link = Shared {
         core: core.clone(),
