@@ -8,19 +8,23 @@ redis-server, which is another process) with ``--ops`` and ``2 * --ops``
 commands, and prints the difference divided by ``--ops``: start-up, imports and
 warm-up cancel out.
 
-    python bench/callgrind_ops.py [--case get-async] [--ops 20000] [--conc 50]
+    python bench/callgrind_ops.py [--case get-async] [--ops 20000] [--conc 50] [--tls]
 
 Cases: ``get-async`` / ``set-async`` (iokernel ``AsyncClient``, ``--conc``
 tasks), ``floor-async`` (bench/floor.py's eventfd floor: what asyncio itself
 costs to await a future resolved from another thread), ``get-threads``
 / ``set-threads`` (iokernel ``Client``, ``--conc`` threads). Uses $IOKERNEL_BENCH_REDIS_URL if
-set, otherwise starts its own redis-server.
+set, otherwise starts its own redis-server. ``--tls``: the same cases over TLS
+(``rediss://``, the CA verified) against a redis-server with a TLS port
+(tests/tls/servers.py, certificates made with openssl), and, in the same run,
+over that server's plain port, for the cost of TLS per command.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import statistics
@@ -116,22 +120,45 @@ def main() -> int:
     ap.add_argument("--ops", type=int, default=20_000)
     ap.add_argument("--conc", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=1, help="repeat; print each and the median")
+    ap.add_argument("--tls", action="store_true",
+                    help="over TLS, and over the same server's plain port")
     args = ap.parse_args()
     from cases import KEY, VALUE, raw_command
     from run import redis_server
 
-    pers = []
-    with redis_server() as (url, _how):
-        raw_command(url, "SET", KEY, VALUE.decode())
-        for _ in range(args.rounds):
-            a = _count(args.case, url, args.ops, args.conc)
-            b = _count(args.case, url, 2 * args.ops, args.conc)
-            pers.append((b - a) / args.ops)
-            print(f"{args.case}: {pers[-1]:,.0f} instructions per command "
-                  f"(conc {args.conc}; {a:,} at {args.ops:,} ops, {b:,} at {2 * args.ops:,})")
-    if args.rounds > 1:
-        print(f"{args.case}: median {statistics.median(pers):,.0f} over {args.rounds} rounds")
+    with contextlib.ExitStack() as stack:
+        if args.tls:
+            urls = _tls_urls(stack)
+        else:
+            url, _how = stack.enter_context(redis_server())
+            urls = {"": url}
+        raw_command(urls[next(iter(urls))], "SET", KEY, VALUE.decode())
+        for label, url in urls.items():
+            pers = []
+            for _ in range(args.rounds):
+                a = _count(args.case, url, args.ops, args.conc)
+                b = _count(args.case, url, 2 * args.ops, args.conc)
+                pers.append((b - a) / args.ops)
+                print(f"{args.case}{label}: {pers[-1]:,.0f} instructions per command "
+                      f"(conc {args.conc}; {a:,} at {args.ops:,} ops, {b:,} at {2 * args.ops:,})")
+            if args.rounds > 1:
+                print(f"{args.case}{label}: median {statistics.median(pers):,.0f} "
+                      f"over {args.rounds} rounds")
     return 0
+
+
+def _tls_urls(stack: contextlib.ExitStack) -> dict[str, str]:
+    """A redis-server with a TLS port: its plain and its TLS URL."""
+    from tests.tls.certs import make_certs
+    from tests.tls.servers import RedisTlsServer
+
+    d = stack.enter_context(tempfile.TemporaryDirectory(prefix="iok-cg-tls-"))
+    certs = make_certs(Path(d) / "certs")
+    srv = stack.enter_context(RedisTlsServer(certs, certs.server))
+    return {
+        " (plain)": f"redis://127.0.0.1:{srv.port}/0",
+        " (TLS)": srv.tls_url(query=f"ssl_ca_certs={certs.ca}"),
+    }
 
 
 if __name__ == "__main__":
