@@ -43,10 +43,29 @@ impl Call {
         if let Some(it) = &*g {
             return Ok(it.clone_ref(py));
         }
-        let it = self.fut.call_method0(py, intern!(py, "__await__"))?;
+        let it = await_of(py, &self.fut)?;
         *g = Some(it.clone_ref(py));
         Ok(it)
     }
+}
+
+/// `fut.__await__()`, through the type's `am_await` slot when it has one
+/// (asyncio's C future does): no method lookup, no slot-wrapper call.
+fn await_of(py: Python<'_>, fut: &Py<PyAny>) -> PyResult<Py<PyAny>> {
+    // SAFETY: `fut` is a live object (we hold a reference and the GIL); its
+    // type object and `tp_as_async` table live as long as it does, and the
+    // slot is called with that object as the C API documents. A NULL result
+    // means an exception is set, which `from_owned_ptr_or_err` takes.
+    unsafe {
+        let tp = pyo3::ffi::Py_TYPE(fut.as_ptr());
+        let am = (*tp).tp_as_async;
+        if !am.is_null() {
+            if let Some(f) = (*am).am_await {
+                return Bound::from_owned_ptr_or_err(py, f(fut.as_ptr())).map(Bound::unbind);
+            }
+        }
+    }
+    fut.call_method0(py, intern!(py, "__await__"))
 }
 
 #[pymethods]
@@ -69,7 +88,7 @@ impl Call {
     }
 
     fn __await__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.fut.call_method0(py, intern!(py, "__await__"))
+        await_of(py, &self.fut)
     }
 
     fn send(&self, py: Python<'_>, value: Py<PyAny>) -> PyResult<Py<PyAny>> {
