@@ -64,6 +64,13 @@ impl Delivered {
             m.picked_up(self.completed);
         }
     }
+
+    /// `picked_up` with the time read once for a whole batch.
+    pub fn picked_up_at(&self, now: Instant) {
+        if let Some(m) = &self.metrics {
+            m.picked_up_after(now.saturating_duration_since(self.completed));
+        }
+    }
 }
 
 enum Target {
@@ -303,6 +310,11 @@ impl CompletionQueue {
         let mut g = self.items.lock().unwrap_or_else(|e| e.into_inner());
         self.alerted.store(false, Ordering::Relaxed);
         std::mem::take(&mut *g)
+    }
+
+    /// Whether completions are waiting (pushed since the last `drain`).
+    pub fn has_items(&self) -> bool {
+        !self.items.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
     }
 
     /// How long the oldest waiting completion has waited.

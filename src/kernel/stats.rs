@@ -6,7 +6,7 @@
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::health::Health;
 
@@ -104,7 +104,11 @@ impl ServiceMetrics {
 
     /// A reply was picked up by Python; `completed` is when the kernel had it.
     pub fn picked_up(&self, completed: Instant) {
-        self.pickup.observe(completed.elapsed().as_secs_f64());
+        self.picked_up_after(completed.elapsed());
+    }
+
+    pub fn picked_up_after(&self, waited: Duration) {
+        self.pickup.observe(waited.as_secs_f64());
     }
 
     pub fn for_addr(&self, addr: &Addr) -> AddrMetrics {
