@@ -23,7 +23,7 @@ mod scalar;
 
 use scalar::{inet, numeric};
 
-use super::record::Record;
+use super::record::Desc;
 use super::types::{oid::*, Kind, Registry};
 use super::values::{decode_cell, to_python};
 use crate::codec::pg_text::{self, civil_from_days, Value};
@@ -457,17 +457,11 @@ fn record(
         vals.push(cell(py, t, 1, v, reg)?);
     }
     r.end()?;
-    let vals = PyTuple::new(py, vals)?;
     let Some(fields) = fields else {
-        return Ok(vals.into_any().unbind());
+        return Ok(PyTuple::new(py, vals)?.into_any().unbind());
     };
-    let names = PyTuple::new(py, fields.iter().map(|f| f.0.as_str()))?;
-    let index = PyDict::new(py);
-    for (i, f) in fields.iter().enumerate().rev() {
-        index.set_item(&f.0, i)?;
-    }
-    let rec = Record::new(vals.unbind(), names.unbind(), index.unbind());
-    Ok(Py::new(py, rec)?.into_any())
+    let desc = Desc::new(py, fields.iter().map(|f| f.0.as_str()))?;
+    desc.record(vals.len(), vals.into_iter().map(Ok))
 }
 
 fn range(py: Python<'_>, r: &mut Rd<'_>, sub: u32, reg: &Registry) -> PyResult<Py<PyAny>> {

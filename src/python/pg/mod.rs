@@ -26,6 +26,7 @@ mod errors;
 mod json;
 mod many;
 pub mod record;
+mod record_methods;
 mod result;
 mod sql;
 pub mod types;

@@ -1,157 +1,249 @@
 //! `iokernel.pg.Record`: a row that behaves like a tuple (index, slice,
 //! length, iteration, equality with tuples) and like a read-only mapping by
 //! column name (`r["name"]`, `get`, `keys`, `values`, `items`, `"name" in r`),
-//! as asyncpg's Record does. Rows of one result share one names tuple and one
-//! name → index dict. A Record's values can hold mutable objects (a jsonb
-//! dict) that may come to hold the Record, so the collector sees them.
+//! as asyncpg's Record does. This file is the object itself (layout, making
+//! one, the type, the collector's view); `record_methods` is its behaviour.
+//!
+//! One allocation per row, like a tuple: the variable-size object header
+//! (`ob_size` = number of values), one pointer to the result's shared
+//! descriptor (`Desc`: a tuple `(names, index)`, the column names and a
+//! name → position dict), then the values inline. A 6-column row is
+//! 32 + 6 × 8 = 80 bytes + the collector's 16-byte header (asyncpg's: 104;
+//! the former pyo3 object holding a separate values tuple: 152, see
+//! tests/integration/test_pg_record.py). pyo3 cannot declare a variable-size
+//! class, so the type is made with `PyType_FromSpec` (basicsize 32,
+//! itemsize 8) and its slots are written here against the C API.
+//!
+//! Invariants the unsafe code relies on:
+//! - a Record is only made by `Desc::record`; `desc` is set before anything
+//!   else and `ob_size` counts the slots filled so far, so every slot below
+//!   `ob_size` holds an owned, non-NULL reference, even in a Record dropped
+//!   half-built after a decoding error;
+//! - nothing changes after `Desc::record` returns (no setters, no
+//!   `tp_clear`): as for a tuple, a reference cycle through a Record always
+//!   passes a mutable object (a jsonb dict or list) that the collector
+//!   clears instead, so readers never meet a cleared slot;
+//! - `desc` is always a tuple `(tuple of str, dict of str → int)` made by
+//!   `Desc::new`; positions read from the dict are still checked against
+//!   `ob_size` (a composite value may carry fewer fields than its type);
+//! - a Record holding no value of a collected type (ints, str, datetimes...)
+//!   is never tracked by the collector: it can be in no cycle (its values
+//!   cannot change), so collections skip it (tuples are untracked likewise).
+//!   Deep nesting is bounded by PostgreSQL's type nesting (a composite cannot
+//!   contain itself), so deallocation needs no trashcan.
 
-use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError};
-use pyo3::gc::PyVisit;
+use std::ffi::c_void;
+use std::os::raw::c_int;
+use std::ptr::addr_of_mut;
+
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::pyclass::CompareOp;
-use pyo3::types::{PyDict, PySlice, PyString, PyTuple};
-use pyo3::PyTraverseError;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
-#[pyclass(frozen, module = "iokernel.pg", name = "Record")]
-pub struct Record {
-    values: Py<PyTuple>,
-    names: Py<PyTuple>,
-    index: Py<PyDict>,
+use super::record_methods;
+
+/// The C layout of a Record: `values` has `ob_size` entries.
+#[repr(C)]
+pub(super) struct RecordObject {
+    head: ffi::PyVarObject,
+    desc: *mut ffi::PyObject,
+    values: [*mut ffi::PyObject; 0],
 }
 
-impl Record {
-    pub fn new(values: Py<PyTuple>, names: Py<PyTuple>, index: Py<PyDict>) -> Self {
-        Record {
-            values,
-            names,
-            index,
+static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// The `Record` type, made once (by the module's init, `add_type`).
+pub(super) fn record_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    TYPE.get_or_try_init(py, || make_type(py))
+        .map(|t| t.bind(py))
+}
+
+/// Adds `Record` to the native module.
+pub fn add_type(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("Record", record_type(m.py())?)
+}
+
+/// What the Records of one result share: the column names and the name →
+/// position map (the first of duplicate names wins, as in asyncpg).
+pub struct Desc<'py> {
+    obj: Bound<'py, PyTuple>,
+    ty: *mut ffi::PyTypeObject,
+}
+
+impl<'py> Desc<'py> {
+    pub fn new<'a>(
+        py: Python<'py>,
+        names: impl ExactSizeIterator<Item = &'a str>,
+    ) -> PyResult<Self> {
+        let names = PyTuple::new(py, names)?;
+        let index = PyDict::new(py);
+        for (i, n) in names.iter().enumerate().rev() {
+            index.set_item(n, i)?;
         }
+        let ty = record_type(py)?.as_type_ptr();
+        Ok(Desc {
+            obj: PyTuple::new(py, [names.into_any(), index.into_any()])?,
+            ty,
+        })
     }
 
-    fn position(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
-        match self.index.bind(py).get_item(name)? {
-            Some(i) => Ok(Some(i.extract()?)),
-            None => Ok(None),
+    /// A Record of up to `n` values, each decoded straight into its slot
+    /// (no intermediate tuple or vector). An error drops the half-built
+    /// Record and is returned.
+    pub fn record(
+        &self,
+        n: usize,
+        values: impl Iterator<Item = PyResult<Py<PyAny>>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = self.obj.py();
+        let size = ffi::Py_ssize_t::try_from(n)
+            .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("too many values"))?;
+        // SAFETY: `self.ty` is the Record type (a GC type of basicsize 32 and
+        // itemsize 8), so the allocation has room for `n` value slots after
+        // `desc`. The object is owned by `rec` from the moment its header
+        // and `desc` are valid, with `ob_size` = 0, so dropping it at any
+        // point frees exactly the slots filled (see the invariants above).
+        // It stays untracked until complete, so the collector never sees it
+        // half-built.
+        unsafe {
+            let obj: *mut RecordObject = ffi::PyObject_GC_NewVar(self.ty, size);
+            if obj.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            (*obj).head.ob_size = 0;
+            (*obj).desc = self.obj.clone().into_ptr();
+            let rec = Bound::from_owned_ptr(py, obj.cast()).unbind();
+            let slots = addr_of_mut!((*obj).values).cast::<*mut ffi::PyObject>();
+            let mut collected = false;
+            for (i, v) in values.take(n).enumerate() {
+                let v = v?.into_ptr();
+                collected |= ffi::PyType_IS_GC(ffi::Py_TYPE(v)) != 0;
+                slots.add(i).write(v);
+                (*obj).head.ob_size = i as ffi::Py_ssize_t + 1;
+            }
+            if collected {
+                ffi::PyObject_GC_Track(obj.cast());
+            }
+            Ok(rec)
         }
     }
 }
 
-#[pymethods]
-impl Record {
-    /// Only visits: the fields never change, and every cycle through a
-    /// Record passes a mutable object (a dict or list) that the collector
-    /// clears instead.
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.values)?;
-        visit.call(&self.names)?;
-        visit.call(&self.index)
-    }
-
-    fn __len__(&self, py: Python<'_>) -> usize {
-        self.values.bind(py).len()
-    }
-
-    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-        let vals = self.values.bind(py);
-        if key.is_instance_of::<PyString>() {
-            return match self.position(py, key)? {
-                Some(i) => Ok(vals.get_item(i)?.unbind()),
-                None => Err(PyKeyError::new_err(key.clone().unbind())),
-            };
+/// A list of the `n` items of `items` (Records), made at its final size
+/// (no vector of them first, no regrowth).
+pub fn list<'py>(
+    py: Python<'py>,
+    n: usize,
+    items: impl Iterator<Item = PyResult<Py<PyAny>>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let size = ffi::Py_ssize_t::try_from(n)
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("too many rows"))?;
+    // SAFETY: PyList_New gives a list of `n` NULL slots, each set at most
+    // once; a list with NULL slots left is only dropped (list_dealloc
+    // skips them) or cut to its filled part, never handed out.
+    unsafe {
+        let list: Bound<'py, PyList> =
+            Bound::from_owned_ptr_or_err(py, ffi::PyList_New(size))?.cast_into_unchecked();
+        let mut filled = 0;
+        for (i, item) in items.take(n).enumerate() {
+            ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, item?.into_ptr());
+            filled = i + 1;
         }
-        if let Ok(s) = key.cast::<PySlice>() {
-            return Ok(vals.as_any().get_item(s)?.unbind());
+        if filled < n {
+            return Ok(list.get_slice(0, filled));
         }
-        let i: isize = key.extract().map_err(|_| {
-            PyTypeError::new_err("Record indices must be integers, slices or column names")
-        })?;
-        let n = vals.len() as isize;
-        let j = if i < 0 { i + n } else { i };
-        if j < 0 || j >= n {
-            return Err(PyIndexError::new_err("Record index out of range"));
-        }
-        Ok(vals.get_item(j as usize)?.unbind())
+        Ok(list)
     }
+}
 
-    /// True if the record has a column of that name (as asyncpg's Record).
-    fn __contains__(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.position(py, name)?.is_some())
+/// The values of a Record.
+///
+/// # Safety
+/// `obj` must be a live Record (its type checked by the caller or by
+/// CPython's slot dispatch); the slice is valid while `obj` is.
+pub(super) unsafe fn values<'a>(obj: *mut ffi::PyObject) -> &'a [*mut ffi::PyObject] {
+    let r = obj.cast::<RecordObject>();
+    let n = usize::try_from((*r).head.ob_size).unwrap_or(0);
+    std::slice::from_raw_parts(addr_of_mut!((*r).values).cast::<*mut ffi::PyObject>(), n)
+}
+
+/// The shared `(names, index)` tuple of a Record (borrowed).
+///
+/// # Safety
+/// As for `values`.
+pub(super) unsafe fn desc(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    (*obj.cast::<RecordObject>()).desc
+}
+
+/// Frees a Record: untracks it first (the collector must not visit it
+/// while its references go), then drops its values, its descriptor and
+/// the reference every instance of a heap type holds on its type.
+unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
+    let ty = ffi::Py_TYPE(obj);
+    ffi::PyObject_GC_UnTrack(obj.cast());
+    for &v in values(obj) {
+        ffi::Py_DECREF(v);
     }
+    ffi::Py_XDECREF((*obj.cast::<RecordObject>()).desc);
+    ffi::PyObject_GC_Del(obj.cast());
+    ffi::Py_DECREF(ty.cast());
+}
 
-    fn __iter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(self
-            .values
-            .bind(py)
-            .as_any()
-            .try_iter()?
-            .into_any()
-            .unbind())
-    }
-
-    /// Compares like the tuple of its values (with Records and tuples), so
-    /// rows can be sorted and compared as asyncpg's can.
-    fn __richcmp__(
-        &self,
-        py: Python<'_>,
-        other: &Bound<'_, PyAny>,
-        op: CompareOp,
-    ) -> PyResult<Py<PyAny>> {
-        let mine = self.values.bind(py).as_any();
-        let theirs = if let Ok(r) = other.cast::<Record>() {
-            r.get().values.bind(py).clone().into_any()
-        } else if other.is_instance_of::<PyTuple>() {
-            other.clone()
-        } else {
-            return Ok(py.NotImplemented());
-        };
-        Ok(mine.rich_compare(theirs, op)?.unbind())
-    }
-
-    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
-        self.values.bind(py).hash()
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let mut parts = Vec::new();
-        for (n, v) in self.names.bind(py).iter().zip(self.values.bind(py).iter()) {
-            parts.push(format!("{}={}", n.str()?, v.repr()?));
-        }
-        Ok(format!("<Record {}>", parts.join(" ")))
-    }
-
-    #[pyo3(signature = (key, default = None))]
-    fn get(
-        &self,
-        py: Python<'_>,
-        key: &Bound<'_, PyAny>,
-        default: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        match self.position(py, key)? {
-            Some(i) => Ok(self.values.bind(py).get_item(i)?.unbind()),
-            None => Ok(default.unwrap_or_else(|| py.None())),
+/// The collector's view: the type (heap types must report it), the
+/// descriptor and every value. No `tp_clear` (see the invariants).
+unsafe extern "C" fn traverse(
+    obj: *mut ffi::PyObject,
+    visit: ffi::visitproc,
+    arg: *mut c_void,
+) -> c_int {
+    let d = (*obj.cast::<RecordObject>()).desc;
+    for p in [ffi::Py_TYPE(obj).cast(), d]
+        .into_iter()
+        .chain(values(obj).iter().copied())
+    {
+        if !p.is_null() {
+            let rc = visit(p, arg);
+            if rc != 0 {
+                return rc;
+            }
         }
     }
+    0
+}
 
-    fn keys(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        Ok(self.names.bind(py).as_any().try_iter()?.into_any().unbind())
-    }
-
-    fn values(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.__iter__(py)
-    }
-
-    fn items(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let pairs: Vec<Bound<'_, PyTuple>> = self
-            .names
-            .bind(py)
-            .iter()
-            .zip(self.values.bind(py).iter())
-            .map(|(n, v)| PyTuple::new(py, [n, v]))
-            .collect::<PyResult<_>>()?;
-        Ok(PyTuple::new(py, pairs)?
-            .as_any()
-            .try_iter()?
-            .into_any()
-            .unbind())
+fn make_type(py: Python<'_>) -> PyResult<Py<PyType>> {
+    let slot = |slot: c_int, pfunc: *mut c_void| ffi::PyType_Slot { slot, pfunc };
+    let mut slots = vec![
+        slot(ffi::Py_tp_dealloc, dealloc as *mut c_void),
+        slot(ffi::Py_tp_traverse, traverse as *mut c_void),
+        slot(
+            ffi::Py_tp_doc,
+            c"A row: a tuple of its values that is also a read-only mapping by column name."
+                .as_ptr() as *mut c_void,
+        ),
+    ];
+    slots.extend(record_methods::slots());
+    slots.push(ffi::PyType_Slot::default());
+    let basicsize = std::mem::size_of::<RecordObject>();
+    let itemsize = std::mem::size_of::<*mut ffi::PyObject>();
+    let mut spec = ffi::PyType_Spec {
+        // Kept by the type (tp_name), hence a static string.
+        name: c"iokernel.pg.Record".as_ptr(),
+        basicsize: basicsize as c_int,
+        itemsize: itemsize as c_int,
+        // Not subclassable and no Python constructor, as before: Records
+        // come only from results.
+        flags: (ffi::Py_TPFLAGS_DEFAULT
+            | ffi::Py_TPFLAGS_HAVE_GC
+            | ffi::Py_TPFLAGS_DISALLOW_INSTANTIATION
+            | ffi::Py_TPFLAGS_IMMUTABLETYPE) as std::os::raw::c_uint,
+        slots: slots.as_mut_ptr(),
+    };
+    // SAFETY: the spec and its slots are valid for the call (CPython copies
+    // them); the name and the method table it keeps are 'static.
+    unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyType_FromSpec(&mut spec))
+            .map(|t| t.cast_into_unchecked::<PyType>().unbind())
     }
 }

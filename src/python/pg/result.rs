@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::PyList;
 
 use super::decode;
 use super::errors::{client_error, pg_error};
-use super::record::Record;
+use super::record::{self, Desc};
 use super::types::{QueryCtx, Registry};
 use crate::kernel::Reply;
 use crate::protocols::pg::{Notification, PgResult};
@@ -157,34 +157,22 @@ fn value(py: Python<'_>, reply: Reply, column: usize) -> PyResult<Py<PyAny>> {
 
 fn rows(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let r = result(py, reply)?;
-    if r.columns.is_none() {
-        return Ok(PyList::empty(py).into_any().unbind());
-    }
-    let out = records(py, &r, r.rows.len())?;
-    Ok(PyList::new(py, out)?.into_any().unbind())
+    Ok(records(py, &r, r.rows.len())?.into_any().unbind())
 }
 
 fn row(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let r = result(py, reply)?;
-    if r.columns.is_none() {
-        return Ok(py.None());
-    }
-    let mut out = records(py, &r, r.rows.len().min(1))?;
-    Ok(out.pop().unwrap_or_else(|| py.None()))
+    let out = records(py, &r, r.rows.len().min(1))?;
+    Ok(out.get_item(0).map_or_else(|_| py.None(), Bound::unbind))
 }
 
-/// The first `take` rows as `Record`s sharing one names tuple and one
-/// name → index dict.
-fn records(py: Python<'_>, r: &PgResult, take: usize) -> PyResult<Vec<Py<PyAny>>> {
+/// The first `take` rows as a list of `Record`s sharing one descriptor
+/// (column names, name → position), each decoded straight into its Record.
+fn records<'py>(py: Python<'py>, r: &PgResult, take: usize) -> PyResult<Bound<'py, PyList>> {
     let Some(cols) = &r.columns else {
-        return Ok(Vec::new());
+        return Ok(PyList::empty(py));
     };
-    let names = PyTuple::new(py, cols.iter().map(|c| c.name.as_str()))?.unbind();
-    let index = PyDict::new(py);
-    for (i, c) in cols.iter().enumerate().rev() {
-        index.set_item(&c.name, i)?; // the first column wins on duplicate names
-    }
-    let index = index.unbind();
+    let desc = Desc::new(py, cols.iter().map(|c| c.name.as_str()))?;
     let reg = registry(r);
     // Per column, once: a binary cell of a type without a custom codec
     // goes straight to the binary decoder.
@@ -198,22 +186,16 @@ fn records(py: Python<'_>, r: &PgResult, take: usize) -> PyResult<Vec<Py<PyAny>>
             )
         })
         .collect();
-    let mut out = Vec::with_capacity(take);
-    let mut vals = Vec::with_capacity(cols.len());
-    for row in r.rows.iter().take(take) {
-        for (&(t, format, direct), v) in plan.iter().zip(row.slices()) {
-            vals.push(match v {
-                None => py.None(),
-                Some(b) if direct => decode::binary(py, t, b, &reg)?,
-                Some(b) => decode::cell(py, t, format, Some(b), &reg)?,
+    let rows = r.rows.iter().take(take).map(|row| {
+        let vals = plan
+            .iter()
+            .zip(row.slices())
+            .map(|(&(t, format, direct), v)| match v {
+                None => Ok(py.None()),
+                Some(b) if direct => decode::binary(py, t, b, &reg),
+                Some(b) => decode::cell(py, t, format, Some(b), &reg),
             });
-        }
-        let rec = Record::new(
-            PyTuple::new(py, vals.drain(..))?.unbind(),
-            names.clone_ref(py),
-            index.clone_ref(py),
-        );
-        out.push(Py::new(py, rec)?.into_any());
-    }
-    Ok(out)
+        desc.record(plan.len().min(row.len()), vals)
+    });
+    record::list(py, take, rows)
 }
