@@ -140,11 +140,14 @@ pub fn list<'py>(
     let size = ffi::Py_ssize_t::try_from(n)
         .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("too many rows"))?;
     // SAFETY: PyList_New gives a list of `n` NULL slots, each set at most
-    // once; a list with NULL slots left is only dropped (list_dealloc
-    // skips them) or cut to its filled part, never handed out.
+    // once. Until all are set the list is untracked, so no Python code the
+    // decoders run (a custom codec) can reach it through the collector; a
+    // list with NULL slots left is only dropped (list_dealloc skips them)
+    // or cut to its filled part, never handed out.
     unsafe {
         let list: Bound<'py, PyList> =
             Bound::from_owned_ptr_or_err(py, ffi::PyList_New(size))?.cast_into_unchecked();
+        ffi::PyObject_GC_UnTrack(list.as_ptr().cast());
         let mut filled = 0;
         for (i, item) in items.take(n).enumerate() {
             ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, item?.into_ptr());
@@ -153,6 +156,7 @@ pub fn list<'py>(
         if filled < n {
             return Ok(list.get_slice(0, filled));
         }
+        ffi::PyObject_GC_Track(list.as_ptr().cast());
         Ok(list)
     }
 }
