@@ -58,6 +58,12 @@ class Source:
         publishing nothing, if an entry is malformed."""
         if isinstance(endpoints, str):
             raise TypeError("publish() takes a list of \"host:port\" strings, not one string")
+        if not isinstance(endpoints, (Iterable, Mapping)):
+            raise TypeError(
+                f"discovery source {self.name!r}: publish() takes a list of \"host:port\" "
+                f"strings, (\"host:port\", weight) pairs or a mapping, not "
+                f"{type(endpoints).__name__}; nothing was published"
+            )
         items: list[tuple[str, int]] = []
         pairs = endpoints.items() if isinstance(endpoints, Mapping) else endpoints
         for e in pairs:
@@ -74,7 +80,7 @@ class Source:
             else:
                 raise TypeError(
                     f"discovery source {self.name!r}: expected \"host:port\" or "
-                    f"(\"host:port\", weight), not {e!r}"
+                    f"(\"host:port\", weight), not {e!r}; nothing was published"
                 )
         _native.discovery_publish(self.name, items)
 

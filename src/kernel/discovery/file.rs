@@ -87,10 +87,16 @@ fn parse_json(t: &str) -> Result<Vec<(Addr, u32)>, String> {
     Ok(out)
 }
 
+/// Read and parse the file. A file that lists no endpoint counts as broken
+/// (the last good set is kept): an empty set never serves a request, and a
+/// file rewritten in place is seen empty for a moment.
 fn load(path: &Path, origin: &str) -> Result<Vec<Endpoint>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(parse(&text)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+    let listed = parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    if listed.is_empty() {
+        return Err(format!("{}: lists no endpoint", path.display()));
+    }
+    Ok(listed
         .into_iter()
         .map(|(addr, weight)| Endpoint {
             addr,
@@ -214,5 +220,22 @@ mod tests {
         assert!(parse("[1]").unwrap_err().contains("expected"));
         assert!(parse("{").unwrap_err().contains("JSON"));
         assert!(parse(r#"[{"weight": 1}]"#).unwrap_err().contains("address"));
+    }
+
+    #[test]
+    fn a_file_listing_no_endpoint_is_an_error_not_an_empty_set() {
+        let dir = std::env::temp_dir().join(format!("iokernel-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("hosts");
+        for text in ["", "# only a comment\n\n", "[]", "{}"] {
+            std::fs::write(&f, text).unwrap();
+            let err = load(&f, "file").unwrap_err();
+            assert!(err.contains("lists no endpoint"), "{text:?}: {err}");
+        }
+        std::fs::write(&f, "10.0.0.1:6379 2\n").unwrap();
+        let eps = load(&f, "file").unwrap();
+        assert_eq!(eps.len(), 1);
+        assert_eq!(eps[0].weight, 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

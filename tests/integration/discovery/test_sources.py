@@ -80,8 +80,9 @@ def test_publish_rejects_bad_entries_and_publishes_nothing() -> None:
     src = discovery.Source(f"bad-{uuid.uuid4().hex[:8]}")
     src.publish(["10.0.0.1:1"])
     for bad, err in [(["10.0.0.1"], ValueError), (["h:0"], ValueError),
-                     ([("h:1", -1)], ValueError), ([3], TypeError), ("h:1", TypeError)]:
-        with pytest.raises(err):
+                     ([("h:1", -1)], ValueError), ([3], TypeError), ("h:1", TypeError),
+                     (5, TypeError), (None, TypeError)]:
+        with pytest.raises(err, match="nothing was published|one string"):
             src.publish(bad)  # type: ignore[arg-type]
     assert src.current() == [("10.0.0.1:1", 1)]
     src.publish({"10.0.0.2:2": 3, "[::1]:4": 0})
@@ -143,10 +144,11 @@ async def test_a_watched_file_is_followed(tmp_path: Path, trio: dict[str, RedisS
         t0 = time.monotonic()
         took = await until(lambda: all(load.counts(t0).get(k, 0) > 50 for k in "bc")
                            and load.settled_at(t0, "a") is None, 30, "traffic on b and c")
-        # A broken file keeps the set. Written whole (rename), as the file
-        # above: a write in place is seen truncated, i.e. empty, first.
+        # A broken file keeps the set.
         tmp.write_text("garbage\n")
         os.replace(tmp, f)
+        # Nor does an empty one (an in-place rewrite is seen empty at first).
+        f.write_text("")
         await asyncio.sleep(0.5)
         t1 = time.monotonic()
         await asyncio.sleep(0.5)
