@@ -55,9 +55,16 @@ def test_cancelled_transaction_start_does_not_leak_connections(
     asyncio.run(main())
 
 
+@pytest.mark.parametrize("mode", MODES)
 async def test_more_concurrent_transactions_than_server_connections(
-    db: Driver, pg_server: PostgresServer
+    pg_server: PostgresServer, pg_dsn: str, mode: str
 ) -> None:
+    # The transactions wait their turn for a connection (150 x 0.5 s over a
+    # few connections): a timeout generous enough for a loaded machine, since
+    # what is asserted is that none fails, not how fast they go.
+    db = Driver(make(pg_server.dsn(application_name=new_app("many-tx")), mode == "async",
+                     timeout=300.0), mode == "async")
+
     def job(i: int) -> Callable[[], Awaitable[Any]]:
         async def run() -> Any:
             async with db.transaction() as tx:
@@ -68,6 +75,7 @@ async def test_more_concurrent_transactions_than_server_connections(
         return run
 
     results = await db.concurrently([job(i) for i in range(150)])
+    await db.close()
     assert results == list(range(150)), [r for r in results if not isinstance(r, int)][:3]
 
 

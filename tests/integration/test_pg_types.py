@@ -146,6 +146,8 @@ DELIBERATE = {
     **{(t, c): "refused" for t in ("int2", "int4", "int8", "oid", "xid", "cid", "xid8",
                                     "pg_lsn")
        for c in ("float-frac", "decimal")},
+    # a bool for an address: asyncpg stores True as 0.0.0.1
+    ("inet", "bool"): "refused", ("cidr", "bool"): "refused",
 }
 # iokernel also accepts: any JSON-able value for json/jsonb (asyncpg: str
 # only), str for "char" (asyncpg: bytes only).

@@ -4,13 +4,18 @@
 use bytes::{BufMut, BytesMut};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBool, PyBytes, PyString};
 
 use super::scalar::{ip_interface, ip_network};
 use super::{expected, misfit, Res};
 
 pub fn put_inet(v: &Bound<'_, PyAny>, cidr: bool, out: &mut BytesMut) -> Res<()> {
     let py = v.py();
+    if v.is_instance_of::<PyBool>() {
+        // ipaddress would take True as the address 1 (asyncpg stores
+        // 0.0.0.1): a bool is never meant as an address.
+        return expected("an ipaddress address, interface or network, or str", v);
+    }
     let obj = if v.is_instance_of::<PyString>() {
         let f = if cidr {
             ip_network(py)?
