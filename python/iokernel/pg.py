@@ -22,7 +22,10 @@ shared by concurrent first uses; its Parse prepares it on that connection);
 arguments are encoded in binary for its types, and one that does not fit is
 refused before sending (``DataError`` naming ``$n``, the type and the value;
 ``InterfaceError`` for a wrong count). Results come back as asyncpg returns
-them (``iokernel.pgtypes``); ``set_type_codec`` adds codecs for any type.
+them (``iokernel.pgtypes``; json/jsonb as ``str``); ``set_type_codec`` adds
+codecs for any type: ``set_type_codec("jsonb", encoder=json.dumps,
+decoder=json.loads, schema="pg_catalog")`` gives objects (``json.loads``
+itself is run by a native parser: same objects, faster).
 """
 
 from __future__ import annotations
@@ -190,7 +193,9 @@ class _Base(Endpoints, QueryMethods):
         ``encoder(value) -> str`` and ``decoder(str) -> value`` work on the
         type's text form, with ``format="binary"`` on ``bytes`` in the
         type's binary form. Applies to every client sharing this service
-        (same DSN and options). Enums and domains need no codec."""
+        (same DSN and options), also to arrays of the type. Enums and
+        domains need no codec. ``decoder=json.loads`` (that very function)
+        on json/jsonb with ``format="text"`` decodes natively, same result."""
         if format not in ("text", "binary"):
             raise ValueError(f"format must be 'text' or 'binary', not {format!r}")
         return self._codec(typename, schema, encoder, decoder, format == "binary")

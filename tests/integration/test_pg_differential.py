@@ -1,8 +1,10 @@
 """iokernel's PostgreSQL value conversion, checked against asyncpg.
 
-The same queries run through asyncpg (the reference, with json/jsonb decoded
-by ``json.loads`` as iokernel does) and through iokernel's ``pg.Client`` and
-``pg.AsyncClient``; results must be equal *and* of the same Python types.
+The same queries run through asyncpg (the reference, as it comes: json/jsonb
+are str) and through iokernel's ``pg.Client`` and ``pg.AsyncClient``; results
+must be equal *and* of the same Python types. With ``set_type_codec(...,
+decoder=json.loads)`` on both sides, json/jsonb results are objects on both
+(``test_json_codec_matches_asyncpg``).
 
 * ``CORPUS``: literals of every supported type, NULLs, arrays, edge values
   (NaN/Infinity, extreme integers, large numerics, negative intervals with
@@ -110,6 +112,8 @@ CORPUS: list[tuple[str, str]] = [
     ("json-unicode", """SELECT '{"k": "\\u00e9 ✓ 😀"}'::json, '["\\n\\t"]'::jsonb"""),
     ("json-agg", "SELECT json_agg(g), jsonb_build_object('n', 1, 'l', ARRAY[1, 2]) "
                  "FROM generate_series(1, 3) g"),
+    # json keeps its text as written, jsonb is the server's normal form
+    ("json-whitespace", """SELECT ' { "a" :  1,"a":2 } '::json, ' { "a" :  1,"a":2 } '::jsonb"""),
     # arrays
     ("array-int", "SELECT ARRAY[1, 2, 3], ARRAY[1, NULL, 3]::int8[], ARRAY[-1]::int2[]"),
     ("array-empty", "SELECT ARRAY[]::int4[], ARRAY[]::text[], '{}'::float8[]"),
@@ -125,6 +129,7 @@ CORPUS: list[tuple[str, str]] = [
     ("array-interval", "SELECT ARRAY['1 day'::interval, '-2 hours'::interval]"),
     ("array-uuid", f"SELECT ARRAY['{U1}'::uuid]"),
     ("array-jsonb", """SELECT ARRAY['{"a": 1}'::jsonb, '[1, "x"]'::jsonb]"""),
+    ("array-json", """SELECT ARRAY['{"a":  1}'::json, NULL], ARRAY[[' 2'::jsonb]]"""),
     ("array-lower-bound", "SELECT '[2:3]={1,2}'::int[]"),
     ("array-agg", "SELECT array_agg(g ORDER BY g) FROM generate_series(1, 1000) g"),
     # NULLs
@@ -203,9 +208,10 @@ PARAMS: list[tuple[str, str, Any]] = [
     ("interval-micro", "interval", dt.timedelta(microseconds=-1)),
     ("interval-big", "interval", dt.timedelta(days=400000)),
     ("uuid", "uuid", uuid.UUID(U1)),
-    ("json-dict", "json", {"a": [1, 2.5, "x", None, True], "b": {"c": "é"}}),
-    ("jsonb-dict", "jsonb", {"b": 1, "a": {"z": [], "y": {}}}),
-    ("jsonb-empty", "jsonb", {}),
+    ("json-str", "json", '{"a": [1, 2.5, "x", null, true],  "b": {"c": "é"}}'),
+    ("jsonb-str", "jsonb", '{"b": 1, "a": {"z": [], "y": {}}}'),
+    ("jsonb-empty", "jsonb", "{}"),
+    ("jsonb-array", "jsonb[]", ['{"a": 1}', None, "[]"]),
     ("int4-array", "int4[]", [1, 2, None]),
     ("int8-array-empty", "int8[]", []),
     ("text-array", "text[]", ["a", None, "é", "", 'q"{},\\']),
@@ -242,9 +248,6 @@ def describe(v: Any) -> str:
 async def _reference(dsn: str) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn)
     try:
-        for typ in ("json", "jsonb"):
-            await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads,
-                                      schema="pg_catalog")
         out: dict[str, Any] = {}
         for key, sql in CORPUS:
             rows = await conn.fetch(sql)
@@ -341,10 +344,87 @@ async def test_python_types_of_each_postgres_type(call: Any) -> None:
     types = [type(v) for v in row]
     assert types == [
         int, int, int, float, float, Decimal, str, str, bytes, bool, dt.date, dt.time,
-        dt.datetime, dt.datetime, dt.timedelta, uuid.UUID, dict, list, list, type(None),
+        dt.datetime, dt.datetime, dt.timedelta, uuid.UUID, str, str, list, type(None),
     ]
     assert row[12].tzinfo is None
     assert row[13].tzinfo is not None and row[13].utcoffset() == dt.timedelta(0)
+
+
+async def test_json_parameters_beyond_str(call: Any) -> None:
+    """Besides the str asyncpg takes, json/jsonb parameters take any value
+    ``json.dumps`` writes (documented superset); results stay text."""
+    doc = {"b": 1, "a": [1, None]}
+    assert await call("fetchval", "SELECT $1::json", doc) == '{"b": 1, "a": [1, null]}'
+    assert await call("fetchval", "SELECT $1::jsonb", doc) == '{"a": [1, null], "b": 1}'
+    assert await call("fetchval", "SELECT $1::jsonb", ' "s" ') == '"s"'
+
+
+# ------------------------------------------ json/jsonb decoded to objects
+JSON_CORPUS = [(k, q) for k, q in CORPUS if "json" in k]
+JSON_PARAMS: list[tuple[str, str, Any]] = [
+    ("json-dict", "json", {"a": [1, 2.5, "x", None, True], "b": {"c": "é"}}),
+    ("jsonb-dict", "jsonb", {"b": 1, "a": {"z": [], "y": {}}}),
+    ("jsonb-list", "jsonb", [1, "x", None, 12345678901234567890]),
+    ("jsonb-str", "jsonb", "a str is dumped too"),
+    ("jsonb-array", "jsonb[]", [{"a": 1}, None, {"b": [2]}]),
+]
+
+
+async def _json_reference(dsn: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for typ in ("json", "jsonb"):
+            await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads,
+                                      schema="pg_catalog")
+        out: dict[str, Any] = {}
+        for key, sql in JSON_CORPUS:
+            out[f"q:{key}"] = [tuple(r) for r in await conn.fetch(sql)]
+        for key, typ, value in JSON_PARAMS:
+            out[f"p:{key}"] = await conn.fetchval(f"SELECT $1::{typ}", value)
+        return out
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_json_codec_matches_asyncpg(pg_server: PostgresServer, mode: str) -> None:
+    """asyncpg's way to get objects, ``set_type_codec("jsonb",
+    encoder=json.dumps, decoder=json.loads, schema="pg_catalog")``, gives
+    the same results here (decoded by the native parser: keys shared
+    between rows, which ``json.loads`` does not do)."""
+    with ThreadPoolExecutor(1) as ex:
+        ref = ex.submit(asyncio.run, _json_reference(pg_server.dsn())).result(120)
+    is_async = mode == "async"
+    # a service of its own: a codec applies to every client of its service
+    dsn = pg_server.dsn(application_name=f"iok-json-codec-{mode}")
+    client = (pg.AsyncClient if is_async else pg.Client)(dsn, timeout=30.0)
+
+    async def call(method: str, sql: str, *args: Any, **kw: Any) -> Any:
+        result = getattr(client, method)(sql, *args, **kw)
+        return await result if is_async else result
+
+    bad: list[str] = []
+    try:
+        for typ in ("json", "jsonb"):
+            await call("set_type_codec", typ, encoder=json.dumps, decoder=json.loads,
+                       schema="pg_catalog")
+        for key, sql in JSON_CORPUS:
+            got = [tuple(r) for r in await call("fetch", sql)]
+            if not same(got, ref[f"q:{key}"]):
+                bad.append(f"{key}: iokernel {describe(got)} != asyncpg {describe(ref[f'q:{key}'])}")
+        for key, typ, value in JSON_PARAMS:
+            got = await call("fetchval", f"SELECT $1::{typ}", value)
+            if not same(got, ref[f"p:{key}"]):
+                bad.append(f"param {key}: iokernel {describe(got)} != "
+                           f"asyncpg {describe(ref[f'p:{key}'])}")
+        rows = await call("fetch", "SELECT jsonb_build_object('tag', g) FROM generate_series(1, 2) g")
+        assert [r[0] for r in rows] == [{"tag": 1}, {"tag": 2}]
+        assert next(iter(rows[0][0])) is next(iter(rows[1][0]))
+    finally:
+        closed = client.close()
+        if inspect.isawaitable(closed):
+            await closed
+    assert not bad, "\n".join(bad)
 
 
 # ------------------------------------------- a server with unusual defaults

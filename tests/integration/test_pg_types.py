@@ -1,7 +1,7 @@
 """Every type in asyncpg's type table, both directions, against asyncpg.
 
 For each PostgreSQL type, ``VALUES`` holds Python values asyncpg accepts.
-asyncpg (the reference, json decoded by ``json.loads`` as iokernel does) and
+asyncpg (the reference, as it comes: json/jsonb results are str) and
 iokernel's ``Client``/``AsyncClient`` each:
 
 * send them as parameters (``SELECT $1::type``): same result;
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
-import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -73,7 +72,9 @@ VALUES: list[tuple[str, list[Any]]] = [
                   dt.timedelta(days=-1, seconds=5), dt.timedelta(0)]),
     ("uuid", [uuid.UUID(U1), U1]),
     ("json", ['{"a": [1, 2.5, null]}', "[]", '"s"']),
-    ("jsonb", ['{"b": 1, "a": {}}', "3"]),
+    ("jsonb", ['{"b": 1, "a": {}}', "3", ' { "s" :  "é" } ']),
+    ("jsonb[]", [['{"a": 1}', None, "[]"]]),
+    ("json[]", [[' {"a":  1} ']]),
     ("inet", [ipaddress.ip_address("1.2.3.4"), ipaddress.ip_interface("10.1.2.3/8"),
               ipaddress.ip_address("::1"), "192.168.0.1/24", "10.0.0.1"]),
     ("cidr", [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8::/32"),
@@ -149,9 +150,9 @@ DELIBERATE = {
     # a bool for an address: asyncpg stores True as 0.0.0.1
     ("inet", "bool"): "refused", ("cidr", "bool"): "refused",
 }
-# iokernel also accepts: any JSON-able value for json/jsonb (asyncpg: str
-# only), str for "char" (asyncpg: bytes only).
-EXTRA_ACCEPTED = {("json", c) for c, _ in CANDIDATES} | {("jsonb", c) for c, _ in CANDIDATES} \
+# iokernel also accepts: any JSON-able value for json/jsonb and their
+# arrays' elements (asyncpg: str only), str for "char" (asyncpg: bytes only).
+EXTRA_ACCEPTED = {(t, c) for c, _ in CANDIDATES for t in ("json", "jsonb", "json[]", "jsonb[]")} \
     | {('"char"', "str"), ('"char"', "str-int")}
 
 
@@ -188,9 +189,6 @@ async def _reference(dsn: str) -> dict[str, Any]:
     conn = await asyncpg.connect(dsn)
     out: dict[str, Any] = {}
     try:
-        for typ in ("json", "jsonb"):
-            await conn.set_type_codec(typ, encoder=lambda v: v, decoder=json.loads,
-                                      schema="pg_catalog")
         for typ, values in VALUES:
             t = table_of(typ) + "_ref"
             await conn.execute(f"DROP TABLE IF EXISTS {t}; CREATE TABLE {t} (k int, v {typ})")
@@ -410,8 +408,8 @@ async def test_no_session_setting_is_forced(reference: dict[str, Any], call: Any
                                             pg_server: PostgresServer) -> None:
     """Text the user's SQL formats is the server's default format."""
     assert await call("fetchval", "SELECT '1 day 2 hours'::interval::text") == "1 day 02:00:00"
-    assert await call("fetchval", "SELECT json_build_object('i', '1 day'::interval)") == {
-        "i": "1 day"}
+    got = await call("fetchval", "SELECT json_build_object('i', '1 day'::interval)")
+    assert got == '{"i" : "1 day"}'
     for name in ("DateStyle", "IntervalStyle", "extra_float_digits", "TimeZone"):
         assert await call("fetchval", f"SHOW {name}") == pg_server.sql(f"SHOW {name}")
 
@@ -470,6 +468,16 @@ async def test_set_type_codec(pg_server: PostgresServer) -> None:
                           encoder=lambda v: int(v).to_bytes(8, "big", signed=True),
                           decoder=lambda b: ("int8", int.from_bytes(b, "big", signed=True)))
         assert db.fetchval("SELECT $1::int8 + 1", "41") == ("int8", 42)
+        # a text codec on a built-in type also decodes its arrays' elements
+        db.set_type_codec("numeric", schema="pg_catalog", format="text",
+                          encoder=str, decoder=lambda s: ("numeric", s))
+        assert db.fetchval("SELECT ARRAY[1.50, NULL]::numeric[]") == [("numeric", "1.50"), None]
+        # json/jsonb: a decoder other than json.loads gets the text
+        db.set_type_codec("jsonb", schema="pg_catalog", encoder=lambda v: v,
+                          decoder=lambda s: ("jsonb", s))
+        assert db.fetchval("""SELECT '{"a":1}'::jsonb, ARRAY['[]'::jsonb]""") == (
+            "jsonb", '{"a": 1}')
+        assert db.fetchval("SELECT ARRAY['[]'::jsonb]") == [("jsonb", "[]")]
         with pytest.raises(ValueError, match="unknown type"):
             db.set_type_codec("no_such_type", encoder=str, decoder=str)
     finally:

@@ -1,7 +1,9 @@
-"""The native json/jsonb decoder (src/python/pg/json.rs) and the uuid
-constructor (values.rs) give exactly what ``json.loads`` and
-``uuid.UUID(bytes=...)`` give, through the ``_pg_decode_cell`` test hook
-(json is OID 114, uuid 2950). No server needed.
+"""The native json/jsonb decoder (src/python/pg/json.rs, used when a
+client asks for objects with ``set_type_codec(..., decoder=json.loads)``)
+and the uuid constructor (values.rs) give exactly what ``json.loads`` and
+``uuid.UUID(bytes=...)`` give, through the ``_pg_json_loads`` and
+``_pg_decode_cell`` test hooks (uuid is OID 2950). By default json/jsonb
+cells are their text, as in asyncpg. No server needed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ def dec(oid: int, text: str | bytes) -> Any:
     if isinstance(text, str):
         text = text.encode()
     return _native._pg_decode_cell(oid, text)
+
+
+def loads(text: str | bytes) -> Any:
+    """The native parser (what ``decoder=json.loads`` runs)."""
+    if isinstance(text, str):
+        text = text.encode()
+    return _native._pg_json_loads(text)
 
 
 def same(a: Any, b: Any) -> bool:
@@ -62,10 +71,10 @@ def test_json_matches_json_loads(text: str) -> None:
         want: Any = json.loads(text)
     except ValueError as e:
         with pytest.raises(ValueError) as got:
-            dec(114, text)
+            loads(text)
         assert str(got.value) == str(e)
         return
-    got_v = dec(114, text)
+    got_v = loads(text)
     assert same(got_v, want), (text, got_v, want)
 
 
@@ -90,12 +99,18 @@ def test_jsonb_in_array_and_random_documents() -> None:
         d = doc(0)
         for text in (json.dumps(d), json.dumps(d, ensure_ascii=False),
                      json.dumps(d, separators=(",", ":"), indent=rnd.choice([None, 2]))):
-            assert same(dec(114, text), json.loads(text)), text
+            assert same(loads(text), json.loads(text)), text
+
+
+@pytest.mark.parametrize("oid", [114, 3802])
+def test_json_cells_are_their_text_by_default(oid: int) -> None:
+    text = ' {"a" : [1, 2.50]}  '
+    assert same(dec(oid, text), text)  # asyncpg's str, whitespace and all
 
 
 def test_json_keys_are_shared_between_rows() -> None:
-    a = dec(114, '{"tag": 1}')
-    b = dec(114, '{"tag": 2}')
+    a = loads('{"tag": 1}')
+    b = loads('{"tag": 2}')
     assert next(iter(a)) is next(iter(b))  # interned: one string per key
 
 

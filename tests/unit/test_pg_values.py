@@ -6,7 +6,7 @@ the text a Bind parameter carries (None for NULL). No server is needed: the
 inputs are what PostgreSQL 15 prints with the session settings the client sets
 (DateStyle=ISO, TimeZone=UTC, IntervalStyle=iso_8601, extra_float_digits=3),
 and the expected Python values are what asyncpg returns for the same cells,
-except where noted (json/jsonb parsed, "char" as str).
+except where noted ("char" as str); json/jsonb are their text, as in asyncpg.
 """
 
 from __future__ import annotations
@@ -110,9 +110,10 @@ DECODE_CASES: list[tuple[int, str, Any]] = [
         "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
         uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
     ),
-    (114, '{"a": [1, 2.5, null, "ü"]}', {"a": [1, 2.5, None, "ü"]}),
-    (3802, "null", None),
-    (3802, '"s"', "s"),
+    (114, '{"a": [1, 2.5, null, "ü"]}', '{"a": [1, 2.5, null, "ü"]}'),
+    (114, ' [1,  2] ', ' [1,  2] '),
+    (3802, "null", "null"),
+    (3802, '"s"', '"s"'),
     # unknown types: str (point, timetz, int2vector)
     (600, "(1,2)", "(1,2)"),
     (1266, "12:00:00+05:30", "12:00:00+05:30"),
@@ -223,7 +224,6 @@ def test_interval_months_and_time_combine() -> None:
         (1184, "2024-01-01 00:00:00", ValueError, "invalid timestamptz value.*UTC offset"),
         (1186, "1 day", ValueError, "invalid interval value.*ISO 8601"),
         (2950, "nope", ValueError, "invalid uuid value"),
-        (114, "{", ValueError, "Expecting property name"),  # json.loads' own error
         (1007, "{1,x}", ValueError, r"invalid int4\[\] value: invalid int4 value \"x\""),
         (1007, "{1,2", ValueError, r"invalid int4\[\] value .*unterminated array"),
         (1007, "{{1},2}", ValueError, "mixes sub-arrays and elements"),
@@ -262,8 +262,8 @@ ARRAY_CASES: list[tuple[int, str, Any]] = [
     (1015, '{"NULL",NULL}', ["NULL", None]),
     (1014, '{"ab "}', ["ab "]),
     (1028, "{1,2}", [1, 2]),
-    (199, '{"[1,2]",NULL}', [[1, 2], None]),
-    (3807, '{"{\\"a\\": 1}",null}', [{"a": 1}, None]),
+    (199, '{"[1,2]",NULL}', ["[1,2]", None]),
+    (3807, '{"{\\"a\\": 1}",null}', ['{"a": 1}', None]),
     (143, '{"<a/>"}', ["<a/>"]),
     (1021, "{1.5,NaN}", [1.5, math.nan]),
     (1022, "{1e+300,-Infinity}", [1e300, -math.inf]),
@@ -457,7 +457,7 @@ ROUND_TRIP: list[tuple[int, object]] = [
     (1186, dt.timedelta.max),
     (1186, dt.timedelta.min),
     (2950, uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")),
-    (3802, {"a": [1, 2.5, None, 'ü"\\']}),
+    (3802, '{"a": [1, 2.5, null, "ü\\"\\\\"]}'),
     (1007, [1, None, 3]),
     (1007, [[1, 2], [3, 4]]),
     (1009, ["a b", 'c"d', None, "NULL", "", " x ", "back\\slash", "{}", "a,b", "ü"]),
@@ -471,7 +471,7 @@ ROUND_TRIP: list[tuple[int, object]] = [
     (1185, [dt.datetime(2024, 1, 1, tzinfo=UTC)]),
     (1187, [dt.timedelta(seconds=1.5), dt.timedelta(days=-1)]),
     (2951, [uuid.UUID(int=1)]),
-    (3807, [{"a": 1}, None]),
+    (3807, ['{"a": 1}', None]),
 ]
 
 

@@ -9,7 +9,8 @@
 //! ranges, lists for arrays and multiranges, tuples for tid, snapshots and
 //! anonymous records, `Record` for named composites, an aware `time` for
 //! timetz, None for void. Dates, times, timestamps, intervals, numerics,
-//! uuids and json go through `values::to_python` (the same rules as text).
+//! uuids go through `values::to_python` (the same rules as text); json and
+//! jsonb are their text (`str`), as in asyncpg.
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -121,6 +122,10 @@ pub fn cell(
         return Ok(py.None());
     };
     if let Some(c) = reg.custom.get(&t) {
+        if c.json_loads && format == 0 {
+            // `decoder=json.loads`: the native parser, same result.
+            return super::json::loads(py, b);
+        }
         let arg = if format == 1 {
             PyBytes::new(py, b).into_any()
         } else {
@@ -131,13 +136,15 @@ pub fn cell(
     if format == 1 {
         return binary(py, t, b, reg);
     }
-    if t < 16384 && t != UNKNOWN {
+    let elem = reg.element(t);
+    let custom_elem = elem.is_some_and(|e| reg.custom.contains_key(&e));
+    if t < 16384 && t != UNKNOWN && !custom_elem {
         return decode_cell(py, t, Some(b));
     }
-    // Text of a type we do not decode: str; an array of them: a list of str.
-    if let Some(e) = reg.element(t) {
-        let elem = if reg.custom.contains_key(&e) { e } else { TEXT };
-        return match pg_text::decode_array_of(elem, b) {
+    // Text of a type we do not decode: str; an array of them: a list of
+    // str; an array of a type with a codec: its elements' text through it.
+    if let Some(e) = elem {
+        return match pg_text::decode_array_of(TEXT, b) {
             Ok(v) => texts(py, v, e, reg),
             Err(e) => Err(PyValueError::new_err(e)),
         };
@@ -187,12 +194,13 @@ pub fn binary(py: Python<'_>, t: u32, b: &[u8], reg: &Registry) -> PyResult<Py<P
         FLOAT8 => PyFloat::new(py, r.f64()?).into_any().unbind(),
         TEXT | VARCHAR | BPCHAR | NAME | XML | CHAR => return utf8(py, b),
         BYTEA => return Ok(PyBytes::new(py, b).into_any().unbind()),
-        JSON => return super::json::loads(py, b),
+        // The text, as asyncpg returns it (`set_type_codec` for objects).
+        JSON => return utf8(py, b),
         JSONB => {
             if r.u8()? != 1 {
                 return Err(PyValueError::new_err("unknown jsonb binary version"));
             }
-            return super::json::loads(py, r.b);
+            return utf8(py, r.b);
         }
         UUID => {
             let u: [u8; 16] = r.take(16)?.try_into().unwrap_or_default();

@@ -40,11 +40,19 @@ pub fn loads(py: Python<'_>, b: &[u8]) -> PyResult<Py<PyAny>> {
     )
 }
 
+/// `json.loads` itself.
+pub fn json_loads(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    JSON_LOADS.import(py, "json", "loads")
+}
+
 fn slow(py: Python<'_>, s: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    Ok(JSON_LOADS
-        .import(py, "json", "loads")?
-        .call1((s,))?
-        .unbind())
+    Ok(json_loads(py)?.call1((s,))?.unbind())
+}
+
+/// Test hook: `loads` from Python (what `decoder=json.loads` uses).
+#[pyfunction]
+pub fn _pg_json_loads(py: Python<'_>, text: &[u8]) -> PyResult<Py<PyAny>> {
+    loads(py, text)
 }
 
 struct Parser<'a, 'py> {

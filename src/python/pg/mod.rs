@@ -23,7 +23,7 @@ mod copy;
 mod decode;
 mod encode;
 mod errors;
-mod json;
+pub mod json;
 mod many;
 pub mod record;
 mod record_methods;
@@ -525,8 +525,18 @@ impl PgService {
 
     /// `set_type_codec` for the type `oid`; forgets described statements
     /// (their result formats may change).
-    fn set_codec(&self, oid: u32, encoder: Py<PyAny>, decoder: Py<PyAny>, binary: bool) {
-        self.types.set_codec(oid, encoder, decoder, binary);
+    fn set_codec(
+        &self,
+        py: Python<'_>,
+        oid: u32,
+        encoder: Py<PyAny>,
+        decoder: Py<PyAny>,
+        binary: bool,
+    ) -> PyResult<()> {
+        let loads = json::json_loads(py)?;
+        let native = decoder.bind(py).is(loads);
+        self.types.set_codec(oid, encoder, decoder, binary, native);
+        Ok(())
     }
 
     /// Forget the types of every statement (e.g. after `ALTER TYPE`).

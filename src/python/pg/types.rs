@@ -226,6 +226,9 @@ pub struct Custom {
     pub encoder: Arc<Py<PyAny>>,
     pub decoder: Arc<Py<PyAny>>,
     pub binary: bool,
+    /// The decoder is `json.loads` (text format): decoded by the native
+    /// parser (`json.rs`), which gives the same objects without a call.
+    pub json_loads: bool,
 }
 
 /// The types of one database (per service): introspected ones and custom
@@ -455,7 +458,14 @@ impl TypeCache {
 
     /// A `set_type_codec` codec for type `oid`; forgets every statement
     /// (their result formats may change).
-    pub fn set_codec(&self, oid: u32, encoder: Py<PyAny>, decoder: Py<PyAny>, binary: bool) {
+    pub fn set_codec(
+        &self,
+        oid: u32,
+        encoder: Py<PyAny>,
+        decoder: Py<PyAny>,
+        binary: bool,
+        json_loads: bool,
+    ) {
         self.update(|reg| {
             let (encoder, decoder) = (Arc::new(encoder), Arc::new(decoder));
             reg.custom.insert(
@@ -464,6 +474,7 @@ impl TypeCache {
                     encoder,
                     decoder,
                     binary,
+                    json_loads: json_loads && !binary,
                 },
             );
         });
