@@ -137,7 +137,7 @@ def test_one_object_with_values_inline(db: Any) -> None:
 
 
 def test_cycle_through_a_record_is_collected(db: Any) -> None:
-    """record → jsonb dict → record, and record → array list → record: the
+    """record → array list → record (an int[] and a text[]): the
     collector sees a Record's values, so the cycles go (a finalizer on an
     object inside each proves it). A Record of plain values is left
     untracked (it can be in no cycle), like such a tuple."""
@@ -146,7 +146,7 @@ def test_cycle_through_a_record_is_collected(db: Any) -> None:
     class Probe:
         pass
 
-    for col in ("'{\"k\": 1}'::jsonb", "ARRAY[1, 2]"):
+    for col in ("ARRAY['k']", "ARRAY[1, 2]"):
         r = db.fetchrow(f"SELECT 1 AS a, {col} AS m")
         assert gc.is_tracked(r)
         inner = r["m"]
@@ -166,7 +166,7 @@ def test_cycle_through_a_record_is_collected(db: Any) -> None:
 def test_no_reference_leaks(db: Any) -> None:
     """Every way in and out of a Record over many calls leaves the reference
     counts of the values, the default and the record as they were."""
-    r = db.fetchrow("SELECT 1 AS a, '{\"k\": [1]}'::jsonb AS j, 'x' AS s")
+    r = db.fetchrow("SELECT 1 AS a, ARRAY[1] AS j, 'x' AS s")
     j, default = r["j"], object()
     counts = sys.getrefcount(j), sys.getrefcount(default), sys.getrefcount(r)
     for _ in range(2000):
@@ -192,7 +192,7 @@ def test_no_memory_growth_over_many_results(db: Any) -> None:
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(400):
             rows = db.fetch(sql)
-            assert rows[-1]["j"] == {"g": 100} and rows[0]["r"] == (1, "x")
+            assert rows[-1]["j"] == '{"g": 100}' and rows[0]["r"] == (1, "x")
         del rows
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
