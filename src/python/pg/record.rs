@@ -1,8 +1,9 @@
 //! `iokernel.pg.Record`: a row that behaves like a tuple (index, slice,
 //! length, iteration, equality with tuples) and like a read-only mapping by
 //! column name (`r["name"]`, `get`, `keys`, `values`, `items`, `"name" in r`),
-//! as asyncpg's Record does. This file is the object itself (layout, making
-//! one, the type, the collector's view); `record_methods` is its behaviour.
+//! as asyncpg's Record does. This file is the object itself (making one, the
+//! type, the collector's view); `record_methods` is its C layout with the
+//! accessors, and its behaviour (this module uses that one, not the reverse).
 //!
 //! One allocation per row, like a tuple: the variable-size object header
 //! (`ob_size` = number of values), one pointer to the result's shared
@@ -41,15 +42,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
-use super::record_methods;
+use super::record_methods::{self, values, RecordObject};
 
-/// The C layout of a Record: `values` has `ob_size` entries.
-#[repr(C)]
-pub(super) struct RecordObject {
-    head: ffi::PyVarObject,
-    desc: *mut ffi::PyObject,
-    values: [*mut ffi::PyObject; 0],
-}
 
 static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -159,25 +153,6 @@ pub fn list<'py>(
         ffi::PyObject_GC_Track(list.as_ptr().cast());
         Ok(list)
     }
-}
-
-/// The values of a Record.
-///
-/// # Safety
-/// `obj` must be a live Record (its type checked by the caller or by
-/// CPython's slot dispatch); the slice is valid while `obj` is.
-pub(super) unsafe fn values<'a>(obj: *mut ffi::PyObject) -> &'a [*mut ffi::PyObject] {
-    let r = obj.cast::<RecordObject>();
-    let n = usize::try_from((*r).head.ob_size).unwrap_or(0);
-    std::slice::from_raw_parts(addr_of_mut!((*r).values).cast::<*mut ffi::PyObject>(), n)
-}
-
-/// The shared `(names, index)` tuple of a Record (borrowed).
-///
-/// # Safety
-/// As for `values`.
-pub(super) unsafe fn desc(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    (*obj.cast::<RecordObject>()).desc
 }
 
 /// Frees a Record: untracks it first (the collector must not visit it

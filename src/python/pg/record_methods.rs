@@ -1,5 +1,5 @@
-//! What `iokernel.pg.Record` does (its layout and invariants are in
-//! `record`): sequence and mapping access, `get`/`keys`/`values`/`items`,
+//! What `iokernel.pg.Record` is laid out as (`RecordObject`, `values`,
+//! `desc`; the invariants are in `record`) and what it does: sequence and mapping access, `get`/`keys`/`values`/`items`,
 //! comparison and hashing like the tuple of its values, and the repr
 //! `<Record a=1 b='x'>`.
 //!
@@ -20,12 +20,40 @@ use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PySlice, PyString, PyTuple};
 
-use super::record::{desc, record_type, values};
+use std::ptr::addr_of_mut;
 
 type Obj = *mut ffi::PyObject;
 
 const BAD_INDEX: &CStr = c"Record indices must be integers, slices or column names";
 const OUT_OF_RANGE: &CStr = c"Record index out of range";
+
+/// The C layout of a Record: `values` has `ob_size` entries (kept here, with
+/// its accessors, so that `record` uses this module and not the reverse).
+#[repr(C)]
+pub(super) struct RecordObject {
+    pub(super) head: ffi::PyVarObject,
+    pub(super) desc: *mut ffi::PyObject,
+    pub(super) values: [*mut ffi::PyObject; 0],
+}
+
+/// The values of a Record.
+///
+/// # Safety
+/// `obj` must be a live Record (its type checked by the caller or by
+/// CPython's slot dispatch); the slice is valid while `obj` is.
+pub(super) unsafe fn values<'a>(obj: *mut ffi::PyObject) -> &'a [*mut ffi::PyObject] {
+    let r = obj.cast::<RecordObject>();
+    let n = usize::try_from((*r).head.ob_size).unwrap_or(0);
+    std::slice::from_raw_parts(addr_of_mut!((*r).values).cast::<*mut ffi::PyObject>(), n)
+}
+
+/// The shared `(names, index)` tuple of a Record (borrowed).
+///
+/// # Safety
+/// As for `values`.
+pub(super) unsafe fn desc(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    (*obj.cast::<RecordObject>()).desc
+}
 
 /// The slots `record::make_type` adds to the type.
 pub(super) fn slots() -> Vec<ffi::PyType_Slot> {
@@ -223,7 +251,8 @@ unsafe extern "C" fn iter(obj: Obj) -> Obj {
 unsafe extern "C" fn richcompare(obj: Obj, other: Obj, op: c_int) -> Obj {
     shim(null_mut(), |py| {
         let other = Bound::from_borrowed_ptr(py, other);
-        let theirs = if other.get_type().is(record_type(py)?) {
+        // The type is final: a Record is exactly of this Record's type.
+        let theirs = if ffi::Py_TYPE(other.as_ptr()) == ffi::Py_TYPE(obj) {
             Bound::from_owned_ptr_or_err(py, as_tuple(other.as_ptr()))?
         } else if other.is_instance_of::<PyTuple>() {
             other
