@@ -67,10 +67,12 @@ def requests(c: Any) -> dict[str, int]:
 @dataclass
 class Load:
     """`tasks` asyncio tasks each running SET/GET in a loop on `c`, in a
-    thread with its own event loop, until `stop()`."""
+    thread with its own event loop, until `stop()`; each sleeps `pause`
+    seconds after each pair (0: full speed)."""
 
     c: Any
     tasks: int = 50
+    pause: float = 0.0
     done: int = 0
     failures: list[tuple[int, str, str | None, str, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -100,6 +102,8 @@ class Load:
                 await self.c.set(key, b"v")
                 await self.c.get(key)
                 self.done += 2
+                if self.pause:
+                    await asyncio.sleep(self.pause)
             except iokernel.Error as e:
                 self.failures.append((i, type(e).__name__, e.stage, str(e), time.monotonic()))
                 await asyncio.sleep(0.001)
