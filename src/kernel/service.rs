@@ -203,10 +203,11 @@ impl<P: Protocol> ServiceHandle<P> {
     }
 
     /// Why discovery has no endpoints for this service yet ("" when it
-    /// has them or is not asked).
-    pub fn discovery_problem(&self) -> String {
+    /// has them or is not asked), the TLS reason when TLS failures are
+    /// why, and the watches not in place yet ("" when none).
+    pub fn discovery(&self) -> crate::kernel::stats::Discovery {
         self.stats
-            .discovery_problem
+            .discovery
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -233,7 +234,7 @@ async fn service_task<P: Protocol>(
     let first_wait = cfg.connect_timeout.min(FIRST_ANSWER);
     let core = Core::new(proto, cfg, stats, metrics);
     core.replace(follow.first(first_wait).await);
-    core.discovery_problem(follow.problems());
+    core.discovery(&follow);
     view::register(&core);
     let mut batch = Vec::with_capacity(256);
     loop {
@@ -263,7 +264,7 @@ async fn service_task<P: Protocol>(
             }
             set = follow.next() => {
                 core.replace(set);
-                core.discovery_problem(follow.problems());
+                core.discovery(&follow);
             }
         }
     }

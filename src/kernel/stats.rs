@@ -191,9 +191,20 @@ pub struct Stats {
     pub disconnects: AtomicU64,
     pub connections: AtomicUsize,
     pub dedicated: AtomicUsize,
+    /// What discovery says beyond the endpoints (`Discovery`).
+    pub discovery: std::sync::Mutex<Discovery>,
+}
+
+/// Discovery's state as callers see it.
+#[derive(Default, Debug, Clone)]
+pub struct Discovery {
     /// Why discovery has no endpoints for the service yet (a sentinel
     /// that knows no such master, ...); empty when it has them.
-    pub discovery_problem: std::sync::Mutex<String>,
+    pub problem: String,
+    /// The TLS reason (`TlsReason::name`) when TLS failures are why.
+    pub tls: Option<&'static str>,
+    /// Watches not in place yet ("" when none): `ready()` waits for them.
+    pub pending: String,
 }
 
 /// One admitted request's share of the outstanding count.

@@ -27,7 +27,8 @@ pub enum Source {
 
 /// A source whose watch lives outside the kernel (with the protocol it
 /// speaks): the kernel spawns `follow` on its thread and takes the sets it
-/// reports through `Update`.
+/// reports through `Update`. The watch is pending (`ready()` waits) until
+/// it calls `Update::settled`.
 pub trait Watch: Send + Sync {
     /// For messages (`sentinel:mymaster`).
     fn describe(&self) -> String;
@@ -78,8 +79,12 @@ pub(super) enum Msg {
     /// The source has no answer yet (the first lookup failed).
     Failed(usize),
     /// As `Failed`, saying why (callers see it in their errors while the
-    /// service has no endpoint).
-    Problem(usize, String),
+    /// service has no endpoint); with the TLS reason (`TlsReason::name`)
+    /// when the reason is TLS (callers then get `TLSError`).
+    Problem(usize, String, Option<&'static str>),
+    /// The source is in place (a watch: subscribed where it could be), so
+    /// `ready()` may count on it to follow changes from now on.
+    Settled(usize),
 }
 
 /// How a watch reports to its `Follow`.
@@ -101,7 +106,20 @@ impl Update {
 
     /// No answer, and why; false once nobody listens.
     pub(crate) fn problem(&self, why: String) -> bool {
-        self.tx.send(Msg::Problem(self.idx, why)).is_ok()
+        self.tx.send(Msg::Problem(self.idx, why, None)).is_ok()
+    }
+
+    /// No answer because of TLS failures (`tls`: `TlsReason::name`);
+    /// false once nobody listens.
+    pub(crate) fn tls_problem(&self, why: String, tls: &'static str) -> bool {
+        self.tx.send(Msg::Problem(self.idx, why, Some(tls))).is_ok()
+    }
+
+    /// A watch is in place: changes from now on are heard (until then the
+    /// service reports it pending and `ready()` waits). False once nobody
+    /// listens.
+    pub(crate) fn settled(&self) -> bool {
+        self.tx.send(Msg::Settled(self.idx)).is_ok()
     }
 }
 

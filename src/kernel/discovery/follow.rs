@@ -17,8 +17,11 @@ struct Slot {
     set: Option<Vec<Endpoint>>,
     /// What it stands for while it has no answer.
     fallback: Vec<Endpoint>,
-    /// Why it has no answer (until it has one).
-    problem: Option<String>,
+    /// Why it has no answer (until it has one), and the TLS reason when
+    /// that is why.
+    problem: Option<(String, Option<&'static str>)>,
+    /// A watch not in place yet (`Update::settled`): what it is.
+    pending: Option<String>,
 }
 
 /// A service's names and sources, followed. Dropping it stops the watches.
@@ -65,12 +68,14 @@ impl Follow {
                     set: None,
                     fallback: own,
                     problem: None,
+                    pending: None,
                 });
             } else {
                 f.slots.push(Slot {
                     set: Some(own),
                     fallback: Vec::new(),
                     problem: None,
+                    pending: None,
                 });
             }
         }
@@ -93,6 +98,7 @@ impl Follow {
                 set: None,
                 fallback: Vec::new(),
                 problem: None,
+                pending: matches!(s, Source::Watch(_)).then(|| s.to_string()),
             });
         }
         f
@@ -115,20 +121,40 @@ impl Follow {
                     s.set = Some(s.fallback.clone());
                 }
             }
-            Msg::Problem(i, why) => {
+            Msg::Problem(i, why, tls) => {
                 let s = &mut self.slots[i];
                 if s.set.is_none() {
                     s.set = Some(s.fallback.clone());
                 }
-                s.problem = Some(why);
+                s.problem = Some((why, tls));
             }
+            Msg::Settled(i) => self.slots[i].pending = None,
         }
     }
 
     /// Why sources have no answer yet ("" when all have one).
     pub fn problems(&self) -> String {
-        let p: Vec<&str> = self.slots.iter().filter_map(|s| s.problem.as_deref()).collect();
+        let p: Vec<&str> = self.problem_list().map(|(w, _)| w.as_str()).collect();
         p.join("; ")
+    }
+
+    fn problem_list(&self) -> impl Iterator<Item = &(String, Option<&'static str>)> {
+        self.slots.iter().filter_map(|s| s.problem.as_ref())
+    }
+
+    /// The TLS reason of the problems when every one is a TLS failure
+    /// (the first's), else `None`.
+    pub fn problems_tls(&self) -> Option<&'static str> {
+        let mut reasons = self.problem_list().map(|(_, t)| *t);
+        let first = reasons.next()??;
+        reasons.all(|t| t.is_some()).then_some(first)
+    }
+
+    /// The watches not in place yet ("" when none): `ready()` waits for
+    /// them, since a change before they are would go unheard.
+    pub fn pending(&self) -> String {
+        let p: Vec<&str> = self.slots.iter().filter_map(|s| s.pending.as_deref()).collect();
+        p.join(", ")
     }
 
     /// The union of the sets now (an address from two sources counts once,

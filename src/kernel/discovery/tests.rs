@@ -113,3 +113,41 @@ fn a_watched_file_is_reloaded_and_a_bad_one_keeps_the_last_set() {
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A watch that reports a TLS problem at once and settles when told.
+struct Scripted(std::sync::Arc<tokio::sync::Notify>);
+
+impl Watch for Scripted {
+    fn describe(&self) -> String {
+        "scripted".into()
+    }
+
+    fn follow(&self, out: Update) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+        let go = self.0.clone();
+        Box::pin(async move {
+            out.tls_problem("s1:1: TLS: unknown CA".into(), "unknown_ca");
+            go.notified().await;
+            out.settled();
+            std::future::pending::<()>().await;
+        })
+    }
+}
+
+#[test]
+fn a_watch_is_pending_until_it_settles() {
+    run(async {
+        let go = std::sync::Arc::new(tokio::sync::Notify::new());
+        let w = Source::Watch(WatchSource(std::sync::Arc::new(Scripted(go.clone()))));
+        let mut f = Follow::start(&[tcp("10.0.0.1", 1)], &[w]);
+        let first = f.first(Duration::from_secs(30)).await;
+        assert_eq!(addrs(&first), ["10.0.0.1:1"]);
+        assert_eq!(f.pending(), "scripted");
+        assert_eq!(f.problems(), "s1:1: TLS: unknown CA");
+        assert_eq!(f.problems_tls(), Some("unknown_ca"));
+        go.notify_one();
+        tokio::time::timeout(Duration::from_secs(10), f.next())
+            .await
+            .unwrap();
+        assert_eq!(f.pending(), "");
+    });
+}

@@ -183,21 +183,27 @@ impl<P: Protocol> Core<P> {
 
     pub(super) fn no_endpoint(&self, st: &State<P>, route: Route) -> KernelError {
         let mut endpoints = st.endpoints.describe();
-        let problem = self.stats.discovery_problem.lock().map(|p| p.clone()).unwrap_or_default();
-        if !problem.is_empty() {
-            endpoints.push_str(&format!(" ({problem})"));
+        let d = self.stats.discovery.lock().map(|d| d.clone()).unwrap_or_default();
+        if !d.problem.is_empty() {
+            endpoints.push_str(&format!(" ({})", d.problem));
         }
-        NoEndpoint {
+        let e: KernelError = NoEndpoint {
             service: self.cfg.name.clone(),
             route,
             endpoints,
         }
-        .into()
+        .into();
+        // Discovery failed on TLS (every sentinel's handshake): `TLSError`.
+        e.tls(d.tls.filter(|_| !d.problem.is_empty()))
     }
 
-    /// Note why discovery has no endpoints ("" once it has).
-    pub(super) fn discovery_problem(&self, why: String) {
-        *self.stats.discovery_problem.lock().unwrap_or_else(|e| e.into_inner()) = why;
+    /// Note discovery's state: why it has no endpoints ("" once it has),
+    /// and the watches not in place yet.
+    pub(super) fn discovery(&self, follow: &crate::kernel::discovery::Follow) {
+        let mut d = self.stats.discovery.lock().unwrap_or_else(|e| e.into_inner());
+        d.problem = follow.problems();
+        d.tls = follow.problems_tls();
+        d.pending = follow.pending();
     }
 
     pub(super) fn dispatch(&self, mut req: Request<P>, guard: Option<Outstanding>) {

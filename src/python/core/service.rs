@@ -53,7 +53,19 @@ impl<P: Protocol> Service<P> {
 
     /// Why discovery gave no endpoints yet ("" if it did).
     pub fn discovery_problem(&self) -> String {
-        self.h.discovery_problem()
+        self.h.discovery().problem
+    }
+
+    /// The TLS reason when TLS failures are why discovery gave no
+    /// endpoints (`TLSError.tls_reason`), else `None`.
+    pub fn discovery_tls_reason(&self) -> Option<&'static str> {
+        let d = self.h.discovery();
+        d.tls.filter(|_| !d.problem.is_empty())
+    }
+
+    /// The watches not in place yet ("" when none: `ready()` waits).
+    pub fn discovery_pending(&self) -> String {
+        self.h.discovery().pending
     }
 
     /// Submit and wait (GIL released while waiting).

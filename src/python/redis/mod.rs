@@ -148,6 +148,18 @@ impl RedisService {
         self.s.discovery_problem()
     }
 
+    /// When TLS failures (every sentinel's handshake) are why: the
+    /// reason, as `TLSError.tls_reason`; else None.
+    fn discovery_tls_reason(&self) -> Option<&'static str> {
+        self.s.discovery_tls_reason()
+    }
+
+    /// The sentinel watch until it is subscribed on every sentinel it
+    /// can reach ("" then): `ready()` waits for it.
+    fn discovery_pending(&self) -> String {
+        self.s.discovery_pending()
+    }
+
     /// Run one command and wait for its reply (GIL released while waiting).
     /// `decode`: the client's text mode, bit 0 `decode_responses`, above it
     /// the `encoding_errors` handler's index (see convert.rs).
