@@ -31,7 +31,14 @@
 //!   sentinel against the name the URL gives it).
 //! * No sentinel answers, or none knows the master: the last set stays;
 //!   with none yet, the problem is reported (`Update::problem`) and callers
-//!   see it in their errors.
+//!   see it in their errors. When every sentinel that was reached failed
+//!   its TLS handshake (and the others were down), it is reported as a TLS
+//!   problem (`Update::tls_problem`): callers get `TLSError`.
+//! * Ready: the watch tells the service it is in place (`Update::settled`,
+//!   which `ready()` waits for) once every sentinel's subscription is made
+//!   or its first attempt failed (unreachable, TLS, no confirmation within
+//!   `LIMIT`), and the set was asked again after the last subscription:
+//!   a failover after `ready()` returns is heard.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -40,7 +47,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::redis_sentinel_link::{Auth, Link};
+use super::redis_sentinel_link::{Auth, Failed, Failure, Link};
 use super::redis_sentinel_reply::{self as reply, Event, CHANNELS};
 use crate::codec::resp::Frame;
 use crate::kernel::discovery::{Update, Watch};
@@ -111,8 +118,11 @@ impl Eq for Via {}
 
 enum Note {
     Event(Event),
-    /// A subscription is (again) in place: ask, as events may have been missed.
-    Subscribed,
+    /// A subscription is (again) in place: ask, as events may have been
+    /// missed. `first`: the first outcome of that sentinel's watch.
+    Subscribed { first: bool },
+    /// A sentinel's watch's first attempt failed (it goes on trying).
+    Unreached,
 }
 
 /// What the watch knows and last published.
@@ -197,8 +207,19 @@ async fn follow(spec: Sentinel, out: Update) {
     if !refresh(&spec, &mut known, &out).await {
         return;
     }
+    // Sentinels whose watch has no first outcome yet; settled once none.
+    let mut waiting = spec.sentinels.len();
+    let mut settled = false;
     let mut next = Instant::now() + REFRESH;
     loop {
+        if waiting == 0 && !settled {
+            // Every subscription that could be made is, and the set was
+            // asked after the last one (its note's refresh, done above).
+            settled = true;
+            if !out.settled() {
+                return;
+            }
+        }
         let note = tokio::select! {
             n = rx.recv() => n,
             _ = tokio::time::sleep_until(next) => None,
@@ -223,9 +244,15 @@ async fn follow(spec: Sentinel, out: Update) {
                 known.held = None;
                 refresh(&spec, &mut known, &out).await
             }
-            Some(Note::Event(Event::Changed) | Note::Subscribed) | None => {
+            Some(Note::Subscribed { first }) => {
+                waiting -= usize::from(first);
                 refresh(&spec, &mut known, &out).await
             }
+            Some(Note::Unreached) => {
+                waiting -= 1;
+                true
+            }
+            Some(Note::Event(Event::Changed)) | None => refresh(&spec, &mut known, &out).await,
         };
         if !alive {
             return;
@@ -269,7 +296,7 @@ async fn role_of(addr: &Addr, auth: &Auth, via: &Via) -> Result<Role, String> {
 }
 
 /// One sentinel's view: the primary and the replicas.
-async fn ask(addr: &Addr, spec: &Sentinel) -> Result<(reply::Master, Vec<Addr>), String> {
+async fn ask(addr: &Addr, spec: &Sentinel) -> Result<(reply::Master, Vec<Addr>), Failure> {
     let mut link = Link::open(addr, &spec.auth, &*spec.via.sentinels, LIMIT).await?;
     let m = link
         .call(&["SENTINEL", "MASTER", &spec.master], LIMIT)
@@ -286,7 +313,7 @@ async fn ask(addr: &Addr, spec: &Sentinel) -> Result<(reply::Master, Vec<Addr>),
 /// False once nobody listens.
 async fn refresh(spec: &Sentinel, known: &mut Known, out: &Update) -> bool {
     let mut best: Option<(reply::Master, Vec<Addr>)> = None;
-    let mut problems = Vec::new();
+    let mut problems: Vec<Failure> = Vec::new();
     for s in &spec.sentinels {
         match ask(s, spec).await {
             Ok((m, r)) if m.epoch >= known.min_epoch => {
@@ -294,7 +321,7 @@ async fn refresh(spec: &Sentinel, known: &mut Known, out: &Update) -> bool {
                     best = Some((m, r));
                 }
             }
-            Ok(_) => problems.push(format!("{s}: has not seen the last failover yet")),
+            Ok(_) => problems.push(format!("{s}: has not seen the last failover yet").into()),
             Err(e) => problems.push(e),
         }
     }
@@ -302,11 +329,24 @@ async fn refresh(spec: &Sentinel, known: &mut Known, out: &Update) -> bool {
         if known.primary.is_some() {
             return true; // keep the last good set
         }
-        return out.problem(format!(
-            "no sentinel gave the address of master {:?}: {}",
-            spec.master,
-            problems.join("; ")
-        ));
+        let each: Vec<&str> = problems.iter().map(|p| p.text.as_str()).collect();
+        let each = each.join("; ");
+        return match tls_reason(&problems) {
+            Some(reason) => out.tls_problem(
+                format!(
+                    "no sentinel gave the address of master {:?}: the TLS handshake failed with \
+                     every sentinel reached (the sentinels' TLS options are \
+                     sentinel_ssl_ca_certs, sentinel_ssl_check_hostname ..., or sentinel_kwargs; \
+                     each failure says which one changes it): {each}",
+                    spec.master
+                ),
+                reason,
+            ),
+            None => out.problem(format!(
+                "no sentinel gave the address of master {:?}: {each}",
+                spec.master
+            )),
+        };
     };
     known.primary = Some((m.addr, Role::Primary));
     known.replicas = replicas;
@@ -314,11 +354,30 @@ async fn refresh(spec: &Sentinel, known: &mut Known, out: &Update) -> bool {
     known.publish(&spec.master, out)
 }
 
+/// When every sentinel reached failed its TLS handshake (the others were
+/// not reached at all): the first one's reason.
+fn tls_reason(problems: &[Failure]) -> Option<&'static str> {
+    let mut first = None;
+    for p in problems {
+        match p.kind {
+            Failed::Tls(r) => {
+                first.get_or_insert(r);
+            }
+            Failed::Unreached => {}
+            Failed::Other => return None,
+        }
+    }
+    first
+}
+
 /// One sentinel's subscription: events about our master go to the
 /// follower; reconnects with backoff while the sentinel is down; a
-/// connection that stays silent through two pings is given up.
+/// connection that stays silent through two pings is given up. Its first
+/// outcome is reported once: subscribed, or not (no connection, or no
+/// confirmation within `LIMIT`: it goes on waiting or trying).
 async fn watch(addr: Addr, spec: Rc<Sentinel>, tx: mpsc::UnboundedSender<Note>) {
     let mut failures = 0u32;
+    let mut reported = false;
     while !tx.is_closed() {
         if let Ok(mut link) = Link::open(&addr, &spec.auth, &*spec.via.sentinels, LIMIT).await {
             let mut args = vec!["SUBSCRIBE"];
@@ -327,20 +386,31 @@ async fn watch(addr: Addr, spec: Rc<Sentinel>, tx: mpsc::UnboundedSender<Note>) 
                 let mut subscribed = false;
                 let mut quiet = 0;
                 loop {
-                    match tokio::time::timeout(REFRESH, link.next()).await {
+                    let wait = if reported { REFRESH } else { LIMIT };
+                    match tokio::time::timeout(wait, link.next()).await {
+                        Ok(Ok(f)) if !subscribed && reply::error(&f).is_some() => {
+                            break; // SUBSCRIBE refused (NOAUTH, ...): not subscribed
+                        }
                         Ok(Ok(f)) => {
                             quiet = 0;
                             if !subscribed {
                                 // SUBSCRIBE is taken whole: every channel is on.
                                 subscribed = true;
                                 failures = 0;
-                                let _ = tx.send(Note::Subscribed);
+                                let _ = tx.send(Note::Subscribed { first: !reported });
+                                reported = true;
                             }
                             if let Some(ev) = reply::event(&f, &spec.master) {
                                 let _ = tx.send(Note::Event(ev));
                             }
                         }
                         Ok(Err(_)) => break,
+                        Err(_) if !reported => {
+                            // No confirmation within LIMIT: not ready to
+                            // count on; keep waiting on this connection.
+                            reported = true;
+                            let _ = tx.send(Note::Unreached);
+                        }
                         Err(_) => {
                             quiet += 1;
                             if quiet > 2 || link.send(&["PING"]).await.is_err() {
@@ -351,7 +421,33 @@ async fn watch(addr: Addr, spec: Rc<Sentinel>, tx: mpsc::UnboundedSender<Note>) 
                 }
             }
         }
+        if !reported {
+            reported = true;
+            let _ = tx.send(Note::Unreached);
+        }
         failures += 1;
         tokio::time::sleep(crate::kernel::service::backoff(failures)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(kind: Failed) -> Failure {
+        Failure {
+            text: String::new(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn tls_only_when_every_sentinel_reached_failed_tls() {
+        let tls = |r| f(Failed::Tls(r));
+        assert_eq!(tls_reason(&[tls("unknown_ca"), tls("expired")]), Some("unknown_ca"));
+        assert_eq!(tls_reason(&[f(Failed::Unreached), tls("expired")]), Some("expired"));
+        assert_eq!(tls_reason(&[f(Failed::Unreached), f(Failed::Unreached)]), None);
+        assert_eq!(tls_reason(&[tls("expired"), f(Failed::Other)]), None);
+        assert_eq!(tls_reason(&[]), None);
     }
 }

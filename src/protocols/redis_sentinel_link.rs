@@ -2,7 +2,9 @@
 //! included when the connector does TLS: `rediss+sentinel://`),
 //! authenticate, send a command and read its reply, or read what a
 //! subscribed connection is sent unprompted. Every read has a bound; the
-//! watch's own connections never carry the service's requests.
+//! watch's own connections never carry the service's requests. A failed
+//! open says whether the peer was reached at all and whether TLS failed
+//! (`Failure`), so the watch can report "TLS failed everywhere" as such.
 
 use std::time::Duration;
 
@@ -17,6 +19,38 @@ pub(super) struct Link {
     buf: BytesMut,
     dec: Decoder,
     addr: Addr,
+}
+
+/// Why a connection could not be opened, or a call failed.
+#[derive(Debug, Clone)]
+pub(super) struct Failure {
+    pub text: String,
+    pub kind: Failed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Failed {
+    /// No connection (refused, unreachable, no handshake within the bound).
+    Unreached,
+    /// The TLS handshake failed (`TlsReason::name`).
+    Tls(&'static str),
+    /// Connected, and then something else went wrong.
+    Other,
+}
+
+impl From<String> for Failure {
+    fn from(text: String) -> Self {
+        Failure {
+            text,
+            kind: Failed::Other,
+        }
+    }
+}
+
+impl From<Failure> for String {
+    fn from(f: Failure) -> Self {
+        f.text
+    }
 }
 
 /// User and password to send with `AUTH` (none: no `AUTH`).
@@ -34,11 +68,26 @@ impl Link {
         auth: &Auth,
         via: &dyn Connector,
         limit: Duration,
-    ) -> Result<Link, String> {
-        let io = tokio::time::timeout(limit, via.connect(addr))
-            .await
-            .map_err(|_| format!("{addr}: no connection within {limit:?}"))?
-            .map_err(|e| format!("{addr}: {e}"))?;
+    ) -> Result<Link, Failure> {
+        let io = match tokio::time::timeout(limit, via.connect(addr)).await {
+            Ok(Ok(io)) => io,
+            Ok(Err(e)) => {
+                let kind = match crate::kernel::tls::failure_of(&e) {
+                    Some(t) => Failed::Tls(t.reason.name()),
+                    None => Failed::Unreached,
+                };
+                return Err(Failure {
+                    text: format!("{addr}: {e}"),
+                    kind,
+                });
+            }
+            Err(_) => {
+                return Err(Failure {
+                    text: format!("{addr}: no connection within {limit:?}"),
+                    kind: Failed::Unreached,
+                })
+            }
+        };
         let mut link = Link {
             io,
             buf: BytesMut::with_capacity(4096),
@@ -51,7 +100,7 @@ impl Link {
                 None => link.call(&["AUTH", pw], limit).await?,
             };
             if let Some(e) = super::redis_sentinel_reply::error(&reply) {
-                return Err(format!("{addr}: authentication failed: {e}"));
+                return Err(format!("{addr}: authentication failed: {e}").into());
             }
         }
         Ok(link)
