@@ -1,7 +1,9 @@
 """A client's view of its endpoints: ``endpoints()``, and waiting until
-every one is connected (``wait_ready`` / ``await ready``), shared by the
-Redis and PostgreSQL clients, sync and async. The kernel connects to every
-endpoint as soon as it is known; these only look."""
+every one is connected and discovery's watches are in place (the sentinel
+watch subscribed on every sentinel it can reach) (``wait_ready`` / ``await
+ready``), shared by the Redis and PostgreSQL clients, sync and async. The
+kernel connects to every endpoint as soon as it is known; these only
+look."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _options
-from ._errors import ConnectionError
+from ._errors import ConnectionError, TLSError
 
 # States of an endpoint that has a connection up.
 _CONNECTED = ("up", "ejected")
@@ -21,10 +23,16 @@ def _not_ready(eps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in eps if e["state"] not in _CONNECTED]
 
 
-def _error(name: str, eps: list[dict[str, Any]], timeout: float) -> ConnectionError:
+def _error(name: str, eps: list[dict[str, Any]], timeout: float,
+           pending: str) -> ConnectionError:
     bad = _not_ready(eps)
     if not eps:
         return ConnectionError(f"{name}: no endpoints after {timeout:g} s")
+    if not bad:
+        return ConnectionError(
+            f"{name}: {pending} not in place after {timeout:g} s (not subscribed on every "
+            "sentinel that answers yet): a failover now could go unheard"
+        )
     why = "; ".join(
         f"{e['address']} ({e['state']}"
         + (f": {e['last_error']}" if e["last_error"] else "")
@@ -41,6 +49,27 @@ def _discovery_problem(svc: Any) -> str:
     protocol's service does not say)."""
     ask = getattr(svc, "discovery_problem", None)
     return str(ask()) if ask is not None else ""
+
+
+def _discovery_pending(svc: Any) -> str:
+    """Discovery's watches not in place yet ("" when none, or if the
+    protocol's service has none)."""
+    ask = getattr(svc, "discovery_pending", None)
+    return str(ask()) if ask is not None else ""
+
+
+def _problem_error(svc: Any, problem: str) -> ConnectionError:
+    """The error of discovery's `problem`: ``TLSError`` (with
+    ``tls_reason``) when TLS failures are why, as a call would raise."""
+    ask = getattr(svc, "discovery_tls_reason", None)
+    reason = ask() if ask is not None else None
+    if reason is None:
+        return ConnectionError(f"{svc.name}: {problem}")
+    e = TLSError(f"{svc.name}: {problem}")
+    e.tls_reason = reason
+    e.reason = "no_endpoint"
+    e.stage = "not_sent"
+    return e
 
 
 def _delay(step: int) -> float:
@@ -63,9 +92,13 @@ class Endpoints:
         return self._svc.endpoints()  # type: ignore[no-any-return]
 
     def wait_ready(self, timeout: float = 5.0) -> None:
-        """Return once every current endpoint has a connection up; after
-        ``timeout`` seconds raise ``iokernel.ConnectionError`` naming the
-        endpoints that have none, and why."""
+        """Return once every current endpoint has a connection up and
+        discovery's watches are in place (Sentinel: subscribed to the
+        failover announcements on every sentinel that answers, so a
+        failover from then on is followed); after ``timeout`` seconds raise
+        ``iokernel.ConnectionError`` naming the endpoints that have none,
+        and why. Discovery that found nothing raises at once (``TLSError``
+        when every sentinel reached failed its TLS handshake)."""
         for pause in self._ready_pauses(timeout):
             time.sleep(pause)
 
@@ -83,15 +116,18 @@ class Endpoints:
         end = time.monotonic() + timeout
         step = 0
         while True:
+            # Pending first: once it is "", the endpoints asked for next
+            # include the set the watch published before it settled.
+            pending = _discovery_pending(self._svc)
             eps = self.endpoints()
-            if eps and not _not_ready(eps):
+            if eps and not _not_ready(eps) and not pending:
                 return
             problem = _discovery_problem(self._svc)
             if not eps and problem:
                 # Discovery answered with no endpoints (a sentinel that
                 # knows no such master, ...): waiting would not help.
-                raise ConnectionError(f"{self._svc.name}: {problem}")
+                raise _problem_error(self._svc, problem)
             if time.monotonic() >= end:
-                raise _error(self._svc.name, eps, timeout)
+                raise _error(self._svc.name, eps, timeout, pending)
             yield _delay(step)
             step += 1

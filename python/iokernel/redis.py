@@ -221,8 +221,13 @@ class _Base(Endpoints, _Core):
         URL query parameters) gives the sentinels options of their own,
         each replacing the data nodes' of that name (a CA option replaces
         all their CA options, a client certificate option all of those).
-        A sentinel's TLS failure shows in the ``ConnectionError`` of
-        ``ready()`` and of calls (the reason and the option to change).
+        When every sentinel reached fails its TLS handshake, ``ready()`` and
+        calls raise ``iokernel.TLSError`` (a ``ConnectionError``;
+        ``tls_reason`` the first one's) quoting each sentinel's failure and
+        the option that changes it. ``ready()`` also waits until the
+        client is subscribed to the failover announcements on every
+        sentinel that answers (one that cannot be reached does not hold it
+        past about a second), so a failover after it returns is followed.
         ``read_from``: ``"primary"`` (the default), ``"prefer_replica"``
         (replicas that are up, else the primary) or ``"replica"``: where
         read-only commands (those Redis's command table marks read-only:
