@@ -5,8 +5,9 @@ over TLS, checks each sentinel's certificate against the name the URL gives
 it and each data node's (announced by Sentinel as an IP address) against
 the certificate's IP SANs; a certificate that does not fit, or a CA the
 client does not trust, ends in a typed error within the connect timeout,
-never in plain text; a SENTINEL FAILOVER under load moves the writes to the
-new primary over TLS."""
+never in plain text (``TLSError`` naming every sentinel when the handshake
+fails with all of them); a SENTINEL FAILOVER under load moves the writes to
+the new primary over TLS."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import pytest
 import iokernel
 from iokernel import redis
 from tests.integration.sentinel.test_sentinel_failover import TASKS, check, failover_under_load
-from tests.servers import SentinelGroup, resp_pipeline
+from tests.servers import SentinelGroup, dead_port, resp_pipeline
 from tests.servers.sentinel_group import GroupTls
 from tests.tls.certs import Certs, Pair
 
@@ -62,6 +63,14 @@ def tls_group(certs: Certs) -> Iterator[SentinelGroup]:
 
 def by_address(c: Any) -> dict[str, dict[str, Any]]:
     return {e["address"]: e for e in c.endpoints()}
+
+
+def names_every_sentinel(g: SentinelGroup, e: BaseException, host: str = "127.0.0.1") -> str:
+    """`e`'s message, which names each sentinel of `g` (at its TLS port)."""
+    text = str(e)
+    for s in g.sentinels:
+        assert f"{host}:{s.tls_port}" in text, text
+    return text
 
 
 async def set_fails_with(c: redis.AsyncClient, reason: str, node: tuple[str, int]) -> str:
@@ -110,16 +119,19 @@ async def test_a_sentinel_is_checked_against_the_name_in_the_url(
     c = redis.AsyncClient(tls_group.url(), ssl_ca_certs=certs.ca, connect_timeout=5)
     start = time.monotonic()
     try:
-        with pytest.raises(iokernel.ConnectionError) as e:
+        # Every sentinel fails its handshake: TLSError (a ConnectionError).
+        with pytest.raises(iokernel.TLSError) as e:
             await c.ready(timeout=20)
         assert time.monotonic() - start < 5, "not within the connect timeout"
-        text = str(e.value)
-        s = tls_group.sentinels[0]
-        assert f"127.0.0.1:{s.tls_port}" in text, text
+        assert isinstance(e.value, iokernel.ConnectionError)
+        assert e.value.tls_reason == "hostname_mismatch", e.value
+        text = names_every_sentinel(tls_group, e.value)
         assert "host-name mismatch" in text and "sentinel_ssl_check_hostname" in text, text
         # No sentinel's answer, so no endpoint: a call fails the same way.
-        with pytest.raises(iokernel.ConnectionError, match="host-name mismatch"):
+        with pytest.raises(iokernel.TLSError, match="host-name mismatch") as e:
             await c.get("k")
+        assert e.value.tls_reason == "hostname_mismatch", e.value
+        names_every_sentinel(tls_group, e.value)
     finally:
         await c.close()
 
@@ -155,10 +167,26 @@ async def test_a_ca_the_client_does_not_trust(tls_group: SentinelGroup, certs: C
                           connect_timeout=5)
     start = time.monotonic()
     try:
-        with pytest.raises(iokernel.ConnectionError) as e:
+        with pytest.raises(iokernel.TLSError) as e:
             await c.ready(timeout=20)
         assert time.monotonic() - start < 5
-        assert "unknown CA" in str(e.value) and "ssl_ca_certs" in str(e.value), e.value
+        assert e.value.tls_reason == "unknown_ca", e.value
+        text = names_every_sentinel(tls_group, e.value, "localhost")
+        assert "unknown CA" in text and "sentinel_ssl_ca_certs" in text, text
+        with pytest.raises(iokernel.TLSError, match="unknown CA") as e:
+            await c.set("tls:never", "x")
+        assert e.value.tls_reason == "unknown_ca", e.value
+    finally:
+        await c.close()
+    # One sentinel down, the others failing their handshake: still TLS.
+    s0 = tls_group.sentinels[0]
+    url = tls_group.url(host="localhost").replace(
+        f"localhost:{s0.tls_port}", f"localhost:{dead_port()}")
+    c = redis.AsyncClient(url, ssl_ca_certs=certs.other_ca, connect_timeout=5)
+    try:
+        with pytest.raises(iokernel.TLSError) as e:
+            await c.ready(timeout=20)
+        assert e.value.tls_reason == "unknown_ca", e.value
     finally:
         await c.close()
     # Trusted sentinels (a CA of their own), untrusted data nodes: a call
