@@ -46,11 +46,13 @@ from ._pg_query import _DEFAULT, QueryMethods
 from ._pg_streams import AsyncListener, Gap, Listener, Notification, acursor, cursor
 
 __all__ = [
-    "AsyncClient", "AsyncListener", "Client", "DataError", "Gap", "InterfaceError", "Listener",
-    "Notification", "PostgresError", "Record", "ResponseTooLargeError",
+    "UUID", "AsyncClient", "AsyncListener", "Client", "DataError", "Gap", "InterfaceError",
+    "Listener", "Notification", "PostgresError", "Record", "ResponseTooLargeError",
 ]
 
 Record = _native.Record
+# What uuid values come back as: a uuid.UUID subclass holding its 16 bytes inline.
+UUID = _native.UUID
 # What the native query methods return for a statement not described yet.
 _UNKNOWN = _native.UNKNOWN_STATEMENT
 _NO_LIMIT = "no limit"

@@ -57,6 +57,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<redis::ClientCore>()?;
     m.add_class::<pg::PgService>()?;
     pg::record::add_type(m)?;
+    pg::uuid_obj::add_type(m)?;
     m.add_class::<pg::CopyWriter>()?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(configure_limits, m)?)?;

@@ -6,7 +6,7 @@ and value, where asyncpg's own classes (``asyncpg.types.Point``, ``Range``,
 Floats compare NaN-aware and signed-zero-aware; ``Decimal`` by value and
 scale (``1.500`` is not ``1.5``); aware datetimes and times by value and UTC
 offset; asyncpg's UUID subclass as ``uuid.UUID`` (iokernel's must be
-``uuid.UUID`` itself).
+``uuid.UUID`` or its own subclass, ``iokernel.pg.UUID``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import math
 import uuid
 from decimal import Decimal
 from typing import Any
+
+from iokernel import pg
 
 _GEOMETRY = {"Point", "Box", "Line", "LineSegment", "Circle"}
 
@@ -50,7 +52,7 @@ def norm(v: Any) -> Any:
 def same(a: Any, b: Any) -> bool:
     """``a`` (iokernel's) is the same as ``b`` (the reference)."""
     if isinstance(b, uuid.UUID):
-        return type(a) is uuid.UUID and a == b
+        return type(a) in (uuid.UUID, pg.UUID) and a == b and str(a) == str(b)
     na, nb = norm(a), norm(b)
     if na is not a or nb is not b:
         return same(na, nb)

@@ -344,7 +344,7 @@ async def test_python_types_of_each_postgres_type(call: Any) -> None:
     types = [type(v) for v in row]
     assert types == [
         int, int, int, float, float, Decimal, str, str, bytes, bool, dt.date, dt.time,
-        dt.datetime, dt.datetime, dt.timedelta, uuid.UUID, str, str, list, type(None),
+        dt.datetime, dt.datetime, dt.timedelta, pg.UUID, str, str, list, type(None),
     ]
     assert row[12].tzinfo is None
     assert row[13].tzinfo is not None and row[13].utcoffset() == dt.timedelta(0)

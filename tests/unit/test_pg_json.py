@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from iokernel import _native
+from iokernel import _native, pg
 
 
 def dec(oid: int, text: str | bytes) -> Any:
@@ -120,7 +120,7 @@ def test_json_keys_are_shared_between_rows() -> None:
 ])
 def test_uuid_is_a_full_uuid(u: uuid.UUID) -> None:
     got = dec(2950, str(u))
-    assert type(got) is uuid.UUID
+    assert type(got) is pg.UUID and isinstance(got, uuid.UUID)
     assert got == u and hash(got) == hash(u) and got.int == u.int
     assert str(got) == str(u) and repr(got) == repr(u) and got.bytes == u.bytes
     assert got.is_safe is uuid.SafeUUID.unknown

@@ -13,6 +13,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt};
 
+use super::uuid_obj;
 use super::values::{encode_param, uuid_type};
 
 const BOOL: u32 = 16;
@@ -92,6 +93,10 @@ pub(super) fn put_binary(v: &Bound<'_, PyAny>, oid: u32, out: &mut BytesMut) -> 
             }
         }
         UUID => {
+            if let Some(b) = uuid_obj::bytes_of(v) {
+                put(out, &b);
+                return Ok(true);
+            }
             if !v.get_type().is(uuid_type(v.py())?) {
                 return Ok(false);
             }

@@ -331,6 +331,10 @@ pub fn value(v: &Bound<'_, PyAny>, t: u32, out: &mut BytesMut) -> Res<()> {
         }
         BYTEA => out.put_slice(&bytes_like(v)?),
         UUID => {
+            if let Some(b) = crate::python::pg::uuid_obj::bytes_of(v) {
+                out.put_slice(&b);
+                return Ok(());
+            }
             let u = if v.is_instance(UUID_T.import(py, "uuid", "UUID")?)? {
                 v.clone()
             } else if v.is_instance_of::<PyString>() {

@@ -30,6 +30,7 @@ mod record_methods;
 mod result;
 mod sql;
 pub mod types;
+pub mod uuid_obj;
 pub mod values;
 
 use std::sync::Arc;

@@ -23,8 +23,6 @@
 
 use bytes::{BufMut, BytesMut};
 use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
-use pyo3::ffi;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -149,7 +147,7 @@ pub fn to_python(py: Python<'_>, v: Value) -> PyResult<Py<PyAny>> {
             days,
             micros,
         } => interval(py, months, days, micros)?,
-        Value::Uuid(b) => new_uuid(py, b)?,
+        Value::Uuid(b) => super::uuid_obj::new_uuid(py, b)?,
         Value::Array(items) => {
             let mut out = Vec::with_capacity(items.len());
             for v in items {
@@ -247,44 +245,6 @@ pub fn encode_param(obj: &Bound<'_, PyAny>, out: &mut BytesMut) -> PyResult<()> 
     };
     out[start..start + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())
-}
-
-static SAFE_UNKNOWN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
-/// `uuid.UUID(bytes=b)`, built as `UUID.__new__` plus its two slots (what
-/// `UUID.__init__` ends with: `int`, and `is_safe` = `SafeUUID.unknown`)
-/// without running `__init__`'s Python code.
-fn new_uuid(py: Python<'_>, b: [u8; 16]) -> PyResult<Py<PyAny>> {
-    let tp = uuid_type(py)?;
-    let unknown = SAFE_UNKNOWN
-        .get_or_try_init(py, || {
-            py.import("uuid")?
-                .getattr("SafeUUID")?
-                .getattr("unknown")
-                .map(Bound::unbind)
-        })?
-        .bind(py);
-    let int = u128::from_be_bytes(b).into_pyobject(py)?;
-    let (int_name, safe_name) = (intern!(py, "int"), intern!(py, "is_safe"));
-    // SAFETY: `tp` is the uuid.UUID class; its tp_alloc returns a new
-    // reference (or NULL with an exception set), and generic setattr
-    // fills the two slot descriptors exactly as object.__setattr__ would.
-    unsafe {
-        let t = tp.as_type_ptr();
-        let alloc = (*t).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
-        let obj = Bound::from_owned_ptr_or_err(py, alloc(t, 0))?;
-        for (name, v) in [(int_name, int.as_any()), (safe_name, unknown)] {
-            if ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), v.as_ptr()) < 0 {
-                return Err(PyErr::fetch(py));
-            }
-        }
-        // It refers to an int and an enum member only and its slots cannot
-        // be set again, so it can never be part of a cycle.
-        if ffi::PyObject_IS_GC(obj.as_ptr()) != 0 {
-            ffi::PyObject_GC_UnTrack(obj.as_ptr().cast());
-        }
-        Ok(obj.unbind())
-    }
 }
 
 /// `uuid.UUID`.
