@@ -134,6 +134,11 @@ impl DataRow {
         self.len() == 0
     }
 
+    /// Bytes of the message body (what the row holds of the read buffer).
+    pub fn wire_len(&self) -> usize {
+        self.body.len()
+    }
+
     /// The values, `None` for NULL, each a slice of the received bytes.
     pub fn values(&self) -> Result<Vec<Option<Bytes>>, DecodeError> {
         let mut r = Reader::new(&self.body, "DataRow");

@@ -23,6 +23,7 @@ mod copy;
 mod decode;
 mod encode;
 mod errors;
+mod heap_trim;
 pub mod json;
 mod many;
 pub mod record;

@@ -12,6 +12,7 @@ use pyo3::types::PyList;
 
 use super::decode;
 use super::errors::{client_error, pg_error};
+use super::heap_trim;
 use super::record::{self, Desc};
 use super::types::{QueryCtx, Registry};
 use crate::kernel::Reply;
@@ -157,8 +158,15 @@ fn value(py: Python<'_>, reply: Reply, column: usize) -> PyResult<Py<PyAny>> {
 
 fn rows(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let r = result(py, reply)?;
-    Ok(records(py, &r, r.rows.len())?.into_any().unbind())
+    let out = records(py, &r, r.rows.len())?.into_any().unbind();
+    let raw = r.rows.iter().map(|d| d.wire_len() + RAW_ROW).sum();
+    drop(r);
+    heap_trim::freed(py, raw);
+    Ok(out)
 }
+
+/// What a raw row costs besides its bytes (its handle in the batch).
+const RAW_ROW: usize = std::mem::size_of::<crate::codec::pg::DataRow>();
 
 fn row(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let r = result(py, reply)?;
