@@ -17,8 +17,7 @@
 //! a connection whose overdue head holds others up is `conn`'s stall rule.
 
 use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+mod deadlines;
 mod feed;
 mod lost;
 
@@ -69,7 +69,7 @@ pub(super) struct Inner<P: Protocol> {
     /// Sequence number of the first waiter not yet handed to the writer.
     unwritten: u64,
     pub(super) state: P::ConnState,
-    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    deadlines: deadlines::Deadlines,
     /// A request body is being written to `out`.
     streaming: bool,
     /// Requests pushed while a body streams, in order, not yet in `out`.
@@ -145,7 +145,7 @@ impl<P: Protocol> Conn<P> {
                 front_seq: 0,
                 unwritten: 0,
                 state,
-                deadlines: BinaryHeap::new(),
+                deadlines: deadlines::Deadlines::default(),
                 streaming: false,
                 held: VecDeque::new(),
             }),
@@ -178,8 +178,8 @@ impl<P: Protocol> Conn<P> {
         let seq = g.front_seq + g.waiters.len() as u64;
         let deadline = req.deadline.map(Instant::from_std);
         if let Some(d) = deadline {
-            let earlier = g.deadlines.peek().is_none_or(|Reverse((e, _))| d < *e);
-            g.deadlines.push(Reverse((d, seq)));
+            let earlier = g.deadlines.peek().is_none_or(|(e, _)| d < e);
+            g.deadlines.push(d, seq);
             if earlier {
                 self.wake_reader.notify_one();
             }
@@ -446,7 +446,7 @@ impl<P: Protocol> Conn<P> {
         let mut expired = Vec::new();
         {
             let mut g = self.inner.borrow_mut();
-            while let Some(Reverse((d, seq))) = g.deadlines.peek().copied() {
+            while let Some((d, seq)) = g.deadlines.peek() {
                 if d > now {
                     break;
                 }
@@ -524,7 +524,7 @@ impl<P: Protocol> Conn<P> {
             .borrow()
             .deadlines
             .peek()
-            .map(|Reverse((d, _))| *d)
+            .map(|(d, _)| d)
     }
 }
 

@@ -3,7 +3,6 @@
 //! what the protocol's `feed` answers decides what happens to that request:
 //! done, a part of a stream, done-then-close, written again, or redirected.
 
-use std::cmp::Reverse;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -126,18 +125,12 @@ impl<P: Protocol> Conn<P> {
 
     fn pop(g: &mut Inner<P>) -> Waiter<P> {
         g.front_seq += 1;
-        // Answered requests leave the deadline heap as soon as they reach
-        // its top (with one timeout for all, at once): the heap then holds
+        // Answered requests leave the deadlines as soon as they reach the
+        // front (with one timeout for all, at once): they then hold
         // about the requests in flight, not every request of the last
         // `timeout` seconds (hundreds of thousands at full speed, each one
         // later popped by `expire` for nothing).
-        while g
-            .deadlines
-            .peek()
-            .is_some_and(|Reverse((_, seq))| *seq < g.front_seq)
-        {
-            g.deadlines.pop();
-        }
+        g.deadlines.drop_answered(g.front_seq);
         g.waiters.pop_front().expect("front exists")
     }
 
