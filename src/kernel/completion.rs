@@ -64,12 +64,26 @@ impl Delivered {
             m.picked_up(self.completed);
         }
     }
+}
 
-    /// `picked_up` with the time read once for a whole batch.
-    pub fn picked_up_at(&self, now: Instant) {
-        if let Some(m) = &self.metrics {
-            m.picked_up_after(now.saturating_duration_since(self.completed));
+/// `picked_up` for a drained batch, with the time read once: a run of replies completed at the
+/// same instant (one read of a connection) for the same service is one
+/// histogram update; the values recorded are those of one update each.
+pub fn picked_up_all(items: &[Delivered], now: Instant) {
+    let mut run: Option<(&Arc<ServiceMetrics>, Instant, u64)> = None;
+    for d in items {
+        let Some(m) = &d.metrics else { continue };
+        match &mut run {
+            Some((rm, at, n)) if *at == d.completed && Arc::ptr_eq(rm, m) => *n += 1,
+            _ => {
+                if let Some((rm, at, n)) = run.replace((m, d.completed, 1)) {
+                    rm.picked_up_n(now.saturating_duration_since(at), n);
+                }
+            }
         }
+    }
+    if let Some((rm, at, n)) = run {
+        rm.picked_up_n(now.saturating_duration_since(at), n);
     }
 }
 
@@ -147,18 +161,27 @@ impl Completion {
             _ => None,
         }
     }
-    pub fn complete(mut self, outcome: Outcome) {
+    pub fn complete(self, outcome: Outcome) {
+        self.complete_at(outcome, Instant::now());
+    }
+    /// `complete`, with when it was complete read by the caller (once for
+    /// all the replies one read of a connection brought).
+    pub fn complete_at(mut self, outcome: Outcome, completed: Instant) {
         if let Some(t) = self.target.take() {
-            deliver(t, outcome, self.metrics.take());
+            deliver(t, outcome, self.metrics.take(), completed);
         }
     }
 }
 
-fn deliver(target: Target, outcome: Outcome, metrics: Option<Arc<ServiceMetrics>>) {
+fn deliver(
+    target: Target,
+    outcome: Outcome,
+    metrics: Option<Arc<ServiceMetrics>>,
+    completed: Instant,
+) {
     if let (Err(e), Some(m)) = (&outcome, &metrics) {
         m.error(e.kind);
     }
-    let completed = Instant::now();
     match target {
         Target::Slot(s) => s.put(Delivered {
             token: 0,
@@ -188,6 +211,7 @@ impl Drop for Completion {
                 )
                 .at(super::error::Stage::Written)),
                 self.metrics.take(),
+                Instant::now(),
             );
         }
     }
@@ -304,12 +328,22 @@ impl CompletionQueue {
     /// Take every waiting completion. Clears the wake-up first, so an item
     /// pushed after the swap always re-arms the fd.
     pub fn drain(&self) -> Vec<Delivered> {
+        let mut out = Vec::new();
+        self.drain_into(&mut out);
+        out
+    }
+
+    /// `drain` into `out` (which must be empty) by swapping buffers: the
+    /// queue keeps `out`'s capacity, so a steady stream of batches costs no
+    /// allocation and no regrowth on either side.
+    pub fn drain_into(&self, out: &mut Vec<Delivered>) {
+        debug_assert!(out.is_empty());
         let mut buf: u64 = 0;
         // SAFETY: reading 8 bytes into a valid u64 from our own non-blocking eventfd.
         unsafe { libc::read(self.efd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
         let mut g = self.items.lock().unwrap_or_else(|e| e.into_inner());
         self.alerted.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *g)
+        std::mem::swap(&mut *g, out);
     }
 
     /// Whether completions are waiting (pushed since the last `drain`).

@@ -306,7 +306,7 @@ async fn read_loop<P: Protocol>(
                 Ok(n) => {
                     let now = Instant::now();
                     conn.last_activity.set(now);
-                    conn.on_read(n);
+                    conn.on_read(n, now);
                     if wake_writer_on_read {
                         // replies arrived: what the writer holds may go
                         conn.wake_writer.notify_one();

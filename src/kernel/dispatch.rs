@@ -76,6 +76,54 @@ pub(super) struct Inner<P: Protocol> {
     held: VecDeque<Held>,
 }
 
+/// What one read's replies did, gathered by `on_bytes` and recorded by
+/// `settle`: their metrics in runs, their completions until then.
+///
+/// All replies decoded from one read count as complete at that read (`at`,
+/// the clock read once when it returned; the decoding of the read is not in
+/// their round trip, and is in their pick-up time instead). Requests
+/// written in one write share their write stamp too, so a run of replies
+/// with the same stamp has one round trip, recorded with one update of each
+/// histogram, as many observations as replies: the values are those one
+/// update per reply would record.
+pub(super) struct Batch {
+    at: Instant,
+    /// The write stamp of the current run, its replies, and of those the
+    /// ones counted for the endpoint (not heartbeats, not timed out).
+    written: Option<Instant>,
+    run: u64,
+    run_counted: u64,
+    /// The same for first reply bytes (`first_byte_seconds`).
+    first_written: Option<Instant>,
+    first: u64,
+    /// Waiters finished, and counted for the endpoint, in this batch.
+    done: u64,
+    counted: u64,
+    replies: Vec<(Completion, super::Reply)>,
+}
+
+impl Batch {
+    pub(super) fn new(at: Instant, replies: Vec<(Completion, super::Reply)>) -> Self {
+        Batch {
+            at,
+            written: None,
+            run: 0,
+            run_counted: 0,
+            first_written: None,
+            first: 0,
+            done: 0,
+            counted: 0,
+            replies,
+        }
+    }
+
+    /// The (empty) buffer of completions, to keep for the next batch.
+    pub(super) fn into_buffer(self) -> Vec<(Completion, super::Reply)> {
+        debug_assert!(self.replies.is_empty());
+        self.replies
+    }
+}
+
 /// Bytes of requests queued behind a streaming body, starting with waiter
 /// `first_seq`; if the last of them has a body of its own, it comes next.
 pub(super) struct Held {
@@ -112,6 +160,8 @@ pub struct Conn<P: Protocol> {
     /// Waiters of a shared connection that closed, with its error, until
     /// `take_lost` decides which are sent again (see `retry`).
     lost: RefCell<Vec<(Waiter<P>, KernelError)>>,
+    /// `Batch::replies`' buffer between reads (kept for its capacity).
+    settled: RefCell<Vec<(Completion, super::Reply)>>,
 }
 
 impl<P: Protocol> Conn<P> {
@@ -139,6 +189,7 @@ impl<P: Protocol> Conn<P> {
             sink: RefCell::new(None),
             redirects: RefCell::new(Vec::new()),
             lost: RefCell::new(Vec::new()),
+            settled: RefCell::new(Vec::new()),
             inner: RefCell::new(Inner {
                 out: BytesMut::with_capacity(16 * 1024),
                 waiters: VecDeque::new(),
@@ -290,10 +341,10 @@ impl<P: Protocol> Conn<P> {
         // already timed out (counted then) only feed the latency estimate.
         let counted = !w.expired && !w.completion.is_none();
         let health = &self.am.health;
+        let now = Instant::now();
         match &mut outcome {
             Ok(_) => {
                 if let Some(t) = w.written {
-                    let now = Instant::now();
                     let rtt = now - t;
                     let secs = rtt.as_secs_f64();
                     self.metrics.network.observe(secs);
@@ -315,7 +366,6 @@ impl<P: Protocol> Conn<P> {
                 }
                 if counted {
                     self.am.errors.add(1.0);
-                    let now = Instant::now();
                     health.failed(e.kind, &e.detail, w.written.map(|t| now - t), now);
                 }
             }
@@ -324,7 +374,80 @@ impl<P: Protocol> Conn<P> {
             self.am.requests.add(1.0);
         }
         drop(w._guard);
-        w.completion.complete(outcome);
+        w.completion.complete_at(outcome, now.into_std());
+    }
+
+    /// A reply decoded from the read at `b.at`: the waiter's metrics go
+    /// into `b`'s runs and its completion waits in `b` until `settle`
+    /// records them, so that a woken caller finds its reply counted.
+    pub(super) fn answered(&self, w: Waiter<P>, reply: super::Reply, b: &mut Batch) {
+        let counted = !w.expired && !w.completion.is_none();
+        b.done += 1;
+        b.counted += u64::from(counted);
+        if let Some(t) = w.written {
+            if b.written != Some(t) {
+                self.record_run(b);
+                b.written = Some(t);
+            }
+            b.run += 1;
+            b.run_counted += u64::from(counted);
+        }
+        drop(w._guard);
+        b.replies.push((w.completion, reply));
+    }
+
+    /// A waiter's first reply bytes came with the read at `b.at`.
+    pub(super) fn first_byte(&self, written: Instant, b: &mut Batch) {
+        if b.first_written != Some(written) {
+            self.record_first(b);
+            b.first_written = Some(written);
+        }
+        b.first += 1;
+    }
+
+    fn record_first(&self, b: &mut Batch) {
+        if let Some(t) = b.first_written.take() {
+            let d = b.at.saturating_duration_since(t);
+            self.metrics.first_byte.observe_n(d.as_secs_f64(), b.first);
+        }
+        b.first = 0;
+    }
+
+    /// Record the run of replies written at `b.written` (one round trip).
+    fn record_run(&self, b: &mut Batch) {
+        if let Some(t) = b.written.take() {
+            let rtt = b.at.saturating_duration_since(t);
+            let secs = rtt.as_secs_f64();
+            self.metrics.network.observe_n(secs, b.run);
+            let health = &self.am.health;
+            if b.run_counted > 0 {
+                self.am.latency.observe_n(secs, b.run_counted);
+                health.ok_n(rtt, b.at, b.run_counted);
+            }
+            if b.run_counted < b.run {
+                health.latency.observe(secs, b.at);
+            }
+        }
+        b.run = 0;
+        b.run_counted = 0;
+    }
+
+    /// Record what `b` gathered, then complete its replies (in order).
+    pub(super) fn settle(&self, b: &mut Batch) {
+        self.record_first(b);
+        self.record_run(b);
+        if b.done > 0 {
+            self.metrics.in_flight.add(-(b.done as f64));
+            b.done = 0;
+        }
+        if b.counted > 0 {
+            self.am.requests.add(b.counted as f64);
+            b.counted = 0;
+        }
+        let at = b.at.into_std();
+        for (c, reply) in b.replies.drain(..) {
+            c.complete_at(Ok(reply), at);
+        }
     }
 
     /// The writer took everything queued so far: stamp it written.
@@ -338,16 +461,13 @@ impl<P: Protocol> Conn<P> {
             .front()
             .map_or(g.front_seq + g.waiters.len() as u64, |h| h.first_seq);
         let n = upto.saturating_sub(g.front_seq) as usize;
-        let mut waited = Vec::new();
         for w in g.waiters.iter_mut().take(n).skip(from) {
             w.written = Some(now);
-            waited.push((now - w.submitted).as_secs_f64());
+            let waited = now.saturating_duration_since(w.submitted);
+            self.metrics.queue_wait.observe(waited.as_secs_f64());
         }
         g.unwritten = g.unwritten.max(upto);
         drop(g);
-        for q in waited {
-            self.metrics.queue_wait.observe(q);
-        }
         self.bytes_out.set(self.bytes_out.get() + n_bytes as u64);
         self.am.bytes_written.add(n_bytes as f64);
     }
@@ -360,10 +480,10 @@ impl<P: Protocol> Conn<P> {
         (upto.saturating_sub(g.front_seq), self.bytes_in.get())
     }
 
-    pub(super) fn on_read(&self, n: usize) {
+    pub(super) fn on_read(&self, n: usize, now: Instant) {
         self.bytes_in.set(self.bytes_in.get() + n as u64);
         self.am.bytes_read.add(n as f64);
-        self.last_read.set(Instant::now());
+        self.last_read.set(now);
     }
 
     /// For `/status`.

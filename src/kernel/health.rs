@@ -94,7 +94,15 @@ impl Health {
     /// A reply after `rtt` (written → complete).
     #[inline]
     pub fn ok(&self, rtt: Duration, now: Instant) {
-        self.requests.set(self.requests.get() + 1);
+        self.ok_n(rtt, now, 1);
+    }
+
+    /// `n` replies, each after `rtt`, all complete at `now`: the same as
+    /// `n` calls of `ok` (the average takes a sample equal to the one
+    /// before it at the same instant without change).
+    #[inline]
+    pub fn ok_n(&self, rtt: Duration, now: Instant, n: u64) {
+        self.requests.set(self.requests.get() + n);
         self.latency.observe(rtt.as_secs_f64(), now);
         if self.consecutive.get() != 0 {
             self.consecutive.set(0);

@@ -111,6 +111,11 @@ impl ServiceMetrics {
         self.pickup.observe(waited.as_secs_f64());
     }
 
+    /// `n` replies picked up, each after `waited`.
+    pub fn picked_up_n(&self, waited: Duration, n: u64) {
+        self.pickup.observe_n(waited.as_secs_f64(), n);
+    }
+
     pub fn for_addr(&self, addr: &Addr) -> AddrMetrics {
         let a = addr.to_string();
         let l = [("service", self.service.as_str()), ("address", a.as_str())];

@@ -275,6 +275,17 @@ impl Series {
         self.cell(i).fetch_add(1, Ordering::Relaxed);
         add_f64(self.cell(self.bounds.len() + 1), v);
     }
+    /// Histogram: `n` observations of the same value `v` at once (what `n`
+    /// calls of `observe(v)` record, the sum up to rounding).
+    #[inline]
+    pub fn observe_n(&self, v: f64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let i = self.bounds.partition_point(|b| *b < v);
+        self.cell(i).fetch_add(n, Ordering::Relaxed);
+        add_f64(self.cell(self.bounds.len() + 1), v * n as f64);
+    }
     /// Histogram: total observations.
     pub fn count(&self) -> u64 {
         (0..=self.bounds.len())
@@ -506,6 +517,30 @@ mod tests {
         assert!(text.contains("t_latency_seconds_bucket{le=\"+Inf\"} 4\n"));
         assert!(text.contains("t_latency_seconds_count 4\n"));
         assert_eq!(h.count(), 4);
+    }
+
+    #[test]
+    fn observe_n_records_what_n_observes_would() {
+        let h = |name: &str| {
+            register(name, "Latency.", "", Kind::Histogram, &[0.1, 1.0], false).unwrap()
+        };
+        let (one, many) = (h("t_obs_one_seconds"), h("t_obs_many_seconds"));
+        for (v, n) in [(0.05, 3), (0.5, 1), (5.0, 2), (0.5, 0)] {
+            for _ in 0..n {
+                one.observe(v);
+            }
+            many.observe_n(v, n);
+        }
+        assert_eq!(many.count(), 6);
+        for i in 0..3 {
+            assert_eq!(
+                one.cell(i).load(Ordering::Relaxed),
+                many.cell(i).load(Ordering::Relaxed),
+                "bucket {i}"
+            );
+        }
+        assert!((one.get() - many.get()).abs() < 1e-12, "sums");
+        assert!((many.get() - 10.65).abs() < 1e-12);
     }
 
     #[test]

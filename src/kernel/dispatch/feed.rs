@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::{Conn, Inner, Waiter};
+use super::{Batch, Conn, Inner, Waiter};
 use crate::kernel::completion::Parts;
 use crate::kernel::transport::Addr;
 use crate::kernel::{Feed, KernelError, Protocol, Reason, Request};
@@ -17,10 +17,27 @@ impl<P: Protocol> Conn<P> {
     /// Feed decoded bytes to waiters and the subscription sink. Stops early
     /// (leaving bytes in `buf`) when a stream's consumer is full: the reader
     /// waits for `Fed::blocked` to have room, then calls again.
+    ///
+    /// The replies are completed when the whole buffer is decoded (or
+    /// decoding failed), after their metrics are recorded (`Batch`).
     pub(crate) fn on_bytes(
         self: &Rc<Self>,
         proto: &P,
         buf: &mut BytesMut,
+    ) -> Result<Fed, KernelError> {
+        let spare = std::mem::take(&mut *self.settled.borrow_mut());
+        let mut b = Batch::new(self.last_read.get(), spare);
+        let fed = self.decode_all(proto, buf, &mut b);
+        self.settle(&mut b);
+        *self.settled.borrow_mut() = b.into_buffer();
+        fed
+    }
+
+    fn decode_all(
+        self: &Rc<Self>,
+        proto: &P,
+        buf: &mut BytesMut,
+        b: &mut Batch,
     ) -> Result<Fed, KernelError> {
         let mut fed = Fed::default();
         while fed.blocked.is_none() {
@@ -61,8 +78,7 @@ impl<P: Protocol> Conn<P> {
                     // Its first message arrived with the read being decoded.
                     w.got_first_byte = true;
                     if let Some(t) = w.written {
-                        let d = self.last_read.get().saturating_duration_since(t);
-                        self.metrics.first_byte.observe(d.as_secs_f64());
+                        self.first_byte(t, b);
                     }
                 }
                 let feed = proto.feed(&mut g.state, &mut w.pending, msg);
@@ -94,11 +110,11 @@ impl<P: Protocol> Conn<P> {
             };
             match step {
                 Step::Done(w, reply) => {
-                    self.finish(w, Ok(reply));
+                    self.answered(w, reply, b);
                     fed.done += 1;
                 }
                 Step::Close(w, reply) => {
-                    self.finish(w, Ok(reply));
+                    self.answered(w, reply, b);
                     return Err(KernelError::connection(format!(
                         "{}: the server closed the connection after answering the request before this one \
                          (as it said it would); this request was not answered",

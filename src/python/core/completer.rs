@@ -30,7 +30,7 @@ use pyo3::types::{PyList, PyModule, PyTuple};
 use pyo3::PyTraverseError;
 
 use super::conv::Conv;
-use crate::kernel::completion::Delivered;
+use crate::kernel::completion::{picked_up_all, Delivered};
 use crate::kernel::{runtime, Completion, CompletionQueue, Outcome, Part};
 
 /// Tokens are sequential integers made here, never chosen by a peer, so
@@ -70,7 +70,11 @@ pub struct Completer {
     next: AtomicU64,
     #[pyo3(get)]
     generation: u64,
+    /// `drain`'s buffers, kept for their capacity (empty between drains).
+    bufs: Mutex<Buffers>,
 }
+
+type Buffers = (Vec<Delivered>, Vec<(Option<Entry>, Outcome)>);
 
 #[pymethods]
 impl Completer {
@@ -83,6 +87,7 @@ impl Completer {
             pending: Mutex::new(HashMap::default()),
             next: AtomicU64::new(1),
             generation: runtime::generation(),
+            bufs: Mutex::new((Vec::new(), Vec::new())),
         })
     }
 
@@ -141,7 +146,11 @@ const ROUNDS: usize = 4;
 
 impl Completer {
     fn drain_once(&self, py: Python<'_>) -> usize {
-        let items = self.q.drain();
+        // The buffers of the last pass (taken, so that a pass re-entered
+        // from Python code it runs just starts with empty ones).
+        let (mut items, mut work) = std::mem::take(&mut *self.bufs.lock().unwrap_or_else(|e| e.into_inner()));
+        items.clear();
+        self.q.drain_into(&mut items);
         if items.is_empty() {
             return 0;
         }
@@ -154,23 +163,19 @@ impl Completer {
         if parted {
             return self.drain_parts(py, items);
         }
-        let now = Instant::now();
-        let work: Vec<(Option<Entry>, Outcome)> = {
+        picked_up_all(&items, Instant::now());
+        work.clear();
+        {
             let mut map = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            items
-                .into_iter()
-                .map(|d| {
-                    d.picked_up_at(now);
-                    (map.remove(&d.token), d.outcome)
-                })
-                .collect()
-        };
+            work.extend(items.drain(..).map(|d| (map.remove(&d.token), d.outcome)));
+        }
         let n = work.len();
-        for (entry, outcome) in work {
+        for (entry, outcome) in work.drain(..) {
             if let Some(e) = entry {
                 finish(py, e, outcome);
             }
         }
+        *self.bufs.lock().unwrap_or_else(|e| e.into_inner()) = (items, work);
         n
     }
 }
