@@ -22,7 +22,7 @@ use super::call::Call;
 use super::completer::Completer;
 use super::conv::{self, Conv};
 use super::errors::to_pyerr;
-use super::wait::{deadline, wait};
+use super::wait::{deadline, deadline_from, wait};
 use crate::kernel::body::Body;
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
 use crate::kernel::transport::Addr;
@@ -98,7 +98,8 @@ impl<P: Protocol> Service<P> {
         conn: Option<u64>,
         body: Option<Body>,
     ) -> PyResult<Arc<Slot>> {
-        let deadline = deadline(timeout)?;
+        let now = Instant::now();
+        let deadline = deadline_from(now, timeout)?;
         let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
         let slot = Slot::new();
         let req = Request {
@@ -107,7 +108,7 @@ impl<P: Protocol> Service<P> {
             completion: Completion::slot(slot.clone()).with_metrics(self.h.metrics.clone()),
             deadline,
             route: route(conn),
-            submitted: Instant::now(),
+            submitted: now,
             summary,
             body,
             resends: 0,
@@ -135,7 +136,8 @@ impl<P: Protocol> Service<P> {
         conv: Conv,
         body: Option<Body>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let deadline = deadline(timeout)?;
+        let now = Instant::now();
+        let deadline = deadline_from(now, timeout)?;
         let guard = match self.h.admit() {
             Ok(g) => g,
             Err(e) => {
@@ -155,7 +157,7 @@ impl<P: Protocol> Service<P> {
                 .with_metrics(self.h.metrics.clone()),
             deadline,
             route: route(conn),
-            submitted: Instant::now(),
+            submitted: now,
             summary,
             body,
             resends: 0,
@@ -175,7 +177,8 @@ impl<P: Protocol> Service<P> {
         items: Arc<Items>,
         timeout: Option<f64>,
     ) -> PyResult<()> {
-        let deadline = deadline(timeout)?;
+        let now = Instant::now();
+        let deadline = deadline_from(now, timeout)?;
         let guard = self.h.admit().map_err(|e| to_pyerr(py, e))?;
         let req = Request {
             payload: Bytes::new(),
@@ -183,7 +186,7 @@ impl<P: Protocol> Service<P> {
             completion: Completion::stream(items).with_metrics(self.h.metrics.clone()),
             deadline,
             route: route(conn),
-            submitted: Instant::now(),
+            submitted: now,
             summary,
             body: None,
             resends: 0,

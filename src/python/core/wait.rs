@@ -25,12 +25,18 @@ pub fn seconds(name: &str, t: f64) -> PyResult<Duration> {
 
 /// A request's `timeout` as the instant the kernel gives up.
 pub fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    deadline_from(Instant::now(), timeout)
+}
+
+/// `deadline` counted from `now` (a request's submission time: one clock
+/// reading for both).
+pub fn deadline_from(now: Instant, timeout: Option<f64>) -> PyResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
         // Checked: a huge or infinite value is refused, never a panic.
         Some(t) if t > 0.0 => Duration::try_from_secs_f64(t)
             .ok()
-            .and_then(|d| Instant::now().checked_add(d))
+            .and_then(|d| now.checked_add(d))
             .map(Some)
             .ok_or_else(|| {
                 PyValueError::new_err(format!("timeout={t} is too long; use None for no limit"))

@@ -18,7 +18,7 @@
 
 use std::sync::Mutex;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PySuper, PyTuple};
 
@@ -171,9 +171,30 @@ fn width(kind: Kind, a: &Bound<'_, PyAny>) -> usize {
     1
 }
 
+thread_local! {
+    /// Where `build` encodes (its capacity kept between calls).
+    static SCRATCH: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::with_capacity(256));
+}
+
 /// The command as RESP, or None if any argument is not for the fast path.
-/// The arguments are encoded straight into the one buffer sent.
-fn build(spec: &Spec, args: &Bound<'_, PyTuple>) -> Option<BytesMut> {
+/// Encoded into this thread's scratch buffer and copied out at its exact
+/// size: one allocation per command, freed by one `free` on the kernel
+/// thread (a `BytesMut` frozen below its capacity costs a second
+/// allocation, for the shared header, and a second `free`).
+fn build(spec: &Spec, args: &Bound<'_, PyTuple>) -> Option<Bytes> {
+    SCRATCH.with(|s| {
+        // Encoding runs no Python code (exact types only); were it ever to
+        // re-enter, it gets a fresh buffer rather than a panic.
+        let mut guard = s.try_borrow_mut().ok();
+        let mut fresh = BytesMut::new();
+        let out = guard.as_deref_mut().unwrap_or(&mut fresh);
+        out.clear();
+        encode_into(spec, args, out)?;
+        Some(Bytes::copy_from_slice(out))
+    })
+}
+
+fn encode_into(spec: &Spec, args: &Bound<'_, PyTuple>, out: &mut BytesMut) -> Option<()> {
     let n = args.len();
     let req = spec.args.len();
     // A variadic command with none of its repeated arguments (`hdel("h")`,
@@ -193,16 +214,15 @@ fn build(spec: &Spec, args: &Bound<'_, PyTuple>) -> Option<BytesMut> {
     if count == 1 {
         return None; // e.g. mget([]): the Python method says what that means
     }
-    let mut out = BytesMut::with_capacity(64);
-    resp::encode_array_header(count, &mut out);
-    resp::encode_bulk(spec.cmd, &mut out);
+    resp::encode_array_header(count, out);
+    resp::encode_bulk(spec.cmd, out);
     for (i, a) in args.iter().enumerate() {
-        encode(kind_of(spec, i)?, &a, &mut out)?;
+        encode(kind_of(spec, i)?, &a, out)?;
     }
     if let Some(d) = default {
-        resp::encode_bulk(d, &mut out);
+        resp::encode_bulk(d, out);
     }
-    Some(out)
+    Some(())
 }
 
 impl ClientCore {
@@ -238,7 +258,7 @@ impl ClientCore {
                 py,
                 comp.get(),
                 fut,
-                buf.freeze(),
+                buf,
                 Pending::one(),
                 summary,
                 None,
@@ -251,7 +271,7 @@ impl ClientCore {
         } else {
             svc.s.blocking(
                 py,
-                buf.freeze(),
+                buf,
                 Pending::one(),
                 summary,
                 timeout,
