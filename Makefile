@@ -42,7 +42,7 @@ CARGO_TEST_ARGS ?= --tests
 RUFF_PATHS ?= python tests bench examples
 SERVERS := $(PY) -m tests.servers
 
-.PHONY: help deps venv build test check test-rust clippy lint ruff typecheck test-py test-loaded \
+.PHONY: help deps venv build test check test-rust clippy lint fmt-check ruff typecheck test-py test-loaded \
         demo bench fmt clean
 
 help:
@@ -66,8 +66,12 @@ test: build
 
 check: test-rust clippy ruff typecheck image-check test-loaded test-py
 
-# Static checks only (no tests): ruff, mypy, clippy.
-lint: ruff typecheck clippy
+# Static checks only (no tests): ruff, mypy, clippy, rustfmt.
+lint: ruff typecheck clippy fmt-check
+
+fmt-check:
+	@echo "== cargo fmt --check"
+	cargo fmt --check
 
 test-rust:
 	@echo "== cargo test $(CARGO_TEST_ARGS)"

@@ -109,7 +109,9 @@ impl Attrs {
     pub fn fits(&self, ep: &Endpoint, read_only: Option<bool>) -> bool {
         match self.want {
             Want::ReadWrite => read_only != Some(true),
-            Want::ReadOnly => ep.role == Role::Replica || read_only.unwrap_or(ep.role != Role::Primary),
+            Want::ReadOnly => {
+                ep.role == Role::Replica || read_only.unwrap_or(ep.role != Role::Primary)
+            }
             _ => true,
         }
     }
@@ -155,8 +157,14 @@ mod tests {
         assert_eq!(Attrs::parse(None, None).unwrap(), Attrs::default());
         let a = Attrs::parse(Some("read-write"), Some("disable")).unwrap();
         assert_eq!((a.want, a.first_only), (Want::ReadWrite, true));
-        assert_eq!(Attrs::parse(Some("primary"), None).unwrap().want, Want::Primary);
-        assert_eq!(Attrs::parse(Some("read-only"), None).unwrap().want, Want::ReadOnly);
+        assert_eq!(
+            Attrs::parse(Some("primary"), None).unwrap().want,
+            Want::Primary
+        );
+        assert_eq!(
+            Attrs::parse(Some("read-only"), None).unwrap().want,
+            Want::ReadOnly
+        );
         assert_eq!(
             Attrs::parse(Some("standby"), None).unwrap().want,
             Want::Standby
@@ -184,7 +192,10 @@ mod tests {
         assert!(ro.fits(&r, Some(false)) && ro.fits(&ep(Role::Unknown), None));
         assert!(want("primary").fits(&p, Some(true)));
         let set = EndpointSet::<()>::default();
-        assert_eq!(want("primary").target(&set, |_| true), Target::Except(Role::Replica));
+        assert_eq!(
+            want("primary").target(&set, |_| true),
+            Target::Except(Role::Replica)
+        );
         assert_eq!(ro.target(&set, |_| true), Target::All);
         assert!(!want("any").needs_role() && rw.needs_role());
     }

@@ -348,7 +348,11 @@ impl CompletionQueue {
 
     /// Whether completions are waiting (pushed since the last `drain`).
     pub fn has_items(&self) -> bool {
-        !self.items.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+        !self
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
     }
 
     /// How long the oldest waiting completion has waited.

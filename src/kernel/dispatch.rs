@@ -614,7 +614,10 @@ impl<P: Protocol> Conn<P> {
     pub(super) fn cancel_head(&self, proto: &P) {
         let (bytes, via) = {
             let mut g = self.inner.borrow_mut();
-            (proto.cancel_request(&mut g.state), proto.cancel_connector(&g.state))
+            (
+                proto.cancel_request(&mut g.state),
+                proto.cancel_connector(&g.state),
+            )
         };
         let Some(bytes) = bytes else {
             return;
@@ -640,11 +643,7 @@ impl<P: Protocol> Conn<P> {
     }
 
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.inner
-            .borrow()
-            .deadlines
-            .peek()
-            .map(|(d, _)| d)
+        self.inner.borrow().deadlines.peek().map(|(d, _)| d)
     }
 }
 

@@ -491,7 +491,10 @@ mod tests {
         let names = Names::default();
         // an address on its own is checked as itself (an IP against IP SANs)
         assert_eq!(names.server_name(&t("10.1.2.3", 6380)), "10.1.2.3");
-        assert_eq!(names.server_name(&t("db.example.com", 5432)), "db.example.com");
+        assert_eq!(
+            names.server_name(&t("db.example.com", 5432)),
+            "db.example.com"
+        );
         // one resolved from a name is checked against that name
         names.learn(&t("10.1.2.3", 6380), Some("cache.example.com"));
         assert_eq!(names.server_name(&t("10.1.2.3", 6380)), "cache.example.com");

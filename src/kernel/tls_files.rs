@@ -58,7 +58,11 @@ fn dir_files(what: &str, d: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(v)
 }
 
-fn add(store: &mut RootCertStore, certs: Vec<CertificateDer<'static>>, hints: &Hints) -> Result<(), String> {
+fn add(
+    store: &mut RootCertStore,
+    certs: Vec<CertificateDer<'static>>,
+    hints: &Hints,
+) -> Result<(), String> {
     for c in certs {
         store
             .add(c)
@@ -70,7 +74,11 @@ fn add(store: &mut RootCertStore, certs: Vec<CertificateDer<'static>>, hints: &H
 fn collect(r: &Roots, hints: &Hints, store: &mut RootCertStore) -> Result<(), String> {
     match r {
         Roots::System => store.extend(system_roots().roots.iter().cloned()),
-        Roots::File(p) => add(store, file_certs(&format!("{} {}", hints.ca, p.display()), p)?, hints)?,
+        Roots::File(p) => add(
+            store,
+            file_certs(&format!("{} {}", hints.ca, p.display()), p)?,
+            hints,
+        )?,
         Roots::Pem(text) => add(
             store,
             pem_certs(hints.ca, CertificateDer::pem_slice_iter(text.as_bytes()))?,
@@ -82,8 +90,8 @@ fn collect(r: &Roots, hints: &Hints, store: &mut RootCertStore) -> Result<(), St
             // OpenSSL's CApath: every file that holds PEM certificates
             // (hash-named links, or any name); others (CRLs ...) are skipped.
             for f in dir_files(&what, d)? {
-                if let Ok(Ok(certs)) = CertificateDer::pem_file_iter(&f)
-                    .map(|it| it.collect::<Result<Vec<_>, _>>())
+                if let Ok(Ok(certs)) =
+                    CertificateDer::pem_file_iter(&f).map(|it| it.collect::<Result<Vec<_>, _>>())
                 {
                     add(store, certs, hints)?;
                 }
@@ -215,7 +223,6 @@ pub(super) fn private_key(
             hints.key_password
         ));
     }
-    PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| {
-        format!("{what}: no private key read from it ({e}); a PEM key is needed")
-    })
+    PrivateKeyDer::from_pem_slice(text.as_bytes())
+        .map_err(|e| format!("{what}: no private key read from it ({e}); a PEM key is needed"))
 }

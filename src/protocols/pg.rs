@@ -65,10 +65,10 @@ mod stmt;
 pub use result::{ClientError, PgResult};
 #[path = "pg_listen.rs"]
 mod listen;
-#[path = "pg_startup.rs"]
-mod startup;
 #[path = "pg_role.rs"]
 pub mod role;
+#[path = "pg_startup.rs"]
+mod startup;
 pub use listen::Notification;
 
 #[derive(Debug, Clone)]
@@ -270,13 +270,14 @@ impl Protocol for Postgres {
     type ConnState = PgConn;
 
     fn decode(&self, st: &mut PgConn, buf: &mut BytesMut) -> Result<Option<Backend>, DecodeError> {
-        let msg = pg::decode_skipping(buf, &self.opts.limits, &mut st.skip).map_err(|e| match e {
-            pg::DecodeError::TooLarge { .. } => DecodeError::TooLarge {
-                detail: e.to_string(),
-                option: Some("max_message_size"),
-            },
-            pg::DecodeError::Syntax { .. } => DecodeError::Malformed(e.to_string()),
-        })?;
+        let msg =
+            pg::decode_skipping(buf, &self.opts.limits, &mut st.skip).map_err(|e| match e {
+                pg::DecodeError::TooLarge { .. } => DecodeError::TooLarge {
+                    detail: e.to_string(),
+                    option: Some("max_message_size"),
+                },
+                pg::DecodeError::Syntax { .. } => DecodeError::Malformed(e.to_string()),
+            })?;
         if let Some(m) = &msg {
             st.role.note(m);
         }
@@ -523,7 +524,9 @@ impl Protocol for Postgres {
     }
 
     fn cancel_connector(&self, st: &PgConn) -> Option<Arc<dyn Connector>> {
-        self.cancel_via.as_ref().map(|v| v[usize::from(st.tls)].clone())
+        self.cancel_via
+            .as_ref()
+            .map(|v| v[usize::from(st.tls)].clone())
     }
 
     fn heartbeat(&self) -> Option<(Bytes, Pending)> {

@@ -120,12 +120,18 @@ mod tests {
     fn a_server_that_does_not_report_is_asked_and_25006_counts() {
         let mut r = PgRole::default();
         r.checked(b"f", b"off");
-        assert_eq!((r.take(), r.take_read_only()), (Some(Role::Primary), Some(false)));
+        assert_eq!(
+            (r.take(), r.take_read_only()),
+            (Some(Role::Primary), Some(false))
+        );
         r.refused_write("23505");
         assert_eq!(r.take_read_only(), None);
         r.refused_write("25006");
         assert_eq!((r.take(), r.take_read_only()), (None, Some(true)));
         r.checked(b"t", b"on");
-        assert_eq!((r.take(), r.take_read_only()), (Some(Role::Replica), Some(true)));
+        assert_eq!(
+            (r.take(), r.take_read_only()),
+            (Some(Role::Replica), Some(true))
+        );
     }
 }

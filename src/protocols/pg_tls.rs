@@ -189,11 +189,13 @@ pub fn settings(params: &[(String, String)]) -> Result<PgSsl, String> {
         None | Some("allow") => true,
         Some("disable") => false,
         Some("require") => {
-            return Err("sslcertmode=require is not supported: iokernel's TLS (rustls) cannot \
+            return Err(
+                "sslcertmode=require is not supported: iokernel's TLS (rustls) cannot \
                         tell whether the server asked for a client certificate; use \
                         sslcertmode=allow (the default) and let the server's pg_hba.conf \
                         (cert, clientcert=verify-full) demand one"
-                .into())
+                    .into(),
+            )
         }
         Some(v) => {
             return Err(format!(
@@ -220,7 +222,10 @@ pub fn settings(params: &[(String, String)]) -> Result<PgSsl, String> {
         (None, None) => None,
     };
     // libpq reads the revocation lists only to verify (not with require).
-    let mut crls: Vec<Crls> = get("sslcrl").map(|f| Crls::File(f.into())).into_iter().collect();
+    let mut crls: Vec<Crls> = get("sslcrl")
+        .map(|f| Crls::File(f.into()))
+        .into_iter()
+        .collect();
     crls.extend(get("sslcrldir").map(|d| Crls::Dir(d.into())));
     if crls.is_empty() {
         crls.extend(home_file("root.crl").map(Crls::File));

@@ -89,13 +89,19 @@ pub struct Via {
 
 impl Default for Via {
     fn default() -> Self {
-        Via { sentinels: plain(), data: plain() }
+        Via {
+            sentinels: plain(),
+            data: plain(),
+        }
     }
 }
 
 impl Via {
     fn tls(&self) -> (bool, bool) {
-        (self.sentinels.tls_hints().is_some(), self.data.tls_hints().is_some())
+        (
+            self.sentinels.tls_hints().is_some(),
+            self.data.tls_hints().is_some(),
+        )
     }
 }
 
@@ -120,7 +126,9 @@ enum Note {
     Event(Event),
     /// A subscription is (again) in place: ask, as events may have been
     /// missed. `first`: the first outcome of that sentinel's watch.
-    Subscribed { first: bool },
+    Subscribed {
+        first: bool,
+    },
     /// A sentinel's watch's first attempt failed (it goes on trying).
     Unreached,
 }
@@ -199,7 +207,9 @@ async fn follow(spec: Sentinel, out: Update) {
     let _watches = Aborts(
         spec.sentinels
             .iter()
-            .map(|a| tokio::task::spawn_local(watch(a.clone(), spec.clone(), tx.clone())).abort_handle())
+            .map(|a| {
+                tokio::task::spawn_local(watch(a.clone(), spec.clone(), tx.clone())).abort_handle()
+            })
             .collect(),
     );
     drop(tx);
@@ -444,9 +454,18 @@ mod tests {
     #[test]
     fn tls_only_when_every_sentinel_reached_failed_tls() {
         let tls = |r| f(Failed::Tls(r));
-        assert_eq!(tls_reason(&[tls("unknown_ca"), tls("expired")]), Some("unknown_ca"));
-        assert_eq!(tls_reason(&[f(Failed::Unreached), tls("expired")]), Some("expired"));
-        assert_eq!(tls_reason(&[f(Failed::Unreached), f(Failed::Unreached)]), None);
+        assert_eq!(
+            tls_reason(&[tls("unknown_ca"), tls("expired")]),
+            Some("unknown_ca")
+        );
+        assert_eq!(
+            tls_reason(&[f(Failed::Unreached), tls("expired")]),
+            Some("expired")
+        );
+        assert_eq!(
+            tls_reason(&[f(Failed::Unreached), f(Failed::Unreached)]),
+            None
+        );
         assert_eq!(tls_reason(&[tls("expired"), f(Failed::Other)]), None);
         assert_eq!(tls_reason(&[]), None);
     }

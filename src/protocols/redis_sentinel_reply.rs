@@ -211,7 +211,10 @@ mod tests {
                 epoch: 3
             }
         );
-        let e = master(&Frame::Error("ERR No such master with that name".into()), "x");
+        let e = master(
+            &Frame::Error("ERR No such master with that name".into()),
+            "x",
+        );
         assert!(e.unwrap_err().contains("no master named \"x\""));
         assert!(master(&flat(&[("ip", "1.2.3.4")]), "m")
             .unwrap_err()
@@ -249,19 +252,28 @@ mod tests {
     fn events_for_our_master_only() {
         let msg = |ch: &str, p: &str| Frame::Array(vec![b("message"), b(ch), b(p)]);
         assert_eq!(
-            event(&msg("+switch-master", "mymaster 127.0.0.1 1 127.0.0.1 2"), "mymaster"),
+            event(
+                &msg("+switch-master", "mymaster 127.0.0.1 1 127.0.0.1 2"),
+                "mymaster"
+            ),
             Some(Event::Switch {
                 old: tcp("127.0.0.1", 1),
                 new: tcp("127.0.0.1", 2)
             })
         );
         assert_eq!(
-            event(&msg("+switch-master", "other 127.0.0.1 1 127.0.0.1 2"), "mymaster"),
+            event(
+                &msg("+switch-master", "other 127.0.0.1 1 127.0.0.1 2"),
+                "mymaster"
+            ),
             None
         );
         assert_eq!(
             event(
-                &msg("+sdown", "slave 127.0.0.1:2 127.0.0.1 2 @ mymaster 127.0.0.1 1"),
+                &msg(
+                    "+sdown",
+                    "slave 127.0.0.1:2 127.0.0.1 2 @ mymaster 127.0.0.1 1"
+                ),
                 "mymaster"
             ),
             Some(Event::Changed)
@@ -286,7 +298,10 @@ mod tests {
         );
         assert_eq!(
             event(
-                &msg("-failover-abort-no-good-slave", "master mymaster 127.0.0.1 1"),
+                &msg(
+                    "-failover-abort-no-good-slave",
+                    "master mymaster 127.0.0.1 1"
+                ),
                 "mymaster"
             ),
             Some(Event::Aborted)

@@ -50,7 +50,8 @@ pub const SENTINEL_HINTS: Hints = Hints {
     crl: "a revocation list",
     key_password: "sentinel_ssl_password",
     no_verify: "sentinel_ssl_cert_reqs='none' (sentinel_kwargs={'ssl_cert_reqs': 'none'})",
-    no_hostname: "sentinel_ssl_check_hostname=False (sentinel_kwargs={'ssl_check_hostname': False})",
+    no_hostname:
+        "sentinel_ssl_check_hostname=False (sentinel_kwargs={'ssl_check_hostname': False})",
     client_cert: "sentinel_ssl_certfile / sentinel_ssl_keyfile",
     plain: "sentinel_ssl=False for sentinels that speak plain text",
 };
@@ -214,12 +215,30 @@ pub fn options(tls: bool, params: &[(String, String)]) -> Result<Option<TlsOptio
 
 /// OpenSSL's names of the TLS 1.2 suites rustls has, with their IANA names.
 const SUITES: [(&str, &str); 6] = [
-    ("ECDHE-ECDSA-AES128-GCM-SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
-    ("ECDHE-ECDSA-AES256-GCM-SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
-    ("ECDHE-ECDSA-CHACHA20-POLY1305", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
-    ("ECDHE-RSA-AES128-GCM-SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
-    ("ECDHE-RSA-AES256-GCM-SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
-    ("ECDHE-RSA-CHACHA20-POLY1305", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
 ];
 
 /// `ssl_ciphers`: a `:`-separated list of suites, each by OpenSSL or IANA
@@ -296,14 +315,20 @@ mod tests {
             &p(&[
                 ("ssl_ca_certs", "/a.pem"),
                 ("ssl_ca_path", "/cas"),
-                ("ssl_ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256:TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+                (
+                    "ssl_ciphers",
+                    "ECDHE-ECDSA-AES128-GCM-SHA256:TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                ),
             ]),
         )
         .unwrap()
         .unwrap();
         assert_eq!(
             o.roots,
-            Roots::Many(vec![Roots::File("/a.pem".into()), Roots::Dir("/cas".into())])
+            Roots::Many(vec![
+                Roots::File("/a.pem".into()),
+                Roots::Dir("/cas".into())
+            ])
         );
         assert_eq!(
             o.tls12_suites.unwrap(),
@@ -324,21 +349,32 @@ mod tests {
         assert_eq!(o.hints.plain, SENTINEL_HINTS.plain);
         assert!(sentinel_options(false, &[], &[]).unwrap().is_none());
         // plain text to the sentinels; their own options then make no sense
-        assert!(sentinel_options(true, &data, &p(&[("ssl", "false")])).unwrap().is_none());
+        assert!(sentinel_options(true, &data, &p(&[("ssl", "false")]))
+            .unwrap()
+            .is_none());
         let e = sentinel_options(true, &data, &p(&[("ssl", "false"), ("ssl_ca_data", "x")]))
             .unwrap_err();
         assert!(e.contains("sentinel_ssl_ca_data"), "{e}");
         // a CA of their own replaces the data nodes' CAs (the whole group)
-        let o = sentinel_options(true, &data, &p(&[("ssl_ca_path", "/cas")])).unwrap().unwrap();
+        let o = sentinel_options(true, &data, &p(&[("ssl_ca_path", "/cas")]))
+            .unwrap()
+            .unwrap();
         assert_eq!(o.roots, Roots::Dir("/cas".into()));
         assert_eq!(o.client_cert, Some(("/c.pem".into(), "/c.pem".into())));
-        let o = sentinel_options(true, &data, &p(&[("ssl_cert_reqs", "none")])).unwrap().unwrap();
+        let o = sentinel_options(true, &data, &p(&[("ssl_cert_reqs", "none")]))
+            .unwrap()
+            .unwrap();
         assert_eq!(o.verify, Verify::None);
         // TLS to the sentinels only (redis+sentinel:// with sentinel_ssl=true)
-        let o = sentinel_options(false, &[], &p(&[("ssl", "true")])).unwrap().unwrap();
+        let o = sentinel_options(false, &[], &p(&[("ssl", "true")]))
+            .unwrap()
+            .unwrap();
         assert_eq!(o.roots, Roots::System);
         let e = sentinel_options(true, &[], &p(&[("ssl_cert_reqs", "maybe")])).unwrap_err();
-        assert!(e.contains("sentinels") && e.contains("ssl_cert_reqs"), "{e}");
+        assert!(
+            e.contains("sentinels") && e.contains("ssl_cert_reqs"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -22,10 +22,10 @@
 use std::path::PathBuf;
 
 use super::redis::RedisOptions;
-pub use super::url::redact;
-use super::url::{host_port, port as parse_port, scheme_source, source, unescape};
 use super::redis_sentinel::Sentinel;
 use super::redis_sentinel_link::Auth;
+pub use super::url::redact;
+use super::url::{host_port, port as parse_port, scheme_source, source, unescape};
 use crate::kernel::discovery::Source;
 use crate::kernel::transport::Addr;
 
@@ -341,24 +341,46 @@ mod tests {
         assert_eq!((s.master.as_str(), u.db), ("mymaster", 2));
         assert_eq!(s.auth.password.as_deref(), Some("sp"));
         assert_eq!(
-            (s.data_auth.username.as_deref(), s.data_auth.password.as_deref()),
+            (
+                s.data_auth.username.as_deref(),
+                s.data_auth.password.as_deref()
+            ),
             (Some("u"), Some("pw"))
         );
         assert_eq!(u.read_from.as_deref(), Some("replica"));
         assert!(u.addrs.is_empty() && u.source.is_none());
-        assert!(!u.display.contains("pw@") && !u.display.contains("=sp"), "{}", u.display);
+        assert!(
+            !u.display.contains("pw@") && !u.display.contains("=sp"),
+            "{}",
+            u.display
+        );
         assert_eq!(parse("redis+sentinel://s1/m").unwrap().db, 0);
-        assert!(parse("redis+sentinel://s1/").unwrap_err().contains("name the master"));
+        assert!(parse("redis+sentinel://s1/")
+            .unwrap_err()
+            .contains("name the master"));
         let u = parse("rediss+sentinel://s1/m?ssl_ca_certs=%2Fca.pem&sentinel_ssl=false").unwrap();
         assert!(u.tls && u.sentinel.is_some());
-        assert_eq!(u.ssl, vec![("ssl_ca_certs".to_string(), "/ca.pem".to_string())]);
-        assert_eq!(u.sentinel_ssl, vec![("ssl".to_string(), "false".to_string())]);
+        assert_eq!(
+            u.ssl,
+            vec![("ssl_ca_certs".to_string(), "/ca.pem".to_string())]
+        );
+        assert_eq!(
+            u.sentinel_ssl,
+            vec![("ssl".to_string(), "false".to_string())]
+        );
         let u = parse("valkeys+sentinel://s1/m?sentinel_ssl_ca_certs=%2Fs.pem").unwrap();
         assert!(u.tls);
-        assert_eq!(u.sentinel_ssl, vec![("ssl_ca_certs".to_string(), "/s.pem".to_string())]);
+        assert_eq!(
+            u.sentinel_ssl,
+            vec![("ssl_ca_certs".to_string(), "/s.pem".to_string())]
+        );
         assert!(!parse("redis+sentinel://s1/m").unwrap().tls);
-        assert!(parse("redis://h?sentinel_ssl=true").unwrap_err().contains("sentinel"));
-        assert!(parse("redis+srv+sentinel://s1/m").unwrap_err().contains("scheme"));
+        assert!(parse("redis://h?sentinel_ssl=true")
+            .unwrap_err()
+            .contains("sentinel"));
+        assert!(parse("redis+srv+sentinel://s1/m")
+            .unwrap_err()
+            .contains("scheme"));
         assert!(parse("redis://h?sentinel_password=x")
             .unwrap_err()
             .contains("redis+sentinel"));

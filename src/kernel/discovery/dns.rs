@@ -132,7 +132,13 @@ async fn resolve_srv(r: &TokioResolver, name: &str) -> Result<(Vec<Endpoint>, In
             .map_err(|e| format!("SRV target {target}: {e}"))?;
         until = until.min(u);
         for ip in ips {
-            eps.push(endpoint(ip, s.port(), &origin, target, s.weight().max(1) as u32));
+            eps.push(endpoint(
+                ip,
+                s.port(),
+                &origin,
+                target,
+                s.weight().max(1) as u32,
+            ));
         }
     }
     Ok((eps, until))

@@ -153,7 +153,11 @@ impl Follow {
     /// The watches not in place yet ("" when none): `ready()` waits for
     /// them, since a change before they are would go unheard.
     pub fn pending(&self) -> String {
-        let p: Vec<&str> = self.slots.iter().filter_map(|s| s.pending.as_deref()).collect();
+        let p: Vec<&str> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.pending.as_deref())
+            .collect();
         p.join(", ")
     }
 

@@ -159,7 +159,10 @@ impl<P: Protocol> Core<P> {
     fn learn_role(&self, c: &Conn<P>) {
         let (role, read_only) = {
             let mut g = c.inner.borrow_mut();
-            (self.proto.role(&mut g.state), self.proto.read_only(&mut g.state))
+            (
+                self.proto.role(&mut g.state),
+                self.proto.read_only(&mut g.state),
+            )
         };
         if role.is_none() && read_only.is_none() {
             return;
@@ -304,11 +307,7 @@ async fn endpoint_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
 }
 
 /// Run a shared connection until it ends.
-async fn run_shared<P: Protocol>(
-    core: Rc<Core<P>>,
-    c: Rc<Conn<P>>,
-    io: conn::Wire,
-) {
+async fn run_shared<P: Protocol>(core: Rc<Core<P>>, c: Rc<Conn<P>>, io: conn::Wire) {
     let link = Shared {
         core: core.clone(),
         conn: c.clone(),

@@ -183,7 +183,12 @@ impl<P: Protocol> Core<P> {
 
     pub(super) fn no_endpoint(&self, st: &State<P>, route: Route) -> KernelError {
         let mut endpoints = st.endpoints.describe();
-        let d = self.stats.discovery.lock().map(|d| d.clone()).unwrap_or_default();
+        let d = self
+            .stats
+            .discovery
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
         if !d.problem.is_empty() {
             endpoints.push_str(&format!(" ({})", d.problem));
         }
@@ -200,7 +205,11 @@ impl<P: Protocol> Core<P> {
     /// Note discovery's state: why it has no endpoints ("" once it has),
     /// and the watches not in place yet.
     pub(super) fn discovery(&self, follow: &crate::kernel::discovery::Follow) {
-        let mut d = self.stats.discovery.lock().unwrap_or_else(|e| e.into_inner());
+        let mut d = self
+            .stats
+            .discovery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         d.problem = follow.problems();
         d.tls = follow.problems_tls();
         d.pending = follow.pending();
@@ -220,10 +229,14 @@ impl<P: Protocol> Core<P> {
                 Some(c) if !c.is_closed() => c.push(&self.proto, req, guard),
                 _ => {
                     drop(guard);
-                    let why = self.st.borrow().gone.iter().rev().find(|g| g.0 == id).map_or_else(
-                        || "released or lost".to_string(),
-                        |g| g.1.clone(),
-                    );
+                    let why = self
+                        .st
+                        .borrow()
+                        .gone
+                        .iter()
+                        .rev()
+                        .find(|g| g.0 == id)
+                        .map_or_else(|| "released or lost".to_string(), |g| g.1.clone());
                     req.completion.complete(Err(KernelError::connection(format!(
                         "{}: dedicated connection {id} is gone ({why}); a transaction on it is over \
                          (the server rolls back what was not committed): start again on a new one",

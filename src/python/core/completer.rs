@@ -148,7 +148,8 @@ impl Completer {
     fn drain_once(&self, py: Python<'_>) -> usize {
         // The buffers of the last pass (taken, so that a pass re-entered
         // from Python code it runs just starts with empty ones).
-        let (mut items, mut work) = std::mem::take(&mut *self.bufs.lock().unwrap_or_else(|e| e.into_inner()));
+        let (mut items, mut work) =
+            std::mem::take(&mut *self.bufs.lock().unwrap_or_else(|e| e.into_inner()));
         items.clear();
         self.q.drain_into(&mut items);
         if items.is_empty() {

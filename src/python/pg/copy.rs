@@ -76,10 +76,21 @@ fn put_text(
 }
 
 /// `TypeError` for a value of record `n`, column `c` that does not fit.
-fn misfit(py: Python<'_>, n: usize, c: usize, v: &Bound<'_, PyAny>, t: u32, reg: &Registry, f: Fail) -> PyErr {
+fn misfit(
+    py: Python<'_>,
+    n: usize,
+    c: usize,
+    v: &Bound<'_, PyAny>,
+    t: u32,
+    reg: &Registry,
+    f: Fail,
+) -> PyErr {
     let why = match f {
         Fail::Misfit(w) => w,
-        Fail::Py(e) => e.value(py).str().map_or_else(|_| e.to_string(), |s| s.to_string()),
+        Fail::Py(e) => e
+            .value(py)
+            .str()
+            .map_or_else(|_| e.to_string(), |s| s.to_string()),
     };
     let mut shown = v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string());
     if shown.chars().count() > 40 {
@@ -103,7 +114,12 @@ pub struct CopyWriter {
 }
 
 impl CopyWriter {
-    pub fn new(tx: BodyTx, slot: Option<Arc<Slot>>, timeout: Option<f64>, reg: Arc<Registry>) -> Self {
+    pub fn new(
+        tx: BodyTx,
+        slot: Option<Arc<Slot>>,
+        timeout: Option<f64>,
+        reg: Arc<Registry>,
+    ) -> Self {
         CopyWriter {
             tx: Mutex::new(Some(tx)),
             slot,

@@ -26,7 +26,15 @@ pub(super) fn text_of(v: &Bound<'_, PyAny>, t: u32, reg: &Registry, out: &mut By
     encode::value(v, t, reg, &mut bin)?;
     let b = &bin[..];
     let s: String = match base {
-        Some(oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::XML | oid::JSON | oid::UNKNOWN)
+        Some(
+            oid::TEXT
+            | oid::VARCHAR
+            | oid::BPCHAR
+            | oid::NAME
+            | oid::XML
+            | oid::JSON
+            | oid::UNKNOWN,
+        )
         | None => {
             out.put_slice(b);
             return Ok(());
@@ -80,7 +88,11 @@ pub(super) fn text_of(v: &Bound<'_, PyAny>, t: u32, reg: &Registry, out: &mut By
             i64::MIN => "-infinity".into(),
             us => {
                 let (d, tod) = (us.div_euclid(DAY_US), us.rem_euclid(DAY_US));
-                let tz = if base == Some(oid::TIMESTAMPTZ) { "+00" } else { "" };
+                let tz = if base == Some(oid::TIMESTAMPTZ) {
+                    "+00"
+                } else {
+                    ""
+                };
                 format!("{} {}{tz}", date(d), time(tod))
             }
         },
@@ -92,7 +104,13 @@ pub(super) fn text_of(v: &Bound<'_, PyAny>, t: u32, reg: &Registry, out: &mut By
             let east = -i64::from(west);
             let a = east.abs();
             let sign = if east < 0 { '-' } else { '+' };
-            format!("{}{sign}{:02}:{:02}:{:02}", time(us), a / 3600, a / 60 % 60, a % 60)
+            format!(
+                "{}{sign}{:02}:{:02}:{:02}",
+                time(us),
+                a / 3600,
+                a / 60 % 60,
+                a % 60
+            )
         }
         Some(oid::INTERVAL) => {
             let us = i64::from_be_bytes(arr(b));
@@ -127,9 +145,7 @@ fn base_type(t: u32, reg: &Registry) -> Option<u32> {
 }
 
 fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
-    b.get(..N)
-        .and_then(|s| s.try_into().ok())
-        .unwrap_or([0; N])
+    b.get(..N).and_then(|s| s.try_into().ok()).unwrap_or([0; N])
 }
 
 /// Shortest text that reads back as the same float (`f32` for float4).
@@ -167,7 +183,13 @@ fn date(d: i64) -> String {
 /// `HH:MM:SS.ffffff` of microseconds since midnight.
 fn time(us: i64) -> String {
     let s = us / 1_000_000;
-    format!("{:02}:{:02}:{:02}.{:06}", s / 3600, s / 60 % 60, s % 60, us % 1_000_000)
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        us % 1_000_000
+    )
 }
 
 /// The text of a binary numeric: digits base 10000 from `weight` down,

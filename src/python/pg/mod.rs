@@ -179,11 +179,15 @@ impl PgService {
             attrs: u.attrs,
         };
         Ok(PgService {
-            s: Service::open(py, Postgres {
+            s: Service::open(
+                py,
+                Postgres {
                     opts,
                     retry,
                     cancel_via,
-                }, cfg)?,
+                },
+                cfg,
+            )?,
             types: Arc::new(TypeCache::new(statement_cache_size.max(1) * 4)),
             unknown: py
                 .import("iokernel._native")?
@@ -404,7 +408,12 @@ impl PgService {
             conn,
             Some(body),
         )?;
-        Ok(copy::CopyWriter::new(tx, Some(slot), timeout, self.types.registry()))
+        Ok(copy::CopyWriter::new(
+            tx,
+            Some(slot),
+            timeout,
+            self.types.registry(),
+        ))
     }
 
     /// Asyncio form of `copy_in`: returns the writer and the awaitable
@@ -434,7 +443,10 @@ impl PgService {
             COMMAND_STATUS,
             Some(body),
         )?;
-        Ok((copy::CopyWriter::new(tx, None, timeout, self.types.registry()), call))
+        Ok((
+            copy::CopyWriter::new(tx, None, timeout, self.types.registry()),
+            call,
+        ))
     }
 
     /// Run `COPY ... TO STDOUT` (`sql`): its data as a stream of `bytes`

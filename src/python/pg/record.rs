@@ -44,7 +44,6 @@ use pyo3::types::{PyDict, PyList, PyTuple, PyType};
 
 use super::record_methods::{self, values, RecordObject};
 
-
 static TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// The `Record` type, made once (by the module's init, `add_type`).

@@ -85,7 +85,10 @@ pub fn new_uuid(py: Python<'_>, b: [u8; 16]) -> PyResult<Py<PyAny>> {
         if i.gc {
             ffi::PyObject_GC_UnTrack(obj.cast());
         }
-        obj.cast::<u8>().add(i.data).cast::<[u8; 16]>().write_unaligned(b);
+        obj.cast::<u8>()
+            .add(i.data)
+            .cast::<[u8; 16]>()
+            .write_unaligned(b);
         Ok(Bound::from_owned_ptr(py, obj).unbind())
     }
 }
@@ -102,7 +105,10 @@ pub fn bytes_of(v: &Bound<'_, PyAny>) -> Option<[u8; 16]> {
 }
 
 unsafe fn read(obj: Obj, data: usize) -> [u8; 16] {
-    obj.cast::<u8>().add(data).cast::<[u8; 16]>().read_unaligned()
+    obj.cast::<u8>()
+        .add(data)
+        .cast::<[u8; 16]>()
+        .read_unaligned()
 }
 
 /// The bytes of `obj`, which CPython's slot dispatch guarantees is one of
@@ -182,7 +188,10 @@ unsafe extern "C" fn richcompare(a: Obj, b: Obj, op: c_int) -> Obj {
             ffi::Py_GT => o.is_gt(),
             _ => o.is_ge(),
         };
-        Ok(pyo3::types::PyBool::new(py, r).to_owned().into_any().into_ptr())
+        Ok(pyo3::types::PyBool::new(py, r)
+            .to_owned()
+            .into_any()
+            .into_ptr())
     })
 }
 
@@ -201,12 +210,16 @@ fn compare_op(op: c_int) -> PyResult<pyo3::basic::CompareOp> {
 
 unsafe extern "C" fn get_int(obj: Obj, _: *mut c_void) -> Obj {
     shim(null_mut(), |py| {
-        Ok(u128::from_be_bytes(data(py, obj)?).into_pyobject(py)?.into_ptr())
+        Ok(u128::from_be_bytes(data(py, obj)?)
+            .into_pyobject(py)?
+            .into_ptr())
     })
 }
 
 unsafe extern "C" fn get_bytes(obj: Obj, _: *mut c_void) -> Obj {
-    shim(null_mut(), |py| Ok(PyBytes::new(py, &data(py, obj)?).into_ptr()))
+    shim(null_mut(), |py| {
+        Ok(PyBytes::new(py, &data(py, obj)?).into_ptr())
+    })
 }
 
 unsafe extern "C" fn get_hex(obj: Obj, _: *mut c_void) -> Obj {
@@ -327,8 +340,8 @@ fn make_type(py: Python<'_>) -> PyResult<Info> {
         slot(ffi::Py_tp_getset, getset() as *mut c_void),
         slot(
             ffi::Py_tp_doc,
-            c"A uuid.UUID keeping its 16 bytes inline (what uuid results are)."
-                .as_ptr() as *mut c_void,
+            c"A uuid.UUID keeping its 16 bytes inline (what uuid results are).".as_ptr()
+                as *mut c_void,
         ),
     ];
     if !gc {
@@ -373,18 +386,32 @@ fn make_type(py: Python<'_>) -> PyResult<Info> {
 
 /// The method table (kept by the type, so leaked once when it is made).
 fn methods() -> *mut ffi::PyMethodDef {
-    let def = |name: &'static CStr, f: ffi::PyCFunction, flags, doc: &'static CStr| {
-        ffi::PyMethodDef {
+    let def =
+        |name: &'static CStr, f: ffi::PyCFunction, flags, doc: &'static CStr| ffi::PyMethodDef {
             ml_name: name.as_ptr(),
             ml_meth: ffi::PyMethodDefPointer { PyCFunction: f },
             ml_flags: flags,
             ml_doc: doc.as_ptr(),
-        }
-    };
+        };
     let table = vec![
-        def(c"__reduce__", reduce, ffi::METH_NOARGS, c"Pickles as a uuid.UUID."),
-        def(c"__copy__", same, ffi::METH_NOARGS, c"The UUID itself (immutable)."),
-        def(c"__deepcopy__", same, ffi::METH_O, c"The UUID itself (immutable)."),
+        def(
+            c"__reduce__",
+            reduce,
+            ffi::METH_NOARGS,
+            c"Pickles as a uuid.UUID.",
+        ),
+        def(
+            c"__copy__",
+            same,
+            ffi::METH_NOARGS,
+            c"The UUID itself (immutable).",
+        ),
+        def(
+            c"__deepcopy__",
+            same,
+            ffi::METH_O,
+            c"The UUID itself (immutable).",
+        ),
         ffi::PyMethodDef::zeroed(),
     ];
     Box::leak(table.into_boxed_slice()).as_mut_ptr()
@@ -400,10 +427,18 @@ fn getset() -> *mut ffi::PyGetSetDef {
         closure: null_mut(),
     };
     let table = vec![
-        def(c"int", get_int, c"The UUID as a 128-bit integer (made on each read)."),
+        def(
+            c"int",
+            get_int,
+            c"The UUID as a 128-bit integer (made on each read).",
+        ),
         def(c"bytes", get_bytes, c"The UUID as 16 bytes (big-endian)."),
         def(c"hex", get_hex, c"The UUID as 32 lowercase hex digits."),
-        def(c"is_safe", get_is_safe, c"SafeUUID.unknown, as for uuid.UUID(bytes=...)."),
+        def(
+            c"is_safe",
+            get_is_safe,
+            c"SafeUUID.unknown, as for uuid.UUID(bytes=...).",
+        ),
         ffi::PyGetSetDef::default(),
     ];
     Box::leak(table.into_boxed_slice()).as_mut_ptr()

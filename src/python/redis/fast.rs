@@ -269,15 +269,8 @@ impl ClientCore {
             )?;
             Ok(call.unbind())
         } else {
-            svc.s.blocking(
-                py,
-                buf,
-                Pending::one(),
-                summary,
-                timeout,
-                conn,
-                conv,
-            )
+            svc.s
+                .blocking(py, buf, Pending::one(), summary, timeout, conn, conv)
         }
     }
 }

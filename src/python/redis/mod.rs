@@ -100,14 +100,9 @@ impl RedisService {
             };
         let via = sentinel::sentinel_via(&u, &connector, &params, sentinel_ssl)
             .map_err(PyValueError::new_err)?;
-        let (sources, attrs) = sentinel::sources_and_attrs(
-            &u,
-            via,
-            read_from,
-            sentinel_username,
-            sentinel_password,
-        )
-        .map_err(PyValueError::new_err)?;
+        let (sources, attrs) =
+            sentinel::sources_and_attrs(&u, via, read_from, sentinel_username, sentinel_password)
+                .map_err(PyValueError::new_err)?;
         let connect_timeout = seconds("connect_timeout", connect_timeout)?;
         let idle_ping = idle_ping.map(|p| seconds("idle_ping", p)).transpose()?;
         if max_in_flight == 0 {
@@ -260,7 +255,17 @@ impl RedisService {
         conn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (comp, fut) = Completer::running(py)?;
-        self.submit(py, comp.get(), fut, args, post, decode, timeout, conn, false)
+        self.submit(
+            py,
+            comp.get(),
+            fut,
+            args,
+            post,
+            decode,
+            timeout,
+            conn,
+            false,
+        )
     }
 
     /// Asyncio form of `call_many`.

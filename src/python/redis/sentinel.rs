@@ -37,14 +37,13 @@ pub(super) fn sentinel_via(
         return Ok(Via::default());
     }
     let data_on = data.tls_hints().is_some();
-    let sentinels: Arc<dyn Connector> =
-        match redis_tls::sentinel_options(data_on, params, &own)? {
-            None => plain(),
-            Some(o) => Arc::new(TlsConnector {
-                tls: Tls::new(o).map_err(|e| format!("the sentinels' TLS options: {e}"))?,
-                names: Default::default(),
-            }),
-        };
+    let sentinels: Arc<dyn Connector> = match redis_tls::sentinel_options(data_on, params, &own)? {
+        None => plain(),
+        Some(o) => Arc::new(TlsConnector {
+            tls: Tls::new(o).map_err(|e| format!("the sentinels' TLS options: {e}"))?,
+            names: Default::default(),
+        }),
+    };
     Ok(Via {
         sentinels,
         data: data.clone(),
