@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::{Batch, Conn, Inner, Waiter};
+use super::batch::Batch;
+use super::{Conn, Inner, Waiter};
 use crate::kernel::completion::Parts;
 use crate::kernel::transport::Addr;
 use crate::kernel::{Feed, KernelError, Protocol, Reason, Request};

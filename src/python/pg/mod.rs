@@ -29,6 +29,7 @@ mod many;
 pub mod record;
 mod record_methods;
 mod result;
+mod slot;
 mod sql;
 pub mod types;
 pub mod uuid_obj;

@@ -11,12 +11,10 @@
 
 use std::ffi::{c_void, CStr};
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null_mut;
 
 use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::ffi;
-use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PySlice, PyString, PyTuple};
 
@@ -114,20 +112,9 @@ fn methods() -> *mut ffi::PyMethodDef {
     Box::leak(table.into_boxed_slice()).as_mut_ptr()
 }
 
-/// Runs `f` for a C slot: an error is raised (set) and `failed` returned; a
-/// panic becomes a `PanicException` instead of unwinding into C.
+/// Runs `f` for a C slot of `pg.Record` (`slot::guard`).
 fn shim<R>(failed: R, f: impl FnOnce(Python<'_>) -> PyResult<R>) -> R {
-    Python::attach(|py| match catch_unwind(AssertUnwindSafe(|| f(py))) {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            e.restore(py);
-            failed
-        }
-        Err(_) => {
-            PanicException::new_err("iokernel internal error: panic in pg.Record").restore(py);
-            failed
-        }
-    })
+    super::slot::guard("pg.Record", failed, f)
 }
 
 /// Sets `exc(msg)` as the current error; returns NULL for the caller.

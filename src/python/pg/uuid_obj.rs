@@ -21,13 +21,11 @@
 
 use std::ffi::{c_void, CStr};
 use std::os::raw::c_int;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::null_mut;
 use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::intern;
-use pyo3::panic::PanicException;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyString, PyTuple, PyType};
@@ -117,18 +115,9 @@ unsafe fn data(py: Python<'_>, obj: Obj) -> PyResult<[u8; 16]> {
     Ok(read(obj, info(py)?.data))
 }
 
+/// Runs `f` for a C slot of `pg.UUID` (`slot::guard`).
 fn shim<R>(failed: R, f: impl FnOnce(Python<'_>) -> PyResult<R>) -> R {
-    Python::attach(|py| match catch_unwind(AssertUnwindSafe(|| f(py))) {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            e.restore(py);
-            failed
-        }
-        Err(_) => {
-            PanicException::new_err("iokernel internal error: panic in pg.UUID").restore(py);
-            failed
-        }
-    })
+    super::slot::guard("pg.UUID", failed, f)
 }
 
 fn hex(b: &[u8; 16], dashes: bool) -> String {
