@@ -453,6 +453,20 @@ def publish(bench: Bench, data: dict[str, Any], md_path: Path, png: Path) -> str
     return text
 
 
+@contextlib.contextmanager
+def keep_awake(n: int) -> Iterator[None]:
+    """N busy loops at nice 19 for the duration: they take only CPU time nothing
+    else wants, and keep a VM's vCPUs from halting (waking one is costly)."""
+    procs = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
+             for _ in range(max(0, n))]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def main(bench: Bench, argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=bench.doc.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help=bench.quick_help)
@@ -468,6 +482,10 @@ def main(bench: Bench, argv: list[str] | None = None) -> int:
     ap.add_argument("--from-json", default=None, metavar="JSON",
                     help="no run: rewrite the report (.md next to it) and the plot from results")
     ap.add_argument("-q", "--quiet", action="store_true", help="no per-measurement lines")
+    ap.add_argument("--keep-awake", type=int, default=0, metavar="N",
+                    help="run N lowest-priority busy loops during the run, so that idle "
+                         "CPUs of a virtual machine do not halt (see docs/benchmarks.md, "
+                         "'vCPU wake-ups'); recorded in the results")
     args = ap.parse_args(argv)
     if args.from_json:
         src = Path(args.from_json)
@@ -483,9 +501,11 @@ def main(bench: Bench, argv: list[str] | None = None) -> int:
               args.scale or (bench.quick_scale if args.quick else 1.0),
               command.strip(), verbose=not args.quiet)
     try:
-        data = bench.run(run)
+        with keep_awake(args.keep_awake):
+            data = bench.run(run)
     except UsageError as e:
         ap.error(str(e))
+    data["keep_awake"] = args.keep_awake
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1) + "\n")
     publish(bench, data, out.with_suffix(".md"), png)
