@@ -23,7 +23,7 @@ mod copy;
 mod decode;
 mod encode;
 mod errors;
-mod heap_trim;
+pub mod heap_trim;
 pub mod json;
 mod many;
 pub mod record;
@@ -62,7 +62,7 @@ use types::{TypeCache, TypeRow};
 
 /// Rows of an asyncio `fetch` per batch handed to the loop as they arrive
 /// (a smaller result comes whole, as one reply).
-const FETCH_BATCH: usize = 4096;
+const FETCH_BATCH: usize = heap_trim::BIG;
 
 #[pyclass(frozen, weakref, module = "iokernel._native")]
 pub struct PgService {

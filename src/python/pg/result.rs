@@ -159,9 +159,11 @@ fn value(py: Python<'_>, reply: Reply, column: usize) -> PyResult<Py<PyAny>> {
 fn rows(py: Python<'_>, reply: Reply, _: usize) -> PyResult<Py<PyAny>> {
     let r = result(py, reply)?;
     let out = records(py, &r, r.rows.len())?.into_any().unbind();
-    let raw = r.rows.iter().map(|d| d.wire_len() + RAW_ROW).sum();
-    drop(r);
-    heap_trim::freed(py, raw);
+    if heap_trim::counts(r.rows.len()) {
+        let raw = r.rows.iter().map(|d| d.wire_len() + RAW_ROW).sum();
+        drop(r);
+        heap_trim::freed(py, raw);
+    }
     Ok(out)
 }
 
