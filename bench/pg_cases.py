@@ -22,6 +22,7 @@ import harness
 from harness import Measurement
 
 PEERS = ("iokernel", "asyncpg", "psycopg", "psqlpy")
+FLOOR = "floor"  # bench/pg_floor.py: an extra client of the executemany scenario only
 POOL = 10
 SCALE = 10  # pgbench -i -s 10: 1,000,000 accounts
 ACCOUNTS = 100_000 * SCALE
@@ -73,6 +74,11 @@ class Client:
 
     async def many(self, sql: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
         raise NotImplementedError
+
+    async def before_timed_many(self, sql: tuple[str, str],
+                                batches: list[list[tuple[Any, ...]]]) -> None:
+        """Whatever this client does ahead of the timed executemany calls (the floor:
+        encode them)."""
 
     async def close(self) -> None:
         raise NotImplementedError
@@ -172,8 +178,40 @@ class PsqlpyClient(Client):
         self.pool.close()
 
 
+class FloorClient(Client):
+    """bench/pg_floor.py: the cheapest possible client, for executemany only."""
+
+    name = FLOOR
+
+    async def open(self, dsn: str, app: str) -> None:
+        from pg_floor import FLOAT8, INT4, TEXT, FloorConnection
+
+        self.conn = FloorConnection()
+        self.types = (INT4, TEXT, FLOAT8)  # bench_many (a int, b text, c float8)
+        self.encoded: dict[int, bytes] = {}
+        await self.conn.connect(dsn, app)
+
+    async def val(self, sql: tuple[str, str], arg: int) -> Any:
+        raise NotImplementedError("the floor client only does executemany")
+
+    async def many(self, sql: tuple[str, str], rows: list[tuple[Any, ...]]) -> None:
+        if not self.conn.statement:
+            await self.conn.prepare(sql[0], self.types)
+        data = self.encoded.pop(id(rows), None)
+        await self.conn.send(self.conn.encode(rows) if data is None else data, len(rows))
+
+    async def before_timed_many(self, sql: tuple[str, str],
+                                batches: list[list[tuple[Any, ...]]]) -> None:
+        if not self.conn.statement:
+            await self.conn.prepare(sql[0], self.types)
+        self.encoded = {id(b): self.conn.encode(b) for b in batches}
+
+    async def close(self) -> None:
+        self.conn.close()
+
+
 CLIENTS: dict[str, type[Client]] = {
-    c.name: c for c in (IokernelClient, AsyncpgClient, PsycopgClient, PsqlpyClient)
+    c.name: c for c in (IokernelClient, AsyncpgClient, PsycopgClient, PsqlpyClient, FloorClient)
 }
 
 
@@ -264,6 +302,7 @@ async def _measure(sc: Scenario, client_name: str, dsn: str, admin: Admin,
             await client.many(SQL_MANY, rows[:100])  # warm up: prepare, connect
             admin.sql("TRUNCATE bench_many")
             batches = [many_rows(MANY_ROWS, k) for k in range(MANY_CALLS)]
+            await client.before_timed_many(SQL_MANY, batches)
 
             async def timed() -> None:
                 for b in batches:
