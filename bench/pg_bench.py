@@ -270,17 +270,24 @@ def floor_table(peers: list[str], summ: dict[str, dict[str, dict[str, Any]]]) ->
            "every row's Bind/Execute and the Sync encoded before the timer; timed: write, read "
            "to ReadyForQuery, check the replies):", "",
            "| client | rows/s | / asyncpg | / floor | CPU µs/row, this process | "
-           "CPU µs/row, server | spread |", "|---|--:|--:|--:|--:|--:|--:|"]
+           "CPU µs/row, server | server busy | spread |", "|---|--:|--:|--:|--:|--:|--:|--:|"]
 
     def us(s: dict[str, Any], key: str) -> str:
         v = s.get(key + "_median")
         return "-" if v is None else f"{v:.2f}"
 
+    def busy(s: dict[str, Any]) -> str:
+        # The server's CPU seconds per second while timed (median over repetitions):
+        # 100% means one server core never waited (for this client or for a CPU).
+        xs = [c * r / 1e6 for c, r in zip(s.get("server_cpu_us_per_op", []),
+                                           s.get("ops_per_s", [])) if c is not None]
+        return f"{statistics.median(xs):.0%}" if xs else "-"
+
     for p in [*peers, FLOOR]:
         s = many.get(p, {})
         m = s.get("median")
         out.append(f"| {p} | {fmt_ops(m)} | {harness.ratio(m, apg)} | {harness.ratio(m, flo)} | "
-                   f"{us(s, 'cpu_us_per_op')} | {us(s, 'server_cpu_us_per_op')} | "
+                   f"{us(s, 'cpu_us_per_op')} | {us(s, 'server_cpu_us_per_op')} | {busy(s)} | "
                    + ("-" if "spread" not in s else f"{s['spread'] * 100:.0f}%") + " |")
 
     def per_rep(a: str, b: str) -> str:
@@ -289,7 +296,9 @@ def floor_table(peers: list[str], summ: dict[str, dict[str, dict[str, Any]]]) ->
             return "-"
         return ", ".join(f"{x / y:.2f}" for x, y in zip(xs, ys))
 
-    out += ["", f"Per repetition: floor / asyncpg {per_rep(FLOOR, 'asyncpg')}; "
+    out += ["", "Server busy: the server's CPU time per second of the timed run (all its "
+                "processes; 100%: a core that never waited, for the client or for a CPU).", "",
+            f"Per repetition: floor / asyncpg {per_rep(FLOOR, 'asyncpg')}; "
                 f"iokernel / floor {per_rep('iokernel', FLOOR)}."]
     if apg:
         out += ["", f"floor / asyncpg = **{flo / apg:.2f}×** is the best ratio any client "
