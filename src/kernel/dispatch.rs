@@ -350,6 +350,7 @@ impl<P: Protocol> Conn<P> {
         drop(g);
         self.bytes_out.set(self.bytes_out.get() + n_bytes as u64);
         self.am.bytes_written.add(n_bytes as f64);
+        self.metrics.writes.add(1.0);
     }
 
     /// Requests written and not answered yet, and the bytes read so far

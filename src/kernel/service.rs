@@ -140,6 +140,19 @@ impl<P: Protocol> ServiceHandle<P> {
         }
     }
 
+    /// Hand admitted requests to the kernel in one message, in order: the
+    /// kernel takes them in one turn, so they go out in one write. On
+    /// failure each request's completion receives the error.
+    pub fn send_all(&self, reqs: Vec<(Request<P>, Outstanding)>) {
+        if let Err(mpsc::error::SendError(Cmd::Requests(reqs))) = self.tx.send(Cmd::Requests(reqs))
+        {
+            for (req, _) in reqs {
+                req.completion
+                    .complete(Err(KernelError::closed("the I/O kernel has stopped")));
+            }
+        }
+    }
+
     fn command(&self, cmd: Cmd<P>) -> Result<(), KernelError> {
         self.check_generation()?;
         self.tx
@@ -247,6 +260,11 @@ async fn service_task<P: Protocol>(
                 for cmd in batch.drain(..) {
                     match cmd {
                         Cmd::Request(r, g) => core.dispatch(r, Some(g)),
+                        Cmd::Requests(rs) => {
+                            for (r, g) in rs {
+                                core.dispatch(r, Some(g));
+                            }
+                        }
                         Cmd::Change(c) => core.change(c),
                         Cmd::Replace(e) => core.replace(e),
                         Cmd::Lease(c, d, r) => core.clone().lease(c, d, r),

@@ -29,6 +29,9 @@ pub struct ServiceMetrics {
     pub pickup: Series,
     /// Submitted → written.
     pub queue_wait: Series,
+    /// Writes to connections (requests_total / writes_total: how many
+    /// requests a write carries).
+    pub writes: Series,
 }
 
 fn series(name: &str, help: &str, labels: &[(&str, &str)], kind: Kind) -> Series {
@@ -93,6 +96,10 @@ impl ServiceMetrics {
             queue_wait: h(
                 "iokernel_queue_seconds",
                 "From submission to the request being written.",
+            ),
+            writes: c(
+                "iokernel_writes_total",
+                "Writes to the service's connections, each carrying every request queued since the last.",
             ),
         })
     }

@@ -19,6 +19,8 @@ use crate::kernel::{Completion, Items, KernelError, Protocol, Request, Route};
 
 pub(super) enum Cmd<P: Protocol> {
     Request(Request<P>, Outstanding),
+    /// Requests submitted together (an asyncio loop's turn), in order.
+    Requests(Vec<(Request<P>, Outstanding)>),
     /// Changes to the endpoint set, in order.
     Change(Vec<Change>),
     /// A whole new endpoint set.
