@@ -33,6 +33,19 @@ fn process_limits() -> (Option<usize>, Option<usize>, usize, usize) {
     )
 }
 
+/// Whether asyncio requests of one loop turn are sent together at its end;
+/// set first when `on` is given.
+#[pyfunction]
+#[pyo3(signature = (on = None))]
+fn loop_batching(on: Option<bool>) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    let flag = &self::core::cork::LOOP_BATCHING;
+    if let Some(on) = on {
+        flag.store(on, Relaxed);
+    }
+    flag.load(Relaxed)
+}
+
 /// Stop the kernel thread, waiting up to `wait` seconds. Returns False if it
 /// did not stop in time. Called at interpreter exit; a later use restarts it.
 #[pyfunction]
@@ -62,6 +75,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(configure_limits, m)?)?;
     m.add_function(wrap_pyfunction!(process_limits, m)?)?;
+    m.add_function(wrap_pyfunction!(loop_batching, m)?)?;
     m.add_class::<metrics::CounterSeries>()?;
     m.add_class::<metrics::GaugeSeries>()?;
     m.add_class::<metrics::HistogramSeries>()?;

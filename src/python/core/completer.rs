@@ -14,6 +14,9 @@
 //! The pending futures (and their post-processing callables) are visible to
 //! the garbage collector, so a cycle through a future's callbacks back to
 //! the completer can be collected.
+//!
+//! Requests submitted during one turn of the loop are held and handed to
+//! the kernel in groups (`cork`).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -30,6 +33,7 @@ use pyo3::types::{PyList, PyModule, PyTuple};
 use pyo3::PyTraverseError;
 
 use super::conv::Conv;
+use super::cork::{Cork, Corked};
 use crate::kernel::completion::{picked_up_all, Delivered};
 use crate::kernel::{runtime, Completion, CompletionQueue, Outcome, Part};
 
@@ -72,6 +76,8 @@ pub struct Completer {
     generation: u64,
     /// `drain`'s buffers, kept for their capacity (empty between drains).
     bufs: Mutex<Buffers>,
+    /// Requests of this loop turn, not handed to the kernel yet.
+    cork: Arc<Cork>,
 }
 
 type Buffers = (Vec<Delivered>, Vec<(Option<Entry>, Outcome)>);
@@ -88,6 +94,7 @@ impl Completer {
             next: AtomicU64::new(1),
             generation: runtime::generation(),
             bufs: Mutex::new((Vec::new(), Vec::new())),
+            cork: Arc::default(),
         })
     }
 
@@ -333,6 +340,21 @@ impl Completer {
                 },
             );
         token
+    }
+
+    /// Hold a request until the end of this loop turn (`cork::Cork::hold`).
+    pub fn cork<B: Corked + 'static>(
+        &self,
+        fut: &Bound<'_, PyAny>,
+        join: impl FnOnce(Option<&mut B>) -> Option<B>,
+    ) {
+        self.cork.hold(fut, join);
+    }
+
+    /// Hand what this turn holds to the kernel now (before a request that
+    /// must not wait for the turn's end).
+    pub fn uncork(&self) {
+        self.cork.flush();
     }
 
     /// Forget a token whose request never reached the kernel.

@@ -5,6 +5,8 @@
 //!   blocking and asyncio request paths, leases, stats, written once.
 //! * `completer` — one per asyncio loop: resolves every ready future in one
 //!   callback per wake-up.
+//! * `cork`      — holds a loop turn's requests and hands them to the
+//!   kernel in groups (one wake-up, one write).
 //! * `call`      — the awaitable an asyncio method returns.
 //! * `conv`      — `Conv`: how a reply becomes a Python object, chosen per
 //!   request by the protocol binding, so nothing here names a protocol.
@@ -20,6 +22,7 @@
 pub mod call;
 pub mod completer;
 pub mod conv;
+pub mod cork;
 pub mod errors;
 pub mod service;
 pub mod stream;

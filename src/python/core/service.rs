@@ -21,15 +21,38 @@ use pyo3::types::{PyDict, PyList};
 use super::call::Call;
 use super::completer::Completer;
 use super::conv::{self, Conv};
+use super::cork::Corked;
 use super::errors::to_pyerr;
 use super::wait::{deadline, deadline_from, wait};
 use crate::kernel::body::Body;
 use crate::kernel::service::{ServiceConfig, ServiceHandle};
+use crate::kernel::stats::Outstanding;
 use crate::kernel::transport::Addr;
 use crate::kernel::{Completion, Items, Protocol, Request, Route, Slot, Summary};
 
 pub struct Service<P: Protocol> {
     h: Arc<ServiceHandle<P>>,
+}
+
+/// A service's requests of one loop turn (`Completer::cork`).
+struct TurnBatch<P: Protocol> {
+    h: Arc<ServiceHandle<P>>,
+    reqs: Vec<(Request<P>, Outstanding)>,
+}
+
+impl<P: Protocol> Corked for TurnBatch<P> {
+    fn send(self: Box<Self>) {
+        let TurnBatch { h, reqs } = *self;
+        if reqs.len() == 1 {
+            let (req, guard) = reqs.into_iter().next().expect("one");
+            h.send(req, guard);
+        } else {
+            h.send_all(reqs);
+        }
+    }
+    fn as_any(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
 }
 
 fn route(conn: Option<u64>) -> Route {
@@ -149,6 +172,7 @@ impl<P: Protocol> Service<P> {
             }
         };
         let token = completer.register(fut.clone().unbind(), post, conv);
+        let streamed = body.is_some();
         let req = Request {
             payload,
             pending,
@@ -162,7 +186,23 @@ impl<P: Protocol> Service<P> {
             body,
             resends: 0,
         };
-        self.h.send(req, guard);
+        if streamed {
+            // Its body's producer may wait for the kernel to take bytes:
+            // it goes now (after what the turn holds, to keep the order).
+            completer.uncork();
+            self.h.send(req, guard);
+        } else {
+            completer.cork(&fut, |last: Option<&mut TurnBatch<P>>| match last {
+                Some(b) if Arc::ptr_eq(&b.h, &self.h) => {
+                    b.reqs.push((req, guard));
+                    None
+                }
+                _ => Some(TurnBatch {
+                    h: self.h.clone(),
+                    reqs: vec![(req, guard)],
+                }),
+            });
+        }
         Call::wrap(py, fut)
     }
 
@@ -243,6 +283,7 @@ impl<P: Protocol> Service<P> {
         let d = PyDict::new(py);
         d.set_item("outstanding", s.outstanding.load(Relaxed))?;
         d.set_item("requests", s.requests.load(Relaxed))?;
+        d.set_item("writes", self.h.metrics.writes.get() as u64)?;
         d.set_item("connections", s.connections.load(Relaxed))?;
         d.set_item("dedicated_connections", s.dedicated.load(Relaxed))?;
         d.set_item("connects", s.connects.load(Relaxed))?;

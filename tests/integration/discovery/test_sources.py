@@ -166,7 +166,8 @@ def test_configure_checks_its_input() -> None:
     with pytest.raises(ValueError, match="dns_max_ttl"):
         iokernel.configure(dns_max_ttl=0.5)
     now = iokernel.configure(dns_max_ttl=30)
-    assert now == {"dns_servers": None, "dns_max_ttl": 30.0, "max_in_flight": None, "max_queued": None}
+    assert now == {"dns_servers": None, "dns_max_ttl": 30.0, "max_in_flight": None, "max_queued": None,
+                   "loop_batching": True}
     assert iokernel.configure(dns_max_ttl=60)["dns_max_ttl"] == 60.0
 
 
