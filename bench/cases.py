@@ -155,9 +155,12 @@ class AsyncHandle:
 
 
 async def open_async(client: str, url: str, tag: str, conc: int) -> AsyncHandle:
-    if client == "iokernel":
+    if client in ("iokernel", "iokernel-nobatch"):
+        import iokernel
         from iokernel import redis as iok
 
+        # "iokernel-nobatch": the A/B client of --ab-loop-batching
+        iokernel.configure(loop_batching=client == "iokernel")
         c = iok.AsyncClient(url, client_name=tag)
 
         async def pipe(n: int) -> Any:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import shutil
 import socket
@@ -201,12 +202,19 @@ def measure(row: Row, client: str, url: str) -> Measurement:
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--loops", default="asyncio,uvloop", help="comma list: asyncio,uvloop")
     ap.add_argument("--no-floor", action="store_true", help="skip the floor measurements")
+    ap.add_argument("--ab-loop-batching", action="store_true",
+                    help="also measure iokernel with loop_batching=False ('iokernel-nobatch', "
+                         "asyncio rows)")
 
 
 def run(r: harness.Run) -> dict[str, Any]:
     loops = [x.strip() for x in r.args.loops.split(",") if x.strip()]
     rows = harness.select(build_rows(loops, r.scale, floors=not r.args.no_floor),
                           r.args.only, "row")
+    if r.args.ab_loop_batching:
+        rows = [dataclasses.replace(row, clients=(*row.clients[:1], "iokernel-nobatch",
+                                                  *row.clients[1:]))
+                if row.kind == "async" else row for row in rows]
     with redis_server() as (url, how):
         raw_command(url, "SET", KEY, VALUE.decode())
         env = environment(url, how)
