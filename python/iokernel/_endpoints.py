@@ -44,25 +44,10 @@ def _error(name: str, eps: list[dict[str, Any]], timeout: float,
     )
 
 
-def _discovery_problem(svc: Any) -> str:
-    """Why discovery gave `svc` no endpoints ("" if it did, or if the
-    protocol's service does not say)."""
-    ask = getattr(svc, "discovery_problem", None)
-    return str(ask()) if ask is not None else ""
-
-
-def _discovery_pending(svc: Any) -> str:
-    """Discovery's watches not in place yet ("" when none, or if the
-    protocol's service has none)."""
-    ask = getattr(svc, "discovery_pending", None)
-    return str(ask()) if ask is not None else ""
-
-
 def _problem_error(svc: Any, problem: str) -> ConnectionError:
     """The error of discovery's `problem`: ``TLSError`` (with
     ``tls_reason``) when TLS failures are why, as a call would raise."""
-    ask = getattr(svc, "discovery_tls_reason", None)
-    reason = ask() if ask is not None else None
+    reason = svc.discovery_tls_reason()
     if reason is None:
         return ConnectionError(f"{svc.name}: {problem}")
     e = TLSError(f"{svc.name}: {problem}")
@@ -118,11 +103,11 @@ class Endpoints:
         while True:
             # Pending first: once it is "", the endpoints asked for next
             # include the set the watch published before it settled.
-            pending = _discovery_pending(self._svc)
+            pending = str(self._svc.discovery_pending())
             eps = self.endpoints()
             if eps and not _not_ready(eps) and not pending:
                 return
-            problem = _discovery_problem(self._svc)
+            problem = str(self._svc.discovery_problem())
             if not eps and problem:
                 # Discovery answered with no endpoints (a sentinel that
                 # knows no such master, ...): waiting would not help.

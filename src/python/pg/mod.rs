@@ -585,6 +585,23 @@ impl PgService {
         self.s.release(conn);
     }
 
+    /// Why discovery gave no endpoints yet; "" if it did.
+    fn discovery_problem(&self) -> String {
+        self.s.discovery_problem()
+    }
+
+    /// When TLS failures are why discovery gave no endpoints: the reason,
+    /// as `TLSError.tls_reason`; else None.
+    fn discovery_tls_reason(&self) -> Option<&'static str> {
+        self.s.discovery_tls_reason()
+    }
+
+    /// Discovery's watches not in place yet ("" when none): `ready()`
+    /// waits for them.
+    fn discovery_pending(&self) -> String {
+        self.s.discovery_pending()
+    }
+
     /// Every current endpoint, one dict each.
     fn endpoints<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyList>> {
         self.s.endpoints(py)
