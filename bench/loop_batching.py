@@ -3,7 +3,8 @@ tasks on one iokernel client, with ``iokernel.configure(loop_batching=...)``
 switched between measurements. Per mode: median ops/s, CPU per op of the
 event-loop thread and of the kernel thread (schedstat), voluntary context
 switches per op (each one a sleep, so a later wake-up) of both threads and
-of redis-server, and requests per write (``stats()["writes"]``).
+of redis-server, the loop thread's time runnable but waiting for a CPU
+(schedstat), and requests per write (``stats()["writes"]``).
 
     python bench/loop_batching.py [--tasks 50] [--ops 30000] [--reps 9]
 
@@ -34,19 +35,20 @@ from tests.servers import RedisServer
 MODES = {"on": True, "off": False}
 
 
-def thread_stats(pid: int) -> dict[str, tuple[int, int]]:
-    """Per thread name: (voluntary context switches, run time ns)."""
-    out: dict[str, tuple[int, int]] = {}
+def thread_stats(pid: int) -> dict[str, tuple[int, int, int]]:
+    """Per thread name: (voluntary context switches, run time ns, time
+    runnable but waiting for a CPU ns)."""
+    out: dict[str, tuple[int, int, int]] = {}
     for t in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (t / "comm").read_text().strip()
             vol = next(int(line.split()[1]) for line in (t / "status").read_text().splitlines()
                        if line.startswith("voluntary_ctxt_switches"))
-            run_ns = int((t / "schedstat").read_text().split()[0])
+            run_ns, wait_ns = map(int, (t / "schedstat").read_text().split()[:2])
         except (FileNotFoundError, StopIteration, ProcessLookupError):
             continue
-        v, r = out.get(name, (0, 0))
-        out[name] = (v + vol, r + run_ns)
+        v, r, w = out.get(name, (0, 0, 0))
+        out[name] = (v + vol, r + run_ns, w + wait_ns)
     return out
 
 
@@ -63,14 +65,16 @@ async def measure(c: Any, tasks: int, ops: int, server_pid: int | None) -> dict[
     s1, srv1, w1 = thread_stats(me), thread_stats(server_pid) if server_pid else {}, c.stats()
     n = ops // tasks * tasks
 
-    def per_op(a: dict[str, tuple[int, int]], b: dict[str, tuple[int, int]], name: str,
-               i: int, scale: float) -> float:
-        return (b.get(name, (0, 0))[i] - a.get(name, (0, 0))[i]) / n / scale
+    def per_op(a: dict[str, tuple[int, int, int]], b: dict[str, tuple[int, int, int]],
+               name: str, i: int, scale: float) -> float:
+        return (b.get(name, (0, 0, 0))[i] - a.get(name, (0, 0, 0))[i]) / n / scale
 
     loop_thread = next(iter(s1)) if s1 else ""  # the main thread comes first
     return {
         "ops": n / dt,
+        "wall_us": dt / n * 1e6,
         "loop_cpu_us": per_op(s0, s1, loop_thread, 1, 1e3),
+        "loop_wait_us": per_op(s0, s1, loop_thread, 2, 1e3),
         "kernel_cpu_us": per_op(s0, s1, "iokernel", 1, 1e3),
         "loop_sleeps": per_op(s0, s1, loop_thread, 0, 1),
         "kernel_sleeps": per_op(s0, s1, "iokernel", 0, 1),
@@ -92,12 +96,14 @@ async def run(url: str, args: argparse.Namespace, server_pid: int | None) -> Non
     await c.close()
     print(f"GET, {args.tasks} asyncio tasks, {args.ops} ops x {args.reps} reps per mode, "
           f"alternated; load {os.getloadavg()[0]:.2f}")
-    print("| loop_batching | ops/s (median) | loop thread CPU µs/op | kernel CPU µs/op | "
-          "sleeps/op loop / kernel / redis | requests per write |")
-    print("|---|--:|--:|--:|:-:|--:|")
+    print("| loop_batching | ops/s (median) | wall µs/op | loop thread: running / waiting "
+          "for a CPU, µs/op | kernel CPU µs/op | sleeps/op loop / kernel / redis | "
+          "requests per write |")
+    print("|---|--:|--:|:-:|--:|:-:|--:|")
     for m, rows in got.items():
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
-        print(f"| {m} | {med['ops'] / 1e3:.1f} k | {med['loop_cpu_us']:.2f} | "
+        print(f"| {m} | {med['ops'] / 1e3:.1f} k | {med['wall_us']:.2f} | "
+              f"{med['loop_cpu_us']:.2f} / {med['loop_wait_us']:.2f} | "
               f"{med['kernel_cpu_us']:.2f} | {med['loop_sleeps']:.3f} / "
               f"{med['kernel_sleeps']:.3f} / {med['server_sleeps']:.3f} | {med['per_write']:.1f} |")
     ratios = [a["ops"] / b["ops"] for a, b in zip(got["on"], got["off"])]
