@@ -9,7 +9,10 @@ tuple, so the common case costs one identity check; a forked child forgets
 them (`os.register_at_fork`). The tuple's third item says whether the loop
 makes its futures as asyncio's own loops do (``Future(loop=loop)``, not
 overridden): then native calls make them directly, without the Python frame
-of ``loop.create_future()``.
+of ``loop.create_future()``. The fourth says whether it is one of asyncio's
+own loops, whose ``_thread_id`` tells native calls that it is running in
+their thread without ``asyncio.get_running_loop()`` (see
+``Completer::running``).
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from . import _native
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.Completer] = (
     weakref.WeakKeyDictionary()
 )
-_last: tuple[Any, Any, bool] = (None, None, False)
+_last: tuple[Any, Any, bool, bool] = (None, None, False, False)
 
 
 def completer(loop: asyncio.AbstractEventLoop) -> _native.Completer:
     """The completer of ``loop``, created on first use."""
     global _last
-    last_loop, last, _ = _last
+    last_loop, last, _, _ = _last
     if last_loop is loop:
         return last  # type: ignore[no-any-return]
     c = _by_loop.get(loop)
@@ -44,7 +47,7 @@ def completer(loop: asyncio.AbstractEventLoop) -> _native.Completer:
                 "(the default loop on Linux/macOS, or uvloop)"
             ) from e
         _by_loop[loop] = c
-    _last = (loop, c, _plain_futures(loop))
+    _last = (loop, c, _plain_futures(loop), isinstance(loop, asyncio.BaseEventLoop))
     return c
 
 
@@ -57,7 +60,7 @@ def _plain_futures(loop: asyncio.AbstractEventLoop) -> bool:
 def _forget_after_fork() -> None:
     # A child gets a fresh kernel; completers made in the parent belong to it.
     global _last
-    _last = (None, None, False)
+    _last = (None, None, False, False)
     _by_loop.clear()
 
 

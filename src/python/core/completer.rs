@@ -285,9 +285,17 @@ impl Completer {
     /// The running loop's completer and a new future of that loop, for an
     /// asyncio call made in one native call: the completer is the one
     /// cached in `iokernel._aio._last` when that is this loop's, else the
-    /// one `_aio.completer` finds or makes. The future is `asyncio.Future()`
-    /// (of the running loop) when `_last` says the loop's own
+    /// one `_aio.completer` finds or makes. The future is
+    /// `asyncio.Future(loop=loop)` when `_last` says the loop's own
     /// `create_future` would make just that; else `loop.create_future()`.
+    ///
+    /// The loop cached in `_last` is taken as the running one without
+    /// asking `asyncio.get_running_loop()` when it is one of asyncio's own
+    /// loops and its `_thread_id` (set by `run_forever`, cleared when it
+    /// stops) is this thread: on Python 3.11 `get_running_loop()`, and
+    /// `Future()` without a loop, each make a `getpid` system call (its
+    /// fork check; ours is `_aio._forget_after_fork`), ~0.2 µs apiece on a
+    /// virtual machine, twice per request.
     #[inline]
     pub fn running(py: Python<'_>) -> PyResult<(Bound<'_, Completer>, Bound<'_, PyAny>)> {
         let aio = AIO.get_or_try_init(py, || -> PyResult<_> {
@@ -301,9 +309,14 @@ impl Completer {
                 asyncio.getattr("Future")?.unbind(),
             ))
         })?;
-        let lp = aio.0.call0(py)?.into_bound(py);
         let last = aio.1.bind(py).getattr(intern!(py, "_last"))?;
         let mut last = last.cast_into::<PyTuple>()?;
+        let cached = last.get_item(0)?;
+        let lp = if last.get_item(3)?.is_truthy()? && runs_here(&cached)? {
+            cached
+        } else {
+            aio.0.call0(py)?.into_bound(py)
+        };
         if !last.get_item(0)?.is(&lp) {
             aio.2.bind(py).call1((&lp,))?; // makes and caches this loop's entry
             last = aio
@@ -314,7 +327,7 @@ impl Completer {
         }
         let comp = last.get_item(1)?.cast_into::<Completer>()?;
         let fut = if last.get_item(2)?.is_truthy()? {
-            aio.3.bind(py).call0()?
+            future_of(aio.3.bind(py), &lp)?
         } else {
             lp.call_method0(intern!(py, "create_future"))?
         };
@@ -396,6 +409,43 @@ impl Completer {
     /// The queue this loop drains (a stream wakes the loop through it).
     pub fn queue(&self) -> Arc<CompletionQueue> {
         self.q.clone()
+    }
+}
+
+/// Whether `lp`, one of asyncio's own loops, is running in this thread:
+/// `run_forever` keeps its thread's `threading.get_ident()` (on POSIX,
+/// `pthread_self()`) in `_thread_id` while it runs, None otherwise.
+#[inline]
+fn runs_here(lp: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let tid = lp.getattr(intern!(lp.py(), "_thread_id"))?;
+    if tid.is_none() {
+        return Ok(false);
+    }
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() } as u64;
+    Ok(tid.extract::<u64>().is_ok_and(|t| t == me))
+}
+
+/// `asyncio.Future(loop=lp)` in one vectorcall (the keyword's name tuple
+/// made once).
+#[inline]
+fn future_of<'py>(
+    future: &Bound<'py, PyAny>,
+    lp: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    static KW: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
+    let py = future.py();
+    let kw = KW.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
+    let args = [lp.as_ptr()];
+    // SAFETY: a vectorcall with no positional arguments and one keyword
+    // argument: `args` holds its value, `kw` (a tuple of str) its name;
+    // both outlive the call, which returns a new reference or NULL with an
+    // exception set (taken by from_owned_ptr_or_err).
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            py,
+            pyo3::ffi::PyObject_Vectorcall(future.as_ptr(), args.as_ptr(), 0, kw.as_ptr()),
+        )
     }
 }
 
