@@ -378,12 +378,12 @@ class AsyncClient(_Base):
 
     def _q(self, shape: int, sql: str, args: tuple[Any, ...], column: int = 0,
            timeout: Any = _DEFAULT, simple: bool = False, idem: bool = False) -> Any:
-        loop = asyncio.get_running_loop()
         t = self._t(timeout)
         try:
+            # The running loop's completer and a future of it (without the
+            # getpid of asyncio.get_running_loop() on Python 3.11).
             r = self._svc.submit(
-                _aio.completer(loop), loop.create_future(), shape, sql, args, column,
-                t, self._conn, simple, idem,
+                *_native.running_call(), shape, sql, args, column, t, self._conn, simple, idem,
             )
         except DataError:
             if not _pgt.stale(self._svc, sql):

@@ -412,6 +412,13 @@ impl Completer {
     }
 }
 
+/// `(completer, future)` of the running loop for a call made from Python
+/// code (`Completer::running`): no `getpid` on the way.
+#[pyfunction]
+pub fn running_call(py: Python<'_>) -> PyResult<(Bound<'_, Completer>, Bound<'_, PyAny>)> {
+    Completer::running(py)
+}
+
 /// Whether `lp`, one of asyncio's own loops, is running in this thread:
 /// `run_forever` keeps its thread's `threading.get_ident()` (on POSIX,
 /// `pthread_self()`) in `_thread_id` while it runs, None otherwise.
