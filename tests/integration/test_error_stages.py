@@ -90,7 +90,13 @@ def test_overloaded_was_not_sent(pg_dsn: str) -> None:
     slow = pg.AsyncClient(pg_dsn, max_in_flight=1, max_queued=0, connections=1)
 
     async def main() -> Any:
-        t = slow.fetchval("SELECT pg_sleep(1)")
+        # Both statements known first: a known statement's call is
+        # submitted (and admitted) when it is made; an unknown one's only
+        # after its Describe, which may be answered before the next call is
+        # made (the guard is given back by the kernel, whatever the loop does).
+        await slow.fetchval("SELECT pg_sleep($1)", 0)
+        await slow.fetchval("SELECT 1")
+        t = slow.fetchval("SELECT pg_sleep($1)", 2)  # in flight for 2 s
         try:
             with pytest.raises(iokernel.OverloadedError) as e:
                 await slow.fetchval("SELECT 1")
