@@ -6,7 +6,11 @@ delay proxy and sped up again. The numbers are printed (pytest -s)."""
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 
 from iokernel import redis
 from tests.faults.delay import DelayProxyProcess
@@ -76,11 +80,32 @@ def _share(c: redis.AsyncClient, target: str, window: float) -> tuple[float, int
     return (b[target] - a[target]) / max(total, 1), total
 
 
+@contextlib.contextmanager
+def _cpus_kept_awake() -> Iterator[None]:
+    """Two busy loops at nice 19 for the duration. On a virtual machine an
+    idle vCPU halts and waking it is slow (tens of µs to ms): a delay proxy
+    that carries little traffic then pays that wake-up on every request and
+    is really slower than the busy ones, so an endpoint that lost its
+    traffic stays slower for as long as it has little, whatever the
+    balancer does (seen: shares of 2-4 % for 30 s, on a quiet machine).
+    Kept awake, the proxies cost the same whatever their share; the loops
+    take only CPU time nothing else wants."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                              preexec_fn=lambda: os.nice(19)) for _ in range(2)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
 def test_an_endpoint_slowed_by_50ms_gets_under_10_percent_within_5s_and_recovers() -> None:
     # Each server is behind a delay proxy of its own (the same extra hop
     # for all); the third one's is slowed. Its share "recovers" when it is
     # back above half of what it had before.
     with redis_trio() as servers, contextlib.ExitStack() as stack:
+        stack.enter_context(_cpus_kept_awake())
         proxies = [stack.enter_context(DelayProxyProcess((s.host, s.port))) for s in servers]
         addrs = [f"{p.host}:{p.port}" for p in proxies]
         proxy, slow = proxies[2], addrs[2]
