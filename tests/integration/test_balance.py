@@ -6,7 +6,6 @@ delay proxy and sped up again. The numbers are printed (pytest -s)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -90,8 +89,8 @@ def _cpus_kept_awake() -> Iterator[None]:
     balancer does (seen: shares of 2-4 % for 30 s, on a quiet machine).
     Kept awake, the proxies cost the same whatever their share; the loops
     take only CPU time nothing else wants."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                              preexec_fn=lambda: os.nice(19)) for _ in range(2)]
+    procs = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
+             for _ in range(2)]
     try:
         yield
     finally:
