@@ -6,10 +6,11 @@ only when replies are waiting, and ``Completer.drain`` resolves all of them
 in one callback. Works with any loop that has ``add_reader`` (the default
 selector loop and uvloop). The last (loop, completer) pair is cached in one
 tuple, so the common case costs one identity check; a forked child forgets
-them (`os.register_at_fork`). The tuple's third item says whether the loop
-makes its futures as asyncio's own loops do (``Future(loop=loop)``, not
-overridden): then native calls make them directly, without the Python frame
-of ``loop.create_future()``. The fourth says whether it is one of asyncio's
+them (`os.register_at_fork`). The tuple's third item is ``{"loop": loop}``
+when the loop makes its futures as asyncio's own loops do
+(``Future(loop=loop)``, not overridden), else None: then native calls make
+them directly with that one dict as the keyword arguments, without the
+Python frame of ``loop.create_future()`` or a new dict per future. The fourth says whether it is one of asyncio's
 own loops, whose ``_thread_id`` tells native calls that it is running in
 their thread without ``asyncio.get_running_loop()`` (see
 ``Completer::running``).
@@ -27,7 +28,7 @@ from . import _native
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.Completer] = (
     weakref.WeakKeyDictionary()
 )
-_last: tuple[Any, Any, bool, bool] = (None, None, False, False)
+_last: tuple[Any, Any, dict[str, Any] | None, bool] = (None, None, None, False)
 
 
 def completer(loop: asyncio.AbstractEventLoop) -> _native.Completer:
@@ -47,7 +48,8 @@ def completer(loop: asyncio.AbstractEventLoop) -> _native.Completer:
                 "(the default loop on Linux/macOS, or uvloop)"
             ) from e
         _by_loop[loop] = c
-    _last = (loop, c, _plain_futures(loop), isinstance(loop, asyncio.BaseEventLoop))
+    kwargs = {"loop": loop} if _plain_futures(loop) else None
+    _last = (loop, c, kwargs, isinstance(loop, asyncio.BaseEventLoop))
     return c
 
 
@@ -60,7 +62,7 @@ def _plain_futures(loop: asyncio.AbstractEventLoop) -> bool:
 def _forget_after_fork() -> None:
     # A child gets a fresh kernel; completers made in the parent belong to it.
     global _last
-    _last = (None, None, False, False)
+    _last = (None, None, None, False)
     _by_loop.clear()
 
 

@@ -29,7 +29,7 @@ use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PyModule, PyTuple};
+use pyo3::types::{PyDict, PyList, PyModule, PyTuple};
 use pyo3::PyTraverseError;
 
 use super::conv::Conv;
@@ -287,7 +287,10 @@ impl Completer {
     /// cached in `iokernel._aio._last` when that is this loop's, else the
     /// one `_aio.completer` finds or makes. The future is
     /// `asyncio.Future(loop=loop)` when `_last` says the loop's own
-    /// `create_future` would make just that; else `loop.create_future()`.
+    /// `create_future` would make just that (its third item is then that
+    /// call's keyword arguments, one dict reused for every future: the
+    /// type has no vectorcall, so a keyword by name would cost a new dict
+    /// per call); else `loop.create_future()`.
     ///
     /// The loop cached in `_last` is taken as the running one without
     /// asking `asyncio.get_running_loop()` when it is one of asyncio's own
@@ -326,8 +329,9 @@ impl Completer {
                 .cast_into::<PyTuple>()?;
         }
         let comp = last.get_item(1)?.cast_into::<Completer>()?;
-        let fut = if last.get_item(2)?.is_truthy()? {
-            future_of(aio.3.bind(py), &lp)?
+        let kwargs = last.get_item(2)?;
+        let fut = if let Ok(kw) = kwargs.cast::<PyDict>() {
+            future_of(aio.3.bind(py), kw)?
         } else {
             lp.call_method0(intern!(py, "create_future"))?
         };
@@ -433,25 +437,24 @@ fn runs_here(lp: &Bound<'_, PyAny>) -> PyResult<bool> {
     Ok(tid.extract::<u64>().is_ok_and(|t| t == me))
 }
 
-/// `asyncio.Future(loop=lp)` in one vectorcall (the keyword's name tuple
-/// made once).
+/// `asyncio.Future(**kwargs)`, `kwargs` being the loop's `{"loop": lp}`.
 #[inline]
 fn future_of<'py>(
     future: &Bound<'py, PyAny>,
-    lp: &Bound<'py, PyAny>,
+    kwargs: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    static KW: PyOnceLock<Py<PyTuple>> = PyOnceLock::new();
     let py = future.py();
-    let kw = KW.get_or_try_init(py, || PyTuple::new(py, ["loop"]).map(Bound::unbind))?;
-    let args = [lp.as_ptr()];
-    // SAFETY: a vectorcall with no positional arguments and one keyword
-    // argument: `args` holds its value, `kw` (a tuple of str) its name;
-    // both outlive the call, which returns a new reference or NULL with an
-    // exception set (taken by from_owned_ptr_or_err).
+    // SAFETY: `future` (the type) is called with an empty tuple and a dict
+    // of keyword arguments, both alive for the call; it returns a new
+    // reference or NULL with an exception set (from_owned_ptr_or_err).
     unsafe {
         Bound::from_owned_ptr_or_err(
             py,
-            pyo3::ffi::PyObject_Vectorcall(future.as_ptr(), args.as_ptr(), 0, kw.as_ptr()),
+            pyo3::ffi::PyObject_Call(
+                future.as_ptr(),
+                PyTuple::empty(py).as_ptr(),
+                kwargs.as_ptr(),
+            ),
         )
     }
 }
