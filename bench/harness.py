@@ -30,6 +30,7 @@ import contextlib
 import datetime as dt
 import importlib.metadata as md
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -149,6 +150,7 @@ class Case(Protocol):
 
 
 C = TypeVar("C", bound=Case)
+T = TypeVar("T")
 
 
 @dataclass
@@ -451,6 +453,81 @@ def publish(bench: Bench, data: dict[str, Any], md_path: Path, png: Path) -> str
     if bench.draw(data, png):
         print(f"plot: {rel(png)}", file=sys.stderr)
     return text
+
+
+class ClientProcesses:
+    """One worker process per client: `call(client, fn, *args)` runs
+    `fn(*args)` (a module-level function, so it pickles by name) in that
+    client's own process and returns its result, raising what it raised.
+
+    Measuring every client in one process let one client's leftovers load
+    the others: valkey-glide keeps a timer thread that runs ~5 % of a CPU
+    after its client is closed, which made every later iokernel
+    measurement in the process ~10 % slower (and its CPU per op higher).
+    Workers are started with "spawn" (no inherited threads) and live for
+    the whole run, so start-up is paid once per client; with `fresh` each
+    measurement gets a new process (and nothing of a client outlives its
+    own measurement: glide's thread would otherwise still wake the CPUs
+    while the next client is measured)."""
+
+    def __init__(self, fresh: bool = False) -> None:
+        self._ctx = multiprocessing.get_context("spawn")
+        self._workers: dict[str, tuple[Any, Any]] = {}
+        self._fresh = fresh
+
+    def call(self, client: str, fn: Callable[..., T], *args: Any) -> T:
+        if client not in self._workers:
+            parent, child = self._ctx.Pipe()
+            proc = self._ctx.Process(target=_client_worker, args=(child,),
+                                     name=f"bench-{client}", daemon=True)
+            proc.start()
+            child.close()
+            self._workers[client] = (proc, parent)
+        proc, conn = self._workers[client]
+        conn.send((fn, args))
+        try:
+            ok, value = conn.recv()
+        except EOFError:
+            del self._workers[client]
+            proc.join(5)
+            raise RuntimeError(f"the {client} worker process died "
+                               f"(exit code {proc.exitcode})") from None
+        if self._fresh:
+            self._stop(client)
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    def _stop(self, client: str) -> None:
+        proc, conn = self._workers.pop(client)
+        with contextlib.suppress(OSError):
+            conn.send(None)
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+
+    def close(self) -> None:
+        for client in list(self._workers):
+            self._stop(client)
+
+    def __enter__(self) -> ClientProcesses:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _client_worker(conn: Any) -> None:
+    while (msg := conn.recv()) is not None:
+        fn, args = msg
+        try:
+            conn.send((True, fn(*args)))
+        except Exception as e:  # handed to the parent
+            try:
+                conn.send((False, e))
+            except Exception:  # not picklable: its text
+                conn.send((False, RuntimeError(f"{type(e).__name__}: {e}")))
 
 
 @contextlib.contextmanager

@@ -14,7 +14,10 @@ What it measures: throughput (median ops/s over several repetitions) of GET
 every asyncio scenario under the default loop and under uvloop. Each row
 runs every client with the same number of ops; repetitions go round-robin
 over all rows and clients (A B C, A B C, ... with the order rotated each
-time) so machine noise hits every client alike. For each measurement the
+time) so machine noise hits every client alike. Each client is measured
+in a process of its own, kept for the whole run (what one client leaves
+running, such as valkey-glide's timer thread, would load the others'
+measurements; see harness.ClientProcesses). For each measurement the
 connections the client holds are counted on the server (CLIENT LIST, by
 client name, from a separate raw socket), and for iokernel also from its
 own stats().
@@ -190,13 +193,15 @@ def _bare_redis() -> Iterator[Server]:
 _tags = 0
 
 
-def measure(row: Row, client: str, url: str) -> Measurement:
+def measure(row: Row, client: str, url: str, workers: harness.ClientProcesses) -> Measurement:
+    """One measurement, in `client`'s own process (see ClientProcesses)."""
     global _tags
     _tags += 1
     tag = f"bench-{client}-{os.getpid()}-{_tags}"
     if row.kind == "async":
-        return measure_async(client, row.loop, row.op, row.conc, row.ops, url, tag)
-    return measure_threads(client, row.op, row.conc, row.ops, url, tag)
+        return workers.call(client, measure_async, client, row.loop, row.op, row.conc,
+                            row.ops, url, tag)
+    return workers.call(client, measure_threads, client, row.op, row.conc, row.ops, url, tag)
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
@@ -221,9 +226,10 @@ def run(r: harness.Run) -> dict[str, Any]:
         print(f"# {r.command}\n# server {url} ({how}), redis {env['redis_server']}; "
               f"{env['cpus']} CPUs; {r.reps} reps; load {env['loadavg_start']}",
               file=sys.stderr, flush=True)
-        results = harness.interleave(rows, lambda row: row.clients, r.reps,
-                                     lambda row, client: measure(row, client, url),
-                                     keep_going=True, verbose=r.verbose, env=env)
+        with harness.ClientProcesses(fresh=True) as workers:
+            results = harness.interleave(rows, lambda row: row.clients, r.reps,
+                                         lambda row, client: measure(row, client, url, workers),
+                                         keep_going=True, verbose=r.verbose, env=env)
         env["connected_clients_after"] = connected_clients(url)
     summ = harness.summaries(results)
     return {
