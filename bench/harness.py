@@ -532,16 +532,17 @@ def _client_worker(conn: Any) -> None:
 
 @contextlib.contextmanager
 def keep_awake(n: int) -> Iterator[None]:
-    """N busy loops at nice 19 for the duration: they take only CPU time nothing
-    else wants, and keep a VM's vCPUs from halting (waking one is costly)."""
-    procs = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
-             for _ in range(max(0, n))]
-    try:
+    """N busy loops at nice 19 for the duration (tests/servers/process.py's
+    cpus_kept_awake): they keep a VM's vCPUs from halting."""
+    if n <= 0:
         yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
+        return
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.servers.process import cpus_kept_awake
+
+    with cpus_kept_awake(n):
+        yield
 
 
 def main(bench: Bench, argv: list[str] | None = None) -> int:

@@ -6,10 +6,7 @@ delay proxy and sped up again. The numbers are printed (pytest -s)."""
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 from iokernel import redis
 from tests.faults.delay import DelayProxyProcess
@@ -22,6 +19,7 @@ from tests.integration.balance_util import (
     requests,
     wait_for,
 )
+from tests.servers.process import cpus_kept_awake
 
 
 def test_a_killed_endpoint_fails_only_its_in_flight_requests_and_is_readmitted_within_2s() -> None:
@@ -79,32 +77,16 @@ def _share(c: redis.AsyncClient, target: str, window: float) -> tuple[float, int
     return (b[target] - a[target]) / max(total, 1), total
 
 
-@contextlib.contextmanager
-def _cpus_kept_awake() -> Iterator[None]:
-    """Two busy loops at nice 19 for the duration. On a virtual machine an
-    idle vCPU halts and waking it is slow (tens of µs to ms): a delay proxy
-    that carries little traffic then pays that wake-up on every request and
-    is really slower than the busy ones, so an endpoint that lost its
-    traffic stays slower for as long as it has little, whatever the
-    balancer does (seen: shares of 2-4 % for 30 s, on a quiet machine).
-    Kept awake, the proxies cost the same whatever their share; the loops
-    take only CPU time nothing else wants."""
-    procs = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
-             for _ in range(2)]
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-
-
 def test_an_endpoint_slowed_by_50ms_gets_under_10_percent_within_5s_and_recovers() -> None:
     # Each server is behind a delay proxy of its own (the same extra hop
     # for all); the third one's is slowed. Its share "recovers" when it is
     # back above half of what it had before.
     with redis_trio() as servers, contextlib.ExitStack() as stack:
-        stack.enter_context(_cpus_kept_awake())
+        # Kept awake: on a quiet VM a delay proxy that carries little traffic
+        # pays a halted-vCPU wake-up per request and really is slower, so an
+        # endpoint that lost its traffic would stay slower (seen: 2-4 % for
+        # 30 s) whatever the balancer does.
+        stack.enter_context(cpus_kept_awake(2))
         proxies = [stack.enter_context(DelayProxyProcess((s.host, s.port))) for s in servers]
         addrs = [f"{p.host}:{p.port}" for p in proxies]
         proxy, slow = proxies[2], addrs[2]

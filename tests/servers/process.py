@@ -1,8 +1,9 @@
 """The generic part of a test server: a binary run as a child process on a
 free loopback port, with its own temporary directory, a bounded start (poll
 ping() until it answers), stop (SIGTERM, then SIGKILL), kill, restart on the
-same port, and freeze (SIGSTOP/SIGCONT). Also free_port/dead_port and
-find_binary. RedisServer and PostgresServer subclass ServerProcess.
+same port, and freeze (SIGSTOP/SIGCONT). Also free_port/dead_port,
+find_binary and cpus_kept_awake. RedisServer and PostgresServer subclass
+ServerProcess.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -75,6 +77,23 @@ def find_binary(name: str, extra_dirs: Sequence[str] = ()) -> str:
         "(scripts/ensure-deps.sh installs the Debian packages)"
     )
 
+
+
+@contextlib.contextmanager
+def cpus_kept_awake(n: int = 2) -> Iterator[None]:
+    """N busy loops at nice 19 for the duration. On a virtual machine an idle
+    vCPU halts and waking it costs tens of µs to ms; kept busy by loops that
+    take only CPU time nothing else wants, every thread wakes at the same
+    cost whatever its share of the work (tests/integration/test_balance.py,
+    bench/harness.py --keep-awake)."""
+    procs = [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
+             for _ in range(max(0, n))]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
 
 
 class ServerProcess:
