@@ -129,6 +129,11 @@ pub trait Protocol: Send + Sync + 'static {
         let _ = st;
         None
     }
+    /// Whether its plain-text connections hold writes as TLS ones do
+    /// (`conn::Hold`). The default: no (only TLS holds).
+    fn hold_plain_writes(&self) -> bool {
+        false
+    }
     /// A cheap request to send on an idle connection to prove the peer alive.
     fn heartbeat(&self) -> Option<(Bytes, Self::Pending)>;
     /// A short name for messages ("redis", "postgres").

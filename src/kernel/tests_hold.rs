@@ -1,4 +1,5 @@
-//! The writer's hold (`conn::Hold`, used over TLS): requests that arrive
+//! The writer's hold (`conn::Hold`, used over TLS, and in plain text by
+//! protocols that ask for it): requests that arrive
 //! while enough written ones are unanswered wait for the first reply bytes
 //! and then go out together in one write; a full record's worth, or the
 //! time limit, releases them too; with no hold every request is written at
@@ -222,4 +223,19 @@ fn without_a_hold_every_request_is_written_at_once() {
         push(&c, "b");
         expect(&mut server, "b\n").await;
     });
+}
+
+#[test]
+fn tls_always_holds_plain_text_only_when_the_protocol_asks() {
+    use crate::kernel::Protocol;
+    use crate::protocols::redis::{Redis, RedisOptions};
+
+    // Redis asks; the default (PostgreSQL's, the toy protocol's) is no.
+    let redis = Redis::new(RedisOptions::default());
+    assert!(redis.hold_plain_writes());
+    assert!(!Lines.hold_plain_writes());
+    let held = |tls, plain| conn::Hold::for_stream(tls, plain).is_some();
+    assert!(held(true, false) && held(true, true));
+    assert!(held(false, true));
+    assert!(!held(false, false));
 }

@@ -253,6 +253,12 @@ impl Protocol for Redis {
         super::redis_readonly::only_reads(payload)
     }
 
+    /// Fewer, larger writes: every write that finds redis-server asleep
+    /// costs it a turn and a reply write of its own (`conn::Hold`).
+    fn hold_plain_writes(&self) -> bool {
+        true
+    }
+
     fn heartbeat(&self) -> Option<(Bytes, Pending)> {
         Some((command(&[b"PING"]).freeze(), Pending::one()))
     }

@@ -85,7 +85,7 @@ impl<P: Protocol> Core<P> {
                             reader: k.reader,
                             writer: k.writer,
                             buf: k.buf,
-                            hold: conn::Hold::for_stream(k.tls),
+                            hold: conn::Hold::for_stream(k.tls, self.proto.hold_plain_writes()),
                         },
                         None,
                         &*self,

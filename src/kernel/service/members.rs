@@ -288,7 +288,7 @@ async fn endpoint_task<P: Protocol>(core: Rc<Core<P>>, addr: Addr) {
                         reader: k.reader,
                         writer: k.writer,
                         buf: k.buf,
-                        hold: conn::Hold::for_stream(k.tls),
+                        hold: conn::Hold::for_stream(k.tls, core.proto.hold_plain_writes()),
                     },
                 ));
                 let _ = running.await;
