@@ -12,7 +12,10 @@ loopback), ``--rounds`` interleaved rounds (client order rotated):
   second; every entry is delivered and acknowledged exactly once (checked:
   XPENDING is empty and the total matches).
 
-Clients as bench/cases.py opens them: iokernel ``AsyncClient`` (one shared
+Each measurement runs in a fresh process of its own (harness.ClientProcesses:
+valkey-glide leaves a thread running after its client is closed, which
+would load whatever is measured next in the same process). Clients as
+bench/cases.py opens them: iokernel ``AsyncClient`` (one shared
 pipelined connection), redis-py asyncio with a ``BlockingConnectionPool`` of
 50, glide ``GlideClient`` (one multiplexed connection). Also the process CPU
 per operation. Benchmarks, not tests: nothing here asserts beyond the
@@ -42,6 +45,8 @@ ROOT = HERE.parent
 for p in (str(HERE), str(ROOT)):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+import harness
 
 from tests.servers import RedisServer
 
@@ -131,13 +136,13 @@ async def run_xadd(kind: str, url: str, seconds: float) -> dict[str, float]:
     return {"ops_per_s": ops / (t1 - t0), "cpu_us_per_op": (c1 - c0) / ops * 1e6, "ops": ops}
 
 
-async def run_xreadgroup(kind: str, url: str, srv: RedisServer, per_task: int) -> dict[str, float]:
+async def run_xreadgroup(kind: str, url: str, per_task: int) -> dict[str, float]:
     total = TASKS * per_task
-    srv.command_raw("DEL", STREAM)
-    # fill with a raw pipeline-free loop through redis-py (not measured)
+    # fill through a redis-py pipeline (not measured)
     import redis as rp
 
     ref = rp.Redis.from_url(url)
+    ref.delete(STREAM)
     p = ref.pipeline(transaction=False)
     for _ in range(total):
         p.xadd(STREAM, {b"f": FIELD})
@@ -167,6 +172,13 @@ async def run_xreadgroup(kind: str, url: str, srv: RedisServer, per_task: int) -
     return {"ops_per_s": got / (t1 - t0), "cpu_us_per_op": (c1 - c0) / got * 1e6, "ops": got}
 
 
+def measure(case: str, kind: str, url: str, arg: float) -> dict[str, float]:
+    """One measurement (run in its own process)."""
+    if case == "XADD":
+        return asyncio.run(run_xadd(kind, url, arg))
+    return asyncio.run(run_xreadgroup(kind, url, int(arg)))
+
+
 def plot(results: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> None:
     """Median ops/s per case and client, each round as a dot."""
     import matplotlib
@@ -187,7 +199,7 @@ def plot(results: dict[str, dict[str, list[dict[str, float]]]], path: Path) -> N
     fig.savefig(path, dpi=110)
 
 
-async def main() -> None:
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0, help="XADD window per client and round")
@@ -199,14 +211,17 @@ async def main() -> None:
     srv.start()
     try:
         url = srv.url()
-        for rnd in range(args.rounds):
-            order = CLIENTS[rnd % 3:] + CLIENTS[:rnd % 3]
-            for kind in order:
-                srv.flushall()
-                results["XADD"][kind].append(await run_xadd(kind, url, args.seconds))
-                srv.flushall()
-                results["XREADGROUP"][kind].append(await run_xreadgroup(kind, url, srv, args.per_task))
-            print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
+        with harness.ClientProcesses(fresh=True) as workers:
+            for rnd in range(args.rounds):
+                order = CLIENTS[rnd % 3:] + CLIENTS[:rnd % 3]
+                for kind in order:
+                    srv.flushall()
+                    results["XADD"][kind].append(
+                        workers.call(kind, measure, "XADD", kind, url, args.seconds))
+                    srv.flushall()
+                    results["XREADGROUP"][kind].append(
+                        workers.call(kind, measure, "XREADGROUP", kind, url, args.per_task))
+                print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
     finally:
         srv.stop(cleanup=True)
     out = HERE / "results" / "streams-latest.json"
@@ -224,4 +239,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

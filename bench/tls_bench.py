@@ -15,7 +15,8 @@
   whose server turns session resumption off.
 
 Rows run round-robin (A B C, B C A, ...) for several repetitions; the
-median is reported, with ratios to iokernel. Certificates are made with
+median is reported, with ratios to iokernel. Each throughput measurement
+runs in a fresh process of its own (harness.ClientProcesses). Certificates are made with
 openssl (tests/tls/certs.py); servers are tests/tls/servers.py's.
 Benchmarks, not tests: nothing here asserts on timings.
 
@@ -73,24 +74,25 @@ async def _drive(call: Callable[[], Awaitable[Any]], ops: int) -> float:
     return per * TASKS / (time.perf_counter() - t0)
 
 
-async def redis_client(name: str, srv: RedisTlsServer, certs: Certs,
+async def redis_client(name: str, where: dict[str, Any],
                        tag: str) -> tuple[Callable[[], Awaitable[Any]], Callable[[], Any]]:
+    """`where`: the server's tls_url, port, tls_port and the CA file (ca)."""
     if name == "iokernel":
         from iokernel import redis as iok
 
-        c = iok.AsyncClient(srv.tls_url(), ssl_ca_certs=certs.ca, client_name=tag)
+        c = iok.AsyncClient(where["tls_url"], ssl_ca_certs=where["ca"], client_name=tag)
         return (lambda: c.get(KEY)), c.close
     if name == "iokernel-plain":
         from iokernel import redis as iok
 
-        c = iok.AsyncClient(f"redis://127.0.0.1:{srv.port}/0", client_name=tag)
+        c = iok.AsyncClient(f"redis://127.0.0.1:{where['port']}/0", client_name=tag)
         return (lambda: c.get(KEY)), c.close
     if name == "redis-py":
         import redis.asyncio as ra
 
         pool = ra.BlockingConnectionPool(
-            host="127.0.0.1", port=srv.tls_port, max_connections=TASKS, client_name=tag,
-            connection_class=ra.SSLConnection, ssl_ca_certs=certs.ca,
+            host="127.0.0.1", port=where["tls_port"], max_connections=TASKS, client_name=tag,
+            connection_class=ra.SSLConnection, ssl_ca_certs=where["ca"],
             timeout=60, socket_connect_timeout=30,  # generous: the machine is shared
         )
         r = ra.Redis(connection_pool=pool)
@@ -110,18 +112,19 @@ async def redis_client(name: str, srv: RedisTlsServer, certs: Certs,
         )
 
         cfg = GlideClientConfiguration(
-            [NodeAddress("127.0.0.1", srv.tls_port)], use_tls=True, client_name=tag,
+            [NodeAddress("127.0.0.1", where["tls_port"])], use_tls=True, client_name=tag,
             advanced_config=AdvancedGlideClientConfiguration(tls_config=TlsAdvancedConfiguration(
-                root_pem_cacerts=Path(certs.ca).read_bytes())),
+                root_pem_cacerts=Path(where["ca"]).read_bytes())),
         )
         g = await GlideClient.create(cfg)
         return (lambda: g.get(KEY)), g.close
     raise ValueError(name)
 
 
-async def pg_client(name: str, srv: PgTlsServer,
+async def pg_client(name: str, where: dict[str, Any],
                     tag: str) -> tuple[Callable[[], Awaitable[Any]], Callable[[], Any]]:
-    dsn = srv.dsn(sslmode="require", application_name=tag)
+    """`where`: the server's dsn (sslmode=require) for this measurement."""
+    dsn = where["dsn"]
     if name == "iokernel":
         from iokernel import pg
 
@@ -141,18 +144,34 @@ async def _close(close: Callable[[], Any]) -> None:
         await r
 
 
-async def throughput(rows: dict[str, tuple[Any, list[str], int]], reps: int) -> dict[str, Any]:
-    """Median ops/s per (row, client), interleaved."""
+def measure(kind: str, name: str, where: dict[str, Any], tag: str, ops: int) -> float:
+    """ops/s of one client (run in a process of its own)."""
+    async def go() -> float:
+        opener = redis_client if kind == "redis" else pg_client
+        call, close = await opener(name, where, tag)
+        try:
+            return await _drive(call, ops)
+        finally:
+            await _close(close)
+
+    return asyncio.run(go())
+
+
+def throughput(rows: dict[str, tuple[Callable[[str], tuple[str, dict[str, Any]]], list[str], int]],
+               reps: int) -> dict[str, Any]:
+    """Median ops/s per (row, client), interleaved; every measurement in a
+    fresh process (harness.ClientProcesses: glide leaves a thread running
+    that would load the next client measured in the same process)."""
     got: dict[tuple[str, str], list[float]] = {}
-    for rep in range(reps):
-        for row, (opener, clients, ops) in rows.items():
-            k = rep % len(clients)
-            for name in clients[k:] + clients[:k]:
-                call, close = await opener(name, f"tlsb-{rep}-{name}")
-                try:
-                    got.setdefault((row, name), []).append(await _drive(call, ops))
-                finally:
-                    await _close(close)
+    with harness.ClientProcesses(fresh=True) as workers:
+        for rep in range(reps):
+            for row, (where_of, clients, ops) in rows.items():
+                k = rep % len(clients)
+                for name in clients[k:] + clients[:k]:
+                    tag = f"tlsb-{rep}-{name}"
+                    kind, where = where_of(tag)
+                    got.setdefault((row, name), []).append(
+                        workers.call(name, measure, kind, name, where, tag, ops))
     return {f"{r}|{n}": statistics.median(v) for (r, n), v in got.items()}
 
 
@@ -285,20 +304,23 @@ async def main_async(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str
     with RedisTlsServer(certs, certs.server) as srv, PgTlsServer(certs, certs.server) as pgs:
         srv.command_raw("SET", KEY, VALUE)
 
-        async def r_open(name: str, tag: str) -> Any:
-            return await redis_client(name, srv, certs, tag)
+        redis_at = {"tls_url": srv.tls_url(), "port": srv.port, "tls_port": srv.tls_port,
+                    "ca": certs.ca}
 
-        async def p_open(name: str, tag: str) -> Any:
-            return await pg_client(name, pgs, tag)
+        def r_where(tag: str) -> tuple[str, dict[str, Any]]:
+            return "redis", redis_at
+
+        def p_where(tag: str) -> tuple[str, dict[str, Any]]:
+            return "pg", {"dsn": pgs.dsn(sslmode="require", application_name=tag)}
 
         rows = {
             "Redis GET, 50 tasks, TLS": (
-                r_open, ["iokernel", "redis-py", "glide", "iokernel-plain"],
+                r_where, ["iokernel", "redis-py", "glide", "iokernel-plain"],
                 int(60_000 * scale)),
-            "PostgreSQL SELECT, 50 tasks, TLS": (p_open, ["iokernel", "asyncpg"],
+            "PostgreSQL SELECT, 50 tasks, TLS": (p_where, ["iokernel", "asyncpg"],
                                                  int(30_000 * scale)),
         }
-        tp = await throughput(rows, args.reps)
+        tp = throughput(rows, args.reps)
         rc = await reconnects(srv, pgs, certs, int(200 * scale))
     return tp, rc
 
