@@ -5,7 +5,9 @@ run used to end there, losing every other row. Here glide's ``get`` is made
 to raise glide's own ``TimeoutError`` partway through each measurement (the
 other tasks still running), on a short real run against the test server:
 the run must finish, record the failure for glide in that row, measure the
-other clients, and list the failure in the report.
+other clients, and list the failure in the report. Also: the worker
+processes the run measures in (harness.ClientProcesses) hand back results
+and exceptions.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def test_glide_timeout_is_recorded_and_the_run_goes_on(
 
     monkeypatch.setattr(glide.GlideClient, "get", flaky_get)
     monkeypatch.setenv("IOKERNEL_BENCH_REDIS_URL", redis_url)
+    # The patch is in this process: measure here, not in worker processes.
+    monkeypatch.setenv("IOKERNEL_BENCH_IN_PROCESS", "1")
     out = tmp_path / "r.json"
     bench = _bench_run()
     rc = bench.main(["--only", "async-get-50-asyncio", "--loops", "asyncio", "--no-floor",
@@ -64,3 +68,30 @@ def test_glide_timeout_is_recorded_and_the_run_goes_on(
     report = out.with_suffix(".md").read_text()
     assert "Failed measurements" in report and "glide: TimeoutError" in report
     assert (tmp_path / "r.png").exists()
+
+
+def _harness() -> Any:
+    spec = importlib.util.spec_from_file_location("harness", ROOT / "bench" / "harness.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_client_processes_run_each_call_in_a_fresh_process_and_hand_back_errors(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    monkeypatch.delenv("IOKERNEL_BENCH_IN_PROCESS", raising=False)
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    harness = _harness()
+    with harness.ClientProcesses(fresh=True) as w:
+        a = w.call("x", os.getpid)
+        b = w.call("x", os.getpid)
+        assert os.getpid() not in (a, b) and a != b
+        with pytest.raises(ValueError, match="invalid literal"):
+            w.call("x", int, "not a number")
+    with harness.ClientProcesses() as w:
+        assert w.call("y", os.getpid) == w.call("y", os.getpid), "kept for the run"
