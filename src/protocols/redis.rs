@@ -267,3 +267,14 @@ impl Protocol for Redis {
         "redis"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Redis, RedisOptions};
+    use crate::kernel::Protocol;
+
+    #[test]
+    fn plain_text_connections_hold_their_writes() {
+        assert!(Redis::new(RedisOptions::default()).hold_plain_writes());
+    }
+}
