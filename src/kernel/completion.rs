@@ -217,49 +217,23 @@ impl Drop for Completion {
     }
 }
 
-/// One blocking caller's reply slot. Its caller is woken through the
-/// process's baton (`baton`): at once, or when a caller before it goes back
-/// to wait.
+/// One blocking caller's reply slot.
 #[derive(Default)]
 pub struct Slot {
     value: Mutex<Option<Delivered>>,
     ready: Condvar,
-    /// The caller was woken holding one of the baton's tokens, to hand on
-    /// when it next waits (`take_grant`).
-    granted: AtomicBool,
 }
 
 impl Slot {
     pub fn new() -> Arc<Self> {
         Arc::new(Slot::default())
     }
-    fn put(self: &Arc<Self>, d: Delivered) {
+    fn put(&self, d: Delivered) {
         let mut g = self.value.lock().unwrap_or_else(|e| e.into_inner());
         *g = Some(d);
         drop(g);
-        super::baton::baton().deliver(self.clone());
-    }
-    /// Whether the caller was woken with a token (once: taken).
-    pub fn take_grant(&self) -> bool {
-        self.granted.swap(false, Ordering::AcqRel)
-    }
-}
-
-impl super::baton::Waiter for Slot {
-    /// Wake the caller (its reply is in); `grant`: with a baton token.
-    fn wake(&self, grant: bool) {
-        if grant {
-            self.granted.store(true, Ordering::Release);
-        }
-        // Under the lock, so a caller between its check and its wait
-        // cannot miss it.
-        let g = self.value.lock().unwrap_or_else(|e| e.into_inner());
         self.ready.notify_one();
-        drop(g);
     }
-}
-
-impl Slot {
     /// Wait up to `max`; `None` if nothing arrived in that time.
     pub fn wait(&self, max: Duration) -> Option<Delivered> {
         let end = Instant::now() + max;

@@ -32,7 +32,6 @@
 
 pub mod attrs;
 pub mod balance;
-pub mod baton;
 pub mod body;
 pub mod completion;
 pub mod conn;

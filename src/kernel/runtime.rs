@@ -36,12 +36,11 @@ static KERNEL: AtomicPtr<Kernel> = AtomicPtr::new(std::ptr::null_mut());
 static ATFORK: Once = Once::new();
 
 extern "C" fn after_fork_in_child() {
-    // Only async-signal-safe work here: atomic stores. The parent's kernel
-    // (and baton) is leaked in the child on purpose: its threads are gone
-    // and its locks may be held; nothing may touch it.
+    // Only async-signal-safe work here: two atomic stores. The parent's kernel
+    // is leaked in the child on purpose: its thread is gone and its locks may
+    // be held; nothing may touch it.
     GENERATION.fetch_add(1, Ordering::SeqCst);
     KERNEL.store(std::ptr::null_mut(), Ordering::SeqCst);
-    super::baton::forget_after_fork();
 }
 
 /// The generation of the current process (changes in a forked child).

@@ -46,13 +46,6 @@ fn loop_batching(on: Option<bool>) -> bool {
     flag.load(Relaxed)
 }
 
-/// The baton's counts (`kernel::baton`), for tests: tokens out, replies
-/// queued, handed on by callers, woken by the watcher.
-#[pyfunction]
-fn _baton_counts() -> (usize, usize, u64, u64) {
-    crate::kernel::baton::baton().counts()
-}
-
 /// Stop the kernel thread, waiting up to `wait` seconds. Returns False if it
 /// did not stop in time. Called at interpreter exit; a later use restarts it.
 #[pyfunction]
@@ -101,7 +94,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(pg::json::_pg_json_loads, m)?,
         wrap_pyfunction!(self::core::completer::running_call, m)?,
         wrap_pyfunction!(pg::heap_trim::_pg_heap_trims, m)?,
-        wrap_pyfunction!(_baton_counts, m)?,
         wrap_pyfunction!(discovery::discovery_configure, m)?,
         wrap_pyfunction!(discovery::discovery_publish, m)?,
         wrap_pyfunction!(discovery::discovery_current, m)?,
