@@ -10,10 +10,10 @@ them (`os.register_at_fork`). The tuple's third item is ``{"loop": loop}``
 when the loop makes its futures as asyncio's own loops do
 (``Future(loop=loop)``, not overridden), else None: then native calls make
 them directly with that one dict as the keyword arguments, without the
-Python frame of ``loop.create_future()`` or a new dict per future. The fourth says whether it is one of asyncio's
-own loops, whose ``_thread_id`` tells native calls that it is running in
-their thread without ``asyncio.get_running_loop()`` (see
-``Completer::running``).
+Python frame of ``loop.create_future()`` or a new dict per future. The
+fourth says whether it is one of asyncio's own loops, whose ``_thread_id``
+tells native calls that it is running in their thread without
+``asyncio.get_running_loop()`` (see ``Completer::running``).
 """
 
 from __future__ import annotations
