@@ -356,6 +356,21 @@ def open_sync(client: str, url: str, tag: str, conc: int) -> SyncHandle:
 
         return SyncHandle(r.get, r.set, pipe, close)
 
+    if client == "floor-blocking":
+        # No I/O: each call is one round trip through a helper thread that
+        # answers at once, waited for as a blocking iokernel call waits.
+        from iokernel import _native
+
+        call = _native._floor_call  # type: ignore[attr-defined]
+
+        def floor_op(*_args: Any) -> None:
+            call()
+
+        def no_pipe(n: int) -> Any:
+            raise ValueError("the blocking floor has no pipeline")
+
+        return SyncHandle(floor_op, floor_op, no_pipe, lambda: None)
+
     raise ValueError(f"unknown blocking client {client!r}")
 
 

@@ -10,6 +10,11 @@ What it measures: throughput (median ops/s over several repetitions) of GET
 * an explicit pipeline of 100 GETs in a loop (blocking);
 * the floor (bench/floor.py): asyncio tasks awaiting futures that another
   thread resolves in batches, with no I/O at all,
+* the blocking floor (`_native._floor_call`, src/python/core/floor.rs): the
+  blocking rows' calls made to a helper thread that answers at once, waited
+  for the way a blocking iokernel call waits: what the GIL's hand-offs and
+  the threads' wake-ups cost with no I/O, and so the most any client
+  waiting that way could reach,
 
 every asyncio scenario under the default loop and under uvloop. Each row
 runs every client with the same number of ops; repetitions go round-robin
@@ -83,6 +88,8 @@ SWEEP = (1, 10, 50, 100, 500)
 PEERS_ASYNC = ("iokernel", "redis-py", "glide")
 FLOORS = ("floor-threadsafe", "floor-eventfd", "floor-same-thread")
 PEERS_SYNC = ("iokernel", "redis-py")
+# The blocking floor (no I/O; src/python/core/floor.rs), in the GET/SET rows.
+FLOOR_SYNC = ("floor-blocking",)
 
 # Ops per measurement (same for every client of a row), chosen so the slowest
 # peer of a row (redis-py asyncio, mostly) takes about 1 s on the reference
@@ -141,9 +148,10 @@ def build_rows(loops: list[str], scale: float, floors: bool) -> list[Row]:
             rows.append(Row("async", "get", c, loop, clients, n("async", "get", c)))
         rows.append(Row("async", "set", 50, loop, PEERS_ASYNC, n("async", "set", 50)))
         rows.append(Row("async", "pipeline", 1, loop, PEERS_ASYNC, n("async", "pipeline", 1)))
-    rows.append(Row("threads", "get", 1, "-", PEERS_SYNC, n("threads", "get", 1)))
-    rows.append(Row("threads", "get", 50, "-", PEERS_SYNC, n("threads", "get", 50)))
-    rows.append(Row("threads", "set", 50, "-", PEERS_SYNC, n("threads", "set", 50)))
+    sync = PEERS_SYNC + (FLOOR_SYNC if floors else ())
+    rows.append(Row("threads", "get", 1, "-", sync, n("threads", "get", 1)))
+    rows.append(Row("threads", "get", 50, "-", sync, n("threads", "get", 50)))
+    rows.append(Row("threads", "set", 50, "-", sync, n("threads", "set", 50)))
     rows.append(Row("threads", "pipeline", 1, "-", PEERS_SYNC, n("threads", "pipeline", 1)))
     return rows
 
@@ -280,6 +288,29 @@ def floor_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> list[str
             f"| {row.conc} | {row.loop} | {fmt_ops(ft)} | {fmt_ops(fe)} | {fmt_ops(fs)} "
             f"| {fmt_ops(iok)} | {us_i:.2f} | {us_e:.2f} | **{us_i - us_e:.2f}** "
             f"| {us_i - us_t:.2f} |"
+        )
+    return out
+
+
+def blocking_floor_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> list[str]:
+    """Blocking rows: iokernel against the floor (a no-I/O blocking call),
+    and how far above redis-py the floor itself is: the most any client
+    waiting the way iokernel does could reach on this machine."""
+    out = [
+        "| scenario | floor (no I/O) | iokernel | redis-py | iokernel / floor "
+        "| iokernel − floor, µs/op | **floor / redis-py** |",
+        "|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in rows:
+        if "floor-blocking" not in row.clients:
+            continue
+        fl, iok = med(results, row, "floor-blocking"), med(results, row, "iokernel")
+        rp = med(results, row, "redis-py")
+        if not (fl and iok and rp):
+            continue  # a failed measurement (listed under the report)
+        out.append(
+            f"| {row.scenario} | {fmt_ops(fl)} | {fmt_ops(iok)} | {fmt_ops(rp)} "
+            f"| {iok / fl:.2f} | {1e6 / iok - 1e6 / fl:.2f} | **{fl / rp:.2f}×** |"
         )
     return out
 
@@ -429,6 +460,7 @@ def render(data: dict[str, Any]) -> str:
     env = data["environment"]
     trows = [((row.scenario, row.loop), results[row.id], "") for row in rows]
     ftable = floor_table(rows, results)
+    btable = blocking_floor_table(rows, results)
     gtable, _ = goals(rows, results)
     report = [
         harness.run_line(data, f"redis-server {env['redis_server']}"),
@@ -445,6 +477,12 @@ def render(data: dict[str, Any]) -> str:
     ]
     if ftable[2:]:
         report += ["Floor (no I/O) and iokernel's overhead above it:", "", *ftable, ""]
+    if btable[2:]:
+        report += [
+            "Blocking floor (no I/O: a helper thread answers each call at once; the caller "
+            "waits as a blocking iokernel call does, GIL released) against iokernel and "
+            "redis-py:", "", *btable, "",
+        ]
     report += [
         (
             "CPU time per operation, µs (median; client = the whole benchmark process, all "

@@ -93,6 +93,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(pg::values::_pg_encode_param, m)?,
         wrap_pyfunction!(pg::json::_pg_json_loads, m)?,
         wrap_pyfunction!(self::core::completer::running_call, m)?,
+        wrap_pyfunction!(self::core::floor::_floor_call, m)?,
         wrap_pyfunction!(pg::heap_trim::_pg_heap_trims, m)?,
         wrap_pyfunction!(discovery::discovery_configure, m)?,
         wrap_pyfunction!(discovery::discovery_publish, m)?,

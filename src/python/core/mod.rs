@@ -24,6 +24,7 @@ pub mod completer;
 pub mod conv;
 pub mod cork;
 pub mod errors;
+pub mod floor;
 pub mod service;
 pub mod stream;
 pub mod wait;

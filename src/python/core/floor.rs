@@ -1,0 +1,62 @@
+//! The blocking floor, a benchmark hook: a blocking call with no I/O. The
+//! caller's reply slot goes to a helper thread that completes it at once
+//! (taking all that is waiting each time it wakes, as the kernel does), and
+//! the caller waits for it exactly as a blocking iokernel call does
+//! (`wait::wait`, the GIL released). Called from many threads it measures
+//! what the GIL's hand-offs and the threads' wake-ups cost by themselves;
+//! `bench/run.py` reports it beside the 50-thread rows.
+
+use std::sync::mpsc::{channel, Sender};
+use std::sync::{Arc, Mutex};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use super::wait::wait;
+use crate::kernel::completion::Completion;
+use crate::kernel::Slot;
+
+/// The helper of this process (a forked child starts its own: the parent's
+/// thread is not there).
+static HELPER: Mutex<Option<(u32, Sender<Arc<Slot>>)>> = Mutex::new(None);
+
+fn helper() -> PyResult<Sender<Arc<Slot>>> {
+    let mut h = HELPER.lock().unwrap_or_else(|e| e.into_inner());
+    let pid = std::process::id();
+    if let Some((p, tx)) = h.as_ref() {
+        if *p == pid {
+            return Ok(tx.clone());
+        }
+    }
+    let (tx, rx) = channel::<Arc<Slot>>();
+    std::thread::Builder::new()
+        .name("iokernel-floor".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                answer(first);
+                while let Ok(next) = rx.try_recv() {
+                    answer(next);
+                }
+            }
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("the floor's helper thread: {e}")))?;
+    *h = Some((pid, tx.clone()));
+    Ok(tx)
+}
+
+fn answer(slot: Arc<Slot>) {
+    Completion::slot(slot).complete(Ok(Box::new(())));
+}
+
+/// One blocking round trip through the helper thread; returns None.
+#[pyfunction]
+pub fn _floor_call(py: Python<'_>) -> PyResult<()> {
+    let slot = Slot::new();
+    helper()?
+        .send(slot.clone())
+        .map_err(|_| PyRuntimeError::new_err("the floor's helper thread is gone"))?;
+    wait(py, &slot, None)?
+        .outcome
+        .map(drop)
+        .map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
