@@ -371,18 +371,6 @@ def open_sync(client: str, url: str, tag: str, conc: int) -> SyncHandle:
 
         return SyncHandle(floor_op, floor_op, no_pipe, lambda: None)
 
-    if client == "floor-gil":
-        # Nothing but the GIL: each call releases it and takes it back
-        # (time.sleep(0)), so 50 threads hand it round as blocking callers
-        # do, with no other thread answering anything.
-        def gil_op(*_args: Any) -> None:
-            time.sleep(0)
-
-        def no_gil_pipe(n: int) -> Any:
-            raise ValueError("the GIL floor has no pipeline")
-
-        return SyncHandle(gil_op, gil_op, no_gil_pipe, lambda: None)
-
     raise ValueError(f"unknown blocking client {client!r}")
 
 

@@ -14,8 +14,7 @@ What it measures: throughput (median ops/s over several repetitions) of GET
   blocking rows' calls made to a helper thread that answers at once, waited
   for the way a blocking iokernel call waits: what the GIL's hand-offs and
   the threads' wake-ups cost with no I/O, and so the most any client
-  waiting that way could reach; and the GIL alone (`time.sleep(0)` in the
-  same threads: the GIL handed round, nothing else),
+  waiting that way could reach,
 
 every asyncio scenario under the default loop and under uvloop. Each row
 runs every client with the same number of ops; repetitions go round-robin
@@ -89,10 +88,8 @@ SWEEP = (1, 10, 50, 100, 500)
 PEERS_ASYNC = ("iokernel", "redis-py", "glide")
 FLOORS = ("floor-threadsafe", "floor-eventfd", "floor-same-thread")
 PEERS_SYNC = ("iokernel", "redis-py")
-# The blocking floors, in the GET/SET rows: a call answered by a helper
-# thread with no I/O (src/python/core/floor.rs), and the GIL alone
-# (time.sleep(0): released and taken back, nothing else).
-FLOOR_SYNC = ("floor-blocking", "floor-gil")
+# The blocking floor (no I/O; src/python/core/floor.rs), in the GET/SET rows.
+FLOOR_SYNC = ("floor-blocking",)
 
 # Ops per measurement (same for every client of a row), chosen so the slowest
 # peer of a row (redis-py asyncio, mostly) takes about 1 s on the reference
@@ -300,20 +297,19 @@ def blocking_floor_table(rows: list[Row], results: dict[str, dict[str, Any]]) ->
     and how far above redis-py the floor itself is: the most any client
     waiting the way iokernel does could reach on this machine."""
     out = [
-        "| scenario | GIL alone (sleep(0)) | floor (no I/O) | iokernel | redis-py "
-        "| iokernel / floor | iokernel − floor, µs/op | **floor / redis-py** |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| scenario | floor (no I/O) | iokernel | redis-py | iokernel / floor "
+        "| iokernel − floor, µs/op | **floor / redis-py** |",
+        "|---|--:|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
         if "floor-blocking" not in row.clients:
             continue
         fl, iok = med(results, row, "floor-blocking"), med(results, row, "iokernel")
-        rp, gil = med(results, row, "redis-py"), med(results, row, "floor-gil")
+        rp = med(results, row, "redis-py")
         if not (fl and iok and rp):
             continue  # a failed measurement (listed under the report)
         out.append(
-            f"| {row.scenario} | {fmt_ops(gil) if gil else '-'} | {fmt_ops(fl)} "
-            f"| {fmt_ops(iok)} | {fmt_ops(rp)} "
+            f"| {row.scenario} | {fmt_ops(fl)} | {fmt_ops(iok)} | {fmt_ops(rp)} "
             f"| {iok / fl:.2f} | {1e6 / iok - 1e6 / fl:.2f} | **{fl / rp:.2f}×** |"
         )
     return out
@@ -483,10 +479,9 @@ def render(data: dict[str, Any]) -> str:
         report += ["Floor (no I/O) and iokernel's overhead above it:", "", *ftable, ""]
     if btable[2:]:
         report += [
-            "Blocking floors against iokernel and redis-py: the floor (no I/O: a helper "
-            "thread answers each call at once; the caller waits as a blocking iokernel call "
-            "does, GIL released) and the GIL alone (each call time.sleep(0): the GIL "
-            "released and taken back, nothing else):", "", *btable, "",
+            "Blocking floor (no I/O: a helper thread answers each call at once; the caller "
+            "waits as a blocking iokernel call does, GIL released) against iokernel and "
+            "redis-py:", "", *btable, "",
         ]
     report += [
         (
