@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::error::KernelError;
+use super::lone_wait::LONE;
 use super::stats::ServiceMetrics;
 
 /// A parsed reply. Concrete type chosen by the protocol; the Python binding
@@ -222,6 +223,8 @@ impl Drop for Completion {
 pub struct Slot {
     value: Mutex<Option<Delivered>>,
     ready: Condvar,
+    /// Set with `value`, for a lone caller's spin (`lone_wait`).
+    filled: AtomicBool,
 }
 
 impl Slot {
@@ -231,15 +234,21 @@ impl Slot {
     fn put(&self, d: Delivered) {
         let mut g = self.value.lock().unwrap_or_else(|e| e.into_inner());
         *g = Some(d);
+        self.filled.store(true, Ordering::Release);
         drop(g);
         self.ready.notify_one();
     }
-    /// Wait up to `max`; `None` if nothing arrived in that time.
+    /// Wait up to `max`; `None` if nothing arrived in that time. The only
+    /// caller waiting spins a little first (`lone_wait`).
     pub fn wait(&self, max: Duration) -> Option<Delivered> {
-        let end = Instant::now() + max;
+        let start = Instant::now();
+        let waiting = LONE.enter();
+        waiting.spin(&self.filled, start);
+        let end = start + max;
         let mut g = self.value.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(d) = g.take() {
+                waiting.record(d.completed.saturating_duration_since(start));
                 return Some(d);
             }
             let now = Instant::now();

@@ -43,6 +43,7 @@ pub mod handshake;
 pub mod health;
 pub mod items;
 pub mod limits;
+pub mod lone_wait;
 pub mod protocol;
 pub mod request;
 pub mod runtime;
