@@ -32,7 +32,7 @@ pub struct Lone {
 pub static LONE: Lone = Lone::new();
 
 impl Lone {
-    pub const fn new() -> Lone {
+    const fn new() -> Lone {
         Lone {
             waiting: AtomicUsize::new(0),
             last_ns: AtomicU64::new(0),
@@ -45,12 +45,6 @@ impl Lone {
             lone: self.waiting.fetch_add(1, Ordering::AcqRel) == 0,
             of: self,
         }
-    }
-}
-
-impl Default for Lone {
-    fn default() -> Self {
-        Lone::new()
     }
 }
 

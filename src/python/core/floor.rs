@@ -14,17 +14,19 @@ use pyo3::prelude::*;
 
 use super::wait::wait;
 use crate::kernel::completion::Completion;
+use crate::kernel::runtime::{ensure_atfork, generation};
 use crate::kernel::Slot;
 
-/// The helper of this process (a forked child starts its own: the parent's
-/// thread is not there).
-static HELPER: Mutex<Option<(u32, Sender<Arc<Slot>>)>> = Mutex::new(None);
+/// The helper of this process generation (`runtime::generation`: a forked
+/// child starts its own, the parent's thread is not there).
+static HELPER: Mutex<Option<(u64, Sender<Arc<Slot>>)>> = Mutex::new(None);
 
 fn helper() -> PyResult<Sender<Arc<Slot>>> {
+    ensure_atfork();
     let mut h = HELPER.lock().unwrap_or_else(|e| e.into_inner());
-    let pid = std::process::id();
-    if let Some((p, tx)) = h.as_ref() {
-        if *p == pid {
+    let now = generation();
+    if let Some((g, tx)) = h.as_ref() {
+        if *g == now {
             return Ok(tx.clone());
         }
     }
@@ -40,7 +42,7 @@ fn helper() -> PyResult<Sender<Arc<Slot>>> {
             }
         })
         .map_err(|e| PyRuntimeError::new_err(format!("the floor's helper thread: {e}")))?;
-    *h = Some((pid, tx.clone()));
+    *h = Some((now, tx.clone()));
     Ok(tx)
 }
 
