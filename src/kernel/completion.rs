@@ -24,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::error::KernelError;
-use super::lone_wait::LONE;
+use super::spin_wait::SPIN_WAIT;
 use super::stats::ServiceMetrics;
 
 /// A parsed reply. Concrete type chosen by the protocol; the Python binding
@@ -223,13 +223,23 @@ impl Drop for Completion {
 pub struct Slot {
     value: Mutex<Option<Delivered>>,
     ready: Condvar,
-    /// Set with `value`, for a lone caller's spin (`lone_wait`).
+    /// Set with `value`, for a caller's spin (`spin_wait`).
     filled: AtomicBool,
+    /// Its caller never spins (the blocking floor's "no spin" variant).
+    no_spin: bool,
 }
 
 impl Slot {
     pub fn new() -> Arc<Self> {
         Arc::new(Slot::default())
+    }
+    /// A slot whose caller sleeps at once, never spinning; still counted
+    /// among the callers waiting.
+    pub fn without_spin() -> Arc<Self> {
+        Arc::new(Slot {
+            no_spin: true,
+            ..Slot::default()
+        })
     }
     fn put(&self, d: Delivered) {
         let mut g = self.value.lock().unwrap_or_else(|e| e.into_inner());
@@ -238,12 +248,14 @@ impl Slot {
         drop(g);
         self.ready.notify_one();
     }
-    /// Wait up to `max`; `None` if nothing arrived in that time. The only
-    /// caller waiting spins a little first (`lone_wait`).
+    /// Wait up to `max`; `None` if nothing arrived in that time. With few
+    /// others waiting, a caller spins a little first (`spin_wait`).
     pub fn wait(&self, max: Duration) -> Option<Delivered> {
         let start = Instant::now();
-        let waiting = LONE.enter();
-        waiting.spin(&self.filled, start);
+        let waiting = SPIN_WAIT.enter();
+        if !self.no_spin {
+            waiting.spin(&self.filled, start);
+        }
         let end = start + max;
         let mut g = self.value.lock().unwrap_or_else(|e| e.into_inner());
         loop {

@@ -1,7 +1,8 @@
 """The blocking floor (`iokernel._native._floor_call`, src/python/core/floor.rs):
 the no-I/O stand-in that bench/run.py measures beside its blocking rows.
 Each call is answered by a helper thread and waited for the way a blocking
-iokernel call waits; here: every call from many threads comes back, and a
+iokernel call waits (spinning or not); here: every call from many threads
+comes back, and a
 forked child (where the parent's helper thread does not exist) gets a
 helper of its own instead of waiting forever."""
 
@@ -24,8 +25,8 @@ def test_every_call_from_many_threads_is_answered() -> None:
 
     def work(i: int) -> None:
         try:
-            for _ in range(calls):
-                assert floor_call() is None
+            for _ in range(calls):  # half the threads never spin
+                assert floor_call(spin=i % 2 == 0) is None
                 done[i] += 1
         except BaseException as e:  # handed to the test thread
             errors.append(e)

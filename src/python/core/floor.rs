@@ -50,10 +50,17 @@ fn answer(slot: Arc<Slot>) {
     Completion::slot(slot).complete(Ok(Box::new(())));
 }
 
-/// One blocking round trip through the helper thread; returns None.
+/// One blocking round trip through the helper thread; returns None. With
+/// `spin=False` the caller sleeps at once instead of spinning as a blocking
+/// call with few others waiting does (`kernel::spin_wait`).
 #[pyfunction]
-pub fn _floor_call(py: Python<'_>) -> PyResult<()> {
-    let slot = Slot::new();
+#[pyo3(signature = (spin = true))]
+pub fn _floor_call(py: Python<'_>, spin: bool) -> PyResult<()> {
+    let slot = if spin {
+        Slot::new()
+    } else {
+        Slot::without_spin()
+    };
     helper()?
         .send(slot.clone())
         .map_err(|_| PyRuntimeError::new_err("the floor's helper thread is gone"))?;
