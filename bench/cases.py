@@ -356,15 +356,17 @@ def open_sync(client: str, url: str, tag: str, conc: int) -> SyncHandle:
 
         return SyncHandle(r.get, r.set, pipe, close)
 
-    if client == "floor-blocking":
+    if client in ("floor-blocking", "floor-nospin"):
         # No I/O: each call is one round trip through a helper thread that
-        # answers at once, waited for as a blocking iokernel call waits.
+        # answers at once, waited for as a blocking iokernel call waits
+        # (floor-nospin: sleeping at once, never spinning first).
         from iokernel import _native
 
         call = _native._floor_call  # type: ignore[attr-defined]
+        spin = client == "floor-blocking"
 
         def floor_op(*_args: Any) -> None:
-            call()
+            call(spin)
 
         def no_pipe(n: int) -> Any:
             raise ValueError("the blocking floor has no pipeline")

@@ -1,7 +1,9 @@
 """Blocking GETs against the number of threads: iokernel (one shared
 client), redis-py (a pool of min(threads, 50)) and the blocking floor (the
 same calls with no I/O: `_native._floor_call`, a helper thread answering
-each at once), interleaved, each measurement in a fresh process.
+each at once; measured spinning first when few callers wait, as
+iokernel's do, and never spinning), interleaved, each measurement in a
+fresh process.
 
 It shows where the thread count itself starts to cost: the floor is what
 the GIL hand-offs and the threads' wake-ups allow with nothing else to do,
@@ -35,7 +37,7 @@ from cases import KEY, VALUE, measure_threads, raw_command
 
 from tests.servers import RedisServer
 
-CLIENTS = ("floor-blocking", "iokernel", "redis-py")
+CLIENTS = ("floor-blocking", "floor-nospin", "iokernel", "redis-py")
 
 
 def sweep(url: str, counts: list[int], reps: int, ops: int) -> dict[tuple[str, int], list[float]]:
@@ -45,7 +47,8 @@ def sweep(url: str, counts: list[int], reps: int, ops: int) -> dict[tuple[str, i
     with harness.ClientProcesses(fresh=True) as workers:
         for rep in range(reps):
             for n in counts:
-                clients = CLIENTS[rep % 3:] + CLIENTS[:rep % 3]  # rotate the order
+                first = rep % len(CLIENTS)
+                clients = CLIENTS[first:] + CLIENTS[:first]  # rotate the order
                 for client in clients:
                     k = max(n, ops // n * n)  # the same ops for every client
                     m = workers.call(client, measure_threads, client, "get", n, k, url,
@@ -59,14 +62,17 @@ def sweep(url: str, counts: list[int], reps: int, ops: int) -> dict[tuple[str, i
 def report(got: dict[tuple[str, int], list[float]], counts: list[int]) -> list[str]:
     med = {key: statistics.median(v) for key, v in got.items()}
     out = [
-        "| threads | floor (no I/O) | iokernel | redis-py | iokernel / floor "
-        "| iokernel / redis-py | floor / redis-py |",
-        "|--:|--:|--:|--:|--:|--:|--:|",
+        "| threads | floor (no I/O) | floor, never spinning | iokernel | redis-py "
+        "| iokernel / floor | iokernel / floor never spinning | iokernel / redis-py "
+        "| floor never spinning / redis-py |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for n in counts:
         f, i, r = med[("floor-blocking", n)], med[("iokernel", n)], med[("redis-py", n)]
-        out.append(f"| {n} | {harness.fmt_ops(f)} | {harness.fmt_ops(i)} | {harness.fmt_ops(r)} "
-                   f"| {i / f:.2f} | {i / r:.2f}× | {f / r:.2f}× |")
+        fn = med[("floor-nospin", n)]
+        fmt = harness.fmt_ops
+        out.append(f"| {n} | {fmt(f)} | {fmt(fn)} | {fmt(i)} | {fmt(r)} "
+                   f"| {i / f:.2f} | {i / fn:.2f} | {i / r:.2f}× | {fn / r:.2f}× |")
     return out
 
 
@@ -74,6 +80,7 @@ def plot(got: dict[tuple[str, int], list[float]], counts: list[int], path: Path,
          title: str) -> None:
     fig, ax = harness.figure([1], (8, 5))  # one panel: one Axes
     styles = {"floor-blocking": ("gray", ".", ":", "floor: no I/O, a helper thread answers"),
+              "floor-nospin": ("black", "x", ":", "floor, callers never spinning"),
               "iokernel": ("tab:blue", "o", "-", "iokernel (1 connection)"),
               "redis-py": ("tab:red", "s", "-", "redis-py + hiredis (pool of min(threads, 50))")}
     for client, (color, marker, ls, label) in styles.items():
