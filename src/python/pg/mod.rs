@@ -26,6 +26,7 @@ mod errors;
 pub mod heap_trim;
 pub mod json;
 mod many;
+mod open;
 pub mod record;
 mod record_methods;
 mod result;
@@ -36,25 +37,19 @@ pub mod uuid_obj;
 pub mod values;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::codec::pg as wire;
 use crate::kernel::body;
-use crate::kernel::service::ServiceConfig;
 use crate::kernel::Summary;
 use crate::protocols::pg::copy as pg_copy;
-use crate::protocols::pg::{Pending, PgOptions, Postgres, Query};
-use crate::protocols::pg_tls::{self, PgConnector};
-use crate::protocols::pg_url;
+use crate::protocols::pg::{Pending, Postgres, Query};
 use crate::python::core::completer::Completer;
 use crate::python::core::service::{wait_reply, Service};
 use crate::python::core::stream::ItemStream;
-use crate::python::core::wait::seconds;
 pub use copy::CopyWriter;
 use result::{COMMAND_STATUS, STMT_INFO};
 use sql::{check_sql, summary};
@@ -128,68 +123,26 @@ impl PgService {
         ssl: Vec<(String, String)>,
         idempotent: bool,
     ) -> PyResult<Self> {
-        let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
-        // TLS: libpq's environment variables, then the URL, then keyword
-        // arguments (the last wins).
-        let env = pg_tls::ENV
-            .iter()
-            .filter_map(|(var, name)| std::env::var(var).ok().map(|v| (name.to_string(), v)));
-        let params: Vec<_> = env.chain(u.ssl.iter().cloned()).chain(ssl).collect();
-        let tls = pg_tls::settings(&params).map_err(PyValueError::new_err)?;
-        let connector = PgConnector::new(&tls);
-        let cancel_via = connector.pinned();
-        let retry = connector
-            .retry()
-            .map(|c| (c, tls.mode == pg_tls::SslMode::Prefer));
-        if connections == 0 || max_in_flight == 0 || max_dedicated == 0 {
-            return Err(PyValueError::new_err(
-                "connections, max_in_flight and max_dedicated must be at least 1",
-            ));
-        }
-        let connect_timeout = connect_timeout
-            .map(|t| seconds("connect_timeout", t))
-            .transpose()?
-            .or(u.connect_timeout)
-            .unwrap_or(Duration::from_secs(10));
-        let opts = PgOptions {
-            user: u.user.clone(),
-            password: u.password.clone(),
-            database: u.database.clone(),
-            application_name: u.application_name.clone(),
-            statement_cache: statement_cache_size,
-            limits: wire::Limits {
-                // The length header counts itself: at least that much.
-                max_message: max_message_size.max(5),
+        let statement_cache = statement_cache_size;
+        let (postgres, cfg) = open::configure(
+            dsn,
+            open::Knobs {
+                connections,
+                max_in_flight,
+                max_queued,
+                statement_cache_size,
+                connect_timeout,
+                idle_ping,
+                max_dedicated,
+                max_message_size,
+                listen,
+                ssl,
+                idempotent,
             },
-            listen,
-            check_role: u.attrs.needs_role(),
-        };
-        let cfg = ServiceConfig {
-            name: u.display.clone(),
-            names: u.addrs.clone(),
-            sources: u.source.clone().into_iter().collect(),
-            connect_timeout,
-            max_in_flight,
-            max_queued,
-            idle_ping: idle_ping.map(|p| seconds("idle_ping", p)).transpose()?,
-            conns_per_addr: connections,
-            max_dedicated,
-            connector: std::sync::Arc::new(connector),
-            balancer: crate::kernel::balance::peak_ewma_p2c(),
-            idempotent,
-            attrs: u.attrs,
-        };
+        )?;
         Ok(PgService {
-            s: Service::open(
-                py,
-                Postgres {
-                    opts,
-                    retry,
-                    cancel_via,
-                },
-                cfg,
-            )?,
-            types: Arc::new(TypeCache::new(statement_cache_size.max(1) * 4)),
+            s: Service::open(py, postgres, cfg)?,
+            types: Arc::new(TypeCache::new(statement_cache.max(1) * 4)),
             unknown: py
                 .import("iokernel._native")?
                 .getattr("UNKNOWN_STATEMENT")?
