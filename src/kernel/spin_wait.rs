@@ -32,10 +32,11 @@ pub const SPINNERS: usize = 2;
 
 /// While the last reply was slow, one wait in this many spins anyway: a
 /// probe. Without it a process could stay off: sleeping callers let the
-/// vCPUs halt, which itself slows the replies past `SPIN` (two threads'
-/// GETs/s, 4 runs each: 20-49 k with the probe, 24-49 k without; one
-/// thread 14-49 k against 25-49 k). The cost against a slow server: up to
-/// `SPIN` of CPU every `PROBE_EVERY` calls.
+/// vCPUs halt, which itself slows the replies past `SPIN` (GETs/s, 4
+/// alternating runs each, bimodal either way: two threads 20-49 k, median
+/// 45 k, with the probe, 24-49 k, median 32 k, without; one thread 14-49
+/// k, median 49 k, against 25-49 k, median 30 k). The cost against a slow
+/// server: up to `SPIN` of CPU every `PROBE_EVERY` calls.
 pub const PROBE_EVERY: u32 = 16;
 
 /// How many callers may spin with `cpus` CPUs: none on one (the spinner

@@ -16,7 +16,7 @@
 //! `decode` (binary and text results), `values` (PostgreSQL text → Python),
 //! `binary` (executemany's parameters), `many` (executemany, streamed), `record`
 //! (`Record`), `result` (results → Python), `errors` (`PostgresError`), `sql` (checks and
-//! the summary of a statement's text).
+//! the summary of a statement's text), `open` (the DSN and options → the service).
 
 mod binary;
 mod copy;
