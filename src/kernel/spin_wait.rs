@@ -8,10 +8,10 @@
 //! before it sleeps; but only while the last spinning caller's reply came
 //! within `SPIN` of its wait starting (a remote or slow backend is not spun
 //! for: one slow reply turns spinning off until a quick one turns it back
-//! on; meanwhile one wait in `PROBE_EVERY` spins to find out), only while fewer than `SPINNERS` callers wait (with more, the GIL's
-//! hand-offs, not the wake-ups, bound them), and never on a single CPU
-//! (there the spinner would hold off the kernel thread that brings its
-//! reply).
+//! on; meanwhile one wait in `PROBE_EVERY` spins to find out), only while
+//! fewer than `SPINNERS` callers wait (with more, the GIL's hand-offs, not
+//! the wake-ups, bound them), and never on a single CPU (there the spinner
+//! would hold off the kernel thread that brings its reply).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
