@@ -25,8 +25,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
-import threading
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +32,7 @@ from urllib.parse import urlparse
 
 from floor import MODES as FLOOR_MODES
 from floor import FloorKernel
-from harness import Clock, Measurement
+from harness import Clock, Measurement, timed_threads
 
 KEY = "bench:key"
 VALUE = b"v" * 16
@@ -405,40 +403,7 @@ def measure_threads(client: str, op: str, conc: int, ops: int, url: str, tag: st
             warm = 3
 
         clock = Clock(lambda: server_cpu(url))
-        if conc == 1:
-            body(warm)
-            gc.collect()
-            clock.start()
-            body(counts[0])
-            clock.stop()
-        else:
-            barrier = threading.Barrier(conc + 1)
-            errors: list[Exception] = []
-
-            def thread_main(n: int) -> None:
-                try:
-                    body(warm)
-                    barrier.wait()
-                    body(n)
-                except Exception as e:
-                    errors.append(e)
-                    barrier.abort()
-
-            threads = [
-                threading.Thread(target=thread_main, args=(n,), daemon=True) for n in counts
-            ]
-            for t in threads:
-                t.start()
-            while barrier.n_waiting < conc and not errors:  # all warmed up and parked
-                time.sleep(0.001)
-            gc.collect()
-            clock.start()
-            barrier.wait()
-            for t in threads:
-                t.join()
-            clock.stop()
-            if errors:
-                raise errors[0]
+        timed_threads(body, counts, warm, clock)
         m = clock.measurement(ops)
         m.conns_stats = h.stats()
         m.conns_server = connections_named(url, tag)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import gc
 import importlib.metadata as md
 import json
 import multiprocessing
@@ -36,6 +37,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +118,46 @@ class Clock:
 
     def measurement(self, ops: int) -> Measurement:
         return Measurement(ops, self.seconds, cpu_s=self.cpu, server_cpu_s=self.server)
+
+
+def timed_threads(body: Callable[[int], None], counts: Sequence[int], warm: int,
+                  clock: Clock) -> None:
+    """Time `body(n)` run by one thread per item of `counts` (`body(warm)`
+    first, untimed), all released at once; one count: the calling thread
+    itself. The first exception of any thread is raised."""
+    if len(counts) == 1:
+        body(warm)
+        gc.collect()
+        clock.start()
+        body(counts[0])
+        clock.stop()
+        return
+    barrier = threading.Barrier(len(counts) + 1)
+    errors: list[Exception] = []
+
+    def thread_main(n: int) -> None:
+        try:
+            body(warm)
+            barrier.wait()
+            body(n)
+        except Exception as e:
+            errors.append(e)
+            barrier.abort()
+
+    threads = [threading.Thread(target=thread_main, args=(n,), daemon=True) for n in counts]
+    for t in threads:
+        t.start()
+    while barrier.n_waiting < len(counts) and not errors:  # all warmed up and parked
+        time.sleep(0.001)
+    gc.collect()
+    clock.start()
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait()
+    for t in threads:
+        t.join()
+    clock.stop()
+    if errors:
+        raise errors[0]
 
 
 def process_tree_cpu(pid: int | None) -> float | None:
