@@ -279,10 +279,11 @@ def test_metrics_dir_env_and_cleanup_at_exit() -> None:
 
 
 # ------------------------------------------------------------- CLI (offline)
-def _run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "iokernel", *args],
         capture_output=True, text=True, timeout=30, cwd=ROOT,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -303,7 +304,11 @@ def test_cli_metrics_of_this_process() -> None:
 
 def test_cli_metrics_errors_are_clear() -> None:
     dead = _dead_pid()
-    out = _run_cli("metrics", str(dead))
+    # An empty metrics directory: the default one may hold a file left by
+    # an earlier process that had the same pid (killed, or a crash), which
+    # the CLI rightly reads (CI saw it: pid reuse).
+    with tempfile.TemporaryDirectory() as empty:
+        out = _run_cli("metrics", str(dead), env={"IOKERNEL_METRICS_DIR": empty})
     assert out.returncode == 1
     assert f"no metrics file for pid {dead}" in out.stderr
     assert "--file" in out.stderr
