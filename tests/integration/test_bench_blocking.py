@@ -7,7 +7,6 @@ wrong answer ends the measurement with an error naming the client."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import threading
 from pathlib import Path
@@ -15,19 +14,12 @@ from typing import Any
 
 import pytest
 
+from tests.integration.bench_util import load_bench
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import harness  # noqa: E402  (bench/ is put on the path just above)
-
-
-def _load(name: str, file: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_timed_threads_runs_every_share_and_raises_a_threads_error() -> None:
@@ -61,7 +53,7 @@ def test_timed_threads_runs_every_share_and_raises_a_threads_error() -> None:
 def test_pg_blocking_measures_with_answers_checked(pg_dsn: str, client: str) -> None:
     if client == "psycopg":
         pytest.importorskip("psycopg_pool")
-    bench = _load("iok_pg_blocking", "pg_blocking.py")
+    bench = load_bench("iok_pg_blocking", "pg_blocking.py")
     m = bench.measure(client, 3, 300, pg_dsn, None, f"iok-test-pgblk-{client}")
     assert m.ops == 300 and m.seconds > 0
     assert m.conns_server is not None and m.conns_server >= 1
@@ -70,7 +62,7 @@ def test_pg_blocking_measures_with_answers_checked(pg_dsn: str, client: str) -> 
 def test_pg_blocking_names_the_client_on_a_wrong_answer(
     pg_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bench = _load("iok_pg_blocking2", "pg_blocking.py")
+    bench = load_bench("iok_pg_blocking2", "pg_blocking.py")
     real_open = bench._open
 
     def off_by_one(client: str, dsn: str, app: str, threads: int) -> Any:

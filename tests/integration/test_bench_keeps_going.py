@@ -12,25 +12,15 @@ and exceptions.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.bench_util import load_bench
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load(name: str, file: str) -> Any:
-    """A bench/ script as a module (bench/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_glide_timeout_is_recorded_and_the_run_goes_on(
@@ -53,7 +43,7 @@ def test_glide_timeout_is_recorded_and_the_run_goes_on(
     # The patch is in this process: measure here, not in worker processes.
     monkeypatch.setenv("IOKERNEL_BENCH_IN_PROCESS", "1")
     out = tmp_path / "r.json"
-    bench = _load("iok_bench_run", "run.py")
+    bench = load_bench("iok_bench_run", "run.py")
     rc = bench.main(["--only", "async-get-50-asyncio", "--loops", "asyncio", "--no-floor",
                      "--reps", "2", "--scale", "0.1", "--out", str(out),
                      "--plot", str(tmp_path / "r.png"), "-q"])
@@ -78,7 +68,7 @@ def test_client_processes_run_each_call_in_a_fresh_process_and_hand_back_errors(
 
     monkeypatch.delenv("IOKERNEL_BENCH_IN_PROCESS", raising=False)
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    harness = _load("harness", "harness.py")
+    harness = load_bench("harness", "harness.py")
     with harness.ClientProcesses(fresh=True) as w:
         a = w.call("x", os.getpid)
         b = w.call("x", os.getpid)

@@ -1,0 +1,21 @@
+"""Loading a bench/ script as a module for the tests that check the
+benchmarks themselves (bench/ is not a package)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_bench(name: str, file: str) -> Any:
+    """bench/`file` as the module `name`."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
