@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 from floor import MODES as FLOOR_MODES
 from floor import FloorKernel
-from harness import Clock, Measurement, timed_threads
+from measuring import Clock, Measurement, timed_threads
 
 KEY = "bench:key"
 VALUE = b"v" * 16

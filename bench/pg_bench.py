@@ -69,6 +69,7 @@ for p in (str(HERE), str(ROOT)):
         sys.path.insert(0, p)
 
 import harness
+import measuring
 from harness import fmt_ops
 from pg_cases import FLOOR, PEERS, POOL, SCALE, Admin, Scenario, available_peers, measure, scenarios
 
@@ -106,10 +107,10 @@ def pgbench_run(dsn: str, seconds: int, postmaster: int | None) -> dict[str, Any
     conn, env = pgbench_env(dsn)
     argv = [pgbench_bin(), "-S", "-M", "prepared", "-c", str(POOL), "-j", "2",
             "-T", str(seconds), "-n", *conn]
-    cpu0, srv0 = _children_cpu(), harness.process_tree_cpu(postmaster)
+    cpu0, srv0 = _children_cpu(), measuring.process_tree_cpu(postmaster)
     out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True,
                          timeout=seconds + 120).stdout
-    cpu1, srv1 = _children_cpu(), harness.process_tree_cpu(postmaster)
+    cpu1, srv1 = _children_cpu(), measuring.process_tree_cpu(postmaster)
     m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
     n = re.search(r"number of transactions actually processed: (\d+)", out)
     if not m:

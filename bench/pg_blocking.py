@@ -31,7 +31,8 @@ for p in (str(HERE), str(ROOT)):
         sys.path.insert(0, p)
 
 import harness
-from harness import Clock, Measurement, timed_threads
+import measuring
+from measuring import Clock, Measurement, timed_threads
 from pg_cases import POOL, SQL_ADD, Admin, with_params
 
 CLIENTS = ("iokernel", "psycopg")
@@ -75,7 +76,7 @@ def measure(client: str, threads: int, ops: int, dsn: str, postmaster: int | Non
                 if got != i + 1:
                     raise AssertionError(f"{client}: SELECT {i} + 1 answered {got!r}")
 
-        clock = Clock(lambda: harness.process_tree_cpu(postmaster))
+        clock = Clock(lambda: measuring.process_tree_cpu(postmaster))
         counts = [ops // threads] * threads
         timed_threads(body, counts, 20, clock)
         m = clock.measurement(sum(counts))
@@ -92,7 +93,7 @@ def measure(client: str, threads: int, ops: int, dsn: str, postmaster: int | Non
 def sweep(dsn: str, postmaster: int | None, counts: list[int], reps: int,
           ops: int) -> dict[tuple[str, int], list[Measurement]]:
     got: dict[tuple[str, int], list[Measurement]] = {}
-    with harness.ClientProcesses(fresh=True) as workers:
+    with measuring.ClientProcesses(fresh=True) as workers:
         for rep in range(reps):
             for n in counts:
                 first = rep % len(CLIENTS)

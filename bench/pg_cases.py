@@ -3,7 +3,7 @@
 connection (setup, connection counts in pg_stat_activity, sampled while a run
 is timed), and one measurement: open a fresh client with its own
 ``application_name``, warm it up at full concurrency (checking its answers),
-time the ops with ``harness.Clock`` (this process's CPU; the server's from
+time the ops with ``measuring.Clock`` (this process's CPU; the server's from
 /proc when it was started here), count its connections, close it.
 """
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import harness
-from harness import Measurement
+import measuring
+from measuring import Measurement
 
 PEERS = ("iokernel", "asyncpg", "psycopg", "psqlpy")
 FLOOR = "floor"  # bench/pg_floor.py: an extra client of the executemany scenario only
@@ -331,7 +331,7 @@ async def _measure(sc: Scenario, client_name: str, dsn: str, admin: Admin,
                 else:
                     await asyncio.gather(*(task() for _ in range(sc.conc)))
 
-        clock = harness.Clock(lambda: harness.process_tree_cpu(postmaster))
+        clock = measuring.Clock(lambda: measuring.process_tree_cpu(postmaster))
         with ConnSampler(admin, app) as sampler:
             clock.start()
             await timed()

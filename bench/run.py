@@ -24,7 +24,7 @@ over all rows and clients (A B C, A B C, ... with the order rotated each
 time) so machine noise hits every client alike. Each client is measured
 in a process of its own, kept for the whole run (what one client leaves
 running, such as valkey-glide's timer thread, would load the others'
-measurements; see harness.ClientProcesses). For each measurement the
+measurements; see measuring.ClientProcesses). For each measurement the
 connections the client holds are counted on the server (CLIENT LIST, by
 client name, from a separate raw socket), and for iokernel also from its
 own stats().
@@ -74,6 +74,7 @@ for p in (str(HERE), str(ROOT)):
         sys.path.insert(0, p)
 
 import harness
+import measuring
 from cases import (
     KEY,
     PIPELINE,
@@ -84,7 +85,8 @@ from cases import (
     measure_threads,
     raw_command,
 )
-from harness import Measurement, Server, fmt_ops
+from harness import Server, fmt_ops
+from measuring import Measurement
 
 SWEEP = (1, 10, 50, 100, 500)
 PEERS_ASYNC = ("iokernel", "redis-py", "glide")
@@ -203,7 +205,7 @@ def _bare_redis() -> Iterator[Server]:
 _tags = 0
 
 
-def measure(row: Row, client: str, url: str, workers: harness.ClientProcesses) -> Measurement:
+def measure(row: Row, client: str, url: str, workers: measuring.ClientProcesses) -> Measurement:
     """One measurement, in `client`'s own process (see ClientProcesses)."""
     global _tags
     _tags += 1
@@ -236,7 +238,7 @@ def run(r: harness.Run) -> dict[str, Any]:
         print(f"# {r.command}\n# server {url} ({how}), redis {env['redis_server']}; "
               f"{env['cpus']} CPUs; {r.reps} reps; load {env['loadavg_start']}",
               file=sys.stderr, flush=True)
-        with harness.ClientProcesses(fresh=True) as workers:
+        with measuring.ClientProcesses(fresh=True) as workers:
             results = harness.interleave(rows, lambda row: row.clients, r.reps,
                                          lambda row, client: measure(row, client, url, workers),
                                          keep_going=True, verbose=r.verbose, env=env)

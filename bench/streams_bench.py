@@ -12,7 +12,7 @@ loopback), ``--rounds`` interleaved rounds (client order rotated):
   second; every entry is delivered and acknowledged exactly once (checked:
   XPENDING is empty and the total matches).
 
-Each measurement runs in a fresh process of its own (harness.ClientProcesses:
+Each measurement runs in a fresh process of its own (measuring.ClientProcesses:
 valkey-glide leaves a thread running after its client is closed, which
 would load whatever is measured next in the same process). Clients as
 bench/cases.py opens them: iokernel ``AsyncClient`` (one shared
@@ -46,7 +46,7 @@ for p in (str(HERE), str(ROOT)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-import harness
+import measuring
 
 from tests.servers import RedisServer
 
@@ -211,7 +211,7 @@ def main() -> None:
     srv.start()
     try:
         url = srv.url()
-        with harness.ClientProcesses(fresh=True) as workers:
+        with measuring.ClientProcesses(fresh=True) as workers:
             for rnd in range(args.rounds):
                 order = CLIENTS[rnd % 3:] + CLIENTS[:rnd % 3]
                 for kind in order:

@@ -33,6 +33,7 @@ for p in (str(HERE), str(ROOT)):
         sys.path.insert(0, p)
 
 import harness
+import measuring
 from cases import KEY, VALUE, measure_threads, raw_command
 
 from tests.servers import RedisServer
@@ -44,7 +45,7 @@ def sweep(url: str, counts: list[int], reps: int, ops: int) -> dict[tuple[str, i
     """ops/s per (client, threads), every repetition; round-robin over all."""
     raw_command(url, "SET", KEY, VALUE.decode())
     got: dict[tuple[str, int], list[float]] = {}
-    with harness.ClientProcesses(fresh=True) as workers:
+    with measuring.ClientProcesses(fresh=True) as workers:
         for rep in range(reps):
             for n in counts:
                 first = rep % len(CLIENTS)

@@ -16,7 +16,7 @@
 
 Rows run round-robin (A B C, B C A, ...) for several repetitions; the
 median is reported, with ratios to iokernel. Each throughput measurement
-runs in a fresh process of its own (harness.ClientProcesses). Certificates are made with
+runs in a fresh process of its own (measuring.ClientProcesses). Certificates are made with
 openssl (tests/tls/certs.py); servers are tests/tls/servers.py's.
 Benchmarks, not tests: nothing here asserts on timings.
 
@@ -48,6 +48,7 @@ for _p in (str(HERE), str(ROOT)):
         sys.path.insert(0, _p)
 
 import harness
+import measuring
 
 from tests.tls.certs import Certs, make_certs
 from tests.tls.servers import PgTlsServer, RedisTlsServer
@@ -160,10 +161,10 @@ def measure(kind: str, name: str, where: dict[str, Any], tag: str, ops: int) -> 
 def throughput(rows: dict[str, tuple[Callable[[str], tuple[str, dict[str, Any]]], list[str], int]],
                reps: int) -> dict[str, Any]:
     """Median ops/s per (row, client), interleaved; every measurement in a
-    fresh process (harness.ClientProcesses: glide leaves a thread running
+    fresh process (measuring.ClientProcesses: glide leaves a thread running
     that would load the next client measured in the same process)."""
     got: dict[tuple[str, str], list[float]] = {}
-    with harness.ClientProcesses(fresh=True) as workers:
+    with measuring.ClientProcesses(fresh=True) as workers:
         for rep in range(reps):
             for row, (where_of, clients, ops) in rows.items():
                 k = rep % len(clients)

@@ -157,13 +157,22 @@ mod tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use super::{spinners_for, SpinWait, PROBE_EVERY, SPIN, SPINNERS};
+    use super::{spinners_for, SpinWait, Waiting, PROBE_EVERY, SPIN, SPINNERS};
 
     /// A process's `SpinWait` with `n` spinners allowed.
     fn with(n: usize) -> SpinWait {
         let w = SpinWait::new();
         w.spinners.set(n).unwrap();
         w
+    }
+
+    /// `w` does not spin: given a reply that never comes and a start an
+    /// hour ahead (a spinner would stay an hour), it is back at once.
+    fn returns_without_spinning(w: &Waiting<'_>) -> bool {
+        let never = AtomicBool::new(false);
+        let t = Instant::now();
+        let caught = w.spin(&never, Instant::now() + Duration::from_secs(3600));
+        !caught && t.elapsed() < Duration::from_secs(3000)
     }
 
     #[test]
@@ -189,10 +198,7 @@ mod tests {
         let l = with(spinners_for(1));
         let w = l.enter();
         assert!(!w.may_spin, "alone, but on one CPU");
-        let never = AtomicBool::new(false);
-        let t = Instant::now();
-        assert!(!w.spin(&never, Instant::now() + Duration::from_secs(3600)));
-        assert!(t.elapsed() < Duration::from_secs(3000), "it did not spin");
+        assert!(returns_without_spinning(&w));
     }
 
     #[test]
@@ -223,16 +229,8 @@ mod tests {
         assert!(start.elapsed() >= SPIN, "it spun the whole budget");
         w.record(Duration::from_millis(5)); // its reply came late
         drop(w);
-        // Now it does not spin at all: given a start an hour ahead (a
-        // spinner would stay an hour), it is back at once.
         let w = l.enter();
-        let future = Instant::now() + Duration::from_secs(3600);
-        let t = Instant::now();
-        assert!(!w.spin(&never, future));
-        assert!(
-            t.elapsed() < Duration::from_secs(3000),
-            "no spin after a slow reply"
-        );
+        assert!(returns_without_spinning(&w), "no spin after a slow reply");
         w.record(Duration::from_micros(20)); // a quick one
         drop(w);
         let w = l.enter();
@@ -262,11 +260,7 @@ mod tests {
         let _first = l.enter();
         let _second = l.enter();
         let third = l.enter();
-        let never = AtomicBool::new(false);
-        let future = Instant::now() + Duration::from_secs(3600);
-        let t = Instant::now();
-        assert!(!third.spin(&never, future));
-        assert!(t.elapsed() < Duration::from_secs(3000));
+        assert!(returns_without_spinning(&third));
         third.record(Duration::from_secs(1));
         assert_eq!(l.last_ns.load(Ordering::Relaxed), 0, "not recorded");
     }

@@ -1,5 +1,5 @@
 """The blocking benchmarks' shared pieces work and check what they measure:
-``harness.timed_threads`` runs every thread's share (one share: the calling
+``measuring.timed_threads`` runs every thread's share (one share: the calling
 thread) and hands back a thread's exception; bench/pg_blocking.py's
 measurement, against the test PostgreSQL, runs its calls with answers
 checked for iokernel and psycopg and counts the client's connections; a
@@ -19,7 +19,7 @@ from tests.integration.bench_util import load_bench
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
-import harness  # noqa: E402  (bench/ is put on the path just above)
+import measuring  # noqa: E402  (bench/ is put on the path just above)
 
 
 def test_timed_threads_runs_every_share_and_raises_a_threads_error() -> None:
@@ -30,14 +30,14 @@ def test_timed_threads_runs_every_share_and_raises_a_threads_error() -> None:
         with lock:
             done.append((threading.current_thread().name, n))
 
-    clock = harness.Clock()
-    harness.timed_threads(body, [5, 6, 7], 2, clock)
+    clock = measuring.Clock()
+    measuring.timed_threads(body, [5, 6, 7], 2, clock)
     shares = sorted(n for _, n in done)
     assert shares == [2, 2, 2, 5, 6, 7]  # three warm-ups, then each share
     assert clock.seconds >= 0
 
     done.clear()
-    harness.timed_threads(body, [4], 1, harness.Clock())
+    measuring.timed_threads(body, [4], 1, measuring.Clock())
     assert [n for _, n in done] == [1, 4]
     assert {name for name, _ in done} == {threading.current_thread().name}
 
@@ -46,7 +46,7 @@ def test_timed_threads_runs_every_share_and_raises_a_threads_error() -> None:
             raise ValueError("share of 9 failed")
 
     with pytest.raises(ValueError, match="share of 9 failed"):
-        harness.timed_threads(failing, [3, 9], 1, harness.Clock())
+        measuring.timed_threads(failing, [3, 9], 1, measuring.Clock())
 
 
 @pytest.mark.parametrize("client", ["iokernel", "psycopg"])

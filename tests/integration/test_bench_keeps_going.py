@@ -6,7 +6,7 @@ to raise glide's own ``TimeoutError`` partway through each measurement (the
 other tasks still running), on a short real run against the test server:
 the run must finish, record the failure for glide in that row, measure the
 other clients, and list the failure in the report. Also: the worker
-processes the run measures in (harness.ClientProcesses) hand back results
+processes the run measures in (measuring.ClientProcesses) hand back results
 and exceptions.
 """
 
@@ -68,12 +68,12 @@ def test_client_processes_run_each_call_in_a_fresh_process_and_hand_back_errors(
 
     monkeypatch.delenv("IOKERNEL_BENCH_IN_PROCESS", raising=False)
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
-    harness = load_bench("harness", "harness.py")
-    with harness.ClientProcesses(fresh=True) as w:
+    measuring = load_bench("measuring", "measuring.py")
+    with measuring.ClientProcesses(fresh=True) as w:
         a = w.call("x", os.getpid)
         b = w.call("x", os.getpid)
         assert os.getpid() not in (a, b) and a != b
         with pytest.raises(ValueError, match="invalid literal"):
             w.call("x", int, "not a number")
-    with harness.ClientProcesses() as w:
+    with measuring.ClientProcesses() as w:
         assert w.call("y", os.getpid) == w.call("y", os.getpid), "kept for the run"

@@ -32,38 +32,26 @@ pub(super) struct Knobs {
 
 /// The protocol and the service configuration for `dsn` and `k`.
 pub(super) fn configure(dsn: &str, k: Knobs) -> PyResult<(Postgres, ServiceConfig)> {
-    let Knobs {
-        connections,
-        max_in_flight,
-        max_queued,
-        statement_cache_size,
-        connect_timeout,
-        idle_ping,
-        max_dedicated,
-        max_message_size,
-        listen,
-        ssl,
-        idempotent,
-    } = k;
     let u = pg_url::parse(dsn).map_err(PyValueError::new_err)?;
     // TLS: libpq's environment variables, then the URL, then keyword
     // arguments (the last wins).
     let env = pg_tls::ENV
         .iter()
         .filter_map(|(var, name)| std::env::var(var).ok().map(|v| (name.to_string(), v)));
-    let params: Vec<_> = env.chain(u.ssl.iter().cloned()).chain(ssl).collect();
+    let params: Vec<_> = env.chain(u.ssl.iter().cloned()).chain(k.ssl).collect();
     let tls = pg_tls::settings(&params).map_err(PyValueError::new_err)?;
     let connector = PgConnector::new(&tls);
     let cancel_via = connector.pinned();
     let retry = connector
         .retry()
         .map(|c| (c, tls.mode == pg_tls::SslMode::Prefer));
-    if connections == 0 || max_in_flight == 0 || max_dedicated == 0 {
+    if k.connections == 0 || k.max_in_flight == 0 || k.max_dedicated == 0 {
         return Err(PyValueError::new_err(
             "connections, max_in_flight and max_dedicated must be at least 1",
         ));
     }
-    let connect_timeout = connect_timeout
+    let connect_timeout = k
+        .connect_timeout
         .map(|t| seconds("connect_timeout", t))
         .transpose()?
         .or(u.connect_timeout)
@@ -73,12 +61,12 @@ pub(super) fn configure(dsn: &str, k: Knobs) -> PyResult<(Postgres, ServiceConfi
         password: u.password.clone(),
         database: u.database.clone(),
         application_name: u.application_name.clone(),
-        statement_cache: statement_cache_size,
+        statement_cache: k.statement_cache_size,
         limits: wire::Limits {
             // The length header counts itself: at least that much.
-            max_message: max_message_size.max(5),
+            max_message: k.max_message_size.max(5),
         },
-        listen,
+        listen: k.listen,
         check_role: u.attrs.needs_role(),
     };
     let cfg = ServiceConfig {
@@ -86,14 +74,14 @@ pub(super) fn configure(dsn: &str, k: Knobs) -> PyResult<(Postgres, ServiceConfi
         names: u.addrs.clone(),
         sources: u.source.clone().into_iter().collect(),
         connect_timeout,
-        max_in_flight,
-        max_queued,
-        idle_ping: idle_ping.map(|p| seconds("idle_ping", p)).transpose()?,
-        conns_per_addr: connections,
-        max_dedicated,
+        max_in_flight: k.max_in_flight,
+        max_queued: k.max_queued,
+        idle_ping: k.idle_ping.map(|p| seconds("idle_ping", p)).transpose()?,
+        conns_per_addr: k.connections,
+        max_dedicated: k.max_dedicated,
         connector: std::sync::Arc::new(connector),
         balancer: crate::kernel::balance::peak_ewma_p2c(),
-        idempotent,
+        idempotent: k.idempotent,
         attrs: u.attrs,
     };
     Ok((
