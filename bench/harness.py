@@ -348,6 +348,16 @@ def rel(path: Path) -> Path:
     return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
+def write_table(name: str, command: str, reps: int, lines: Sequence[str]) -> str:
+    """A table-only report (a script without ``main``): the table under the
+    command that made it, printed and written to bench/results/<name>.md."""
+    text = (f"`{command}`: median of {reps}; {os.cpu_count()} CPUs\n\n"
+            + "\n".join(lines) + "\n")
+    print(text, end="")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / f"{name}.md").write_text(text)
+    return text
+
 # ------------------------------------------------------------------ command line
 @dataclass(frozen=True)
 class Run:

@@ -140,12 +140,8 @@ def main() -> None:
     counts = [int(x) for x in args.threads.split(",") if x.strip()]
     with harness.server("postgres", "IOKERNEL_BENCH_PG_DSN") as srv:
         got = sweep(srv.url, srv.pid, counts, args.reps, args.ops)
-    text = (f"`python bench/pg_blocking.py --threads {args.threads} --reps {args.reps} "
-            f"--ops {args.ops}`: median of {args.reps}; {os.cpu_count()} CPUs\n\n"
-            + "\n".join(report(got, counts)) + "\n")
-    print(text, end="")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "pg_blocking.md").write_text(text)
+    harness.write_table("pg_blocking", f"python bench/pg_blocking.py --threads {args.threads} "
+                        f"--reps {args.reps} --ops {args.ops}", args.reps, report(got, counts))
 
 
 if __name__ == "__main__":

@@ -36,8 +36,6 @@ import harness
 import measuring
 from cases import KEY, VALUE, measure_threads, raw_command
 
-from tests.servers import RedisServer
-
 CLIENTS = ("floor-blocking", "floor-nospin", "iokernel", "redis-py")
 
 
@@ -107,18 +105,10 @@ def main() -> None:
     ap.add_argument("--plot", default=None, help="write the plot here (PNG)")
     args = ap.parse_args()
     counts = [int(x) for x in args.threads.split(",") if x.strip()]
-    url = os.environ.get("IOKERNEL_BENCH_REDIS_URL")
-    if url:
-        got = sweep(url, counts, args.reps, args.ops)
-    else:
-        with RedisServer() as srv:
-            got = sweep(srv.url(), counts, args.reps, args.ops)
-    text = (f"`python bench/thread_sweep.py --threads {args.threads} --reps {args.reps} "
-            f"--ops {args.ops}`: median of {args.reps}; {os.cpu_count()} CPUs\n\n"
-            + "\n".join(report(got, counts)) + "\n")
-    print(text, end="")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "thread_sweep.md").write_text(text)
+    with harness.server("redis", "IOKERNEL_BENCH_REDIS_URL") as srv:
+        got = sweep(srv.url, counts, args.reps, args.ops)
+    harness.write_table("thread_sweep", f"python bench/thread_sweep.py --threads {args.threads} "
+                        f"--reps {args.reps} --ops {args.ops}", args.reps, report(got, counts))
     if args.plot:
         plot(got, counts, Path(args.plot),
              f"Blocking GETs against threads — {os.cpu_count()} CPUs, median of {args.reps}")

@@ -7,19 +7,14 @@ wrong answer ends the measurement with an error naming the client."""
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.bench_util import load_bench
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
-
-import measuring  # noqa: E402  (bench/ is put on the path just above)
+measuring = load_bench("measuring", "measuring.py")
 
 
 def test_timed_threads_runs_every_share_and_raises_a_threads_error() -> None:

@@ -20,8 +20,6 @@ import pytest
 
 from tests.integration.bench_util import load_bench
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def test_glide_timeout_is_recorded_and_the_run_goes_on(
     redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -67,7 +65,6 @@ def test_client_processes_run_each_call_in_a_fresh_process_and_hand_back_errors(
     import os
 
     monkeypatch.delenv("IOKERNEL_BENCH_IN_PROCESS", raising=False)
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))
     measuring = load_bench("measuring", "measuring.py")
     with measuring.ClientProcesses(fresh=True) as w:
         a = w.call("x", os.getpid)
